@@ -1,0 +1,131 @@
+/**
+ * Picks the TensorFlow.js backend at run time.
+ *
+ * Order: tfjs-node-gpu (CUDA), tfjs-node (native CPU), wasm (XNNPACK + SIMD), cpu (pure JS).
+ * The two native packages are optionalDependencies: their install script downloads libtensorflow,
+ * which fails without internet, and their addon fails to load without the CUDA 11.2 / cuDNN 8
+ * libraries. Either failure falls through to the next backend with the reason on one line.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { createRequire } from 'node:module';
+
+export type BackendName = 'tensorflow-gpu' | 'tensorflow' | 'wasm' | 'cpu';
+export const BACKEND_NAMES: readonly BackendName[] = ['tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'];
+
+export interface BackendInfo {
+  name: BackendName;
+  /** The line printed at start-up, e.g. `backend: wasm (threads 1, simd)`. */
+  description: string;
+  /** Why each backend tried before this one was skipped. */
+  skipped: string[];
+}
+
+const require = createRequire(import.meta.url);
+
+let active: BackendInfo | undefined;
+
+/** Accepts the names users type: `gpu`, `node`, `tfjs-node`, `tfjs-node-gpu` as aliases. */
+export function parseBackendName(value: string): BackendName {
+  const aliases: Record<string, BackendName> = {
+    'tensorflow-gpu': 'tensorflow-gpu', 'tfjs-node-gpu': 'tensorflow-gpu', gpu: 'tensorflow-gpu', cuda: 'tensorflow-gpu',
+    tensorflow: 'tensorflow', 'tfjs-node': 'tensorflow', node: 'tensorflow',
+    wasm: 'wasm', cpu: 'cpu',
+  };
+  const name = aliases[value.trim().toLowerCase()];
+  if (!name) throw new Error(`unknown backend "${value}": use one of ${BACKEND_NAMES.join(', ')} (aliases gpu, node)`);
+  return name;
+}
+
+async function tryNative(pkg: '@tensorflow/tfjs-node-gpu' | '@tensorflow/tfjs-node'): Promise<string> {
+  // The addon registers the 'tensorflow' backend when it loads; a missing package, a missing
+  // libtensorflow or missing CUDA libraries all surface here as an exception.
+  require(pkg);
+  if (!(await tf.setBackend('tensorflow'))) throw new Error('the tensorflow backend did not initialise');
+  await tf.ready();
+  return pkg === '@tensorflow/tfjs-node-gpu' ? 'tensorflow (tfjs-node-gpu, CUDA)' : 'tensorflow (tfjs-node, native CPU)';
+}
+
+async function tryWasm(): Promise<string> {
+  await import('@tensorflow/tfjs-backend-wasm');
+  if (!(await tf.setBackend('wasm'))) throw new Error('the wasm backend did not initialise');
+  await tf.ready();
+  const wasm = (await import('@tensorflow/tfjs-backend-wasm')) as typeof import('@tensorflow/tfjs-backend-wasm');
+  const simd = await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT');
+  return `wasm (threads ${wasm.getThreadsCount()}, ${simd ? 'simd' : 'no simd'})`;
+}
+
+async function tryCpu(): Promise<string> {
+  if (!(await tf.setBackend('cpu'))) throw new Error('the cpu backend did not initialise');
+  await tf.ready();
+  return 'cpu (pure JavaScript)';
+}
+
+const attempts: Record<BackendName, () => Promise<string>> = {
+  'tensorflow-gpu': () => tryNative('@tensorflow/tfjs-node-gpu'),
+  tensorflow: () => tryNative('@tensorflow/tfjs-node'),
+  wasm: tryWasm,
+  cpu: tryCpu,
+};
+
+function firstLine(err: unknown): string {
+  const text = err instanceof Error ? err.message : String(err);
+  const line = text.split('\n').find((l) => l.trim() !== '') ?? text;
+  return line.length > 200 ? `${line.slice(0, 197)}...` : line;
+}
+
+export interface InitOptions {
+  /** Force one backend; otherwise `KOTUNE_BACKEND`, otherwise the fallback order. */
+  backend?: string;
+  /** Where the start-up line and fall-through reasons go; default stderr. Pass `null` for silence. */
+  log?: ((line: string) => void) | null;
+}
+
+/**
+ * Selects and initialises a backend, once per process (later calls with the same or no request
+ * return the active one; asking for a different one switches). A forced backend that cannot load
+ * is an error, never a silent fallback.
+ */
+export async function initBackend(options: InitOptions = {}): Promise<BackendInfo> {
+  const log = options.log === undefined ? (line: string) => process.stderr.write(`${line}\n`) : options.log;
+  const requested = options.backend ?? process.env.KOTUNE_BACKEND;
+  const forced = requested ? parseBackendName(requested) : undefined;
+  if (active && (!forced || forced === active.name)) {
+    if (tf.getBackend() !== backendRegistryName(active.name)) await tf.setBackend(backendRegistryName(active.name));
+    return active;
+  }
+  const order = forced ? [forced] : BACKEND_NAMES;
+  const skipped: string[] = [];
+  for (const name of order) {
+    try {
+      const description = await attempts[name]();
+      active = { name, description: `backend: ${description}`, skipped };
+      log?.(active.description);
+      return active;
+    } catch (err) {
+      const reason = `${name} unavailable: ${firstLine(err)}`;
+      if (forced) throw new Error(`backend ${name} was requested but cannot be used: ${firstLine(err)}`);
+      skipped.push(reason);
+      log?.(`backend: ${reason}; trying the next one`);
+    }
+  }
+  throw new Error(`no TensorFlow.js backend could be initialised:\n${skipped.join('\n')}`);
+}
+
+function backendRegistryName(name: BackendName): string {
+  return name === 'tensorflow-gpu' ? 'tensorflow' : name;
+}
+
+/** The backend `initBackend` chose, or undefined before the first call. */
+export function activeBackend(): BackendInfo | undefined {
+  return active;
+}
+
+/** Reads `--backend NAME` / `--backend=NAME` from argv, for scripts that take no other flags. */
+export function backendFromArgv(argv: readonly string[] = process.argv): string | undefined {
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === '--backend') return argv[i + 1];
+    if (arg.startsWith('--backend=')) return arg.slice('--backend='.length);
+  }
+  return undefined;
+}

@@ -1,0 +1,3 @@
+export * as tf from '@tensorflow/tfjs';
+export { initBackend, activeBackend, parseBackendName, backendFromArgv, BACKEND_NAMES } from './backend.ts';
+export type { BackendInfo, BackendName, InitOptions } from './backend.ts';

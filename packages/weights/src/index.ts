@@ -1,0 +1,2 @@
+export { readSafetensors, readSafetensorsHeader, writeSafetensors, decodeTensorBytes, DTYPE_BYTES } from './safetensors.ts';
+export type { Dtype, TensorEntry, SafetensorsHeader, LoadedTensor, TensorToWrite } from './safetensors.ts';
