@@ -1,3 +1,4 @@
 export * as tf from '@tensorflow/tfjs';
 export { initBackend, activeBackend, parseBackendName, backendFromArgv, BACKEND_NAMES } from './backend.ts';
 export type { BackendInfo, BackendName, InitOptions } from './backend.ts';
+export { linear, matMul } from './matmul.ts';
