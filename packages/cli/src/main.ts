@@ -1,0 +1,46 @@
+#!/usr/bin/env -S node --import tsx
+/**
+ * `kotune <command> [options]`: each command lives in `commands/<command>.ts` and exports
+ * `run(argv)`, loaded on demand so that `kotune metrics` does not pay for TensorFlow.js start-up.
+ */
+import { CliError } from './errors.ts';
+
+const COMMANDS: Record<string, { summary: string; load: () => Promise<{ run(argv: string[]): Promise<void> }> }> = {
+  demo: { summary: 'train the tiny Korean reranker on the shipped data and show before/after metrics', load: () => import('./commands/demo.ts') },
+  train: { summary: 'fine-tune a reranker or embedder from a JSON config', load: () => import('./commands/train.ts') },
+  score: { summary: 'score {query, passage} JSONL lines with a reranker', load: () => import('./commands/score.ts') },
+  encode: { summary: 'embed {text} JSONL lines with an embedder', load: () => import('./commands/encode.ts') },
+  eval: { summary: 'evaluate rerankers or embedders (MRR, NDCG, recall/precision/F1@k)', load: () => import('./commands/eval.ts') },
+  mine: { summary: 'mine hard negatives for {query, pos, neg} JSONL', load: () => import('./commands/mine.ts') },
+  'score-data': { summary: 'add teacher pos_scores / neg_scores from a reranker', load: () => import('./commands/score-data.ts') },
+  metrics: { summary: 'IR metrics of a TREC run against TREC qrels', load: () => import('./commands/metrics.ts') },
+};
+
+function usage(): string {
+  const width = Math.max(...Object.keys(COMMANDS).map((c) => c.length));
+  const lines = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`);
+  return ['usage: kotune <command> [options]   (kotune <command> --help for its options)', '', ...lines,
+    '', 'Every command accepts --backend tensorflow-gpu|tensorflow|wasm|cpu (or KOTUNE_BACKEND).'].join('\n');
+}
+
+async function main(argv: string[]): Promise<void> {
+  const [name, ...rest] = argv;
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    console.log(usage());
+    return;
+  }
+  const command = COMMANDS[name];
+  if (!command) throw new CliError(`unknown command '${name}'\n\n${usage()}`);
+  const module = await command.load();
+  await module.run(rest);
+}
+
+main(process.argv.slice(2)).catch((error: unknown) => {
+  if (error instanceof CliError) {
+    console.error(`kotune: ${error.message}`);
+    process.exit(2);
+  }
+  console.error(error instanceof Error ? `kotune: ${error.message}` : error);
+  if (process.env.KOTUNE_DEBUG && error instanceof Error) console.error(error.stack);
+  process.exit(1);
+});
