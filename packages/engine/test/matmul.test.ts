@@ -1,0 +1,130 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { initBackend, linear, matMul, tf } from '../src/index.ts';
+
+/**
+ * Our products sum in a different order than `tf.matMul` (XNNPACK blocks versus the naive loop),
+ * so results differ by float32 rounding only: reordering a sum of K terms moves it by at most
+ * ~K·ε·Σ|terms| (ε = 2⁻²³ ≈ 1.2e-7). The check allows 2·K·ε of the largest |entry| (measured:
+ * below 3% of that), while a wrong transpose, batch entry or gradient term is off by O(1) of it.
+ */
+function assertClose(actual: tf.Tensor, expected: tf.Tensor, innerSize: number, what: string): void {
+  assert.equal(actual.shape, expected.shape, `${what}: shape`);
+  const a = actual.dataSync();
+  const e = expected.dataSync();
+  let scale = 0;
+  let worst = 0;
+  for (let i = 0; i < e.length; i++) {
+    scale = Math.max(scale, Math.abs(e[i]!));
+    worst = Math.max(worst, Math.abs(a[i]! - e[i]!));
+  }
+  const tolerance = 2 * innerSize * 2 ** -23 * scale; // float32 reordering bound, see above
+  assert.ok(worst <= tolerance, `${what}: max |diff| ${worst} > ${tolerance} (${tf.getBackend()})`);
+}
+
+let seed = 1;
+function randn(shape: number[]): tf.Tensor {
+  return tf.randomNormal(shape, 0, 1, 'float32', seed++);
+}
+
+/** Value and gradients of `sum(f(a, b) * r)`, so that each output entry gets its own upstream weight. */
+function valueAndGrads(f: (...xs: tf.Tensor[]) => tf.Tensor, inputs: tf.Tensor[], r: tf.Tensor): tf.Tensor[] {
+  const y = f(...inputs);
+  const grads = tf.grads((...xs: tf.Tensor[]) => tf.sum(tf.mul(f(...xs), r)))(inputs);
+  return [y, ...grads];
+}
+
+/** Shapes as attention and Linear use them, plus odd sizes and a matrix big enough for the blocked transpose. */
+const cases: { name: string; m: number; k: number; n: number; batch: number[] }[] = [
+  { name: 'rank 2, odd sizes', m: 5, k: 7, n: 6, batch: [] },
+  { name: 'rank 2, blocked transpose', m: 256, k: 96, n: 288, batch: [] },
+  { name: 'rank 2, odd rows', m: 257, k: 33, n: 255, batch: [] },
+  { name: 'rank 3 (attention [B·heads, S, d])', m: 12, k: 8, n: 12, batch: [6] },
+  { name: 'rank 3, odd sizes', m: 5, k: 3, n: 7, batch: [4] },
+  { name: 'rank 4 (batch, heads)', m: 6, k: 4, n: 6, batch: [2, 3] },
+];
+
+for (const backend of ['wasm', 'cpu'] as const) {
+  for (const { name, m, k, n, batch } of cases) {
+    for (const [transposeA, transposeB] of [[false, false], [false, true], [true, false], [true, true]] as const) {
+      test(`${backend}: matMul ${name}, transposeA=${transposeA} transposeB=${transposeB}: values and gradients equal tf.matMul's`, async () => {
+        await initBackend({ backend, log: null });
+        tf.tidy(() => {
+          const a = randn([...batch, ...(transposeA ? [k, m] : [m, k])]);
+          const b = randn([...batch, ...(transposeB ? [n, k] : [k, n])]);
+          const r = randn([...batch, m, n]);
+          const ours = valueAndGrads((x, y) => matMul(x!, y!, transposeA, transposeB), [a, b], r);
+          const plain = valueAndGrads((x, y) => tf.matMul(x!, y!, transposeA, transposeB), [a, b], r);
+          assertClose(ours[0]!, plain[0]!, k, 'value');
+          assertClose(ours[1]!, plain[1]!, n, 'd/da'); // da sums over n
+          assertClose(ours[2]!, plain[2]!, m, 'd/db'); // db sums over m
+        });
+      });
+    }
+  }
+
+  test(`${backend}: linear on rank-3 input, with and without bias, equals x·wᵀ + b with its gradients`, async () => {
+    await initBackend({ backend, log: null });
+    tf.tidy(() => {
+      const [batch, seq, inF, outF] = [3, 20, 40, 24];
+      const x = randn([batch, seq, inF]);
+      const w = randn([outF, inF]);
+      const bias = randn([outF]);
+      const r = randn([batch, seq, outF]);
+      const reference = (x: tf.Tensor, w: tf.Tensor, b?: tf.Tensor) => {
+        const y = tf.matMul(x.reshape([-1, inF]), w, false, true);
+        return (b ? tf.add(y, b) : y).reshape([batch, seq, outF]);
+      };
+      const ours = valueAndGrads((x, w, b) => linear(x!, w as tf.Tensor2D, b as tf.Tensor1D), [x, w, bias], r);
+      const plain = valueAndGrads(reference, [x, w, bias], r);
+      assertClose(ours[0]!, plain[0]!, inF, 'value');
+      assertClose(ours[1]!, plain[1]!, outF, 'd/dx');
+      assertClose(ours[2]!, plain[2]!, batch * seq, 'd/dw');
+      assertClose(ours[3]!, plain[3]!, batch * seq, 'd/dbias');
+      const oursNoBias = valueAndGrads((x, w) => linear(x!, w as tf.Tensor2D), [x, w], r);
+      const plainNoBias = valueAndGrads((x, w) => reference(x!, w!), [x, w], r);
+      oursNoBias.forEach((t, i) => assertClose(t, plainNoBias[i]!, i === 2 ? batch * seq : Math.max(inF, outF), `no bias, output ${i}`));
+    });
+  });
+}
+
+test('wasm: linear and matMul reject shapes that do not multiply, and broadcast batches fall back to tf.matMul', async () => {
+  await initBackend({ backend: 'wasm', log: null });
+  tf.tidy(() => {
+    assert.throws(() => linear(randn([2, 5]), randn([3, 4]) as tf.Tensor2D), /weight \[3,4\] does not match input \[2,5\]/);
+    assert.throws(() => linear(randn([2, 4]), randn([3, 4]) as tf.Tensor2D, randn([4]) as tf.Tensor1D), /bias \[4\] does not match weight \[3,4\]/);
+    assert.throws(() => matMul(randn([2, 3, 4]), randn([2, 5, 6])), /inner shapes/);
+    const a = randn([2, 3, 4]);
+    const b = randn([4, 5]);
+    assertClose(matMul(a, b), tf.matMul(a, b), 4, 'broadcast');
+  });
+});
+
+test('wasm: repeated forward + backward leaves no tensor and no wasm memory behind', async () => {
+  await initBackend({ backend: 'wasm', log: null });
+  const x = tf.variable(randn([4, 32, 48]));
+  const w = tf.variable(randn([40, 48]));
+  const bias = tf.variable(randn([40]));
+  const q = randn([8, 32, 16]);
+  const k = randn([8, 32, 16]);
+  const step = () =>
+    tf.tidy(() => {
+      const { value, grads } = tf.variableGrads(() => {
+        const h = linear(x, w as tf.Tensor2D, bias as tf.Tensor1D);
+        const scores = matMul(q, k, false, true);
+        return tf.add(tf.sum(h), tf.sum(matMul(scores, q)));
+      });
+      return tf.stack([value, ...Object.values(grads).map((g) => tf.sum(g))]).dataSync();
+    });
+  step();
+  const before = tf.memory();
+  const dataIdsBefore = tf.engine().backend.numDataIds();
+  for (let i = 0; i < 5; i++) step();
+  const after = tf.memory();
+  assert.is(after.numTensors, before.numTensors, 'numTensors');
+  assert.is(after.numBytes, before.numBytes, 'numBytes');
+  assert.is(tf.engine().backend.numDataIds(), dataIdsBefore, 'wasm buffers');
+  tf.dispose([x, w, bias, q, k]);
+});
+
+test.run();
