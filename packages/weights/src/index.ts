@@ -1,3 +1,4 @@
 export { readSafetensors, readSafetensorsHeader, writeSafetensors, decodeTensorBytes, DTYPE_BYTES } from './safetensors.ts';
 export type { Dtype, TensorEntry, SafetensorsHeader, LoadedTensor, TensorToWrite } from './safetensors.ts';
-export { loadStateDict } from './state-dict.ts';
+export { readTorchCheckpoint } from './torch-checkpoint.ts';
+export { loadStateDict, WEIGHT_FILES } from './state-dict.ts';

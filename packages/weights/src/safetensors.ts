@@ -6,6 +6,7 @@
  */
 import { open, rename } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
+import { readExactly } from './file-io.ts';
 
 export type Dtype = 'F64' | 'F32' | 'F16' | 'BF16' | 'I64' | 'I32' | 'I16' | 'I8' | 'U8' | 'BOOL';
 
@@ -93,37 +94,60 @@ function f16ToF32(bits: number): number {
   return sign * 2 ** (exp - 15) * (1 + frac / 1024);
 }
 
-/** Decodes raw little-endian bytes; F16 and BF16 are widened to Float32. */
+let halfTable: Float32Array | undefined;
+/** Every float16 bit pattern widened once: a table lookup is much faster than decoding each value. */
+function halfToFloatTable(): Float32Array {
+  if (!halfTable) {
+    halfTable = new Float32Array(65536);
+    for (let bits = 0; bits < 65536; bits++) halfTable[bits] = f16ToF32(bits);
+  }
+  return halfTable;
+}
+
+/**
+ * Decodes raw little-endian bytes; F16 and BF16 are widened to Float32. When `bytes` starts at an offset
+ * aligned for the dtype, the result is a view of the same memory (no copy: callers pass freshly read
+ * buffers); otherwise it is copied into an aligned buffer first.
+ */
 export function decodeTensorBytes(bytes: Uint8Array, dtype: Dtype): LoadedTensor['data'] {
-  // Copy into an aligned buffer: the slice may start at any byte offset of the file.
-  const aligned = new Uint8Array(bytes.byteLength);
-  aligned.set(bytes);
+  let aligned = bytes;
+  if (bytes.byteOffset % DTYPE_BYTES[dtype] !== 0) {
+    aligned = new Uint8Array(bytes.byteLength);
+    aligned.set(bytes);
+  }
   const buf = aligned.buffer;
+  const offset = aligned.byteOffset;
+  const count = aligned.byteLength / DTYPE_BYTES[dtype];
   switch (dtype) {
-    case 'F32': return new Float32Array(buf);
-    case 'F64': return new Float64Array(buf);
-    case 'I32': return new Int32Array(buf);
-    case 'I64': return new BigInt64Array(buf);
-    case 'I16': return new Int16Array(buf);
-    case 'I8': return new Int8Array(buf);
+    case 'F32': return new Float32Array(buf, offset, count);
+    case 'F64': return new Float64Array(buf, offset, count);
+    case 'I32': return new Int32Array(buf, offset, count);
+    case 'I64': return new BigInt64Array(buf, offset, count);
+    case 'I16': return new Int16Array(buf, offset, count);
+    case 'I8': return new Int8Array(buf, offset, count);
     case 'U8': case 'BOOL': return aligned;
     case 'BF16': {
-      const src = new Uint16Array(buf);
-      const out = new Float32Array(src.length);
+      const src = new Uint16Array(buf, offset, count);
+      const out = new Float32Array(count);
       const outBits = new Uint32Array(out.buffer);
       for (let i = 0; i < src.length; i++) outBits[i] = src[i]! << 16;
       return out;
     }
     case 'F16': {
-      const src = new Uint16Array(buf);
-      const out = new Float32Array(src.length);
-      for (let i = 0; i < src.length; i++) out[i] = f16ToF32(src[i]!);
+      const src = new Uint16Array(buf, offset, count);
+      const out = new Float32Array(count);
+      const table = halfToFloatTable();
+      for (let i = 0; i < count; i++) out[i] = table[src[i]!]!;
       return out;
     }
   }
 }
 
-/** Reads every tensor of a safetensors file, one tensor at a time (no second copy of the file). */
+/**
+ * Reads every tensor of a safetensors file with one positioned read per tensor into a buffer that becomes
+ * the tensor's data (F32/I64/...: no copy at all; F16/BF16: the raw bytes live until widened), so the peak
+ * memory is the loaded tensors plus at most one raw half-precision tensor.
+ */
 export async function readSafetensors(path: string): Promise<{ metadata: Record<string, string>; tensors: Map<string, LoadedTensor> }> {
   const fh = await open(path, 'r');
   try {
@@ -131,9 +155,8 @@ export async function readSafetensors(path: string): Promise<{ metadata: Record<
     const tensors = new Map<string, LoadedTensor>();
     for (const [name, entry] of header.tensors) {
       const [begin, end] = entry.dataOffsets;
-      const bytes = Buffer.alloc(end - begin);
-      const { bytesRead } = await fh.read(bytes, 0, end - begin, header.dataStart + begin);
-      if (bytesRead !== end - begin) throw new Error(`${path}: tensor "${name}" is truncated`);
+      const bytes = new Uint8Array(end - begin);
+      await readExactly(fh, path, bytes, header.dataStart + begin, `tensor "${name}"`);
       tensors.set(name, { dtype: entry.dtype, shape: entry.shape, data: decodeTensorBytes(bytes, entry.dtype) });
     }
     return { metadata: header.metadata, tensors };
