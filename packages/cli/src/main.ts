@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --import tsx
+#!/usr/bin/env node
 /**
  * `kotune <command> [options]`: each command lives in `commands/<command>.ts` and exports
  * `run(argv)`, loaded on demand so that `kotune metrics` does not pay for TensorFlow.js start-up.

@@ -1,1 +1,15 @@
-export {};
+export { configFromJson, configToJsonText, loadConfig, numLabels, withOverrides } from './configuration-xlm-roberta.ts';
+export type { ConfigOverrides, XLMRobertaConfig } from './configuration-xlm-roberta.ts';
+export {
+  ACT2FN, XLMRobertaModel, XLMRobertaForSequenceClassification, createPositionIdsFromInputIds, firstToken,
+  encoderParameterSpecs, classifierParameterSpecs, initParameters,
+} from './modeling-xlm-roberta.ts';
+export type { ForwardOptions, ModelOutput, ParameterSpec } from './modeling-xlm-roberta.ts';
+export { sequenceClassificationParameters, encoderParameters } from './checkpoint.ts';
+export { pool, l2Normalize, cosineSimilarity, POOLING_MODES } from './pooling.ts';
+export type { PoolingMode } from './pooling.ts';
+export { Reranker } from './reranker.ts';
+export type { ScoreOptions } from './reranker.ts';
+export { Embedder } from './embedder.ts';
+export type { EmbedderSettings, EncodeOptions } from './embedder.ts';
+export type { LoadOptions } from './pretrained.ts';

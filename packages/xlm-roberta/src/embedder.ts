@@ -1,0 +1,152 @@
+/**
+ * A bi-encoder embedder: `XLMRobertaModel` + pooling (CLS or mean) + optional L2 normalisation, as a
+ * sentence-transformers model computes `encode`, saved as a sentence-transformers folder.
+ */
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { tf } from '@kotune/engine';
+import { XLMRTokenizer } from '@kotune/tokenizer';
+import { loadStateDict, writeSafetensors } from '@kotune/weights';
+import { encoderParameters, tensorsToWrite } from './checkpoint.ts';
+import { configToJsonText, loadConfig, withOverrides, type ConfigOverrides, type XLMRobertaConfig } from './configuration-xlm-roberta.ts';
+import { writeModelFolder } from './folder.ts';
+import { encoderParameterSpecs, initParameters, XLMRobertaModel, type ForwardOptions } from './modeling-xlm-roberta.ts';
+import { l2Normalize, pool, POOLING_MODES, type PoolingMode } from './pooling.ts';
+import { checkTokenizer, configOverrides, freshConfig, resolveFolder, stderrLog, type LoadOptions } from './pretrained.ts';
+import { readSentenceTransformerFolder, writeSentenceTransformerFiles } from './sentence-transformers.ts';
+import { mapSortedBatches } from './sorted-batches.ts';
+
+export interface EmbedderSettings {
+  /** Default: the folder's `1_Pooling`, else CLS (FlagEmbedding's BGE default). */
+  pooling?: PoolingMode;
+  /** Default: whether the folder has a Normalize module, else true. */
+  normalize?: boolean;
+  /** Longest input, special tokens included; default: the folder's `max_seq_length`, else the model's limit. */
+  maxSeqLength?: number;
+  /** Named prompts saved in config_sentence_transformers.json, e.g. `{ query: 'query: ', passage: 'passage: ' }`. */
+  prompts?: Record<string, string>;
+}
+
+export interface EncodeOptions {
+  /** Text put before every input (a prompt such as `query: `). */
+  prefix?: string;
+  /** Texts per forward pass (default 32). */
+  batchSize?: number;
+  /** Default: the embedder's setting. */
+  normalize?: boolean;
+  /** Default: the embedder's `maxSeqLength`. */
+  maxLength?: number;
+}
+
+export class Embedder {
+  readonly config: XLMRobertaConfig;
+  readonly tokenizer: XLMRTokenizer;
+  readonly model: XLMRobertaModel;
+  readonly pooling: PoolingMode;
+  readonly normalize: boolean;
+  readonly maxSeqLength: number;
+  prompts: Record<string, string>;
+  private readonly doLowerCase: boolean;
+  private readonly stConfigJson: Record<string, unknown> | null;
+  private readonly params: Map<string, tf.Variable>;
+
+  private constructor(
+    config: XLMRobertaConfig, tokenizer: XLMRTokenizer, params: Map<string, tf.Variable>,
+    settings: EmbedderSettings & { doLowerCase?: boolean; stConfigJson?: Record<string, unknown> | null },
+  ) {
+    this.config = config;
+    this.tokenizer = tokenizer;
+    this.params = params;
+    this.model = new XLMRobertaModel(config, params);
+    // The pooler is kept for the round trip but takes no part in the embedding, so it does not train.
+    for (const [name, value] of params) if (name.startsWith('pooler.')) value.trainable = false;
+    this.pooling = settings.pooling ?? 'cls';
+    if (!POOLING_MODES.includes(this.pooling)) throw new Error(`pooling must be one of ${POOLING_MODES.join(', ')}, got ${JSON.stringify(this.pooling)}`);
+    this.normalize = settings.normalize ?? true;
+    this.maxSeqLength = settings.maxSeqLength ?? Math.min(this.model.maxSequenceLength, tokenizer.modelMaxLength);
+    if (!Number.isInteger(this.maxSeqLength) || this.maxSeqLength < 2 || this.maxSeqLength > this.model.maxSequenceLength) {
+      throw new Error(`max_seq_length ${this.maxSeqLength} must be an integer in [2, ${this.model.maxSequenceLength}] (the model's positions)`);
+    }
+    this.prompts = { ...settings.prompts };
+    this.doLowerCase = settings.doLowerCase ?? false;
+    this.stConfigJson = settings.stConfigJson ?? null;
+  }
+
+  /**
+   * Loads a sentence-transformers folder (pooling, normalisation, max_seq_length and prompts from its files)
+   * or a plain Hugging Face folder / hub id (CLS + normalise unless `options` say otherwise).
+   */
+  static async load(pathOrId: string, options: LoadOptions & EmbedderSettings = {}): Promise<Embedder> {
+    const folder = await resolveFolder(pathOrId, options);
+    const st = readSentenceTransformerFolder(folder);
+    const modelFolder = join(folder, st?.transformerPath ?? '');
+    const config = withOverrides(loadConfig(modelFolder), configOverrides(options));
+    const tokenizer = XLMRTokenizer.fromFolder(modelFolder);
+    checkTokenizer(tokenizer, config, modelFolder);
+    const log = options.log === undefined ? stderrLog : options.log;
+    const params = encoderParameters(await loadStateDict(modelFolder), config, modelFolder, { log });
+    try {
+      return new Embedder(config, tokenizer, params, {
+        pooling: options.pooling ?? st?.pooling,
+        normalize: options.normalize ?? st?.normalize,
+        maxSeqLength: options.maxSeqLength ?? st?.maxSeqLength ?? undefined,
+        prompts: options.prompts ?? st?.prompts,
+        doLowerCase: st?.doLowerCase,
+        stConfigJson: st?.configJson,
+      });
+    } catch (error) {
+      for (const value of params.values()) value.dispose();
+      throw error;
+    }
+  }
+
+  /** A freshly initialised embedder (`XLMRobertaModel` with its pooler, which stays frozen), as `Reranker.random`. */
+  static random(config: Record<string, unknown> | XLMRobertaConfig, tokenizerDir: string, seed: number, settings: ConfigOverrides & EmbedderSettings = {}): Embedder {
+    const tokenizer = XLMRTokenizer.fromFolder(tokenizerDir);
+    const full = freshConfig(config, tokenizer, configOverrides(settings));
+    return new Embedder(full, tokenizer, initParameters(encoderParameterSpecs(full, { addPoolingLayer: true }), full, seed), settings);
+  }
+
+  /** Sentence embeddings `[B, H]` (pooled, normalised when the embedder normalises); inputs `[B, S]`. */
+  forward(inputIds: tf.Tensor2D, attentionMask: tf.Tensor2D, options: ForwardOptions & { normalize?: boolean } = {}): tf.Tensor2D {
+    return tf.tidy(() => {
+      const { lastHiddenState } = this.model.forward(inputIds, attentionMask, options);
+      const pooled = pool(lastHiddenState, attentionMask, this.pooling);
+      return (options.normalize ?? this.normalize) ? l2Normalize(pooled) : pooled;
+    });
+  }
+
+  /** One embedding per text, in input order. */
+  async encode(texts: string[], options: EncodeOptions = {}): Promise<Float32Array[]> {
+    const maxLength = options.maxLength ?? this.maxSeqLength;
+    if (!Number.isInteger(maxLength) || maxLength < 2 || maxLength > this.model.maxSequenceLength) {
+      throw new Error(`encode: maxLength ${maxLength} must be an integer in [2, ${this.model.maxSequenceLength}] (the model's positions)`);
+    }
+    const inputs = this.doLowerCase ? texts.map((t) => t.toLowerCase()) : texts;
+    const { inputIds } = this.tokenizer.encodeBatch(inputs, { maxLength, padding: false, prefix: options.prefix ?? '' });
+    const normalize = options.normalize ?? this.normalize;
+    return mapSortedBatches(inputIds, options.batchSize ?? 32, this.tokenizer.padId, (ids, mask) => this.forward(ids, mask, { normalize }));
+  }
+
+  /** The trainable variables under their checkpoint names (`XLMRobertaModel` layout; the frozen pooler excluded). */
+  variables(): Map<string, tf.Variable> {
+    return new Map([...this.params].filter(([, value]) => value.trainable));
+  }
+
+  /** Writes a sentence-transformers folder: the `XLMRobertaModel` at the root, then Pooling and Normalize. */
+  async save(dir: string): Promise<void> {
+    await writeModelFolder(dir, async (staging) => {
+      writeFileSync(join(staging, 'config.json'), configToJsonText(this.config, 'XLMRobertaModel'));
+      await writeSafetensors(join(staging, 'model.safetensors'), tensorsToWrite(this.params), { format: 'pt' });
+      this.tokenizer.copyFilesTo(staging);
+      writeSentenceTransformerFiles(staging, {
+        pooling: this.pooling, normalize: this.normalize, maxSeqLength: this.maxSeqLength, doLowerCase: this.doLowerCase,
+        hiddenSize: this.config.hiddenSize, prompts: this.prompts, configJson: this.stConfigJson,
+      });
+    });
+  }
+
+  dispose(): void {
+    for (const value of this.params.values()) value.dispose();
+  }
+}

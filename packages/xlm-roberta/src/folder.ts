@@ -1,0 +1,34 @@
+/**
+ * Writes a model folder so that no reader ever sees a half-written file: everything is written into a
+ * staging folder next to the files (`dir/.save-<pid>-<n>/`), then each file is renamed into place. Files of
+ * `dir` that the save does not produce are left alone (a training run keeps its checkpoints and logs there).
+ */
+import { mkdirSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+
+let saves = 0;
+
+export async function writeModelFolder(dir: string, write: (staging: string) => Promise<void> | void): Promise<void> {
+  mkdirSync(dir, { recursive: true });
+  const staging = join(dir, `.save-${process.pid}-${++saves}`);
+  mkdirSync(staging);
+  try {
+    await write(staging);
+    publish(staging, dir);
+  } finally {
+    rmSync(staging, { recursive: true, force: true });
+  }
+}
+
+function publish(from: string, to: string): void {
+  for (const entry of readdirSync(from)) {
+    const source = join(from, entry);
+    const target = join(to, entry);
+    if (statSync(source).isDirectory()) {
+      mkdirSync(target, { recursive: true });
+      publish(source, target);
+    } else {
+      renameSync(source, target);
+    }
+  }
+}

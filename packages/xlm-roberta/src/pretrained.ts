@@ -1,0 +1,56 @@
+/**
+ * What `Reranker` and `Embedder` share when they come to life: resolving a folder or hub id, the config with
+ * the caller's overrides, and the tokenizer checked against the model.
+ */
+import { resolveModelPath, type ResolveOptions } from '@kotune/hub';
+import { XLMRTokenizer } from '@kotune/tokenizer';
+import { configFromJson, withOverrides, type ConfigOverrides, type XLMRobertaConfig } from './configuration-xlm-roberta.ts';
+import type { Log } from './checkpoint.ts';
+
+export interface LoadOptions extends ConfigOverrides, Pick<ResolveOptions, 'revision' | 'cacheDir' | 'offline' | 'hubUrl'> {
+  /** Warnings (ignored tensors, a freshly initialised head); default stderr, null for silence. */
+  log?: Log;
+  /** Seed for a head the checkpoint lacks (a reranker loaded from a base model); default 42. */
+  seed?: number;
+}
+
+export const stderrLog: Log = (line) => process.stderr.write(`${line}\n`);
+
+export async function resolveFolder(pathOrId: string, options: LoadOptions): Promise<string> {
+  const { revision, cacheDir, offline, hubUrl } = options;
+  return resolveModelPath(pathOrId, { revision, cacheDir, offline, hubUrl, log: options.log === undefined ? stderrLog : options.log });
+}
+
+/** The tokenizer must produce ids the model can embed, and pad with the id the position ids are counted from. */
+export function checkTokenizer(tokenizer: XLMRTokenizer, config: XLMRobertaConfig, source: string): void {
+  if (tokenizer.vocabSize > config.vocabSize) {
+    throw new Error(`${source}: the tokenizer has ${tokenizer.vocabSize} ids but the model's vocab_size is ${config.vocabSize}`);
+  }
+  if (tokenizer.padId !== config.padTokenId) {
+    throw new Error(`${source}: the tokenizer pads with id ${tokenizer.padId} but the model's pad_token_id is ${config.padTokenId}`);
+  }
+}
+
+/**
+ * The config of a fresh model: transformers' `XLMRobertaConfig` defaults, then `json` (config.json keys,
+ * e.g. `{"hidden_size": 384, "num_hidden_layers": 12}`), then `overrides`; `vocab_size` and the special ids
+ * default to the tokenizer's.
+ */
+export function freshConfig(json: Record<string, unknown> | XLMRobertaConfig, tokenizer: XLMRTokenizer, overrides: ConfigOverrides): XLMRobertaConfig {
+  const given = 'json' in json && typeof json.json === 'object' ? (json as XLMRobertaConfig).json : (json as Record<string, unknown>);
+  const config = configFromJson({
+    vocab_size: tokenizer.vocabSize,
+    pad_token_id: tokenizer.padId,
+    bos_token_id: tokenizer.bosId,
+    eos_token_id: tokenizer.eosId,
+    model_type: 'xlm-roberta',
+    ...given,
+  }, 'model config');
+  checkTokenizer(tokenizer, config, 'model config');
+  return withOverrides(config, overrides);
+}
+
+export function configOverrides(options: ConfigOverrides): ConfigOverrides {
+  const { hiddenDropoutProb, attentionProbsDropoutProb, classifierDropout } = options;
+  return { hiddenDropoutProb, attentionProbsDropoutProb, classifierDropout };
+}
