@@ -1,0 +1,35 @@
+/**
+ * `torch.nn.utils.clip_grad_norm_(parameters, max_norm)` (L2): the global norm of all gradients,
+ * `total = sqrt(Σ_p ‖g_p‖²)`, and every gradient scaled by `min(1, max_norm / (total + 1e-6))`.
+ * Returns the norm *before* clipping, as torch does (and as HF logs `grad_norm`).
+ */
+import { tf } from '@kotune/engine';
+
+export interface ClippedGradients {
+  /** New tensors (the caller disposes them); the input gradients are left untouched. */
+  grads: Map<string, tf.Tensor>;
+  /** Global L2 norm before clipping. */
+  norm: number;
+  /** The factor applied: `min(1, maxNorm / (norm + 1e-6))`. */
+  clipCoef: number;
+}
+
+/** `sqrt(Σ ‖g‖²)` over all tensors, read back as a number. */
+export function globalNorm(grads: Iterable<tf.Tensor>): number {
+  return tf.tidy(() => {
+    // The norm of the per-tensor norms, as torch computes it, so no single sum runs over every element.
+    const norms = [...grads].map((g) => tf.norm(g));
+    if (norms.length === 0) return 0;
+    return tf.norm(tf.stack(norms)).dataSync()[0]!;
+  });
+}
+
+export function clipGradNorm(grads: Map<string, tf.Tensor>, maxNorm: number): ClippedGradients {
+  if (!(maxNorm > 0)) throw new Error(`clipGradNorm: max norm must be > 0 (got ${maxNorm})`);
+  const norm = globalNorm(grads.values());
+  if (!Number.isFinite(norm)) throw new Error(`clipGradNorm: the gradient norm is ${norm} (a loss or gradient overflowed)`);
+  const clipCoef = Math.min(1, maxNorm / (norm + 1e-6));
+  const clipped = new Map<string, tf.Tensor>();
+  for (const [name, g] of grads) clipped.set(name, clipCoef === 1 ? g.clone() : tf.tidy(() => g.mul(clipCoef)));
+  return { grads: clipped, norm, clipCoef };
+}
