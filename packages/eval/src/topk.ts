@@ -1,0 +1,135 @@
+/**
+ * Exact nearest-neighbour search by cosine similarity over a corpus held as one contiguous Float32Array
+ * (4 bytes × dim × N), keeping per query only a k-sized heap: memory is the matrix plus O(queries × k).
+ */
+
+export interface Hit {
+  /** Row of the corpus matrix. */
+  index: number;
+  score: number;
+}
+
+/** `a` ranks after `b`: lower score, or equal score and higher index (ties go to the earlier row). */
+function worse(a: Hit, b: Hit): boolean {
+  return a.score < b.score || (a.score === b.score && a.index > b.index);
+}
+
+/** The k best hits seen so far, as a binary heap whose root is the worst of them. */
+export class TopK {
+  private readonly heap: Hit[] = [];
+
+  constructor(readonly k: number) {
+    if (!Number.isInteger(k) || k < 1) throw new RangeError(`TopK needs a positive integer k, got ${k}`);
+  }
+
+  get size(): number {
+    return this.heap.length;
+  }
+
+  push(index: number, score: number): void {
+    const heap = this.heap;
+    const hit = { index, score };
+    if (heap.length < this.k) {
+      heap.push(hit);
+      let i = heap.length - 1;
+      while (i > 0) {
+        const parent = (i - 1) >> 1;
+        if (!worse(heap[i], heap[parent])) break;
+        [heap[i], heap[parent]] = [heap[parent], heap[i]];
+        i = parent;
+      }
+      return;
+    }
+    if (!worse(heap[0], hit)) return;
+    heap[0] = hit;
+    let i = 0;
+    for (;;) {
+      const left = 2 * i + 1;
+      const right = left + 1;
+      let smallest = i;
+      if (left < heap.length && worse(heap[left], heap[smallest])) smallest = left;
+      if (right < heap.length && worse(heap[right], heap[smallest])) smallest = right;
+      if (smallest === i) break;
+      [heap[i], heap[smallest]] = [heap[smallest], heap[i]];
+      i = smallest;
+    }
+  }
+
+  /** Best first; ties by index ascending. */
+  sorted(): Hit[] {
+    return [...this.heap].sort((a, b) => b.score - a.score || a.index - b.index);
+  }
+}
+
+/** Scales `vector` to unit length in place (`x / max(‖x‖, 1e-12)`, as torch `normalize`). */
+export function normalizeInPlace(vector: Float32Array): Float32Array {
+  let sum = 0;
+  for (let i = 0; i < vector.length; i++) sum += vector[i] * vector[i];
+  const scale = 1 / Math.max(Math.sqrt(sum), 1e-12);
+  for (let i = 0; i < vector.length; i++) vector[i] *= scale;
+  return vector;
+}
+
+/** Row-major N × dim matrix of unit vectors, filled batch by batch. */
+export class VectorMatrix {
+  readonly data: Float32Array;
+  private filled = 0;
+
+  constructor(readonly rows: number, readonly dim: number, data?: Float32Array) {
+    if (data && data.length !== rows * dim) throw new Error(`VectorMatrix: ${data.length} floats for ${rows} × ${dim}`);
+    this.data = data ?? new Float32Array(rows * dim);
+    if (data) this.filled = rows;
+  }
+
+  get count(): number {
+    return this.filled;
+  }
+
+  /** Appends vectors, normalised (cosine similarity becomes a dot product). */
+  append(vectors: readonly Float32Array[]): void {
+    for (const vector of vectors) {
+      if (vector.length !== this.dim) throw new Error(`VectorMatrix: vector of ${vector.length} dims, expected ${this.dim}`);
+      if (this.filled === this.rows) throw new Error(`VectorMatrix: more than ${this.rows} vectors`);
+      const row = this.data.subarray(this.filled * this.dim, (this.filled + 1) * this.dim);
+      row.set(vector);
+      normalizeInPlace(row);
+      this.filled++;
+    }
+  }
+}
+
+/**
+ * The `k` corpus rows most cosine-similar to each query (exact). Queries are taken in blocks so that each
+ * corpus row, once loaded, serves several queries. `onProgress(done)` counts queries finished.
+ */
+export function searchTopK(
+  corpus: VectorMatrix,
+  queries: readonly Float32Array[],
+  k: number,
+  onProgress?: (done: number) => void,
+): Hit[][] {
+  if (corpus.count !== corpus.rows) throw new Error(`searchTopK: corpus has ${corpus.count} of ${corpus.rows} vectors`);
+  const dim = corpus.dim;
+  const data = corpus.data;
+  const results: Hit[][] = [];
+  const BLOCK = 8;
+  for (let start = 0; start < queries.length; start += BLOCK) {
+    const block = queries.slice(start, start + BLOCK).map((q) => {
+      if (q.length !== dim) throw new Error(`searchTopK: query of ${q.length} dims, corpus has ${dim}`);
+      return normalizeInPlace(Float32Array.from(q));
+    });
+    const heaps = block.map(() => new TopK(k));
+    for (let row = 0; row < corpus.rows; row++) {
+      const offset = row * dim;
+      for (let j = 0; j < block.length; j++) {
+        const q = block[j];
+        let dot = 0;
+        for (let d = 0; d < dim; d++) dot += q[d] * data[offset + d];
+        heaps[j].push(row, dot);
+      }
+    }
+    for (const heap of heaps) results.push(heap.sorted());
+    onProgress?.(Math.min(start + BLOCK, queries.length));
+  }
+  return results;
+}

@@ -1,0 +1,66 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { Rng } from '@kotune/data';
+import { Bm25Index, normalizeInPlace, searchTopK, TopK, VectorMatrix, whitespaceWords } from '../src/index.ts';
+
+function randomVectors(rng: Rng, n: number, dim: number): Float32Array[] {
+  return Array.from({ length: n }, () => Float32Array.from({ length: dim }, () => rng.next() * 2 - 1));
+}
+
+test('TopK keeps the k best, ties by index ascending', () => {
+  const top = new TopK(3);
+  [[5, 0.1], [2, 0.9], [7, 0.5], [1, 0.5], [9, 0.95], [3, 0.5]].forEach(([i, s]) => top.push(i, s));
+  assert.equal(top.sorted(), [{ index: 9, score: 0.95 }, { index: 2, score: 0.9 }, { index: 1, score: 0.5 }]);
+  assert.throws(() => new TopK(0), /positive integer/);
+});
+
+test('searchTopK equals a full sort of cosine similarities', () => {
+  const rng = new Rng(7);
+  const dim = 16;
+  const corpusVectors = randomVectors(rng, 300, dim);
+  const queries = randomVectors(rng, 21, dim);
+  const matrix = new VectorMatrix(300, dim);
+  matrix.append(corpusVectors.slice(0, 100));
+  matrix.append(corpusVectors.slice(100));
+  const cos = (a: Float32Array, b: Float32Array) => {
+    let dot = 0, na = 0, nb = 0;
+    for (let i = 0; i < dim; i++) { dot += a[i] * b[i]; na += a[i] * a[i]; nb += b[i] * b[i]; }
+    return dot / Math.sqrt(na * nb);
+  };
+  const results = searchTopK(matrix, queries, 10);
+  queries.forEach((q, qi) => {
+    const expected = corpusVectors.map((c, index) => ({ index, score: cos(q, c) })).sort((a, b) => b.score - a.score).slice(0, 10);
+    assert.equal(results[qi].map((h) => h.index), expected.map((h) => h.index), `query ${qi}`);
+    results[qi].forEach((h, j) => assert.ok(Math.abs(h.score - expected[j].score) < 1e-5, 'float32 storage of unit vectors: 1e-5'));
+  });
+  assert.is(matrix.data.byteLength, 4 * dim * 300);
+});
+
+test('VectorMatrix refuses wrong sizes; normalisation is x / max(|x|, 1e-12)', () => {
+  const m = new VectorMatrix(1, 2);
+  assert.throws(() => m.append([new Float32Array(3)]), /3 dims/);
+  m.append([Float32Array.of(3, 4)]);
+  assert.throws(() => m.append([Float32Array.of(1, 0)]), /more than 1/);
+  assert.equal([...m.data].map((x) => Math.round(x * 1e6) / 1e6), [0.6, 0.8]);
+  assert.equal([...normalizeInPlace(new Float32Array(2))], [0, 0]);
+});
+
+test('BM25 equals the formula computed directly, and ranks the matching document first', () => {
+  const docs = ['the cat sat on the mat', 'the dog sat', 'cats and dogs', 'a mat is a mat'].map(whitespaceWords);
+  const index = new Bm25Index(docs, { k1: 1.2, b: 0.75 });
+  const query = ['mat', 'sat', 'mat'];
+  const avgdl = docs.reduce((n, d) => n + d.length, 0) / docs.length;
+  const direct = docs.map((d) => query.reduce((sum, t) => {
+    const df = docs.filter((x) => x.includes(t)).length;
+    const tf = d.filter((x) => x === t).length;
+    const idf = Math.log(1 + (docs.length - df + 0.5) / (df + 0.5));
+    return sum + idf * tf * 2.2 / (tf + 1.2 * (0.25 + 0.75 * d.length / avgdl));
+  }, 0));
+  const scores = index.scores(query);
+  docs.forEach((_, i) => assert.ok(Math.abs((scores.get(i) ?? 0) - direct[i]) < 1e-12, `doc ${i}: float64`));
+  const hits = index.search(query, 10);
+  assert.equal(hits.map((h) => h.index), [3, 0, 1]); // doc 2 shares no term and is not returned
+  assert.equal(new Bm25Index<string>([]).search(['x'], 3), []);
+});
+
+test.run();
