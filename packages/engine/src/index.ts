@@ -2,3 +2,4 @@ export * as tf from '@tensorflow/tfjs';
 export { initBackend, activeBackend, parseBackendName, backendFromArgv, BACKEND_NAMES } from './backend.ts';
 export type { BackendInfo, BackendName, InitOptions } from './backend.ts';
 export { linear, matMul } from './matmul.ts';
+export { l2Normalize } from './normalize.ts';

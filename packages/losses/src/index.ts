@@ -3,7 +3,7 @@ export { groupLogits, groupCrossEntropyLoss } from './group-cross-entropy.ts';
 export { binaryCrossEntropyLoss } from './binary-cross-entropy.ts';
 export { teacherTargets, rerankerDistillationLoss, embedderDistillationLoss, embedderDistillationLossFromScores } from './distillation.ts';
 export {
-  l2Normalize, multipleNegativesScores, multipleNegativesRankingLoss, multipleNegativesSymmetricRankingLoss,
+  multipleNegativesScores, multipleNegativesRankingLoss, multipleNegativesSymmetricRankingLoss,
   multipleNegativesRankingLossFromScores, multipleNegativesSymmetricRankingLossFromScores, DEFAULT_MNRL_SCALE,
 } from './multiple-negatives-ranking.ts';
 export type { MultipleNegativesRankingOptions, Similarity } from './multiple-negatives-ranking.ts';

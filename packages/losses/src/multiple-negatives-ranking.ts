@@ -13,7 +13,7 @@
  *                    (the second term asks each positive to pick its anchor among all anchors; the
  *                    hard negatives only enter the first term)
  */
-import { tf, matMul } from '@kotune/engine';
+import { l2Normalize, matMul, tf } from '@kotune/engine';
 import { crossEntropy, diagonalTargets } from './cross-entropy.ts';
 
 export type Similarity = 'cosine' | 'dot';
@@ -26,11 +26,6 @@ export interface MultipleNegativesRankingOptions {
 }
 
 export const DEFAULT_MNRL_SCALE = 20;
-
-/** `torch.nn.functional.normalize(x, p=2, dim=-1)`: `x / max(‖x‖₂, 1e-12)`. */
-export function l2Normalize(x: tf.Tensor): tf.Tensor {
-  return tf.tidy(() => x.div(tf.maximum(tf.norm(x, 'euclidean', -1, true), 1e-12)));
-}
 
 /** `[B, B·columns]` scaled similarities of each anchor to every candidate (positives first). */
 export function multipleNegativesScores(anchors: tf.Tensor2D, candidates: readonly tf.Tensor2D[], options: MultipleNegativesRankingOptions = {}): tf.Tensor2D {

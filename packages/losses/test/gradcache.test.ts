@@ -6,9 +6,9 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { initBackend, tf } from '@kotune/engine';
+import { initBackend, l2Normalize, tf } from '@kotune/engine';
 import {
-  cachedInfoNceLoss, cachedMultipleNegativesRankingLoss, infoNceLoss, l2Normalize, miniBatches,
+  cachedInfoNceLoss, cachedMultipleNegativesRankingLoss, infoNceLoss, miniBatches,
   multipleNegativesRankingLoss, multipleNegativesSymmetricRankingLoss,
 } from '../src/index.ts';
 

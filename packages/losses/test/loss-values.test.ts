@@ -6,10 +6,10 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readFileSync } from 'node:fs';
-import { initBackend, tf } from '@kotune/engine';
+import { initBackend, l2Normalize, tf } from '@kotune/engine';
 import {
   binaryCrossEntropyLoss, crossEntropy, embedderDistillationLoss, embedderDistillationLossFromScores, groupCrossEntropyLoss,
-  infoNceLoss, infoNceLossFromScores, l2Normalize, multipleNegativesRankingLoss, multipleNegativesRankingLossFromScores,
+  infoNceLoss, infoNceLossFromScores, multipleNegativesRankingLoss, multipleNegativesRankingLossFromScores,
   multipleNegativesScores, multipleNegativesSymmetricRankingLoss, multipleNegativesSymmetricRankingLossFromScores,
   rerankerDistillationLoss, softCrossEntropy,
 } from '../src/index.ts';

@@ -4,14 +4,14 @@
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { tf } from '@kotune/engine';
+import { l2Normalize, tf } from '@kotune/engine';
 import { XLMRTokenizer } from '@kotune/tokenizer';
 import { loadStateDict, writeSafetensors } from '@kotune/weights';
 import { encoderParameters, tensorsToWrite } from './checkpoint.ts';
 import { configToJsonText, loadConfig, withOverrides, type ConfigOverrides, type XLMRobertaConfig } from './configuration-xlm-roberta.ts';
 import { writeModelFolder } from './folder.ts';
 import { encoderParameterSpecs, initParameters, XLMRobertaModel, type ForwardOptions } from './modeling-xlm-roberta.ts';
-import { l2Normalize, pool, POOLING_MODES, type PoolingMode } from './pooling.ts';
+import { pool, POOLING_MODES, type PoolingMode } from './pooling.ts';
 import { checkTokenizer, configOverrides, freshConfig, resolveFolder, stderrLog, type LoadOptions } from './pretrained.ts';
 import { readSentenceTransformerFolder, writeSentenceTransformerFiles } from './sentence-transformers.ts';
 import { mapSortedBatches } from './sorted-batches.ts';

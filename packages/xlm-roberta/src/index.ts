@@ -6,7 +6,7 @@ export {
 } from './modeling-xlm-roberta.ts';
 export type { ForwardOptions, ModelOutput, ParameterSpec } from './modeling-xlm-roberta.ts';
 export { sequenceClassificationParameters, encoderParameters } from './checkpoint.ts';
-export { pool, l2Normalize, cosineSimilarity, POOLING_MODES } from './pooling.ts';
+export { pool, cosineSimilarity, POOLING_MODES } from './pooling.ts';
 export type { PoolingMode } from './pooling.ts';
 export { Reranker } from './reranker.ts';
 export type { ScoreOptions } from './reranker.ts';

@@ -19,11 +19,6 @@ export function pool(hidden: tf.Tensor3D, attentionMask: tf.Tensor2D, mode: Pool
   });
 }
 
-/** `torch.nn.functional.normalize(x, p=2, dim=-1)`: `x / max(‖x‖₂, 1e-12)`. */
-export function l2Normalize<T extends tf.Tensor>(x: T): T {
-  return tf.tidy(() => tf.div(x, tf.maximum(tf.norm(x, 'euclidean', -1, true), 1e-12)) as T);
-}
-
 /** Cosine similarity of two vectors (each normalised with `max(‖x‖, 1e-12)`, as `util.cos_sim`), in float64. */
 export function cosineSimilarity(a: ArrayLike<number>, b: ArrayLike<number>): number {
   if (a.length !== b.length) throw new Error(`cosineSimilarity: vectors of length ${a.length} and ${b.length}`);

@@ -5,8 +5,8 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { tf, initBackend } from '@kotune/engine';
-import { createPositionIdsFromInputIds, Embedder, firstToken, l2Normalize, pool, Reranker } from '../src/index.ts';
+import { initBackend, l2Normalize, tf } from '@kotune/engine';
+import { createPositionIdsFromInputIds, Embedder, firstToken, pool, Reranker } from '../src/index.ts';
 import { cases, EMBEDDER_DIR, maxRelativeError, RERANKER_DIR, report } from './fixture.ts';
 
 const TOLERANCE = 1e-5;
