@@ -1,1 +1,27 @@
-export {};
+export {
+  CONFIG_KEYS, ConfigError, LOSSES, SCHEDULERS, TASKS, configHelp, everySteps, loadTrainConfig, lossKnobs, parseOverrides,
+  type ConfigKey, type LoadConfigOptions, type LossName, type SchedulerName, type Task, type TrainConfig,
+} from './config.ts';
+export { formatPlan, planTraining, samplerOptions, warmupStepsOf, type TrainPlan } from './plan.ts';
+export { MetricsLog, isEvalLine, readMetricsLog, type EvalLogLine, type MetricsLine, type TrainLogLine } from './metrics-log.ts';
+export { Progress, formatDuration, type ProgressOptions, type StepStats } from './progress.ts';
+export { PLOT_FILES, writePlots } from './plots.ts';
+export {
+  OPTIMIZER_FILE, TRAINER_STATE_FILE, checkpointName, latestCheckpoint, listCheckpoints, readCheckpoint, removeStaleTemporaries,
+  rotateCheckpoints, saveCheckpoint, type CheckpointInfo, type TrainerState,
+} from './checkpoint.ts';
+
+import type { TrainConfig } from './config.ts';
+import type { TrainOptions, TrainResult } from './train.ts';
+export type { TrainOptions, TrainResult } from './train.ts';
+export type { TrainModel } from './model.ts';
+export { NonFiniteLossError } from './errors.ts';
+
+/**
+ * Runs a training (see `train.ts`). Loaded on first call so that `--dry-run` and the config helpers do not
+ * load the model, the losses and TensorFlow.js.
+ */
+export async function train(config: TrainConfig, options: TrainOptions = {}): Promise<TrainResult> {
+  const { train: run } = await import('./train.ts');
+  return run(config, options);
+}

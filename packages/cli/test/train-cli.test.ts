@@ -1,0 +1,39 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+
+const REPO = resolve(import.meta.dirname, '../../..');
+
+function kotune(args: string[]) {
+  return spawnSync(process.execPath, ['--import', 'tsx', 'packages/cli/src/main.ts', ...args], { cwd: REPO, encoding: 'utf8', timeout: 120_000 });
+}
+
+test('the four example recipes pass --dry-run', () => {
+  const examples = readdirSync(join(REPO, 'examples')).filter((f) => f.endsWith('.json')).sort();
+  assert.equal(examples, ['bge-m3-ko.json', 'bge-reranker-v2-m3-ko.json', 'ko-reranker.json', 'koe5.json']);
+  for (const file of examples) {
+    const out = kotune(['train', '--config', join('examples', file), '--dry-run']);
+    assert.is(out.status, 0, `${file}: ${out.stderr}`);
+    assert.match(out.stdout, 'dry run: config and data are valid; no model loaded');
+    assert.match(out.stdout, /steps\s+\d+ \(/);
+  }
+});
+
+test('kotune train: an unknown key fails listing the valid keys; bad data names path:line', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'kotune-train-cli-'));
+  writeFileSync(join(dir, 'train.jsonl'), '{"query": "q", "pos": ["a"], "neg": ["b"]}\n\n{"query": "q2", "pos": "a"}\n');
+  writeFileSync(join(dir, 'run.json'), JSON.stringify({ task: 'reranker', model_name_or_path: 'x', train_data: 'train.jsonl', lerning_rate: 1 }));
+  const unknown = kotune(['train', '--config', join(dir, 'run.json'), '--dry-run']);
+  assert.is(unknown.status, 2);
+  assert.match(unknown.stderr, /unknown key "lerning_rate"; valid keys: task, loss, .*learning_rate/);
+
+  writeFileSync(join(dir, 'run.json'), JSON.stringify({ task: 'reranker', model_name_or_path: 'x', train_data: 'train.jsonl' }));
+  const bad = kotune(['train', '--config', join(dir, 'run.json'), '--dry-run']);
+  assert.is(bad.status, 1);
+  assert.match(bad.stderr, `kotune: ${join(dir, 'train.jsonl')}:3: pos is a string, expected an array of strings`);
+});
+
+test.run();

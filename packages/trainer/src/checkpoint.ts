@@ -1,0 +1,134 @@
+/**
+ * Checkpoints: `output_dir/checkpoint-<step>/` holds everything a resumed run needs, so that it continues
+ * bit for bit where the saved one stood:
+ *
+ *   (model export)          the Hugging Face / sentence-transformers folder written by the model's `save(dir)`
+ *   optimizer.safetensors   optimizer moments (names chosen by the optimizer), float32
+ *   trainer_state.json      step, epoch, scheduler step, trainer RNG, sampler position, optimizer scalars,
+ *                           best metric; written last
+ *
+ * A checkpoint is built in a hidden temporary folder and renamed into place, so that a run killed while
+ * saving leaves either the whole checkpoint or none; only folders with `trainer_state.json` count.
+ */
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import type { RngState, TrainSamplerState } from '@kotune/data';
+import { readSafetensors, writeSafetensors, type LoadedTensor, type TensorToWrite } from '@kotune/weights';
+import { writeFileAtomic } from '@kotune/metrics';
+
+export const TRAINER_STATE_FILE = 'trainer_state.json';
+export const OPTIMIZER_FILE = 'optimizer.safetensors';
+const CHECKPOINT_PATTERN = /^checkpoint-(\d+)$/;
+const TEMPORARY_PREFIX = '.tmp-checkpoint-';
+
+export interface TrainerState {
+  version: 1;
+  /** Optimizer steps done. */
+  global_step: number;
+  /** Epochs done, fractional (HF's `epoch`). */
+  epoch: number;
+  /** Steps the learning-rate schedule has taken. */
+  scheduler_step: number;
+  /** The trainer's generator (dropout seeds), after this step. */
+  rng: RngState;
+  sampler: TrainSamplerState;
+  /** The optimizer's scalar state (its tensors are in `optimizer.safetensors`). */
+  optimizer: Record<string, unknown>;
+  best_metric: number | null;
+  /** Folder name (`checkpoint-<step>`) of the best evaluation so far. */
+  best_model_checkpoint: string | null;
+  /** Settings that must not change across a resume, as the run had them. */
+  run: Record<string, unknown>;
+}
+
+export interface CheckpointInfo {
+  step: number;
+  path: string;
+}
+
+export function checkpointName(step: number): string {
+  return `checkpoint-${step}`;
+}
+
+/**
+ * Writes `checkpoint-<step>` under `outputDir`: the model through `saveModel(dir)`, then the optimizer
+ * tensors, then the trainer state, all into a temporary folder that is renamed at the end. A checkpoint of
+ * the same step left by an earlier run is replaced.
+ */
+export async function saveCheckpoint(outputDir: string, contents: {
+  state: TrainerState;
+  optimizerTensors: Map<string, TensorToWrite>;
+  saveModel: (dir: string) => Promise<void>;
+}): Promise<string> {
+  const name = checkpointName(contents.state.global_step);
+  const final = join(outputDir, name);
+  const tmp = join(outputDir, `${TEMPORARY_PREFIX}${contents.state.global_step}-${process.pid}`);
+  rmSync(tmp, { recursive: true, force: true });
+  mkdirSync(tmp, { recursive: true });
+  await contents.saveModel(tmp);
+  await writeSafetensors(join(tmp, OPTIMIZER_FILE), contents.optimizerTensors, { format: 'kotune-optimizer' });
+  writeFileAtomic(join(tmp, TRAINER_STATE_FILE), `${JSON.stringify(contents.state, null, 2)}\n`);
+  if (existsSync(final)) {
+    const old = `${tmp}-replaced`;
+    renameSync(final, old);
+    renameSync(tmp, final);
+    rmSync(old, { recursive: true, force: true });
+  } else {
+    renameSync(tmp, final);
+  }
+  return final;
+}
+
+/** Complete checkpoints under `outputDir`, oldest step first. */
+export function listCheckpoints(outputDir: string): CheckpointInfo[] {
+  if (!existsSync(outputDir)) return [];
+  return readdirSync(outputDir)
+    .map((entry) => ({ entry, match: CHECKPOINT_PATTERN.exec(entry) }))
+    .filter(({ entry, match }) => match && existsSync(join(outputDir, entry, TRAINER_STATE_FILE)))
+    .map(({ entry, match }) => ({ step: Number(match![1]), path: join(outputDir, entry) }))
+    .sort((a, b) => a.step - b.step);
+}
+
+/** The newest complete checkpoint, or null. */
+export function latestCheckpoint(outputDir: string): string | null {
+  return listCheckpoints(outputDir).at(-1)?.path ?? null;
+}
+
+/** Removes half-written checkpoint folders left by a run killed while saving. */
+export function removeStaleTemporaries(outputDir: string): string[] {
+  if (!existsSync(outputDir)) return [];
+  const stale = readdirSync(outputDir).filter((entry) => entry.startsWith(TEMPORARY_PREFIX));
+  for (const entry of stale) rmSync(join(outputDir, entry), { recursive: true, force: true });
+  return stale;
+}
+
+/**
+ * HF's `save_total_limit`: keeps the newest `limit` checkpoints and, in addition, `keep` (the best one)
+ * wherever it stands. Returns the folders removed.
+ */
+export function rotateCheckpoints(outputDir: string, limit: number | null, keep: string | null): string[] {
+  if (limit === null) return [];
+  const all = listCheckpoints(outputDir);
+  const keepName = keep === null ? null : basename(keep);
+  const newest = new Set(all.slice(-limit).map((c) => c.path));
+  const removed = all.filter((c) => !newest.has(c.path) && basename(c.path) !== keepName).map((c) => c.path);
+  for (const path of removed) rmSync(path, { recursive: true, force: true });
+  return removed;
+}
+
+/** Reads a checkpoint's trainer state and optimizer tensors; errors name the folder. */
+export async function readCheckpoint(dir: string): Promise<{ state: TrainerState; optimizerTensors: Map<string, LoadedTensor> }> {
+  const statePath = join(dir, TRAINER_STATE_FILE);
+  if (!existsSync(statePath)) {
+    throw new Error(`${dir}: not a complete checkpoint (no ${TRAINER_STATE_FILE}); complete ones are the checkpoint-<step> folders that have it`);
+  }
+  let state: TrainerState;
+  try {
+    state = JSON.parse(readFileSync(statePath, 'utf8')) as TrainerState;
+  } catch (error) {
+    throw new Error(`${statePath}: invalid JSON (${(error as Error).message})`);
+  }
+  if (state.version !== 1) throw new Error(`${statePath}: unknown trainer state version ${JSON.stringify(state.version)}`);
+  const { tensors } = await readSafetensors(join(dir, OPTIMIZER_FILE));
+  return { state, optimizerTensors: tensors };
+}

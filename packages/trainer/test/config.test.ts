@@ -1,0 +1,122 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { mkdtempSync, mkdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { CONFIG_KEYS, ConfigError, everySteps, loadTrainConfig, lossKnobs, parseOverrides } from '../src/index.ts';
+
+const dir = mkdtempSync(join(tmpdir(), 'kotune-config-'));
+mkdirSync(join(dir, 'sub'));
+function config(name: string, value: unknown): string {
+  const path = join(dir, 'sub', name);
+  writeFileSync(path, typeof value === 'string' ? value : JSON.stringify(value));
+  return path;
+}
+const minimal = { task: 'reranker', model_name_or_path: './model', train_data: 'train.jsonl' };
+
+function throwsConfig(fn: () => unknown, pattern: RegExp): void {
+  try {
+    fn();
+  } catch (error) {
+    assert.instance(error, ConfigError);
+    assert.match((error as Error).message, pattern);
+    return;
+  }
+  assert.unreachable(`expected a ConfigError matching ${pattern}`);
+}
+
+test('defaults are HF / FlagEmbedding\'s; paths resolve against the config folder; _ keys are comments', () => {
+  const path = config('run-a.json', { ...minimal, _comment: 'ignored', _needs: ['anything'] });
+  const c = loadTrainConfig(path, { cwd: '/somewhere' });
+  assert.is(c.loss, 'group_ce');
+  assert.is(c.learning_rate, 5e-5);
+  assert.is(c.num_train_epochs, 3);
+  assert.is(c.max_steps, -1);
+  assert.is(c.per_device_train_batch_size, 8);
+  assert.is(c.train_group_size, 8);
+  assert.is(c.query_max_len, 32);
+  assert.is(c.passage_max_len, 128);
+  assert.is(c.max_grad_norm, 1);
+  assert.is(c.seed, 42);
+  assert.is(c.logging_steps, 500);
+  assert.is(c.eval_steps, 500, 'eval_steps defaults to logging_steps');
+  assert.is(c.batch_sampler, 'batch_sampler');
+  assert.equal(c.train_data, [join(dir, 'sub', 'train.jsonl')]);
+  assert.is(c.model_name_or_path, join(dir, 'sub', 'model'), 'a name starting with . is a path');
+  assert.is(c.run_name, 'run-a');
+  assert.is(c.output_dir, '/somewhere/checkpoints/run-a');
+});
+
+test('embedder defaults: mnrl, no_duplicates batches; a repo id stays a repo id', () => {
+  const c = loadTrainConfig(config('emb.json', { task: 'embedder', model_name_or_path: 'BAAI/bge-m3', train_data: ['a.jsonl', 'b.jsonl'] }));
+  assert.is(c.loss, 'mnrl');
+  assert.is(c.batch_sampler, 'no_duplicates');
+  assert.is(c.model_name_or_path, 'BAAI/bge-m3');
+  assert.is(c.train_data.length, 2);
+  assert.equal(lossKnobs(c), { scale: 20, temperature: 0.02 });
+  const t = loadTrainConfig(config('emb-t.json', { task: 'embedder', model_name_or_path: 'x/y', train_data: 'a', temperature: 0.05 }));
+  assert.ok(Math.abs(lossKnobs(t).scale - 20) < 1e-12, 'scale = 1/temperature (float64, 1e-12)');
+});
+
+test('unknown keys and wrong types are errors naming the file and listing the valid keys', () => {
+  throwsConfig(() => loadTrainConfig(config('bad1.json', { ...minimal, learning_rat: 1e-5 })),
+    /bad1\.json: unknown key "learning_rat"; valid keys: task, loss, .*learning_rate/);
+  throwsConfig(() => loadTrainConfig(config('bad2.json', { ...minimal, learning_rate: '1e-5' })),
+    /bad2\.json: learning_rate must be a number, got string "1e-5"/);
+  throwsConfig(() => loadTrainConfig(config('bad3.json', { ...minimal, per_device_train_batch_size: 2.5 })), /must be an integer/);
+  throwsConfig(() => loadTrainConfig(config('bad4.json', { ...minimal, lr_scheduler_type: 'poly' })),
+    /lr_scheduler_type must be one of linear \| constant \| constant_with_warmup \| cosine/);
+  throwsConfig(() => loadTrainConfig(config('bad5.json', { ...minimal, gradient_accumulation_steps: 0 })), /must be >= 1/);
+  throwsConfig(() => loadTrainConfig(config('bad6.json', '{"task": "reranker",}')), /bad6\.json: not valid JSON/);
+  throwsConfig(() => loadTrainConfig(config('bad7.json', [1, 2])), /expected a JSON object/);
+  throwsConfig(() => loadTrainConfig(join(dir, 'missing.json')), /missing\.json: cannot read \(ENOENT\)/);
+});
+
+test('contradictions: loss for the other task, missing model, scale with temperature', () => {
+  throwsConfig(() => loadTrainConfig(config('c1.json', { ...minimal, loss: 'mnrl' })), /loss mnrl is for embedders; a reranker takes group_ce \| bce/);
+  throwsConfig(() => loadTrainConfig(config('c2.json', { task: 'reranker', train_data: 'a' })), /model_name_or_path is required/);
+  throwsConfig(() => loadTrainConfig(config('c3.json', { task: 'reranker', train_data: 'a', model_config: { hidden_size: 8 } })),
+    /model_config needs tokenizer_name_or_path/);
+  throwsConfig(() => loadTrainConfig(config('c4.json', { task: 'embedder', model_name_or_path: 'm', train_data: 'a', scale: 20, temperature: 0.05 })),
+    /scale or temperature, not both/);
+  throwsConfig(() => loadTrainConfig(config('c5.json', { ...minimal, train_group_size: 1 })), /group_ce needs train_group_size >= 2/);
+  throwsConfig(() => loadTrainConfig(config('c6.json', { model_name_or_path: 'm', train_data: 'a' })), /task is required/);
+});
+
+test('command-line overrides are parsed to the key\'s type and win over the file', () => {
+  const overrides = parseOverrides(['--learning_rate', '1e-5', '--shuffle', 'false', '--seed=7', '--skip_bad_lines',
+    '--train_data', 'x.jsonl', '--train_data', 'y.jsonl', '--save_total_limit', 'null', '--model_config', '{"hidden_size": 16}',
+    '--model-name-or-path', 'null', '--tokenizer_name_or_path', 'tok']);
+  assert.equal(overrides, {
+    learning_rate: 1e-5, shuffle: false, seed: 7, skip_bad_lines: true, train_data: ['x.jsonl', 'y.jsonl'], save_total_limit: null,
+    model_config: { hidden_size: 16 }, model_name_or_path: null, tokenizer_name_or_path: 'tok',
+  });
+  const c = loadTrainConfig(config('o.json', minimal), { overrides, cwd: '/cwd' });
+  assert.is(c.learning_rate, 1e-5);
+  assert.is(c.shuffle, false);
+  assert.equal(c.train_data, ['/cwd/x.jsonl', '/cwd/y.jsonl'], 'command-line paths resolve against the working directory');
+  assert.equal(c.model_config, { hidden_size: 16 });
+  throwsConfig(() => parseOverrides(['--learning_rat', '1']), /command line: unknown key --learning_rat; valid keys/);
+  throwsConfig(() => loadTrainConfig(config('o2.json', minimal), { overrides: parseOverrides(['--seed', 'seven']) }),
+    /command line: seed must be an integer, got string "seven"/);
+  throwsConfig(() => parseOverrides(['--seed']), /--seed needs a value/);
+  throwsConfig(() => parseOverrides(['stray']), /unexpected argument "stray"/);
+});
+
+test('a config can come from the command line alone; resume takes true or a path', () => {
+  const c = loadTrainConfig(null, { cwd: '/w', overrides: parseOverrides(['--task', 'embedder', '--model_name_or_path', 'a/b',
+    '--train_data', 'd.jsonl', '--resume_from_checkpoint', 'out/checkpoint-4']) });
+  assert.is(c.run_name, 'run');
+  assert.is(c.resume_from_checkpoint, '/w/out/checkpoint-4');
+  const r = loadTrainConfig(null, { cwd: '/w', overrides: parseOverrides(['--task', 'embedder', '--model_name_or_path', 'a/b',
+    '--train_data', 'd.jsonl', '--resume_from_checkpoint']) });
+  assert.is(r.resume_from_checkpoint, true);
+});
+
+test('every key has a help line; fractional step intervals are a share of the total (HF)', () => {
+  for (const [key, spec] of Object.entries(CONFIG_KEYS)) assert.ok(spec.help.length > 5, key);
+  assert.is(everySteps(0.1, 95), 10);
+  assert.is(everySteps(50, 95), 50);
+});
+
+test.run();
