@@ -52,4 +52,32 @@ test('negatives in the range follow the reference cosine ranking; the rest is pa
   });
 });
 
+test('without --quiet, encoding and mining draw progress bars on stderr (and --quiet silences them)', async () => {
+  const pool = join(dir, 'pool.jsonl');
+  const input = join(dir, 'in-progress.jsonl');
+  writeFileSync(pool, texts.map((text) => JSON.stringify({ text })).join('\n'));
+  writeFileSync(input, texts.slice(0, 3).map((query, i) => JSON.stringify({ query, pos: [texts[i + 3]], neg: [] })).join('\n'));
+  const stderr = async (extra: string[]) => {
+    const write = process.stderr.write;
+    const log = console.log;
+    let err = '';
+    process.stderr.write = ((chunk: string | Uint8Array) => { err += String(chunk); return true; }) as typeof process.stderr.write;
+    console.log = () => {};
+    try {
+      await run(['--input', input, '--output', join(dir, 'out-progress.jsonl'), '--candidate-pool', pool, '--embedder', join(fixtureDir, 'embedder'),
+        '--range-for-sampling', '0-4', '--negative-number', '2', '--no-cache', '--backend', 'cpu', ...extra]);
+    } finally {
+      process.stderr.write = write;
+      console.log = log;
+    }
+    return err;
+  };
+  const err = await stderr([]);
+  const poolSize = new Set(texts).size;
+  assert.match(err, new RegExp(`encoding corpus  \\[#{30}\\]  ${poolSize}/${poolSize}`));
+  assert.match(err, /encoding queries  \[#{30}\]  3\/3/);
+  assert.match(err, /mining  \[#{30}\]  3\/3/);
+  assert.not.match(await stderr(['--quiet']), /\[#/);
+});
+
 test.run();

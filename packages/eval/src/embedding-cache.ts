@@ -2,10 +2,11 @@
  * On-disk cache of corpus embeddings, so that evaluating or mining again with the same model and corpus
  * skips the encoding. The key hashes the model (its folder path and the size and modification time of
  * each file in it), the corpus file's content, and the encoding options; the entry is the raw Float32
- * matrix (`<key>.f32`, row-major) plus a small JSON header (`<key>.json`), both written atomically.
+ * matrix (`<key>.f32`, row-major, little-endian) plus a small JSON header (`<key>.json`), both written
+ * atomically. Loading reads the file straight into the matrix's buffer, so memory is 4 × rows × dim once.
  */
 import { createHash } from 'node:crypto';
-import { createReadStream, existsSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { closeSync, createReadStream, existsSync, fstatSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { writeFileAtomic } from '@kotune/metrics';
@@ -47,6 +48,9 @@ export function cacheKey(parts: CacheKeyParts): string {
   return createHash('sha256').update(JSON.stringify(parts)).digest('hex').slice(0, 32);
 }
 
+/** Bytes per `readSync` when loading (a single read is capped near 2 GiB; chunks keep each call short). */
+const READ_CHUNK_BYTES = 64 << 20;
+
 interface CacheHeader {
   rows: number;
   dim: number;
@@ -61,11 +65,21 @@ export class EmbeddingCache {
     const dataPath = join(this.dir, `${key}.f32`);
     if (!existsSync(headerPath) || !existsSync(dataPath)) return null;
     const header = JSON.parse(readFileSync(headerPath, 'utf8')) as CacheHeader;
-    const bytes = readFileSync(dataPath);
-    if (bytes.byteLength !== header.rows * header.dim * 4) return null; // torn or foreign file: re-encode
-    const data = new Float32Array(header.rows * header.dim);
-    new Uint8Array(data.buffer).set(bytes);
-    return new VectorMatrix(header.rows, header.dim, data);
+    const fd = openSync(dataPath, 'r');
+    try {
+      if (fstatSync(fd).size !== header.rows * header.dim * 4) return null; // torn or foreign file: re-encode
+      const data = new Float32Array(header.rows * header.dim);
+      // Read into the matrix's own bytes: no intermediate Buffer, so the file is never held twice.
+      const bytes = new Uint8Array(data.buffer);
+      for (let offset = 0; offset < bytes.length;) {
+        const read = readSync(fd, bytes, offset, Math.min(READ_CHUNK_BYTES, bytes.length - offset), offset);
+        if (read === 0) return null; // shrank while reading
+        offset += read;
+      }
+      return new VectorMatrix(header.rows, header.dim, data);
+    } finally {
+      closeSync(fd);
+    }
   }
 
   save(key: string, matrix: VectorMatrix, parts: CacheKeyParts): void {

@@ -1,9 +1,10 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { corpusTexts, EmbeddingCache, encodeCorpusCached, encodeIntoMatrix, readCorpusIds, readEvalQueries, type EncodeTexts } from '../src/index.ts';
+import { Rng } from '@kotune/data';
+import { corpusTexts, EmbeddingCache, encodeCorpusCached, encodeIntoMatrix, readCorpusIds, readEvalQueries, VectorMatrix, type EncodeTexts } from '../src/index.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'kotune-cache-'));
 
@@ -55,6 +56,28 @@ test('the corpus cache is hit on a re-run and missed when the file, the model or
   assert.is(changed.cached, false);
   assert.is(calls.texts, 12, 'same size, other content');
   assert.not.ok(readdirSync(join(dir, 'cache')).some((f) => f.includes('.tmp-')));
+});
+
+test('a cache entry reads back bit-identical (NaN payloads, -0, subnormals included); a torn file is a miss', () => {
+  const rng = new Rng(5);
+  const rows = 1000;
+  const dim = 24;
+  // Arbitrary bit patterns, so that any conversion through numbers on the way would show.
+  const bits = Uint32Array.from({ length: rows * dim }, () => rng.nextUint32());
+  bits.set([0x80000000, 0x00000001, 0x7fc01234, 0xffbfffff, 0x7f800000], 0);
+  const matrix = new VectorMatrix(rows, dim, new Float32Array(bits.buffer));
+  const cache = new EmbeddingCache(join(dir, 'bits'));
+  cache.save('k', matrix, { model: 'm', corpusSha256: 'x', options: {} });
+  const loaded = cache.load('k');
+  assert.ok(loaded);
+  assert.is(loaded.rows, rows);
+  assert.is(loaded.dim, dim);
+  assert.is(loaded.count, rows);
+  assert.ok(Buffer.from(loaded.data.buffer, loaded.data.byteOffset, loaded.data.byteLength).equals(Buffer.from(bits.buffer)));
+  assert.is(loaded.data.byteLength, 4 * rows * dim);
+  truncateSync(join(dir, 'bits', 'k.f32'), 4 * rows * dim - 4);
+  assert.is(cache.load('k'), null);
+  assert.is(cache.load('absent'), null);
 });
 
 test('corpus and query lines are checked', async () => {

@@ -36,6 +36,36 @@ test('searchTopK equals a full sort of cosine similarities', () => {
   assert.is(matrix.data.byteLength, 4 * dim * 300);
 });
 
+test('searchTopK equals a brute-force sort with many exact ties (ties by row ascending), for any k and a short last block', () => {
+  const rng = new Rng(11);
+  const dim = 12;
+  // 7 distinct directions repeated over 203 rows: every score is shared by ~29 rows.
+  const distinct = randomVectors(rng, 7, dim);
+  const rows = 203;
+  const matrix = new VectorMatrix(rows, dim);
+  matrix.append(Array.from({ length: rows }, () => distinct[rng.int(distinct.length)]));
+  // 10 queries: two full blocks of four and a short one; the zero query scores 0 everywhere (a 203-way tie).
+  const queries = [...randomVectors(rng, 8, dim), new Float32Array(dim), distinct[3]];
+  const bruteForce = (q: Float32Array, k: number) => {
+    const unit = normalizeInPlace(Float32Array.from(q));
+    const all = Array.from({ length: rows }, (_, index) => {
+      let score = 0;
+      for (let d = 0; d < dim; d++) score += unit[d] * matrix.data[index * dim + d];
+      return { index, score };
+    });
+    return all.sort((a, b) => b.score - a.score || a.index - b.index).slice(0, k);
+  };
+  for (const k of [1, 5, 40, rows, rows + 50]) {
+    const results = searchTopK(matrix, queries, k);
+    assert.is(results.length, queries.length);
+    // Same float64 sums in the same order on both sides, so scores are compared exactly.
+    queries.forEach((q, qi) => assert.equal(results[qi], bruteForce(q, k), `k ${k}, query ${qi}`));
+  }
+  const zero = searchTopK(matrix, [new Float32Array(dim)], 5)[0];
+  assert.equal(zero.map((h) => h.index), [0, 1, 2, 3, 4]);
+  assert.equal(searchTopK(matrix, [], 3), []);
+});
+
 test('VectorMatrix refuses wrong sizes; normalisation is x / max(|x|, 1e-12)', () => {
   const m = new VectorMatrix(1, 2);
   assert.throws(() => m.append([new Float32Array(3)]), /3 dims/);
