@@ -3,3 +3,4 @@ export { initBackend, activeBackend, parseBackendName, backendFromArgv, BACKEND_
 export type { BackendInfo, BackendName, InitOptions } from './backend.ts';
 export { linear, matMul } from './matmul.ts';
 export { l2Normalize } from './normalize.ts';
+export { dropout, gelu, layerNorm, mix32, scaledMaskedSoftmax } from './fused.ts';

@@ -10,6 +10,7 @@
  * Values and gradients equal `tf.matMul`'s up to float32 summation order.
  */
 import * as tf from '@tensorflow/tfjs';
+import { withGradient } from './custom-grad.ts';
 import { wasmBatchMatMul } from './wasm-batch-matmul.ts';
 
 /**
@@ -73,19 +74,6 @@ function transposeLastTwo(x: tf.Tensor): tf.Tensor {
   return tf.tidy(() => tf.transpose(tf.transpose(x.reshape([m / rows, rows, n]), [0, 2, 1]), [1, 0, 2]).reshape([n, m]));
 }
 
-type GradientRule = (dy: tf.Tensor, saved: tf.Tensor[]) => tf.Tensor[];
-
-/** `tf.customGrad` with typed arguments: `f(inputs, save)` returns the value and its gradient rule. */
-function withGradient(
-  f: (inputs: tf.Tensor[], save: (tensors: tf.Tensor[]) => void) => { value: tf.Tensor; gradFunc: GradientRule },
-): (...inputs: tf.Tensor[]) => tf.Tensor {
-  const custom = tf.customGrad((...args) => {
-    const save = args.pop() as (tensors: tf.Tensor[]) => void;
-    return f(args as tf.Tensor[], save);
-  });
-  return (...inputs) => custom(...inputs);
-}
-
 /**
  * One custom-gradient function per (transposeA, transposeB), indexed `2·transposeA + transposeB`.
  * With `A = op(a)`, `B = op(b)`, `y = A·B`: `dA = dy·Bᵀ`, `dB = Aᵀ·dy`; each case below is that
@@ -127,16 +115,25 @@ const matMulWithGrad = [
 ];
 
 /**
- * `x·wᵀ` for x `[M, in]`, w `[out, in]`: dx = dy·w, dw = dyᵀ·x. The backward multiplies by the
- * saved copies (`save` clones), not by the weight variable itself: XNNPACK keeps a packed copy of
- * a right operand until that tensor is disposed, which for a frozen weight would be the whole run;
- * the saved copies are disposed when the gradient computation ends.
+ * `w` in a buffer of its own. Saved tensors share their data with the original (the engine's wasm
+ * Identity does not copy), so the copy is made here, where a new data id is the point. `· 1` keeps
+ * every bit, −0 and NaN included.
+ */
+function detachedCopy(w: tf.Tensor): tf.Tensor {
+  return tf.mul(w, 1);
+}
+
+/**
+ * `x·wᵀ` for x `[M, in]`, w `[out, in]`: dx = dy·w, dw = dyᵀ·x. dx multiplies by a copy of the
+ * weight under a new id (`detachedCopy`), not by the weight's own data: XNNPACK keeps a packed copy
+ * of a right operand until its data is disposed, which for a frozen weight would be the whole run;
+ * the copy is disposed when the gradient computation ends.
  */
 const linearNoBias = withGradient(([x, w], save) => {
   save([x!, w!]);
   return {
     value: product(x!, transposeLastTwo(w!)),
-    gradFunc: (dy, [x, w]) => [product(dy, w!), product(transposeLastTwo(dy), x!)],
+    gradFunc: (dy, [x, w]) => [product(dy, detachedCopy(w!)), product(transposeLastTwo(dy), x!)],
   };
 });
 
@@ -151,7 +148,7 @@ const linearWithBias = withGradient(([x, w, bias], save) => {
     value: tf.add(product(x!, transposeLastTwo(w!)), bias!),
     gradFunc: (dy, [x, w]) => {
       const dyT = transposeLastTwo(dy);
-      return [product(dy, w!), product(dyT, x!), tf.sum(dyT, 1)];
+      return [product(dy, detachedCopy(w!)), product(dyT, x!), tf.sum(dyT, 1)];
     },
   };
 });

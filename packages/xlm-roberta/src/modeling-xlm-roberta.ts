@@ -18,7 +18,7 @@
  * site draws its mask from its own seed derived from it, so that the same seed gives the same masks on every
  * run and backend (the trainer replays steps bit for bit on resume).
  */
-import { tf, linear, matMul } from '@kotune/engine';
+import { tf, dropout, gelu, layerNorm, linear, matMul, mix32, scaledMaskedSoftmax } from '@kotune/engine';
 import type { LoadedTensor } from '@kotune/weights';
 import { numLabels, type XLMRobertaConfig } from './configuration-xlm-roberta.ts';
 
@@ -32,14 +32,12 @@ type Activation = (x: tf.Tensor) => tf.Tensor;
 const geluTanh: Activation = (x) =>
   tf.mul(tf.mul(x, 0.5), tf.add(1, tf.tanh(tf.mul(Math.sqrt(2 / Math.PI), tf.add(x, tf.mul(0.044715, tf.pow(x, 3)))))));
 
-/** `0.5 x (1 + erf(x / √2))`, PyTorch's exact `nn.functional.gelu`. */
-const geluErf: Activation = (x) => tf.mul(tf.mul(x, 0.5), tf.add(1, tf.erf(tf.div(x, Math.SQRT2))));
-
 const silu: Activation = (x) => tf.mul(x, tf.sigmoid(x));
 
 export const ACT2FN: Record<string, Activation> = {
-  gelu: geluErf,
-  gelu_python: geluErf,
+  // `0.5 x (1 + erf(x / √2))`, PyTorch's exact `nn.functional.gelu`; the engine's carries PyTorch's backward formula.
+  gelu,
+  gelu_python: gelu,
   gelu_new: geluTanh,
   gelu_pytorch_tanh: geluTanh,
   gelu_fast: geluTanh,
@@ -73,13 +71,6 @@ export interface ForwardOptions {
   seed?: number;
 }
 
-/** A 32-bit mixing function (murmur3's finaliser) to spread (seed, site) pairs over distinct seeds. */
-function mix32(h: number): number {
-  h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
-  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
-  return (h ^ (h >>> 16)) >>> 0;
-}
-
 export class ForwardContext {
   readonly training: boolean;
   private readonly seed: number;
@@ -95,7 +86,7 @@ export class ForwardContext {
   dropout(x: tf.Tensor, rate: number): tf.Tensor {
     if (!this.training || rate === 0) return x;
     this.site += 1;
-    return tf.dropout(x, rate, undefined, mix32(this.seed ^ mix32(this.site * 0x9e3779b9)));
+    return dropout(x, rate, mix32(this.seed ^ mix32(this.site * 0x9e3779b9)));
   }
 }
 
@@ -255,12 +246,9 @@ class LayerNorm {
     this.bias = p.get('bias');
   }
 
-  /** `(x − mean) / √(biased variance + eps) · weight + bias` over the last axis. */
+  /** `(x − mean) / √(biased variance + eps) · weight + bias` over the last axis (the engine's, with its backward formula). */
   forward(x: tf.Tensor): tf.Tensor {
-    const mean = tf.mean(x, -1, true);
-    const centered = tf.sub(x, mean);
-    const variance = tf.mean(tf.square(centered), -1, true);
-    return tf.add(tf.mul(tf.mul(centered, tf.rsqrt(tf.add(variance, this.eps))), this.weight), this.bias);
+    return layerNorm(x, this.weight, this.bias, this.eps);
   }
 }
 
@@ -343,8 +331,8 @@ class XLMRobertaSelfAttention {
     const query = this.transposeForScores(this.query.forward(hidden));
     const key = this.transposeForScores(this.key.forward(hidden));
     const value = this.transposeForScores(this.value.forward(hidden));
-    const scores = tf.add(tf.div(matMul(query, key, false, true), Math.sqrt(this.headSize)), extendedMask);
-    const probs = ctx.dropout(tf.softmax(scores, -1), this.config.attentionProbsDropoutProb);
+    // softmax(q kᵀ / √d_head + mask), as one op that keeps only the probabilities for the backward.
+    const probs = ctx.dropout(scaledMaskedSoftmax(matMul(query, key, false, true), Math.sqrt(this.headSize), extendedMask), this.config.attentionProbsDropoutProb);
     const context = tf.transpose(matMul(probs, value), [0, 2, 1, 3]);
     return tf.reshape(context, [batch, seq, width]);
   }

@@ -1,0 +1,123 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { dropout, gelu, initBackend, layerNorm, scaledMaskedSoftmax, tf } from '../src/index.ts';
+
+let seed = 1;
+function randn(shape: number[], std = 1): tf.Tensor {
+  return tf.randomNormal(shape, 0, std, 'float32', seed++);
+}
+
+/** max |a − b| over max |b|. */
+function relativeError(actual: tf.Tensor, expected: tf.Tensor): number {
+  assert.equal(actual.shape, expected.shape);
+  const a = actual.dataSync();
+  const e = expected.dataSync();
+  let scale = 0;
+  let worst = 0;
+  for (let i = 0; i < e.length; i++) {
+    scale = Math.max(scale, Math.abs(e[i]!));
+    worst = Math.max(worst, Math.abs(a[i]! - e[i]!));
+  }
+  return worst / scale;
+}
+
+/** Value and gradients of `sum(f(...inputs) * r)`: every output entry gets its own upstream weight. */
+function valueAndGrads(f: (...xs: tf.Tensor[]) => tf.Tensor, inputs: tf.Tensor[], r: tf.Tensor): tf.Tensor[] {
+  return [f(...inputs), ...tf.grads((...xs: tf.Tensor[]) => tf.sum(tf.mul(f(...xs), r)))(inputs)];
+}
+
+const plainGelu = (x: tf.Tensor) => tf.mul(tf.mul(x, 0.5), tf.add(1, tf.erf(tf.div(x, Math.SQRT2))));
+
+function plainLayerNorm(x: tf.Tensor, weight: tf.Tensor, bias: tf.Tensor, eps: number): tf.Tensor {
+  const centered = tf.sub(x, tf.mean(x, -1, true));
+  const variance = tf.mean(tf.square(centered), -1, true);
+  return tf.add(tf.mul(tf.mul(centered, tf.rsqrt(tf.add(variance, eps))), weight), bias);
+}
+
+for (const backend of ['wasm', 'cpu'] as const) {
+  test(`${backend}: gelu equals the plain erf formula bit for bit, and its gradient autodiff's`, async () => {
+    await initBackend({ backend, log: null });
+    tf.tidy(() => {
+      const x = randn([3, 7, 40], 3);
+      const r = randn([3, 7, 40]);
+      const [y, dx] = valueAndGrads((x) => gelu(x!), [x], r);
+      const [yPlain, dxPlain] = valueAndGrads((x) => plainGelu(x!), [x], r);
+      assert.equal(Array.from(y!.dataSync()), Array.from(yPlain!.dataSync()));
+      // Two float32 routes to the same derivative (PyTorch's formula against the chain rule): a few ulps.
+      assert.ok(relativeError(dx!, dxPlain!) <= 1e-6, `d/dx: ${relativeError(dx!, dxPlain!)}`);
+    });
+  });
+
+  test(`${backend}: layerNorm equals the plain formula bit for bit, and its gradients autodiff's`, async () => {
+    await initBackend({ backend, log: null });
+    tf.tidy(() => {
+      const x = tf.add(randn([4, 9, 48], 2), 5); // an offset mean, as residual streams have
+      const weight = randn([48]);
+      const bias = randn([48]);
+      const r = randn([4, 9, 48]);
+      const eps = 1e-5;
+      const ours = valueAndGrads((x, w, b) => layerNorm(x!, w as tf.Tensor1D, b as tf.Tensor1D, eps), [x, weight, bias], r);
+      const plain = valueAndGrads((x, w, b) => plainLayerNorm(x!, w!, b!, eps), [x, weight, bias], r);
+      assert.equal(Array.from(ours[0]!.dataSync()), Array.from(plain[0]!.dataSync()));
+      // Gradients: reordered float32 sums over the 48 features or the 36 rows; a wrong term is off by O(1).
+      ['d/dx', 'd/dweight', 'd/dbias'].forEach((what, i) => {
+        const error = relativeError(ours[i + 1]!, plain[i + 1]!);
+        assert.ok(error <= 1e-5, `${what}: ${error}`);
+      });
+    });
+  });
+}
+
+for (const backend of ['wasm', 'cpu'] as const) {
+  test(`${backend}: scaledMaskedSoftmax equals softmax(scores / d + mask) bit for bit, value and gradient`, async () => {
+    await initBackend({ backend, log: null });
+    tf.tidy(() => {
+      const scores = randn([6, 5, 7], 4);
+      // An attention mask [batch, 1, 1, seq] → here [1, 1, 7]: two padded keys get finfo(float32).min.
+      const mask = tf.tensor3d([[[0, 0, 0, 0, 0, -3.4028234663852886e38, -3.4028234663852886e38]]]);
+      const r = randn([6, 5, 7]);
+      const ours = valueAndGrads((s) => scaledMaskedSoftmax(s!, Math.sqrt(32), mask), [scores], r);
+      const plain = valueAndGrads((s) => tf.softmax(tf.add(tf.div(s!, Math.sqrt(32)), mask)), [scores], r);
+      ours.forEach((t, i) => assert.equal(Array.from(t.dataSync()), Array.from(plain[i]!.dataSync()), i === 0 ? 'value' : 'd/dscores'));
+    });
+  });
+}
+
+test('dropout: same seed → the same mask on wasm and cpu, kept entries scaled by 1/(1 − rate), gradient through the mask', async () => {
+  const run = async (backend: 'wasm' | 'cpu', seed: number) => {
+    await initBackend({ backend, log: null });
+    return tf.tidy(() => {
+      const x = tf.add(tf.abs(randn([50, 400])), 0.5); // no zeros: a zero output means a dropped entry
+      const r = randn([50, 400]);
+      const [y, dx] = valueAndGrads((x) => dropout(x!, 0.25, seed), [x], r);
+      return { x: x.dataSync(), r: r.dataSync(), y: y!.dataSync(), dx: dx!.dataSync() };
+    });
+  };
+  seed = 100;
+  const wasm = await run('wasm', 7);
+  seed = 100;
+  const cpu = await run('cpu', 7);
+  assert.equal(Array.from(wasm.y), Array.from(cpu.y));
+  const scale = Math.fround(1 / 0.75);
+  let dropped = 0;
+  wasm.y.forEach((y, i) => {
+    const kept = y !== 0;
+    if (!kept) dropped += 1;
+    assert.is(y, kept ? Math.fround(wasm.x[i]! * scale) : 0);
+    assert.is(wasm.dx[i], kept ? Math.fround(wasm.r[i]! * scale) : 0);
+  });
+  // 20 000 draws at rate 0.25: the dropped fraction is 0.25 ± 0.003 (1σ); allow 5σ.
+  assert.ok(Math.abs(dropped / wasm.y.length - 0.25) < 0.015, `dropped fraction ${dropped / wasm.y.length}`);
+  const other = await run('wasm', 8);
+  assert.not.equal(Array.from(other.y), Array.from(wasm.y), 'another seed, another mask');
+  assert.throws(() => dropout(tf.ones([2]), 1, 0), /rate must be in \[0, 1\)/);
+});
+
+test('layerNorm rejects a weight of the wrong width', async () => {
+  await initBackend({ backend: 'cpu', log: null });
+  tf.tidy(() => {
+    assert.throws(() => layerNorm(randn([2, 5]), randn([4]) as tf.Tensor1D, randn([5]) as tf.Tensor1D, 1e-5), /weight \[4\] and bias \[5\] do not match input \[2,5\]/);
+  });
+});
+
+test.run();
