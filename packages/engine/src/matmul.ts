@@ -15,7 +15,8 @@ import { wasmBatchMatMul } from './wasm-batch-matmul.ts';
 
 /**
  * `torch.nn.functional.linear`: `x · weightᵀ + bias`, with `weight` in the checkpoint's `[out, in]` layout.
- * `x` may have any rank ≥ 2; its last dimension is `in`.
+ * `x` may have any rank ≥ 2; its last dimension is `in`. Under `withWeightCache`, calls share their
+ * copies of `weight`.
  */
 export function linear(x: tf.Tensor, weight: tf.Tensor2D, bias?: tf.Tensor1D): tf.Tensor {
   const inFeatures = x.shape[x.shape.length - 1]!;
@@ -30,6 +31,108 @@ export function linear(x: tf.Tensor, weight: tf.Tensor2D, bias?: tf.Tensor1D): t
     const y = bias ? linearWithBias(x2, weight, bias) : linearNoBias(x2, weight);
     return y.reshape([...x.shape.slice(0, -1), weight.shape[0]]);
   });
+}
+
+/**
+ * A weight's copies for `linear` under `withWeightCache`, made from the data `dataId` names: `wᵀ` for
+ * the forward, and the backward's detached copy of `w` (see `linearNoBias`) once a backward needs it.
+ */
+interface CachedWeight {
+  dataId: tf.DataId;
+  transposed: tf.Tensor;
+  copy?: tf.Tensor;
+}
+
+/** The running `withWeightCache`'s copies, their bytes, and the budget they stay within. */
+let weightCache: { entries: Map<tf.Tensor, CachedWeight>; bytes: number; maxBytes: number } | undefined;
+/** How many `withWeightCache` calls are running (async ones may interleave); the last one out empties the cache. */
+let weightCacheUsers = 0;
+
+/**
+ * Default budget of `withWeightCache`'s copies: all of an e5-small's Linear weights (81 MiB) with their
+ * backward copies, four fifths of an XLM-R base's (324 MiB), a fifth of a large one's (1.1 GiB), whose
+ * 2.1 GiB of weights leave no room for a full second set, packed twice, in the 4 GiB wasm heap.
+ */
+const WEIGHT_CACHE_BYTES = 256 * 2 ** 20;
+
+/**
+ * Runs `fn` with `linear` reusing its copies of each weight (`wᵀ` for the forward, a detached `w`
+ * for the backward) across calls, as long as the weight's data is unchanged (`Variable.assign` gives
+ * it a new data id, which makes new copies). On wasm this also keeps XNNPACK's packed weights, cached
+ * per right-operand data id, across calls: without it every call copies the weight and packs it again
+ * (a strided pass over all of it), 4-5% of a Linear's forward at 2048 rows and 14-15% at 512
+ * (`bench/weight-cache.bench.ts`).
+ *
+ * For inference over many batches, and for the micro-batches of one optimizer step (accumulation,
+ * GradCache); results are the same as without it. Copies are made, first come first served, until
+ * they hold `maxBytes` (XNNPACK's packed ones take as much again); weights past that are copied per
+ * call as without the cache. They are disposed when `fn` returns, or settles if it returns a promise;
+ * nested and interleaved calls share one cache (the outermost call's budget), emptied when the last
+ * of them ends.
+ */
+export function withWeightCache<T>(fn: () => T, options: { maxBytes?: number } = {}): T {
+  weightCacheUsers += 1;
+  weightCache ??= { entries: new Map(), bytes: 0, maxBytes: options.maxBytes ?? WEIGHT_CACHE_BYTES };
+  let result: T;
+  try {
+    result = fn();
+  } catch (err) {
+    releaseWeightCache();
+    throw err;
+  }
+  if (result instanceof Promise) return result.finally(releaseWeightCache) as T;
+  releaseWeightCache();
+  return result;
+}
+
+function releaseWeightCache(): void {
+  weightCacheUsers -= 1;
+  if (weightCacheUsers > 0 || !weightCache) return;
+  for (const entry of weightCache.entries.values()) {
+    entry.transposed.dispose();
+    entry.copy?.dispose();
+  }
+  weightCache = undefined;
+}
+
+/** `t`, kept out of the caller's `tf.tidy` (the cache decides when it goes) and counted in the budget. */
+function keepInCache(t: tf.Tensor): tf.Tensor {
+  weightCache!.bytes += t.size * 4;
+  return tf.keep(t);
+}
+
+/** Whether a copy of `w` fits in the running cache's budget. */
+function fitsInCache(w: tf.Tensor): boolean {
+  return weightCache !== undefined && weightCache.bytes + w.size * 4 <= weightCache.maxBytes;
+}
+
+/** `w`'s cache entry, made or renewed for its current data; undefined outside `withWeightCache` or past its budget. */
+function cachedWeight(w: tf.Tensor): CachedWeight | undefined {
+  if (!weightCache) return undefined;
+  const entry = weightCache.entries.get(w);
+  if (entry?.dataId === w.dataId) return entry;
+  if (entry) {
+    for (const t of [entry.transposed, entry.copy]) {
+      if (t) weightCache.bytes -= t.size * 4;
+      t?.dispose();
+    }
+    weightCache.entries.delete(w);
+  }
+  if (!fitsInCache(w)) return undefined;
+  const renewed = { dataId: w.dataId, transposed: keepInCache(transposeLastTwo(w)) };
+  weightCache.entries.set(w, renewed);
+  return renewed;
+}
+
+/**
+ * The backward's copy of `w` (`savedW`, the tensor the forward saved: same data, other object): the
+ * cached one while the forward's entry is live (its data unchanged, its `withWeightCache` not over)
+ * and the budget allows, else a fresh one.
+ */
+function backwardWeight(entry: CachedWeight | undefined, savedW: tf.Tensor): tf.Tensor {
+  if (!entry || entry.transposed.isDisposed) return detachedCopy(savedW);
+  if (!entry.copy && fitsInCache(savedW)) entry.copy = keepInCache(detachedCopy(savedW));
+  return entry.copy ?? detachedCopy(savedW);
 }
 
 /**
@@ -127,13 +230,14 @@ function detachedCopy(w: tf.Tensor): tf.Tensor {
  * `x·wᵀ` for x `[M, in]`, w `[out, in]`: dx = dy·w, dw = dyᵀ·x. dx multiplies by a copy of the
  * weight under a new id (`detachedCopy`), not by the weight's own data: XNNPACK keeps a packed copy
  * of a right operand until its data is disposed, which for a frozen weight would be the whole run;
- * the copy is disposed when the gradient computation ends.
+ * the copy is disposed when the gradient computation ends, or with `withWeightCache`'s when it ends.
  */
 const linearNoBias = withGradient(([x, w], save) => {
   save([x!, w!]);
+  const cached = cachedWeight(w!);
   return {
-    value: product(x!, transposeLastTwo(w!)),
-    gradFunc: (dy, [x, w]) => [product(dy, detachedCopy(w!)), product(transposeLastTwo(dy), x!)],
+    value: product(x!, cached?.transposed ?? transposeLastTwo(w!)),
+    gradFunc: (dy, [x, w]) => [product(dy, backwardWeight(cached, w!)), product(transposeLastTwo(dy), x!)],
   };
 });
 
@@ -144,11 +248,12 @@ const linearNoBias = withGradient(([x, w], save) => {
  */
 const linearWithBias = withGradient(([x, w, bias], save) => {
   save([x!, w!]);
+  const cached = cachedWeight(w!);
   return {
-    value: tf.add(product(x!, transposeLastTwo(w!)), bias!),
+    value: tf.add(product(x!, cached?.transposed ?? transposeLastTwo(w!)), bias!),
     gradFunc: (dy, [x, w]) => {
       const dyT = transposeLastTwo(dy);
-      return [product(dy, detachedCopy(w!)), product(dyT, x!), tf.sum(dyT, 1)];
+      return [product(dy, backwardWeight(cached, w!)), product(dyT, x!), tf.sum(dyT, 1)];
     },
   };
 });

@@ -1,6 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { initBackend, linear, matMul, tf } from '../src/index.ts';
+import { initBackend, linear, matMul, tf, withWeightCache } from '../src/index.ts';
 
 /**
  * Our products sum in a different order than `tf.matMul` (XNNPACK blocks versus the naive loop),
@@ -125,6 +125,93 @@ test('wasm: repeated forward + backward leaves no tensor and no wasm memory behi
   assert.is(after.numBytes, before.numBytes, 'numBytes');
   assert.is(tf.engine().backend.numDataIds(), dataIdsBefore, 'wasm buffers');
   tf.dispose([x, w, bias, q, k]);
+});
+
+test('wasm: withWeightCache reuses one transposed copy per weight until its data changes, then frees them', async () => {
+  await initBackend({ backend: 'wasm', log: null });
+  const x = randn([2, 9, 16]);
+  const w = tf.variable(randn([12, 16]));
+  const bias = randn([12]);
+  const before = tf.memory().numTensors;
+  const run = () => tf.tidy(() => linear(x, w as tf.Tensor2D, bias as tf.Tensor1D).dataSync());
+  const reference = () => tf.tidy(() => tf.add(tf.matMul(x.reshape([-1, 16]), w, false, true), bias).dataSync());
+  const close = (a: Float32Array | Int32Array | Uint8Array, b: Float32Array | Int32Array | Uint8Array, what: string) =>
+    assert.ok(a.every((v, i) => Math.abs(v - b[i]!) <= 1e-4), what); // float32 sums of 16 products of N(0,1) entries (|y| ≲ 20)
+
+  withWeightCache(() => {
+    close(run(), reference(), 'first call');
+    assert.is(tf.memory().numTensors, before + 1, 'one cached copy of w');
+    close(run(), reference(), 'second call');
+    assert.is(tf.memory().numTensors, before + 1, 'the copy is reused, not recomputed');
+    const negated = tf.neg(w);
+    w.assign(negated);
+    negated.dispose();
+    close(run(), reference(), 'after assign: the new weights');
+    assert.is(tf.memory().numTensors, before + 1, 'the stale copy is disposed');
+  });
+  assert.is(tf.memory().numTensors, before, 'released when the call returns');
+
+  await withWeightCache(async () => {
+    withWeightCache(() => run()); // a nested call ends before the outer one: the cache stays
+    await Promise.resolve();
+    assert.is(tf.memory().numTensors, before + 1, 'still cached inside the outer call');
+  });
+  assert.is(tf.memory().numTensors, before, 'released when the promise settles');
+  assert.throws(() => withWeightCache(() => { run(); throw new Error('boom'); }), /boom/);
+  assert.is(tf.memory().numTensors, before, 'released when the call throws');
+  tf.dispose([x, w, bias]);
+});
+
+test('wasm: under withWeightCache, micro-batch gradients reuse the cached copies and follow weight updates', async () => {
+  await initBackend({ backend: 'wasm', log: null });
+  const x = randn([24, 16]);
+  const w = tf.variable(randn([12, 16]));
+  const bias = tf.variable(randn([12]));
+  const r = randn([24, 12]);
+  const dxAndDw = (f: (x: tf.Tensor, w: tf.Tensor, b: tf.Tensor) => tf.Tensor) =>
+    tf.grads((x: tf.Tensor, w: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(f(x, w, b), r)))([x, w, bias]).slice(0, 2);
+  const ours = () => dxAndDw((x, w, b) => linear(x, w as tf.Tensor2D, b as tf.Tensor1D));
+  const plain = () => dxAndDw((x, w, b) => tf.add(tf.matMul(x, w, false, true), b));
+  const before = tf.memory().numTensors;
+  withWeightCache(() => {
+    for (const step of [1, 2]) {
+      for (const micro of [1, 2]) {
+        tf.tidy(() => {
+          const [dx, dw] = ours();
+          const [dxRef, dwRef] = plain();
+          assertClose(dx!, dxRef!, 12, `step ${step}, micro-batch ${micro}: dx`);
+          assertClose(dw!, dwRef!, 24, `step ${step}, micro-batch ${micro}: dw`);
+        });
+        assert.is(tf.memory().numTensors, before + 2, 'wᵀ and the backward copy of w, once');
+      }
+      const updated = tf.mul(w, -0.5);
+      w.assign(updated);
+      updated.dispose();
+    }
+  });
+  assert.is(tf.memory().numTensors, before, 'released when the call returns');
+  // A backward that runs after the call has ended (only its forward ran under it) copies w itself.
+  tf.tidy(() => {
+    const [dx] = dxAndDw((x, w, b) => withWeightCache(() => linear(x, w as tf.Tensor2D, b as tf.Tensor1D)));
+    assertClose(dx!, plain()[0]!, 12, 'backward after the call: dx');
+  });
+  assert.is(tf.memory().numTensors, before, 'nothing left by a backward after the call');
+  // Budgets: w is 12·16 floats (768 bytes). Room for wᵀ only, then for nothing: the rest is copied per call.
+  for (const [maxBytes, cached] of [[1000, 1], [700, 0]] as const) {
+    withWeightCache(() => {
+      for (const micro of [1, 2]) {
+        tf.tidy(() => {
+          const [dx, dw] = ours();
+          const [dxRef, dwRef] = plain();
+          assertClose(dx!, dxRef!, 12, `maxBytes ${maxBytes}, micro-batch ${micro}: dx`);
+          assertClose(dw!, dwRef!, 24, `maxBytes ${maxBytes}, micro-batch ${micro}: dw`);
+        });
+        assert.is(tf.memory().numTensors, before + cached, `maxBytes ${maxBytes}: ${cached} cached copies`);
+      }
+    }, { maxBytes });
+  }
+  assert.is(tf.memory().numTensors, before, 'released after the budgeted calls');
+  tf.dispose([x, w, bias, r]);
 });
 
 test.run();
