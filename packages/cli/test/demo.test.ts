@@ -54,7 +54,7 @@ test(`kotune demo --max-steps ${STEPS}: export, metrics.jsonl, plots and a befor
   await initBackend({ backend: 'wasm', log: null });
   const reranker = await Reranker.load(out, { log: null });
   try {
-    const [score] = await reranker.score([['배고파', '뭐 좀 챙겨 드세요.']]);
+    const [score] = await reranker.score([['한 남자가 기타를 연주하고 있다.', '남자가 기타를 치고 있다.']]);
     assert.ok(Number.isFinite(score), `score ${score}`);
   } finally {
     reranker.dispose();

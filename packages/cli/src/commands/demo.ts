@@ -1,7 +1,8 @@
 /**
  * `kotune demo` (`pnpm demo`, the README's first command): trains a tiny Korean cross-encoder reranker from a
- * random init, with the shipped tokenizer, on the shipped ChatbotData questions and answers
- * (`examples/demo.json`), on whatever backend loads first (wasm on a fresh machine), in a few minutes.
+ * random init, with the shipped tokenizer, to rank a sentence's paraphrase above unrelated sentences, on the
+ * shipped KorSTS pairs (`examples/demo.json`, `examples/data/README.md`), on whatever backend loads first (wasm
+ * on a fresh machine), in a few minutes.
  *
  * It scores the held-out split (`eval_data`) with the random-init model before training and with the exported
  * model after it, with the code `kotune eval` runs (@kotune/eval), and prints one before/after table. The run
