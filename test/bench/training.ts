@@ -55,7 +55,8 @@ export interface TrainingSetup {
   dispose(): void;
 }
 
-export async function trainingSetup(task: Task, source: ModelSource, shape: Shape): Promise<TrainingSetup> {
+/** `settings`: more `kotune train` settings, e.g. `{ gradient_checkpointing: true }`. */
+export async function trainingSetup(task: Task, source: ModelSource, shape: Shape, settings: Record<string, unknown> = {}): Promise<TrainingSetup> {
   const { queries, groupSize: G, seq } = shape;
   const micro = shape.microQueries ?? queries;
   const lengths = task === 'reranker' ? { query_max_len: seq / 4, passage_max_len: (3 * seq) / 4 } : { query_max_len: seq, passage_max_len: seq };
@@ -66,6 +67,7 @@ export async function trainingSetup(task: Task, source: ModelSource, shape: Shap
       ...('folder' in source ? { model_name_or_path: source.folder } : { model_config: source.modelConfig, tokenizer_name_or_path: FIXTURE }),
       ...(task === 'embedder' ? { loss: 'mnrl', sentence_pooling_method: 'cls', normalize_embeddings: true } : {}),
       ...(task === 'embedder' && micro < queries ? { mini_batch_size: micro } : {}),
+      ...settings,
     },
   });
   const model = await loadTrainModel(config, null, () => {});

@@ -19,11 +19,14 @@ export class GradientAccumulator {
     return this.count;
   }
 
-  /** Adds `grads / steps`; the caller keeps ownership of `grads`. */
+  /**
+   * Adds `grads / steps`; the caller keeps ownership of `grads`. With one step the sum is `grads` itself
+   * (a clone shares the data): no second gradient-sized copy of the model is made.
+   */
   add(grads: Map<string, tf.Tensor>): void {
     for (const [name, g] of grads) {
       const prev = this.sums.get(name);
-      const next = tf.tidy(() => (prev ? prev.add(g.div(this.steps)) : g.div(this.steps)));
+      const next = tf.tidy(() => (prev ? prev.add(g.div(this.steps)) : this.steps === 1 ? g.clone() : g.div(this.steps)));
       prev?.dispose();
       this.sums.set(name, next);
     }

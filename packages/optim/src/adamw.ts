@@ -70,11 +70,14 @@ export class AdamW {
   }
 
   /**
-   * One update with the given (already clipped) gradients at learning rate `lr`. Parameters without
-   * a gradient in `grads` are left alone, as torch skips parameters whose `.grad` is None.
+   * One update with the given gradients at learning rate `lr`. Parameters without a gradient in `grads`
+   * are left alone, as torch skips parameters whose `.grad` is None. `gradScale` (a clipping coefficient,
+   * default 1) multiplies each gradient just before its own update: the same values as clipping all of them
+   * first, without a second copy of every gradient alive during the step.
    */
-  step(grads: Map<string, tf.Tensor>, lr: number): void {
+  step(grads: Map<string, tf.Tensor>, lr: number, gradScale = 1): void {
     if (!(lr >= 0) || !Number.isFinite(lr)) throw new Error(`AdamW: learning rate must be a finite number ≥ 0 (got ${lr})`);
+    if (!(gradScale > 0) || !Number.isFinite(gradScale)) throw new Error(`AdamW: gradient scale must be a finite number > 0 (got ${gradScale})`);
     for (const [name, g] of grads) {
       const p = this.params.get(name);
       if (!p) throw new Error(`AdamW: gradient for "${name}", which is not a parameter of this optimizer`);
@@ -84,17 +87,24 @@ export class AdamW {
     const t = this.steps;
     const stepSize = lr / (1 - this.beta1 ** t);
     const biasCorrection2Sqrt = Math.sqrt(1 - this.beta2 ** t);
-    for (const [name, g] of grads) {
+    for (const [name, gradient] of grads) {
       const p = this.params.get(name)!;
       const m = this.momentsOf(name, p);
+      // The same ops as torch's `_single_tensor_adamw`, in its order, but each parameter-sized intermediate is
+      // freed as soon as the next one exists and each result goes into its variable at once (whose old data is
+      // then freed): at most four parameter-sized temporaries are alive (the scaled gradient included), where one tidy over the whole update
+      // kept all fourteen until its end (0.7 GB for a 32k × 384 word-embedding matrix). The tidy only
+      // collects the scalars.
       tf.tidy(() => {
-        const expAvg = m.expAvg.mul(this.beta1).add(g.mul(1 - this.beta1));
-        const expAvgSq = m.expAvgSq.mul(this.beta2).add(g.square().mul(1 - this.beta2));
-        const decayed = this.weightDecay > 0 && lr > 0 && this.decays(name) ? p.mul(1 - lr * this.weightDecay) : p;
-        const denom = expAvgSq.sqrt().div(biasCorrection2Sqrt).add(this.eps);
-        p.assign(decayed.sub(expAvg.div(denom).mul(stepSize)));
-        m.expAvg.assign(expAvg);
-        m.expAvgSq.assign(expAvgSq);
+        const g = gradScale === 1 ? gradient : gradient.mul(gradScale);
+        assignAndFree(m.expAvg, chain(m.expAvg, (x) => x.mul(this.beta1), (x) => addAndFree(x, g.mul(1 - this.beta1))));
+        assignAndFree(m.expAvgSq, chain(m.expAvgSq, (x) => x.mul(this.beta2), (x) => addAndFree(x, chain(g, (y) => y.square(), (y) => y.mul(1 - this.beta2)))));
+        if (this.weightDecay > 0 && lr > 0 && this.decays(name)) assignAndFree(p, p.mul(1 - lr * this.weightDecay));
+        const denom = chain(m.expAvgSq, (x) => x.sqrt(), (x) => x.div(biasCorrection2Sqrt), (x) => x.add(this.eps));
+        const update = chain(m.expAvg, (x) => { const quotient = x.div(denom); denom.dispose(); return quotient; }, (x) => x.mul(stepSize));
+        assignAndFree(p, p.sub(update));
+        update.dispose();
+        if (g !== gradient) g.dispose();
       });
     }
   }
@@ -164,4 +174,28 @@ export class AdamW {
   dispose(): void {
     this.disposeMoments();
   }
+}
+
+/** `ops` applied to `x` in turn, each intermediate freed once the next exists (`x` itself is kept). */
+function chain(x: tf.Tensor, ...ops: Array<(t: tf.Tensor) => tf.Tensor>): tf.Tensor {
+  let t = x;
+  for (const op of ops) {
+    const next = op(t);
+    if (t !== x) t.dispose();
+    t = next;
+  }
+  return t;
+}
+
+/** `a + b`, freeing `b` (a temporary; `chain` frees `a`). */
+function addAndFree(a: tf.Tensor, b: tf.Tensor): tf.Tensor {
+  const sum = a.add(b);
+  b.dispose();
+  return sum;
+}
+
+/** Puts `value` into `variable` (whose old data is freed) and drops the temporary's own reference. */
+function assignAndFree(variable: tf.Variable, value: tf.Tensor): void {
+  variable.assign(value);
+  value.dispose();
 }

@@ -24,11 +24,16 @@ export function globalNorm(grads: Iterable<tf.Tensor>): number {
   });
 }
 
+/** torch's factor `min(1, max_norm / (norm + 1e-6))`. */
+export function clipCoefficient(norm: number, maxNorm: number): number {
+  return Math.min(1, maxNorm / (norm + 1e-6));
+}
+
 export function clipGradNorm(grads: Map<string, tf.Tensor>, maxNorm: number): ClippedGradients {
   if (!(maxNorm > 0)) throw new Error(`clipGradNorm: max norm must be > 0 (got ${maxNorm})`);
   const norm = globalNorm(grads.values());
   if (!Number.isFinite(norm)) throw new Error(`clipGradNorm: the gradient norm is ${norm} (a loss or gradient overflowed)`);
-  const clipCoef = Math.min(1, maxNorm / (norm + 1e-6));
+  const clipCoef = clipCoefficient(norm, maxNorm);
   const clipped = new Map<string, tf.Tensor>();
   for (const [name, g] of grads) clipped.set(name, clipCoef === 1 ? g.clone() : tf.tidy(() => g.mul(clipCoef)));
   return { grads: clipped, norm, clipCoef };

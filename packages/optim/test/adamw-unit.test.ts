@@ -2,7 +2,7 @@
  * The optimizer pipeline (clip_grad_norm_ → AdamW at the scheduled lr) against the float64 torch
  * reference `adamw_unit` of test/fixtures/xlmr-tiny/cases.json, the HF schedule multipliers, the
  * decay grouping of the reranker (`adamw.decay_parameters`), state export/restore and gradient
- * accumulation, on both backends.
+ * accumulation, on both backends. AdamW's `gradScale` (clipping folded into the update) gives the same bits as clipping first.
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -92,6 +92,9 @@ for (const backend of ['cpu', 'wasm'] as const) {
     const params = makeParams();
     const decaySet = new Set(unit.decay_parameters as string[]);
     const opt = new AdamW(params, { betas: unit.betas, eps: unit.eps, weightDecay: unit.weight_decay, decay: (n) => decaySet.has(n) });
+    // The trainer's way: the raw gradients and the clip coefficient as `gradScale`, which must give the same bits.
+    const scaledParams = makeParams();
+    const scaledOpt = new AdamW(scaledParams, { betas: unit.betas, eps: unit.eps, weightDecay: unit.weight_decay, decay: (n) => decaySet.has(n) });
     const lrAt = learningRateSchedule('linear', unit.lr, { warmupSteps: unit.num_warmup_steps, totalSteps: unit.num_training_steps });
     let worst = 0;
     for (const [i, step] of (unit.steps as any[]).entries()) {
@@ -103,7 +106,9 @@ for (const backend of ['cpu', 'wasm'] as const) {
       const lr = lrAt(i);
       assertRelative(lr, step.lr, 1e-15, `step ${i + 1} lr`); // exact up to float64 rounding
       opt.step(grads, lr);
+      scaledOpt.step(raw, lr, clipCoef);
       tf.dispose([...raw.values(), ...grads.values()]);
+      for (const [n, p] of params) assert.equal(Array.from(scaledParams.get(n)!.dataSync()), Array.from(p.dataSync()), `step ${i + 1} ${n}: gradScale = clipping first`);
       const state = opt.state();
       assert.is(state.step, i + 1);
       for (const [n, p] of params) {
@@ -114,7 +119,8 @@ for (const backend of ['cpu', 'wasm'] as const) {
     }
     console.log(`${backend}: adamw_unit worst relative error ${worst.toExponential(2)}`);
     opt.dispose();
-    tf.dispose([...params.values()]);
+    scaledOpt.dispose();
+    tf.dispose([...params.values(), ...scaledParams.values()]);
     assert.is(tf.memory().numTensors, before, 'no tensor leaked');
   });
 

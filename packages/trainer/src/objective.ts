@@ -11,6 +11,7 @@
  *               infonce: all B*G passages in group order (FlagEmbedding; temperature, use_inbatch_neg,
  *                        knowledge_distillation)
  *             mini_batch_size > 0: the same loss through GradCache (each column in mini-batches of that size)
+ * gradient_checkpointing recomputes each encoder layer in the backward (same dropout masks, same gradients).
  */
 import { rerankerPairs, type Rng, type TrainBatch } from '@kotune/data';
 import { tf } from '@kotune/engine';
@@ -54,7 +55,7 @@ export function microBatchGradients(config: TrainConfig, model: TrainModel, batc
       { queryMaxLen: config.query_max_len, passageMaxLen: config.passage_max_len, padding: 'longest' });
     const seed = rng.nextUint32();
     return lossAndGrads(params, () => {
-      const logits = model.reranker.forward(int2d(inputIds), int2d(attentionMask), { training: true, seed });
+      const logits = model.reranker.forward(int2d(inputIds), int2d(attentionMask), { training: true, seed, gradientCheckpointing: config.gradient_checkpointing });
       if (config.knowledge_distillation) return rerankerDistillationLoss(logits, batch.teacherScores!, G);
       if (config.loss === 'bce') return binaryCrossEntropyLoss(logits, batch.passages.map((_, i) => (i % G === 0 ? 1 : 0)));
       return groupCrossEntropyLoss(logits, G);
@@ -69,7 +70,7 @@ export function microBatchGradients(config: TrainConfig, model: TrainModel, batc
     ...passageColumns.map((texts) => ({ texts, maxLength: config.passage_max_len }))];
   const chunk = (texts: string[], maxLength: number): Chunk =>
     ({ ...model.tokenizer.encodeBatch(texts, { maxLength, padding: 'longest' }), seed: rng.nextUint32() });
-  const embed = (c: Chunk): tf.Tensor2D => model.embedder.forward(int2d(c.inputIds), int2d(c.attentionMask), { training: true, seed: c.seed });
+  const embed = (c: Chunk): tf.Tensor2D => model.embedder.forward(int2d(c.inputIds), int2d(c.attentionMask), { training: true, seed: c.seed, gradientCheckpointing: config.gradient_checkpointing });
 
   const { scale, temperature } = lossKnobs(config);
   const infoNce = { temperature, inBatchNegatives: config.use_inbatch_neg };

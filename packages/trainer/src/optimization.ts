@@ -6,7 +6,7 @@
  * of the step count, so the optimizer's step count is the scheduler's whole state.
  */
 import { tf } from '@kotune/engine';
-import { AdamW, clipGradNorm, globalNorm, GradientAccumulator, learningRateSchedule } from '@kotune/optim';
+import { AdamW, clipCoefficient, globalNorm, GradientAccumulator, learningRateSchedule } from '@kotune/optim';
 import type { LoadedTensor, TensorToWrite } from '@kotune/weights';
 import type { TrainConfig } from './config.ts';
 import type { TrainPlan } from './plan.ts';
@@ -48,23 +48,16 @@ export class Optimization {
   /** Clips the accumulated gradients and updates the parameters; returns the rate used and the norm before clipping. */
   step(): { learningRate: number; gradNorm: number } {
     const grads = this.accumulator!.take();
-    let clipped: Map<string, tf.Tensor> | null = null;
     try {
-      let gradNorm: number;
-      if (this.config.max_grad_norm > 0) {
-        ({ grads: clipped, norm: gradNorm } = clipGradNorm(grads, this.config.max_grad_norm));
-      } else {
-        gradNorm = globalNorm(grads.values());
-      }
+      const gradNorm = globalNorm(grads.values());
       if (!Number.isFinite(gradNorm)) throw new NonFiniteGradientError(`the gradient norm is ${gradNorm}`);
       const learningRate = this.learningRateAt(this.optimizer.stepCount);
-      this.optimizer.step(clipped ?? grads, learningRate);
+      // Clipping scales each gradient inside AdamW, just before its update, so no clipped copy of them all exists.
+      const clip = this.config.max_grad_norm > 0 ? clipCoefficient(gradNorm, this.config.max_grad_norm) : 1;
+      this.optimizer.step(grads, learningRate, clip);
       return { learningRate, gradNorm };
-    } catch (error) {
-      if (error instanceof Error && /gradient norm is/.test(error.message)) throw new NonFiniteGradientError(error.message);
-      throw error;
     } finally {
-      tf.dispose([...grads.values(), ...(clipped?.values() ?? [])]);
+      tf.dispose([...grads.values()]);
     }
   }
 

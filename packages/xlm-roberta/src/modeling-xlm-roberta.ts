@@ -17,6 +17,11 @@
  * Dropout runs only when a forward is called with `training: true`, and then needs a `seed`: every dropout
  * site draws its mask from its own seed derived from it, so that the same seed gives the same masks on every
  * run and backend (the trainer replays steps bit for bit on resume).
+ *
+ * Memory while training: each encoder layer runs in its own `tf.tidy`, so the layer's intermediates that its
+ * backward does not need are freed as soon as the layer is done, not when the whole forward ends. With
+ * `gradientCheckpointing` (transformers' `gradient_checkpointing_enable()`), a layer keeps only its input: the
+ * backward runs the layer's forward again (same dropout masks) and differentiates that.
  */
 import { tf, dropout, gelu, layerNorm, linear, matMul, mix32, scaledMaskedSoftmax } from '@kotune/engine';
 import type { LoadedTensor } from '@kotune/weights';
@@ -69,17 +74,32 @@ export interface ForwardOptions {
   training?: boolean;
   /** Required when training: the dropout masks are a function of it (any 32-bit integer). */
   seed?: number;
+  /**
+   * Recompute each encoder layer in the backward instead of keeping its activations (default false): the
+   * activations held for the backward shrink from every layer's to one layer's, for one more forward per step.
+   * Values and gradients are the same (float32 rounding aside).
+   */
+  gradientCheckpointing?: boolean;
 }
 
 export class ForwardContext {
   readonly training: boolean;
+  readonly gradientCheckpointing: boolean;
   private readonly seed: number;
   private site = 0;
 
   constructor(options: ForwardOptions) {
     this.training = options.training ?? false;
+    this.gradientCheckpointing = options.gradientCheckpointing ?? false;
     if (this.training && !Number.isInteger(options.seed)) throw new Error('forward: training needs an integer `seed` for reproducible dropout');
     this.seed = (options.seed ?? 0) >>> 0;
+  }
+
+  /** A context at the same point of the seed stream: the same dropout masks for a recomputed forward. */
+  replay(): ForwardContext {
+    const copy = new ForwardContext({ training: this.training, seed: this.seed, gradientCheckpointing: this.gradientCheckpointing });
+    copy.site = this.site;
+    return copy;
   }
 
   /** `nn.Dropout(rate)`: identity in eval mode; in training, the next site's seeded mask, scaled by 1/(1−rate). */
@@ -216,6 +236,11 @@ class ParameterScope {
     const value = this.params.get(this.prefix + name);
     if (!value) throw new Error(`parameter "${this.prefix}${name}" is missing`);
     return value as unknown as T;
+  }
+
+  /** Every parameter under this scope. */
+  all(): tf.Variable[] {
+    return [...this.params].filter(([name]) => name.startsWith(this.prefix)).map(([, value]) => value);
   }
 }
 
@@ -386,16 +411,60 @@ class XLMRobertaLayer {
   private readonly attention: XLMRobertaAttention;
   private readonly intermediate: XLMRobertaIntermediate;
   private readonly output: XLMRobertaResidualOutput;
+  private readonly parameters: tf.Variable[];
 
   constructor(config: XLMRobertaConfig, p: ParameterScope) {
     this.attention = new XLMRobertaAttention(config, p.child('attention'));
     this.intermediate = new XLMRobertaIntermediate(config, p.child('intermediate'));
     this.output = new XLMRobertaResidualOutput(config, p.child('output'));
+    this.parameters = p.all();
   }
 
+  /** The layer in a tidy of its own: what its backward does not need is freed when the layer ends. */
   forward(hidden: tf.Tensor3D, extendedMask: tf.Tensor4D, ctx: ForwardContext): tf.Tensor3D {
+    if (ctx.gradientCheckpointing && ctx.training) return this.checkpointed(hidden, extendedMask, ctx);
+    return tf.tidy(() => this.compute(hidden, extendedMask, ctx));
+  }
+
+  private compute(hidden: tf.Tensor3D, extendedMask: tf.Tensor4D, ctx: ForwardContext): tf.Tensor3D {
     const attentionOutput = this.attention.forward(hidden, extendedMask, ctx);
     return this.output.forward(this.intermediate.forward(attentionOutput), attentionOutput, ctx);
+  }
+
+  /**
+   * Gradient checkpointing (`torch.utils.checkpoint`): the forward runs inside a custom-gradient op, where
+   * tf.js records nothing, and keeps only the layer's input and the mask. The backward runs the layer again
+   * from a replay of the dropout seed stream (the same masks, so the same values) and differentiates that
+   * with `tf.grads`. The layer's weights are the op's inputs too, so that their gradients flow out of it.
+   */
+  private checkpointed(hidden: tf.Tensor3D, extendedMask: tf.Tensor4D, ctx: ForwardContext): tf.Tensor3D {
+    const replay = ctx.replay();
+    const op = tf.customGrad((...args) => {
+      const save = args.pop() as tf.GradSaveFunc;
+      save([args[0] as tf.Tensor, extendedMask]);
+      return {
+        value: this.compute(args[0] as tf.Tensor3D, extendedMask, ctx),
+        gradFunc: (dy: tf.Tensor, [savedHidden, savedMask]: tf.Tensor[]) =>
+          withOwnTape(() => tf.grads((h: tf.Tensor) => this.compute(h as tf.Tensor3D, savedMask as tf.Tensor4D, replay.replay()))(
+            [savedHidden!, ...this.parameters], dy)),
+      };
+    });
+    return op(hidden, ...this.parameters) as tf.Tensor3D;
+  }
+}
+
+/**
+ * Runs `f`, which computes gradients, from inside a backward pass. tf.js keeps one active tape: a gradient
+ * computation started at depth 0 replaces it and sets it to null when done, which would leave the outer
+ * backward without the tape whose saved tensors it frees at the end. The outer tape is put back afterwards.
+ */
+function withOwnTape<T>(f: () => T): T {
+  const state = (tf.engine() as unknown as { state: { activeTape: unknown } }).state;
+  const outer = state.activeTape;
+  try {
+    return f();
+  } finally {
+    state.activeTape = outer;
   }
 }
 
