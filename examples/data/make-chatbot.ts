@@ -11,13 +11,15 @@
  *
  *   pnpm exec tsx examples/data/make-chatbot.ts [path/to/ChatbotData.csv] [seed]
  */
-import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Rng } from '@kotune/data';
+import { writeFileAtomic } from '@kotune/metrics';
+import { bigrams } from './bigrams.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const csvPath = process.argv[2] ?? '/work/shared/data/chatbot/ChatbotData.csv';
+const csvPath = process.argv[2] ?? join(here, '../../../shared/data/chatbot/ChatbotData.csv'); // ../shared beside the checkout
 const seed = Number(process.argv[3] ?? 42);
 const TRAIN_QUERIES = 3000;
 const EVAL_QUERIES = 200;
@@ -50,14 +52,6 @@ function parseCsv(text: string): string[][] {
   }
   if (field !== '' || row.length > 0) rows.push([...row, field]);
   return rows;
-}
-
-function bigrams(text: string): Set<string> {
-  const compact = text.replace(/[\s\p{P}]/gu, '');
-  const grams = new Set<string>();
-  for (let i = 0; i + 1 < compact.length; i++) grams.add(compact.slice(i, i + 2));
-  if (compact.length === 1) grams.add(compact);
-  return grams;
 }
 
 const [header, ...records] = parseCsv(readFileSync(csvPath, 'utf8'));
@@ -119,9 +113,7 @@ function negativesFor(i: number, hard: number, sameLabel: number, random: number
 
 function writeJsonl(name: string, indices: number[], hard: number, sameLabel: number, random: number): number {
   const lines = indices.map((i) => JSON.stringify({ query: rows[i].question, pos: [rows[i].answer], neg: negativesFor(i, hard, sameLabel, random) }));
-  const path = join(here, name);
-  writeFileSync(`${path}.tmp`, lines.join('\n') + '\n');
-  renameSync(`${path}.tmp`, path);
+  writeFileAtomic(join(here, name), lines.join('\n') + '\n');
   return lines.length;
 }
 

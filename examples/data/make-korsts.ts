@@ -13,13 +13,15 @@
  *
  *   pnpm exec tsx examples/data/make-korsts.ts [folder with KorSTS_sts-{train,dev}.tsv] [seed]
  */
-import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Rng } from '@kotune/data';
+import { writeFileAtomic } from '@kotune/metrics';
+import { bigrams, dice } from './bigrams.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const dataDir = process.argv[2] ?? '/work/shared/data/kornlu';
+const dataDir = process.argv[2] ?? join(here, '../../../shared/data/kornlu'); // ../shared beside the checkout
 const seed = Number(process.argv[3] ?? 42);
 const MIN_SCORE = 3.5;
 const RELATED_SCORE = 2;
@@ -43,19 +45,6 @@ function readSts(split: string): Pair[] {
   });
 }
 
-function bigrams(text: string): Set<string> {
-  const compact = text.replace(/[\s\p{P}]/gu, '');
-  const grams = new Set<string>();
-  for (let i = 0; i + 1 < compact.length; i++) grams.add(compact.slice(i, i + 2));
-  if (compact.length === 1) grams.add(compact);
-  return grams;
-}
-
-function dice(a: Set<string>, b: Set<string>): number {
-  let shared = 0;
-  for (const g of a) if (b.has(g)) shared++;
-  return (2 * shared) / (a.size + b.size || 1);
-}
 
 /** The distinct sentences of one split, with what each must not get as a negative. */
 class Sentences {
@@ -93,9 +82,7 @@ class Sentences {
 }
 
 function writeJsonl(name: string, lines: object[]): void {
-  const path = join(here, name);
-  writeFileSync(`${path}.tmp`, lines.map((line) => JSON.stringify(line)).join('\n') + '\n');
-  renameSync(`${path}.tmp`, path);
+  writeFileAtomic(join(here, name), lines.map((line) => JSON.stringify(line)).join('\n') + '\n');
 }
 
 const rng = new Rng(seed);
