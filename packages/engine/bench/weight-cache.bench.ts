@@ -10,17 +10,15 @@
  */
 import { initBackend, linear, tf, withWeightCache } from '../src/index.ts';
 
-/** Best (smallest) CPU milliseconds per call of `run` over `rounds` rounds of `reps` calls. */
-function cpuMs(run: () => void, reps: number, rounds: number, wrap: (f: () => number) => number): number[] {
-  return Array.from({ length: rounds }, () =>
-    wrap(() => {
-      run();
-      const start = process.cpuUsage();
-      for (let i = 0; i < reps; i++) run();
-      const used = process.cpuUsage(start);
-      return (used.user + used.system) / 1000 / reps;
-    }),
-  );
+/** CPU milliseconds per call of `run` over `reps` calls after one untimed call, all inside `wrap`. */
+function cpuMs(run: () => void, reps: number, wrap: (f: () => number) => number): number {
+  return wrap(() => {
+    run();
+    const start = process.cpuUsage();
+    for (let i = 0; i < reps; i++) run();
+    const used = process.cpuUsage(start);
+    return (used.user + used.system) / 1000 / reps;
+  });
 }
 
 const info = await initBackend({ backend: 'wasm', log: null });
@@ -39,8 +37,8 @@ for (const rows of [2048, 512]) {
       const plain: number[] = [];
       const cached: number[] = [];
       for (let round = 0; round < 3; round++) {
-        plain.push(...cpuMs(run, reps, 1, (f) => f()));
-        cached.push(...cpuMs(run, reps, 1, (f) => withWeightCache(f)));
+        plain.push(cpuMs(run, reps, (f) => f()));
+        cached.push(cpuMs(run, reps, (f) => withWeightCache(f)));
       }
       return [Math.min(...plain), Math.min(...cached)] as const;
     });

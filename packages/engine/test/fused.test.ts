@@ -1,6 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { dropout, gelu, initBackend, layerNorm, scaledMaskedSoftmax, tf } from '../src/index.ts';
+import { maxDifference, valueAndGrads } from './support.ts';
 
 let seed = 1;
 function randn(shape: number[], std = 1): tf.Tensor {
@@ -9,21 +10,8 @@ function randn(shape: number[], std = 1): tf.Tensor {
 
 /** max |a − b| over max |b|. */
 function relativeError(actual: tf.Tensor, expected: tf.Tensor): number {
-  assert.equal(actual.shape, expected.shape);
-  const a = actual.dataSync();
-  const e = expected.dataSync();
-  let scale = 0;
-  let worst = 0;
-  for (let i = 0; i < e.length; i++) {
-    scale = Math.max(scale, Math.abs(e[i]!));
-    worst = Math.max(worst, Math.abs(a[i]! - e[i]!));
-  }
+  const { worst, scale } = maxDifference(actual, expected);
   return worst / scale;
-}
-
-/** Value and gradients of `sum(f(...inputs) * r)`: every output entry gets its own upstream weight. */
-function valueAndGrads(f: (...xs: tf.Tensor[]) => tf.Tensor, inputs: tf.Tensor[], r: tf.Tensor): tf.Tensor[] {
-  return [f(...inputs), ...tf.grads((...xs: tf.Tensor[]) => tf.sum(tf.mul(f(...xs), r)))(inputs)];
 }
 
 const plainGelu = (x: tf.Tensor) => tf.mul(tf.mul(x, 0.5), tf.add(1, tf.erf(tf.div(x, Math.SQRT2))));

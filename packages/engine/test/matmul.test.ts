@@ -1,6 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { initBackend, linear, matMul, tf, withWeightCache } from '../src/index.ts';
+import { maxDifference, valueAndGrads } from './support.ts';
 
 /**
  * Our products sum in a different order than `tf.matMul` (XNNPACK blocks versus the naive loop),
@@ -9,15 +10,7 @@ import { initBackend, linear, matMul, tf, withWeightCache } from '../src/index.t
  * below 3% of that), while a wrong transpose, batch entry or gradient term is off by O(1) of it.
  */
 function assertClose(actual: tf.Tensor, expected: tf.Tensor, innerSize: number, what: string): void {
-  assert.equal(actual.shape, expected.shape, `${what}: shape`);
-  const a = actual.dataSync();
-  const e = expected.dataSync();
-  let scale = 0;
-  let worst = 0;
-  for (let i = 0; i < e.length; i++) {
-    scale = Math.max(scale, Math.abs(e[i]!));
-    worst = Math.max(worst, Math.abs(a[i]! - e[i]!));
-  }
+  const { worst, scale } = maxDifference(actual, expected, `${what}: shape`);
   const tolerance = 2 * innerSize * 2 ** -23 * scale; // float32 reordering bound, see above
   assert.ok(worst <= tolerance, `${what}: max |diff| ${worst} > ${tolerance} (${tf.getBackend()})`);
 }
@@ -25,13 +18,6 @@ function assertClose(actual: tf.Tensor, expected: tf.Tensor, innerSize: number, 
 let seed = 1;
 function randn(shape: number[]): tf.Tensor {
   return tf.randomNormal(shape, 0, 1, 'float32', seed++);
-}
-
-/** Value and gradients of `sum(f(a, b) * r)`, so that each output entry gets its own upstream weight. */
-function valueAndGrads(f: (...xs: tf.Tensor[]) => tf.Tensor, inputs: tf.Tensor[], r: tf.Tensor): tf.Tensor[] {
-  const y = f(...inputs);
-  const grads = tf.grads((...xs: tf.Tensor[]) => tf.sum(tf.mul(f(...xs), r)))(inputs);
-  return [y, ...grads];
 }
 
 /** Shapes as attention and Linear use them, plus odd sizes and a matrix big enough for the blocked transpose. */
@@ -172,16 +158,19 @@ test('wasm: under withWeightCache, micro-batch gradients reuse the cached copies
     tf.grads((x: tf.Tensor, w: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(f(x, w, b), r)))([x, w, bias]).slice(0, 2);
   const ours = () => dxAndDw((x, w, b) => linear(x, w as tf.Tensor2D, b as tf.Tensor1D));
   const plain = () => dxAndDw((x, w, b) => tf.add(tf.matMul(x, w, false, true), b));
+  /** dx sums over the 12 outputs, dw over the 24 rows. */
+  const assertGradsMatch = (label: string) =>
+    tf.tidy(() => {
+      const [dx, dw] = ours();
+      const [dxRef, dwRef] = plain();
+      assertClose(dx!, dxRef!, 12, `${label}: dx`);
+      assertClose(dw!, dwRef!, 24, `${label}: dw`);
+    });
   const before = tf.memory().numTensors;
   withWeightCache(() => {
     for (const step of [1, 2]) {
       for (const micro of [1, 2]) {
-        tf.tidy(() => {
-          const [dx, dw] = ours();
-          const [dxRef, dwRef] = plain();
-          assertClose(dx!, dxRef!, 12, `step ${step}, micro-batch ${micro}: dx`);
-          assertClose(dw!, dwRef!, 24, `step ${step}, micro-batch ${micro}: dw`);
-        });
+        assertGradsMatch(`step ${step}, micro-batch ${micro}`);
         assert.is(tf.memory().numTensors, before + 2, 'wᵀ and the backward copy of w, once');
       }
       const updated = tf.mul(w, -0.5);
@@ -200,12 +189,7 @@ test('wasm: under withWeightCache, micro-batch gradients reuse the cached copies
   for (const [maxBytes, cached] of [[1000, 1], [700, 0]] as const) {
     withWeightCache(() => {
       for (const micro of [1, 2]) {
-        tf.tidy(() => {
-          const [dx, dw] = ours();
-          const [dxRef, dwRef] = plain();
-          assertClose(dx!, dxRef!, 12, `maxBytes ${maxBytes}, micro-batch ${micro}: dx`);
-          assertClose(dw!, dwRef!, 24, `maxBytes ${maxBytes}, micro-batch ${micro}: dw`);
-        });
+        assertGradsMatch(`maxBytes ${maxBytes}, micro-batch ${micro}`);
         assert.is(tf.memory().numTensors, before + cached, `maxBytes ${maxBytes}: ${cached} cached copies`);
       }
     }, { maxBytes });

@@ -3,7 +3,7 @@
  * the loss and every parameter gradient must equal the plain path's. The recomputed forward runs the same kernels
  * on the same inputs with the same masks, so the values agree to float32 rounding of the gradient accumulation
  * order: per tensor max|a − b| ≤ 1e-5 · max|b|, loss equal to 1e-6 relative. Also checks that the backward frees
- * what it made (no tensor left behind) and that the plain path is untouched by an eval forward.
+ * what it made (no tensor left behind) and that another seed changes the loss (the comparison does see dropout).
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
