@@ -2,4 +2,4 @@ export { DataError } from './errors.ts';
 export { readJsonl, type JsonlRecord, type ReadJsonlOptions } from './jsonl.ts';
 export { Rng, type RngState } from './rng.ts';
 export { BadLineTally, parseTrainExample, readTrainExamples, type ReadTrainOptions, type TrainExample } from './train-example.ts';
-export { TrainSampler, rerankerPairs, type TrainBatch, type TrainSamplerOptions, type TrainSamplerState } from './sampler.ts';
+export { TrainSampler, applyFormat, rerankerPairs, type TrainBatch, type TrainSamplerOptions, type TrainSamplerState } from './sampler.ts';

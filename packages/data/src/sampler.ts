@@ -82,7 +82,7 @@ export function rerankerPairs(batch: TrainBatch): [string, string][] {
 }
 
 /** Python `format` with exactly two `{}` fields (FlagEmbedding's `*_instruction_format`). */
-function applyFormat(format: string, instruction: string, text: string): string {
+export function applyFormat(format: string, instruction: string, text: string): string {
   const parts = format.split('{}');
   if (parts.length !== 3) throw new Error(`instruction format must contain exactly two "{}", got ${JSON.stringify(format)}`);
   return parts[0] + instruction + parts[1] + text + parts[2];

@@ -11,7 +11,7 @@
  *
  * The configured instructions are put before queries and passages as the training batches have them.
  */
-import { readTrainExamples } from '@kotune/data';
+import { applyFormat, readTrainExamples } from '@kotune/data';
 import {
   depthOf, encodeIntoMatrix, evalCutoffs, readRerankQueries, rerankedMetrics, retrievalMetrics, scoreCandidates, searchTopK,
   type EvalQuery, type RerankQuery,
@@ -23,16 +23,11 @@ export type EvalSet =
   | { kind: 'reranker'; queries: RerankQuery[] }
   | { kind: 'embedder'; queries: EvalQuery[]; corpus: string[] };
 
-/** FlagEmbedding's `*_instruction_format` (two `{}`: instruction, text), applied only when an instruction is set. */
-function instructed(format: string, instruction: string | null, text: string): string {
-  if (instruction === null) return text;
-  const [before, middle, after] = format.split('{}');
-  return `${before}${instruction}${middle}${text}${after}`;
-}
-
 /** Reads and checks `eval_data` once, or returns null when the config has none. */
 export async function readEvalSet(config: TrainConfig): Promise<EvalSet | null> {
   if (config.eval_data.length === 0) return null;
+  // FlagEmbedding applies `*_instruction_format` only when an instruction is set, as the training batches do.
+  const instructed = (format: string, instruction: string | null, text: string) => instruction === null ? text : applyFormat(format, instruction, text);
   const query = (text: string) => instructed(config.query_instruction_format, config.query_instruction_for_retrieval, text);
   const passage = (text: string) => instructed(config.passage_instruction_format, config.passage_instruction_for_retrieval, text);
   if (config.task === 'reranker') {
