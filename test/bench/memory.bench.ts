@@ -90,8 +90,9 @@ async function runProbe({ task, modelConfig, shape, checkpointing }: Probe): Pro
   } catch (e) {
     error = (e instanceof Error ? e.message : String(e)).split('\n')[0];
   }
+  const heap = wasmHeapBytes();
   const result: ProbeResult = {
-    ok: error === undefined, parameters, steps, seconds_per_step: seconds, wasm_heap_mb: wasmHeapBytes(),
+    ok: error === undefined, parameters, steps, seconds_per_step: seconds, wasm_heap_mb: heap === null ? null : heap / MB,
     tensor_mb: tf.memory().numBytes / MB, peak_rss_mb: process.resourceUsage().maxRSS / 1024, ...(error ? { error } : {}),
   };
   console.log(JSON.stringify(result));
@@ -113,7 +114,7 @@ function main(): void {
       continue;
     }
     console.log(`| ${probe.name} | ${(result.parameters / 1e6).toFixed(1)}M | ${result.steps} | ${result.seconds_per_step?.toFixed(1) ?? ''} | ` +
-      `${result.wasm_heap_mb === null ? '' : (result.wasm_heap_mb / MB).toFixed(0)} | ${result.tensor_mb.toFixed(0)} | ${result.peak_rss_mb.toFixed(0)} | ${result.ok ? 'trains' : `fails: ${result.error}`} |`);
+      `${result.wasm_heap_mb === null ? '' : result.wasm_heap_mb.toFixed(0)} | ${result.tensor_mb.toFixed(0)} | ${result.peak_rss_mb.toFixed(0)} | ${result.ok ? 'trains' : `fails: ${result.error}`} |`);
   }
 }
 

@@ -18,11 +18,8 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Rng, rerankerPairs, type TrainBatch } from '@kotune/data';
 import type { Encoded } from '@kotune/tokenizer';
-import { loadTrainConfig, type TrainConfig, type TrainModel, type TrainPlan } from '@kotune/trainer';
-// The trainer's step pieces are internal to @kotune/trainer (its index exports the whole `train`).
-import { loadTrainModel } from '../../packages/trainer/src/model.ts';
-import { microBatchGradients } from '../../packages/trainer/src/objective.ts';
-import { Optimization } from '../../packages/trainer/src/optimization.ts';
+import { loadTrainConfig, type TrainConfig, type TrainModel } from '@kotune/trainer';
+import { loadTrainModel, microBatchGradients, Optimization } from '@kotune/trainer/step';
 
 export const FIXTURE = fileURLToPath(new URL('../fixtures/xlmr-tiny/', import.meta.url));
 const CORPUS = fileURLToPath(new URL('../../examples/data/chatbot-train.jsonl', import.meta.url));
@@ -86,7 +83,7 @@ export async function trainingSetup(task: Task, source: ModelSource, shape: Shap
     if (inputIds.some((row) => row.length !== seq)) throw new Error(`bench texts must fill ${seq} tokens`);
   }
   const params = model.variables();
-  const optimization = new Optimization(config, params, { warmupSteps: 0, totalSteps: Number.MAX_SAFE_INTEGER } as TrainPlan);
+  const optimization = new Optimization(config, params, { warmupSteps: 0, totalSteps: Number.MAX_SAFE_INTEGER });
   const rng = new Rng(config.seed);
   return {
     config, model, batch, forwards,

@@ -19,7 +19,7 @@ export class Optimization {
   private readonly learningRateAt: (step: number) => number;
   private accumulator: GradientAccumulator | null = null;
 
-  constructor(private readonly config: TrainConfig, parameters: Map<string, tf.Variable>, plan: TrainPlan) {
+  constructor(private readonly config: TrainConfig, parameters: Map<string, tf.Variable>, plan: Pick<TrainPlan, 'warmupSteps' | 'totalSteps'>) {
     this.optimizer = new AdamW(parameters, { weightDecay: config.weight_decay });
     this.learningRateAt = learningRateSchedule(config.lr_scheduler_type, config.learning_rate,
       { warmupSteps: plan.warmupSteps, totalSteps: plan.totalSteps });

@@ -4,11 +4,14 @@
  */
 import { BadLineTally, readTrainExamples, TrainSampler, type TrainSamplerOptions } from '@kotune/data';
 import { everySteps, lossKnobs, type TrainConfig } from './config.ts';
+import { readEvalSet, type EvalSet } from './evaluate.ts';
 
 export interface TrainPlan {
   trainLines: number;
   badTrainLines: BadLineTally;
   evalQueries: number;
+  /** `eval_data` as the evaluations read it (null without eval_data). */
+  evalSet: EvalSet | null;
   /** Batches (of `per_device_train_batch_size` queries) in the first epoch. */
   batchesPerEpoch: number;
   /** Optimizer steps per epoch: the last accumulation of an epoch may hold fewer micro-batches. */
@@ -44,7 +47,7 @@ export function samplerOptions(config: TrainConfig): TrainSamplerOptions {
 }
 
 /** HF: `warmup_steps` when > 0, else `ceil(warmup_ratio * total)`. */
-export function warmupStepsOf(config: TrainConfig, totalSteps: number): number {
+function warmupStepsOf(config: TrainConfig, totalSteps: number): number {
   return config.warmup_steps > 0 ? config.warmup_steps : Math.ceil(config.warmup_ratio * totalSteps);
 }
 
@@ -56,8 +59,9 @@ export async function planTraining(config: TrainConfig): Promise<TrainPlan> {
     trainLines += 1;
   }
   if (trainLines === 0) throw new Error(`no usable training lines in ${config.train_data.join(', ')}`);
-  let evalQueries = 0;
-  for await (const _ of readTrainExamples(config.eval_data)) evalQueries += 1;
+  // Read as the evaluations read it, so that a dry run rejects what training would (and accepts a reranker's
+  // `candidates` lines, which are no training lines).
+  const evalSet = await readEvalSet(config);
 
   const batchesPerEpoch = await new TrainSampler(samplerOptions(config)).countBatches(0);
   if (batchesPerEpoch === 0) throw new Error(`the training data gives no full batch of ${config.per_device_train_batch_size} (dataloader_drop_last is on)`);
@@ -66,7 +70,8 @@ export async function planTraining(config: TrainConfig): Promise<TrainPlan> {
   return {
     trainLines,
     badTrainLines,
-    evalQueries,
+    evalQueries: evalSet?.queries.length ?? 0,
+    evalSet,
     batchesPerEpoch,
     stepsPerEpoch,
     totalSteps,

@@ -22,8 +22,8 @@ import {
 } from './checkpoint.ts';
 import type { TrainConfig } from './config.ts';
 import { NonFiniteLossError } from './errors.ts';
-import { evaluate, readEvalSet } from './evaluate.ts';
-import { MetricsLog, type TrainLogLine } from './metrics-log.ts';
+import { evaluate } from './evaluate.ts';
+import { isEvalLine, MetricsLog, type EvalLogLine, type TrainLogLine } from './metrics-log.ts';
 import { loadTrainModel, type TrainModel } from './model.ts';
 import { microBatchGradients } from './objective.ts';
 import { NonFiniteGradientError, Optimization } from './optimization.ts';
@@ -46,7 +46,6 @@ export interface TrainOptions {
 export interface TrainResult {
   /** The run folder; the final model is exported at its root. */
   outputDir: string;
-  exportDir: string;
   globalStep: number;
   /** Loss of the last step. */
   lastLoss: number;
@@ -67,7 +66,6 @@ export async function train(config: TrainConfig, options: TrainOptions = {}): Pr
 
   const plan = await planTraining(config);
   print(formatPlan(config, plan));
-  const evalSet = await readEvalSet(config);
   const signature = runSignature(config, plan);
   const resumeDir = resumeCheckpoint(config);
   const checkpoint = resumeDir ? await readCheckpoint(resumeDir) : null;
@@ -98,7 +96,7 @@ export async function train(config: TrainConfig, options: TrainOptions = {}): Pr
     globalStep = state.global_step;
     bestMetric = state.best_metric;
     bestCheckpoint = state.best_model_checkpoint;
-    lastEval = [...metrics.all].reverse().find((l): l is { step: number; eval: Record<string, number> } => 'eval' in l && l.step <= globalStep)?.eval ?? null;
+    lastEval = [...metrics.all].reverse().find((l): l is EvalLogLine => isEvalLine(l) && l.step <= globalStep)?.eval ?? null;
     print(`resumed from ${resumeDir} at step ${globalStep}`);
   }
   metrics.truncateAfter(globalStep); // lines of steps the resumed run repeats (or of an earlier run) go
@@ -177,8 +175,8 @@ export async function train(config: TrainConfig, options: TrainOptions = {}): Pr
         window = { loss: 0, steps: 0, samples: 0, started: performance.now() };
       }
       let saved = false;
-      if (evalSet && (globalStep % plan.evalEvery === 0 || last)) {
-        lastEval = await evaluate(config, model, evalSet);
+      if (plan.evalSet && (globalStep % plan.evalEvery === 0 || last)) {
+        lastEval = await evaluate(config, model, plan.evalSet);
         metrics.append({ step: globalStep, eval: lastEval });
         const shown = new Set(['mrr@10', 'ndcg@10', 'accuracy@1', 'accuracy@5', config.metric_for_best_model]);
         progress.line(`eval step ${globalStep}: ${Object.entries(lastEval).filter(([k]) => shown.has(k)).map(([k, v]) => `${k} ${v.toFixed(4)}`).join(', ')}`);
@@ -209,7 +207,7 @@ export async function train(config: TrainConfig, options: TrainOptions = {}): Pr
   optimization.dispose();
   if (!options.keepModel) model.dispose();
   return {
-    outputDir: config.output_dir, exportDir: config.output_dir, globalStep, lastLoss, lastEval, bestMetric,
+    outputDir: config.output_dir, globalStep, lastLoss, lastEval, bestMetric,
     bestCheckpoint: bestCheckpoint && join(config.output_dir, bestCheckpoint), ...(options.keepModel ? { model } : {}),
   };
 }

@@ -37,6 +37,16 @@ test('the plan: 23 lines / batch 2 = 12 batches, accumulation 3 -> 4 steps an ep
   assert.is(capped.epochs, 0.75);
 });
 
+test('a reranker eval file of `candidates` lines (which kotune eval and the evaluations read) is counted, not refused', async () => {
+  const candidates = join(dir, 'eval-candidates.jsonl');
+  writeFileSync(candidates, lines.slice(0, 3).map((line) => {
+    const { query, pos, neg } = JSON.parse(line) as { query: string; pos: string[]; neg: string[] };
+    return JSON.stringify({ query, candidates: [{ text: pos[0], relevance: 1 }, ...neg.map((text) => ({ text, relevance: 0 }))] });
+  }).join('\n'));
+  const plan = await planTraining(loadTrainConfig(join(dir, 'run.json'), { overrides: { eval_data: candidates } }));
+  assert.is(plan.evalQueries, 3);
+});
+
 test('kotune train --dry-run prints the plan, loads no model and writes nothing', async () => {
   const out = await captured(['--config', join(dir, 'run.json'), '--dry-run', '--output_dir', join(dir, 'out'), '--learning_rate', '1e-5']);
   assert.match(out, /train data\s+23 lines in .*train\.jsonl/);

@@ -6,10 +6,9 @@ import { join } from 'node:path';
 import { initBackend } from '@kotune/engine';
 import { readSafetensors } from '@kotune/weights';
 import { isEvalLine, loadTrainConfig, NonFiniteLossError, readMetricsLog, train } from '../src/index.ts';
-import { REPO, tinyConfig, toyDataDir, writeConfig } from './support/tiny-run.ts';
+import { quiet, REPO, tinyConfig, toyDataDir, writeConfig } from './support/tiny-run.ts';
 
 await initBackend({ backend: 'wasm', log: null });
-const quiet = { print: () => {}, progressStream: { write: () => true, isTTY: false } as unknown as NodeJS.WritableStream };
 
 function node(args: string[]) {
   return spawnSync(process.execPath, ['--import', 'tsx', ...args], { cwd: REPO, encoding: 'utf8', timeout: 120_000 });

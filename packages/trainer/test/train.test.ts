@@ -6,10 +6,9 @@ import { initBackend, tf } from '@kotune/engine';
 import { learningRateSchedule } from '@kotune/optim';
 import { Embedder, Reranker } from '@kotune/xlm-roberta';
 import { isEvalLine, loadTrainConfig, PLOT_FILES, readMetricsLog, train, type TrainLogLine } from '../src/index.ts';
-import { tinyConfig, toyDataDir, toyLines, writeConfig } from './support/tiny-run.ts';
+import { quiet, tinyConfig, toyDataDir, toyLines, writeConfig } from './support/tiny-run.ts';
 
 await initBackend({ backend: 'wasm', log: null });
-const quiet = { print: () => {}, progressStream: { write: () => true, isTTY: false } as unknown as NodeJS.WritableStream };
 const TRAIN_KEYS = ['epoch', 'grad_norm', 'learning_rate', 'loss', 'samples_per_second', 'step'];
 
 /** metrics.jsonl follows INTERFACE.md: train lines with exactly its six keys, eval lines {step, eval}. */
@@ -38,7 +37,7 @@ test('a tiny reranker trains, its export reloads with the same scores, metrics.j
   })));
   const result = await train(config, { ...quiet, keepModel: true });
   assert.is(result.globalStep, 6);
-  assert.is(result.exportDir, join(dir, 'out'));
+  assert.is(result.outputDir, join(dir, 'out'), 'the run folder, where the final model is exported');
   assert.ok(result.lastEval && result.lastEval['mrr@10'] !== undefined);
   const trained = result.model!;
   assert.is(trained.kind, 'reranker');
@@ -50,7 +49,7 @@ test('a tiny reranker trains, its export reloads with the same scores, metrics.j
 
   const pairs = toyLines(3).map((l) => JSON.parse(l) as { query: string; pos: string[]; neg: string[] })
     .flatMap((e) => [[e.query, e.pos[0]!], [e.query, e.neg[0]!]] as [string, string][]);
-  const reloaded = await Reranker.load(result.exportDir, { log: null });
+  const reloaded = await Reranker.load(result.outputDir, { log: null });
   const inMemory = trained.kind === 'reranker' ? await trained.reranker.score(pairs) : [];
   // Same float32 weights, same code: equal to the bit (tolerance 0).
   assert.equal(await reloaded.score(pairs), inMemory);
@@ -70,7 +69,7 @@ test('a tiny embedder trains with GradCache (mini_batch_size 2) and reloads with
   assert.ok(readdirSync(result.outputDir).includes('1_Pooling'), 'a sentence-transformers folder');
   const trained = result.model!;
   const texts = ['질문 1: 날씨 어때', '답 1: 오늘은 맑아요', '전혀 다른 문장'];
-  const reloaded = await Embedder.load(result.exportDir, { log: null });
+  const reloaded = await Embedder.load(result.outputDir, { log: null });
   const inMemory = trained.kind === 'embedder' ? await trained.embedder.encode(texts, { maxLength: 24 }) : [];
   // Tolerance 0: the export holds the very float32 weights.
   assert.equal(await reloaded.encode(texts, { maxLength: 24 }), inMemory);

@@ -4,8 +4,9 @@
  * shipped KorSTS pairs (`examples/demo.json`, `examples/data/README.md`), on whatever backend loads first (wasm
  * on a fresh machine), in a few minutes.
  *
- * It scores the held-out split (`eval_data`) with the random-init model before training and with the exported
- * model after it, with the code `kotune eval` runs (@kotune/eval), and prints one before/after table. The run
+ * It scores the held-out split (`eval_data`) with the random-init model before training, with the code
+ * `kotune eval` runs (@kotune/eval); the trainer evaluates the final model on the same split with the same code
+ * at its last step, and the demo prints the two as one before/after table. The run
  * folder (default `checkpoints/demo`) ends up holding the exported model, `metrics.jsonl`, the training plots
  * and the table (`eval.md`, `eval.json`, `eval.png`).
  */
@@ -13,7 +14,7 @@ import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { initBackend } from '@kotune/engine';
-import { evalCutoffs, loadScorer, readRerankQueries, rerankedMetrics, scoreCandidates, writeBarChart, type RerankQuery, type ScorePairs, type SystemResult } from '@kotune/eval';
+import { evalCutoffs, readRerankQueries, rerankedMetrics, scoreCandidates, writeBarChart, type RerankQuery, type ScorePairs, type SystemResult } from '@kotune/eval';
 import { writeFileAtomic, type IrMetrics } from '@kotune/metrics';
 import { ConfigError, formatDuration, loadTrainConfig, PLOT_FILES, train, type TrainConfig } from '@kotune/trainer';
 import { Reranker } from '@kotune/xlm-roberta';
@@ -107,14 +108,8 @@ export async function run(argv: string[]): Promise<void> {
   }
 
   const result = await train(config);
-
-  const scorer = await loadScorer(result.exportDir, { batchSize, maxLength });
-  let after: IrMetrics;
-  try {
-    after = await scoreEvalSet(queries, scorer.score, 'after training: scoring the eval split', batchSize);
-  } finally {
-    scorer.dispose();
-  }
+  // The trainer's evaluation at its last step: the exported model on eval_data, scored as above.
+  const after: IrMetrics = result.lastEval!;
 
   const systems: SystemResult[] = [
     { name: 'before (random init)', metrics: before },

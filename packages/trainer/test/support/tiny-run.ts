@@ -56,3 +56,6 @@ export function writeConfig(dir: string, name: string, config: Record<string, un
   writeFileSync(path, JSON.stringify(config, null, 2));
   return path;
 }
+
+/** `train` options that print nothing (no status lines, no progress). */
+export const quiet = { print: () => {}, progressStream: { write: () => true, isTTY: false } as unknown as NodeJS.WritableStream };
