@@ -1,6 +1,8 @@
 /**
  * `pnpm bench`: kotune next to PyTorch, in one run on the same machine with one thread each (the wasm backend
- * is single-threaded; torch.set_num_threads(1) and OpenBLAS at 1 thread), on the same weights and token ids.
+ * is single-threaded; torch.set_num_threads(1); OMP/OPENBLAS_NUM_THREADS=1 for both sides, whose products may
+ * both run on OpenBLAS), on the same weights and token ids. `KOTUNE_GEMM` picks our product kernel (the
+ * start-up line in the table's heading says which ran).
  *
  *   score            reranker inference: `Reranker.score` of 16 pairs, one batch of 16
  *   train_reranker   one optimizer step of `kotune train`: group CE over 4 groups of G = 4 pairs, AdamW
@@ -168,7 +170,7 @@ async function main(): Promise<void> {
     const work = mkdtempSync(join(tmpdir(), 'kotune-bench-'));
     try {
       console.log(`${CONFIGS[name]!.label}: kotune...`);
-      const ours = runSide(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), '--child', name, work, ...backendArgs]);
+      const ours = runSide(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), '--child', name, work, ...backendArgs], single);
       let torch = null;
       if (torchAvailable) {
         console.log(`${CONFIGS[name]!.label}: PyTorch...`);

@@ -1,13 +1,16 @@
 /**
  * Picks the TensorFlow.js backend at run time.
  *
- * Order: tfjs-node-gpu (CUDA), tfjs-node (native CPU), wasm (XNNPACK + SIMD), cpu (pure JS).
+ * Order: tfjs-node-gpu (CUDA), tfjs-node (native CPU), wasm (XNNPACK + SIMD), cpu (pure JS). On wasm
+ * and cpu the model's products go to the native GEMM of @kotune/native-gemm when it is built
+ * (`KOTUNE_GEMM`, see `native-matmul.ts`); the start-up line says which kernel multiplies.
  * The two native packages are optionalDependencies: their install script downloads libtensorflow,
  * which fails without internet, and their addon fails to load without the CUDA 11.2 / cuDNN 8
  * libraries. Either failure falls through to the next backend with the reason on one line.
  */
 import * as tf from '@tensorflow/tfjs';
 import { createRequire } from 'node:module';
+import { useNativeProducts } from './native-matmul.ts';
 import { registerWasmKernels } from './wasm-kernels.ts';
 
 export type BackendName = 'tensorflow-gpu' | 'tensorflow' | 'wasm' | 'cpu';
@@ -15,7 +18,10 @@ export const BACKEND_NAMES: readonly BackendName[] = ['tensorflow-gpu', 'tensorf
 
 export interface BackendInfo {
   name: BackendName;
-  /** The line printed at start-up, e.g. `backend: wasm (threads 1, simd)`. */
+  /**
+   * The line printed at start-up, e.g. `backend: wasm (threads 1, simd); products: OpenBLAS 0.3.21
+   * (libopenblas.so.0, Cooperlake), 2 threads`.
+   */
   description: string;
   /** Why each backend tried before this one was skipped. */
   skipped: string[];
@@ -24,6 +30,8 @@ export interface BackendInfo {
 const require = createRequire(import.meta.url);
 
 let active: BackendInfo | undefined;
+/** The `gemm` option of the call that chose `active`. */
+let activeGemm: string | undefined;
 
 /** Accepts the names users type: `gpu`, `node`, `tfjs-node`, `tfjs-node-gpu` as aliases. */
 export function parseBackendName(value: string): BackendName {
@@ -78,6 +86,8 @@ function firstLine(err: unknown): string {
 export interface InitOptions {
   /** Force one backend; otherwise `KOTUNE_BACKEND`, otherwise the fallback order. */
   backend?: string;
+  /** The native GEMM for wasm and cpu: `auto`, `openblas`, `builtin`, `off`; otherwise `KOTUNE_GEMM`, otherwise `auto`. */
+  gemm?: string;
   /** Where the start-up line and fall-through reasons go; default stderr. Pass `null` for silence. */
   log?: ((line: string) => void) | null;
 }
@@ -91,24 +101,28 @@ export async function initBackend(options: InitOptions = {}): Promise<BackendInf
   const log = options.log === undefined ? (line: string) => process.stderr.write(`${line}\n`) : options.log;
   const requested = options.backend ?? process.env.KOTUNE_BACKEND;
   const forced = requested ? parseBackendName(requested) : undefined;
-  if (active && (!forced || forced === active.name)) {
+  if (active && (!forced || forced === active.name) && (options.gemm === undefined || options.gemm === activeGemm)) {
     if (tf.getBackend() !== backendRegistryName(active.name)) await tf.setBackend(backendRegistryName(active.name));
     return active;
   }
   const order = forced ? [forced] : BACKEND_NAMES;
   const skipped: string[] = [];
   for (const name of order) {
+    let description: string;
     try {
-      const description = await attempts[name]();
-      active = { name, description: `backend: ${description}`, skipped };
-      log?.(active.description);
-      return active;
+      description = await attempts[name]();
     } catch (err) {
       const reason = `${name} unavailable: ${firstLine(err)}`;
       if (forced) throw new Error(`backend ${name} was requested but cannot be used: ${firstLine(err)}`);
       skipped.push(reason);
       log?.(`backend: ${reason}; trying the next one`);
+      continue;
     }
+    if (name === 'wasm' || name === 'cpu') description += `; products: ${useNativeProducts(options.gemm)}`;
+    activeGemm = options.gemm;
+    active = { name, description: `backend: ${description}`, skipped };
+    log?.(active.description);
+    return active;
   }
   throw new Error(`no TensorFlow.js backend could be initialised:\n${skipped.join('\n')}`);
 }

@@ -1,16 +1,18 @@
 /**
  * Matrix products for the model, with forward and backward passes on the fast kernels.
  *
- * On tfjs-backend-wasm only a plain product (no transpose flag, batch 1) reaches XNNPACK
- * (≈17-40 GFLOP/s on one core); a transpose flag or a batch sends it to a naive loop (≈1.2
- * GFLOP/s), and autodiff's gradient of `tf.matMul` uses exactly those transposed forms. So both
- * functions here are `tf.customGrad`s whose forward and backward are written as explicit
- * transposes (memory copies) followed by plain products, and batched products go through
- * `wasmBatchMatMul` (one XNNPACK call per batch entry). `bench/matmul.bench.ts` measures the gain.
+ * With the native GEMM (`native-matmul.ts`, on the wasm and cpu backends) every product, transposed
+ * or batched, is one call to it. Without it, on tfjs-backend-wasm only a plain product (no transpose
+ * flag, batch 1) reaches XNNPACK (≈17-40 GFLOP/s on one core); a transpose flag or a batch sends it
+ * to a naive loop (≈1.2 GFLOP/s), and autodiff's gradient of `tf.matMul` uses exactly those forms. So
+ * `product` then makes the transposes explicit (memory copies) before a plain product, and batched
+ * products go through `wasmBatchMatMul` (one XNNPACK call per batch entry). Both functions here are
+ * `tf.customGrad`s whose backward is written with `product`. `bench/matmul.bench.ts` measures the gain.
  * Values and gradients equal `tf.matMul`'s up to float32 summation order.
  */
 import * as tf from '@tensorflow/tfjs';
 import { withGradient } from './custom-grad.ts';
+import { nativeProduct, nativeProductsOn } from './native-matmul.ts';
 import { wasmBatchMatMul } from './wasm-batch-matmul.ts';
 
 /**
@@ -64,7 +66,8 @@ const WEIGHT_CACHE_BYTES = 256 * 2 ** 20;
  * (`bench/weight-cache.bench.ts`).
  *
  * For inference over many batches, and for the micro-batches of one optimizer step (accumulation,
- * GradCache); results are the same as without it. Copies are made, first come first served, until
+ * GradCache); results are the same as without it. With the native GEMM there is nothing to cache (it
+ * takes `wᵀ` as a flag and packs per call) and `fn` just runs. Copies are made, first come first served, until
  * they hold `maxBytes` (XNNPACK's packed ones take as much again); weights past that are copied per
  * call as without the cache. They are disposed when `fn` returns, or settles if it returns a promise;
  * nested and interleaved calls share one cache (the outermost call's budget), emptied when the last
@@ -158,10 +161,14 @@ export function matMul(a: tf.Tensor, b: tf.Tensor, transposeA = false, transpose
   });
 }
 
-/** `a · b` without transpose flags, on the backend's fastest kernel for that rank. */
-function product(a: tf.Tensor, b: tf.Tensor): tf.Tensor {
-  if (a.rank === 3 && tf.getBackend() === 'wasm') return wasmBatchMatMul(a as tf.Tensor3D, b as tf.Tensor3D);
-  return tf.matMul(a as tf.Tensor3D, b as tf.Tensor3D);
+/** `op(a) · op(b)` for rank-2 or rank-3 operands of equal batch size, on the backend's fastest kernel for it. */
+function product(a: tf.Tensor, b: tf.Tensor, transposeA = false, transposeB = false): tf.Tensor {
+  if (nativeProductsOn()) return nativeProduct(a, b, transposeA, transposeB);
+  if (transposeA && transposeB) return transposeLastTwo(product(b, a)); // aᵀ·bᵀ = (b·a)ᵀ
+  const lhs = transposeA ? transposeLastTwo(a) : a;
+  const rhs = transposeB ? transposeLastTwo(b) : b;
+  if (lhs.rank === 3 && tf.getBackend() === 'wasm') return wasmBatchMatMul(lhs as tf.Tensor3D, rhs as tf.Tensor3D);
+  return tf.matMul(lhs as tf.Tensor3D, rhs as tf.Tensor3D);
 }
 
 /**
@@ -179,43 +186,27 @@ function transposeLastTwo(x: tf.Tensor): tf.Tensor {
 
 /**
  * One custom-gradient function per (transposeA, transposeB), indexed `2·transposeA + transposeB`.
- * With `A = op(a)`, `B = op(b)`, `y = A·B`: `dA = dy·Bᵀ`, `dB = Aᵀ·dy`; each case below is that
- * rule rewritten so that every product is a plain one and the transposes are explicit.
+ * With `A = op(a)`, `B = op(b)`, `y = A·B`: `dA = dy·Bᵀ`, `dB = Aᵀ·dy`, and `da`, `db` are those
+ * (transposed back where the operand was), each written as one `product` with flags.
  */
 const matMulWithGrad = [
   // y = a·b; da = dy·bᵀ; db = aᵀ·dy
-  withGradient(([a, b], save) => {
-    save([a!, b!]);
-    return {
-      value: product(a!, b!),
-      gradFunc: (dy, [a, b]) => [product(dy, transposeLastTwo(b!)), product(transposeLastTwo(a!), dy)],
-    };
-  }),
+  [false, false, (dy: tf.Tensor, a: tf.Tensor, b: tf.Tensor) => [product(dy, b, false, true), product(a, dy, true, false)]],
   // y = a·bᵀ; da = dy·b; db = dyᵀ·a
-  withGradient(([a, b], save) => {
-    save([a!, b!]);
-    return {
-      value: product(a!, transposeLastTwo(b!)),
-      gradFunc: (dy, [a, b]) => [product(dy, b!), product(transposeLastTwo(dy), a!)],
-    };
-  }),
+  [false, true, (dy: tf.Tensor, a: tf.Tensor, b: tf.Tensor) => [product(dy, b), product(dy, a, true, false)]],
   // y = aᵀ·b; da = b·dyᵀ; db = a·dy
+  [true, false, (dy: tf.Tensor, a: tf.Tensor, b: tf.Tensor) => [product(b, dy, false, true), product(a, dy)]],
+  // y = aᵀ·bᵀ; da = bᵀ·dyᵀ; db = dyᵀ·aᵀ
+  [true, true, (dy: tf.Tensor, a: tf.Tensor, b: tf.Tensor) => [product(b, dy, true, true), product(dy, a, true, true)]],
+].map(([transposeA, transposeB, grads]) =>
   withGradient(([a, b], save) => {
     save([a!, b!]);
     return {
-      value: product(transposeLastTwo(a!), b!),
-      gradFunc: (dy, [a, b]) => [product(b!, transposeLastTwo(dy)), product(a!, dy)],
+      value: product(a!, b!, transposeA as boolean, transposeB as boolean),
+      gradFunc: (dy, [a, b]) => (grads as (dy: tf.Tensor, a: tf.Tensor, b: tf.Tensor) => tf.Tensor[])(dy, a!, b!),
     };
   }),
-  // y = aᵀ·bᵀ = (b·a)ᵀ; da = bᵀ·dyᵀ = (dy·b)ᵀ; db = dyᵀ·aᵀ = (a·dy)ᵀ
-  withGradient(([a, b], save) => {
-    save([a!, b!]);
-    return {
-      value: transposeLastTwo(product(b!, a!)),
-      gradFunc: (dy, [a, b]) => [transposeLastTwo(product(dy, b!)), transposeLastTwo(product(a!, dy))],
-    };
-  }),
-];
+);
 
 /**
  * `w` in a buffer of its own. Saved tensors share their data with the original (the engine's wasm
@@ -227,13 +218,17 @@ function detachedCopy(w: tf.Tensor): tf.Tensor {
 }
 
 /**
- * `x·wᵀ` for x `[M, in]`, w `[out, in]`: dx = dy·w, dw = dyᵀ·x. dx multiplies by a copy of the
- * weight under a new id (`detachedCopy`), not by the weight's own data: XNNPACK keeps a packed copy
- * of a right operand until its data is disposed, which for a frozen weight would be the whole run;
- * the copy is disposed when the gradient computation ends, or with `withWeightCache`'s when it ends.
+ * `x·wᵀ` for x `[M, in]`, w `[out, in]`: dx = dy·w, dw = dyᵀ·x. Without the native GEMM, dx multiplies
+ * by a copy of the weight under a new id (`detachedCopy`), not by the weight's own data: XNNPACK keeps
+ * a packed copy of a right operand until its data is disposed, which for a frozen weight would be the
+ * whole run; the copy is disposed when the gradient computation ends, or with `withWeightCache`'s
+ * when it ends. The native GEMM packs nothing across calls and takes `wᵀ` as a flag: no copies.
  */
 const linearNoBias = withGradient(([x, w], save) => {
   save([x!, w!]);
+  if (nativeProductsOn()) {
+    return { value: product(x!, w!, false, true), gradFunc: (dy, [x, w]) => [product(dy, w!), product(dy, x!, true, false)] };
+  }
   const cached = cachedWeight(w!);
   return {
     value: product(x!, cached?.transposed ?? transposeLastTwo(w!)),
@@ -242,12 +237,18 @@ const linearNoBias = withGradient(([x, w], save) => {
 });
 
 /**
- * `x·wᵀ + bias`; as `linearNoBias`, and dbias = Σ_rows dy, summed along the rows of the dyᵀ that
- * dw needs anyway: wasm's Sum over axis 0 transposes internally in one slow pass (49 ms against
- * 2 ms for [2048, 1536]).
+ * `x·wᵀ + bias`; as `linearNoBias`, and dbias = Σ_rows dy. Without the native GEMM it is summed along
+ * the rows of the dyᵀ that dw needs anyway: wasm's Sum over axis 0 transposes internally in one slow
+ * pass (49 ms against 2 ms for [2048, 1536]). With it, dbias is the product 1ᵀ·dy.
  */
 const linearWithBias = withGradient(([x, w, bias], save) => {
   save([x!, w!]);
+  if (nativeProductsOn()) {
+    return {
+      value: tf.add(product(x!, w!, false, true), bias!),
+      gradFunc: (dy, [x, w]) => [product(dy, w!), product(dy, x!, true, false), product(tf.ones([1, dy.shape[0]!]), dy).reshape([-1])],
+    };
+  }
   const cached = cachedWeight(w!);
   return {
     value: tf.add(product(x!, cached?.transposed ?? transposeLastTwo(w!)), bias!),

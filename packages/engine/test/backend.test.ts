@@ -7,7 +7,7 @@ test('auto selection falls through the missing native packages to wasm and says 
   const info = await initBackend({ backend: undefined, log: (l) => lines.push(l) });
   // CI has no libtensorflow, so the native packages are absent; wasm must load.
   assert.is(info.name, 'wasm');
-  assert.match(info.description, /^backend: wasm \(threads \d+, (simd|no simd)\)$/);
+  assert.match(info.description, /^backend: wasm \(threads \d+, (simd|no simd)\); products: (OpenBLAS .*, \d+ threads?|built-in AVX(2|-512) kernel, 1 thread)$/);
   assert.is(lines.at(-1), info.description);
   assert.is(info.skipped.length, 2);
   for (const reason of info.skipped) assert.not.match(reason, /\n/);
@@ -29,6 +29,19 @@ test('forcing an unavailable native backend is a clear error, not a crash', asyn
     assert.unreachable('tfjs-node-gpu cannot load here');
   } catch (err) {
     assert.match(String(err), /backend tensorflow-gpu was requested but cannot be used/);
+  }
+});
+
+test('the native GEMM is picked by name, says which runs, and a kernel that cannot run is an error', async () => {
+  const builtin = await initBackend({ backend: 'wasm', gemm: 'builtin', log: null });
+  assert.match(builtin.description, /; products: built-in AVX(2|-512) kernel, 1 thread$/);
+  const off = await initBackend({ backend: 'cpu', gemm: 'off', log: null });
+  assert.match(off.description, /^backend: cpu \(pure JavaScript\); products: the backend's own \(native GEMM: KOTUNE_GEMM=off\)$/);
+  try {
+    await initBackend({ backend: 'wasm', gemm: 'mkl', log: null });
+    assert.unreachable('mkl is not a kernel');
+  } catch (err) {
+    assert.match(String(err), /unknown KOTUNE_GEMM "mkl": use one of auto, openblas, builtin, off/);
   }
 });
 

@@ -1,0 +1,86 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { loadNativeGemm, type NativeGemm } from '../src/index.ts';
+
+/**
+ * Both kernels against a float64 reference of `op(a)·op(b)`. The sizes straddle the built-in kernel's
+ * register tiles (12x32 with AVX-512, 6x16 with AVX2: `builtin-avx2` runs that one where the CPU has both) and cache blocks (KC 256, MC 96, NC 2048), so
+ * every edge path and the accumulation over several K blocks run. Tolerance: a float32 sum of k
+ * products of entries in [-1, 1) is off by at most ~k·ε·Σ|terms| ≤ k²·ε (ε = 2⁻²³); the check allows
+ * 2·k·ε·(Σ|terms| of that entry), while a wrong index or a lost block is off by O(1).
+ */
+const kernels = (['builtin', 'builtin-avx2'] as const).map((choice) => (loadNativeGemm(choice) as { gemm: NativeGemm }).gemm); // CI builds the addon: must load
+const auto = loadNativeGemm('auto');
+if ('gemm' in auto && auto.gemm.kernel === 'openblas') kernels.push(auto.gemm);
+else console.log('gemm.test: no libopenblas.so.0 here; only the built-in kernel is tested');
+
+let state = 12345;
+function uniform(n: number): Float32Array {
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    state = (Math.imul(state, 1103515245) + 12345) >>> 0;
+    out[i] = state / 2 ** 31 - 1;
+  }
+  return out;
+}
+
+function reference(a: Float32Array, b: Float32Array, batch: number, m: number, n: number, k: number, ta: boolean, tb: boolean) {
+  const value = new Float64Array(batch * m * n);
+  const magnitude = new Float64Array(batch * m * n);
+  for (let e = 0; e < batch; e++) {
+    for (let i = 0; i < m; i++) {
+      for (let j = 0; j < n; j++) {
+        let s = 0;
+        let abs = 0;
+        for (let p = 0; p < k; p++) {
+          const x = a[e * m * k + (ta ? p * m + i : i * k + p)]! * b[e * k * n + (tb ? j * k + p : p * n + j)]!;
+          s += x;
+          abs += Math.abs(x);
+        }
+        value[e * m * n + i * n + j] = s;
+        magnitude[e * m * n + i * n + j] = abs;
+      }
+    }
+  }
+  return { value, magnitude };
+}
+
+const shapes: [batch: number, m: number, n: number, k: number][] = [
+  [1, 1, 1, 1], [1, 5, 7, 3], [1, 6, 16, 8], [1, 12, 32, 8], [1, 13, 33, 17], [1, 97, 65, 300],
+  [1, 30, 2100, 9], [3, 11, 19, 5], [2, 130, 40, 513], [1, 4, 3, 0],
+];
+
+for (const gemm of kernels) {
+  for (const [batch, m, n, k] of shapes) {
+    test(`${gemm.kernel}: ${batch} x [${m}, ${k}] · [${k}, ${n}] with every transpose equals the float64 product`, () => {
+      const a = uniform(batch * m * k);
+      const b = uniform(batch * k * n);
+      for (const [ta, tb] of [[false, false], [true, false], [false, true], [true, true]] as const) {
+        const c = new Float32Array(batch * m * n).fill(Number.NaN); // every entry must be written
+        gemm.gemm(a, b, c, batch, m, n, k, ta, tb);
+        const { value, magnitude } = reference(a, b, batch, m, n, k, ta, tb);
+        for (let i = 0; i < c.length; i++) {
+          const tolerance = 2 * Math.max(k, 1) * 2 ** -23 * magnitude[i]! + 1e-30;
+          if (!(Math.abs(c[i]! - value[i]!) <= tolerance)) {
+            assert.unreachable(`transA=${ta} transB=${tb}: entry ${i} is ${c[i]}, expected ${value[i]} (tolerance ${tolerance})`);
+          }
+        }
+      }
+    });
+  }
+
+  test(`${gemm.kernel}: arrays that do not match the sizes are refused`, () => {
+    const a = new Float32Array(6);
+    assert.throws(() => gemm.gemm(a, new Float32Array(6), new Float32Array(3), 1, 2, 2, 3, false, false), /array lengths do not match/);
+    assert.throws(() => gemm.gemm(a, new Float64Array(6) as unknown as Float32Array, new Float32Array(4), 1, 2, 2, 3, false, false), /b must be a Float32Array/);
+    assert.throws(() => gemm.setThreads(0), /thread count >= 1/);
+  });
+}
+
+test('a kernel asked for by name that cannot run is an error; off is no kernel', () => {
+  assert.equal(loadNativeGemm('off'), { reason: 'KOTUNE_GEMM=off' });
+  assert.throws(() => loadNativeGemm('cublas'), /unknown KOTUNE_GEMM "cublas"/);
+  if (!kernels.some((g) => g.kernel === 'openblas')) assert.throws(() => loadNativeGemm('openblas'), /no libopenblas.so.0 could be opened/);
+});
+
+test.run();
