@@ -41,7 +41,7 @@ test('the native GEMM is picked by name, says which runs, and a kernel that cann
     await initBackend({ backend: 'wasm', gemm: 'mkl', log: null });
     assert.unreachable('mkl is not a kernel');
   } catch (err) {
-    assert.match(String(err), /unknown KOTUNE_GEMM "mkl": use one of auto, openblas, builtin, off/);
+    assert.match(String(err), /unknown KOTUNE_GEMM "mkl": use one of auto, openblas, builtin, builtin-avx2, off/);
   }
 });
 
