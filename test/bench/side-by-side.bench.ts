@@ -1,7 +1,7 @@
 /**
  * `pnpm bench`: kotune next to PyTorch, in one run on the same machine with one thread each (the wasm backend
  * is single-threaded; torch.set_num_threads(1); OMP/OPENBLAS_NUM_THREADS=1 for both sides, whose products may
- * both run on OpenBLAS), on the same weights and token ids. `KOTUNE_GEMM` picks our product kernel (the
+ * both run on OpenBLAS), on the same weights and token ids. `KOTUNE_NATIVE` picks our product kernel (the
  * start-up line in the table's heading says which ran).
  *
  *   score            reranker inference: `Reranker.score` of 16 pairs, one batch of 16

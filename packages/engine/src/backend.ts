@@ -2,15 +2,15 @@
  * Picks the TensorFlow.js backend at run time.
  *
  * Order: tfjs-node-gpu (CUDA), tfjs-node (native CPU), wasm (XNNPACK + SIMD), cpu (pure JS). On wasm
- * and cpu the model's products go to the native GEMM of @kotune/native-gemm when it is built
- * (`KOTUNE_GEMM`, see `native-matmul.ts`); the start-up line says which kernel multiplies.
+ * and cpu the model's products and AdamW updates go to the native kernels of @kotune/native when it is
+ * built (`KOTUNE_NATIVE`, see `native-kernels.ts`); the start-up line says which kernel multiplies.
  * The two native packages are optionalDependencies: their install script downloads libtensorflow,
  * which fails without internet, and their addon fails to load without the CUDA 11.2 / cuDNN 8
  * libraries. Either failure falls through to the next backend with the reason on one line.
  */
 import * as tf from '@tensorflow/tfjs';
 import { createRequire } from 'node:module';
-import { useNativeProducts } from './native-matmul.ts';
+import { useNativeKernels } from './native-kernels.ts';
 import { registerWasmKernels } from './wasm-kernels.ts';
 
 export type BackendName = 'tensorflow-gpu' | 'tensorflow' | 'wasm' | 'cpu';
@@ -30,8 +30,8 @@ export interface BackendInfo {
 const require = createRequire(import.meta.url);
 
 let active: BackendInfo | undefined;
-/** The `gemm` option of the call that chose `active`. */
-let activeGemm: string | undefined;
+/** The `native` option of the call that chose `active`. */
+let activeNative: string | undefined;
 
 /** Accepts the names users type: `gpu`, `node`, `tfjs-node`, `tfjs-node-gpu` as aliases. */
 export function parseBackendName(value: string): BackendName {
@@ -86,8 +86,11 @@ function firstLine(err: unknown): string {
 export interface InitOptions {
   /** Force one backend; otherwise `KOTUNE_BACKEND`, otherwise the fallback order. */
   backend?: string;
-  /** The native GEMM for wasm and cpu: `auto`, `openblas`, `builtin`, `off`; otherwise `KOTUNE_GEMM`, otherwise `auto`. */
-  gemm?: string;
+  /**
+   * The native kernels for wasm and cpu: `auto`, `openblas`, `builtin`, `builtin-avx2`, `off`; otherwise
+   * `KOTUNE_NATIVE`, otherwise `auto`.
+   */
+  native?: string;
   /** Where the start-up line and fall-through reasons go; default stderr. Pass `null` for silence. */
   log?: ((line: string) => void) | null;
 }
@@ -101,7 +104,7 @@ export async function initBackend(options: InitOptions = {}): Promise<BackendInf
   const log = options.log === undefined ? (line: string) => process.stderr.write(`${line}\n`) : options.log;
   const requested = options.backend ?? process.env.KOTUNE_BACKEND;
   const forced = requested ? parseBackendName(requested) : undefined;
-  if (active && (!forced || forced === active.name) && (options.gemm === undefined || options.gemm === activeGemm)) {
+  if (active && (!forced || forced === active.name) && (options.native === undefined || options.native === activeNative)) {
     if (tf.getBackend() !== backendRegistryName(active.name)) await tf.setBackend(backendRegistryName(active.name));
     return active;
   }
@@ -118,8 +121,8 @@ export async function initBackend(options: InitOptions = {}): Promise<BackendInf
       log?.(`backend: ${reason}; trying the next one`);
       continue;
     }
-    if (name === 'wasm' || name === 'cpu') description += `; products: ${useNativeProducts(options.gemm)}`;
-    activeGemm = options.gemm;
+    if (name === 'wasm' || name === 'cpu') description += `; products: ${useNativeKernels(options.native)}`;
+    activeNative = options.native;
     active = { name, description: `backend: ${description}`, skipped };
     log?.(active.description);
     return active;

@@ -1,7 +1,7 @@
 /**
  * Matrix products for the model, with forward and backward passes on the fast kernels.
  *
- * With the native GEMM (`native-matmul.ts`, on the wasm and cpu backends) every product, transposed
+ * With the native GEMM (`native-kernels.ts`, on the wasm and cpu backends) every product, transposed
  * or batched, is one call to it. Without it, on tfjs-backend-wasm only a plain product (no transpose
  * flag, batch 1) reaches XNNPACK (≈17-40 GFLOP/s on one core); a transpose flag or a batch sends it
  * to a naive loop (≈1.2 GFLOP/s), and autodiff's gradient of `tf.matMul` uses exactly those forms. So
@@ -12,7 +12,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { withGradient } from './custom-grad.ts';
-import { nativeProduct, nativeProductsOn } from './native-matmul.ts';
+import { nativeKernelsOn, nativeProduct } from './native-kernels.ts';
 import { wasmBatchMatMul } from './wasm-batch-matmul.ts';
 
 /**
@@ -163,7 +163,7 @@ export function matMul(a: tf.Tensor, b: tf.Tensor, transposeA = false, transpose
 
 /** `op(a) · op(b)` for rank-2 or rank-3 operands of equal batch size, on the backend's fastest kernel for it. */
 function product(a: tf.Tensor, b: tf.Tensor, transposeA = false, transposeB = false): tf.Tensor {
-  if (nativeProductsOn()) return nativeProduct(a, b, transposeA, transposeB);
+  if (nativeKernelsOn()) return nativeProduct(a, b, transposeA, transposeB);
   if (transposeA && transposeB) return transposeLastTwo(product(b, a)); // aᵀ·bᵀ = (b·a)ᵀ
   const lhs = transposeA ? transposeLastTwo(a) : a;
   const rhs = transposeB ? transposeLastTwo(b) : b;
@@ -226,7 +226,7 @@ function detachedCopy(w: tf.Tensor): tf.Tensor {
  */
 const linearNoBias = withGradient(([x, w], save) => {
   save([x!, w!]);
-  if (nativeProductsOn()) {
+  if (nativeKernelsOn()) {
     return { value: product(x!, w!, false, true), gradFunc: (dy, [x, w]) => [product(dy, w!), product(dy, x!, true, false)] };
   }
   const cached = cachedWeight(w!);
@@ -243,7 +243,7 @@ const linearNoBias = withGradient(([x, w], save) => {
  */
 const linearWithBias = withGradient(([x, w, bias], save) => {
   save([x!, w!]);
-  if (nativeProductsOn()) {
+  if (nativeKernelsOn()) {
     return {
       value: tf.add(product(x!, w!, false, true), bias!),
       gradFunc: (dy, [x, w]) => [product(dy, w!), product(dy, x!, true, false), product(tf.ones([1, dy.shape[0]!]), dy).reshape([-1])],

@@ -32,16 +32,16 @@ test('forcing an unavailable native backend is a clear error, not a crash', asyn
   }
 });
 
-test('the native GEMM is picked by name, says which runs, and a kernel that cannot run is an error', async () => {
-  const builtin = await initBackend({ backend: 'wasm', gemm: 'builtin', log: null });
+test('the native kernels are picked by name, says which runs, and a kernel that cannot run is an error', async () => {
+  const builtin = await initBackend({ backend: 'wasm', native: 'builtin', log: null });
   assert.match(builtin.description, /; products: built-in AVX(2|-512) kernel, 1 thread$/);
-  const off = await initBackend({ backend: 'cpu', gemm: 'off', log: null });
-  assert.match(off.description, /^backend: cpu \(pure JavaScript\); products: the backend's own \(native GEMM: KOTUNE_GEMM=off\)$/);
+  const off = await initBackend({ backend: 'cpu', native: 'off', log: null });
+  assert.match(off.description, /^backend: cpu \(pure JavaScript\); products: the backend's own \(native kernels: KOTUNE_NATIVE=off\)$/);
   try {
-    await initBackend({ backend: 'wasm', gemm: 'mkl', log: null });
+    await initBackend({ backend: 'wasm', native: 'mkl', log: null });
     assert.unreachable('mkl is not a kernel');
   } catch (err) {
-    assert.match(String(err), /unknown KOTUNE_GEMM "mkl": use one of auto, openblas, builtin, builtin-avx2, off/);
+    assert.match(String(err), /unknown KOTUNE_NATIVE "mkl": use one of auto, openblas, builtin, builtin-avx2, off/);
   }
 });
 

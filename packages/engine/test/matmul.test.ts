@@ -1,15 +1,15 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { initBackend, linear, matMul, tf, withWeightCache } from '../src/index.ts';
-import { loadNativeGemm } from '@kotune/native-gemm';
+import { loadNative } from '@kotune/native';
 import { maxDifference, valueAndGrads } from './support.ts';
 
 /**
  * Every product path: the backend's own kernels (`off`), the addon's built-in kernel (which CI builds
  * at install, so it must load), and OpenBLAS where the machine has libopenblas.so.0.
  */
-const loaded = loadNativeGemm('auto');
-const GEMMS = ['off', 'builtin', ...('gemm' in loaded && loaded.gemm.kernel === 'openblas' ? ['openblas'] : [])];
+const loaded = loadNative('auto');
+const GEMMS = ['off', 'builtin', ...('kernels' in loaded && loaded.kernels.kernel === 'openblas' ? ['openblas'] : [])];
 if (!GEMMS.includes('openblas')) console.log('matmul.test: no libopenblas.so.0 here; the OpenBLAS path is not tested');
 
 /**
@@ -43,7 +43,7 @@ for (const [backend, gemm] of (['wasm', 'cpu'] as const).flatMap((b) => GEMMS.ma
   for (const { name, m, k, n, batch } of cases) {
     for (const [transposeA, transposeB] of [[false, false], [false, true], [true, false], [true, true]] as const) {
       test(`${backend}, gemm ${gemm}: matMul ${name}, transposeA=${transposeA} transposeB=${transposeB}: values and gradients equal tf.matMul's`, async () => {
-        await initBackend({ backend, gemm, log: null });
+        await initBackend({ backend, native: gemm, log: null });
         tf.tidy(() => {
           const a = randn([...batch, ...(transposeA ? [k, m] : [m, k])]);
           const b = randn([...batch, ...(transposeB ? [n, k] : [k, n])]);
@@ -59,7 +59,7 @@ for (const [backend, gemm] of (['wasm', 'cpu'] as const).flatMap((b) => GEMMS.ma
   }
 
   test(`${backend}, gemm ${gemm}: linear on rank-3 input, with and without bias, equals x·wᵀ + b with its gradients`, async () => {
-    await initBackend({ backend, gemm, log: null });
+    await initBackend({ backend, native: gemm, log: null });
     tf.tidy(() => {
       const [batch, seq, inF, outF] = [3, 20, 40, 24];
       const x = randn([batch, seq, inF]);
@@ -96,7 +96,7 @@ test('wasm: linear and matMul reject shapes that do not multiply, and broadcast 
 });
 
 for (const gemm of GEMMS) test(`wasm, gemm ${gemm}: repeated forward + backward leaves no tensor and no wasm memory behind`, async () => {
-  await initBackend({ backend: 'wasm', gemm, log: null });
+  await initBackend({ backend: 'wasm', native: gemm, log: null });
   const x = tf.variable(randn([4, 32, 48]));
   const w = tf.variable(randn([40, 48]));
   const bias = tf.variable(randn([40]));
@@ -122,9 +122,9 @@ for (const gemm of GEMMS) test(`wasm, gemm ${gemm}: repeated forward + backward 
   tf.dispose([x, w, bias, q, k]);
 });
 
-// The weight cache holds copies for the XNNPACK path; the native GEMM needs none (`gemm: 'off'`).
+// The weight cache holds copies for the XNNPACK path; the native GEMM needs none (`native: 'off'`).
 test('wasm: withWeightCache reuses one transposed copy per weight until its data changes, then frees them', async () => {
-  await initBackend({ backend: 'wasm', gemm: 'off', log: null });
+  await initBackend({ backend: 'wasm', native: 'off', log: null });
   const x = randn([2, 9, 16]);
   const w = tf.variable(randn([12, 16]));
   const bias = randn([12]);
@@ -159,7 +159,7 @@ test('wasm: withWeightCache reuses one transposed copy per weight until its data
 });
 
 test('wasm: under withWeightCache, micro-batch gradients reuse the cached copies and follow weight updates', async () => {
-  await initBackend({ backend: 'wasm', gemm: 'off', log: null });
+  await initBackend({ backend: 'wasm', native: 'off', log: null });
   const x = randn([24, 16]);
   const w = tf.variable(randn([12, 16]));
   const bias = tf.variable(randn([12]));

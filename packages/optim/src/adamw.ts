@@ -12,7 +12,7 @@
  * still advances t and the moments, as HF's warmup does. The moments can be exported as Float32Arrays
  * (for a checkpoint) and restored.
  */
-import { tf } from '@kotune/engine';
+import { nativeAdamW, tf } from '@kotune/engine';
 import { isDecayParameter } from './decay.ts';
 
 export interface AdamWOptions {
@@ -90,6 +90,19 @@ export class AdamW {
     for (const [name, gradient] of grads) {
       const p = this.params.get(name)!;
       const m = this.momentsOf(name, p);
+      const decay = this.weightDecay > 0 && lr > 0 && this.decays(name) ? 1 - lr * this.weightDecay : 1;
+      // On wasm and cpu with the native kernels: the whole update in one pass, the same float32 operations
+      // in the same order as the tensor ops below, so the same bits.
+      const fused = nativeAdamW(p, gradient, m.expAvg, m.expAvgSq, {
+        beta1: this.beta1, oneMinusBeta1: 1 - this.beta1, beta2: this.beta2, oneMinusBeta2: 1 - this.beta2,
+        decay, biasCorrection2Sqrt, eps: this.eps, stepSize, gradScale,
+      });
+      if (fused) {
+        assignAndFree(p, fused[0]);
+        assignAndFree(m.expAvg, fused[1]);
+        assignAndFree(m.expAvgSq, fused[2]);
+        continue;
+      }
       // The same ops as torch's `_single_tensor_adamw`, in its order, but each parameter-sized intermediate is
       // freed as soon as the next one exists and each result goes into its variable at once (whose old data is
       // then freed): at most four parameter-sized temporaries are alive (the scaled gradient included), where one tidy over the whole update
@@ -99,7 +112,7 @@ export class AdamW {
         const g = gradScale === 1 ? gradient : gradient.mul(gradScale);
         assignAndFree(m.expAvg, chain(m.expAvg, (x) => x.mul(this.beta1), (x) => addAndFree(x, g.mul(1 - this.beta1))));
         assignAndFree(m.expAvgSq, chain(m.expAvgSq, (x) => x.mul(this.beta2), (x) => addAndFree(x, chain(g, (y) => y.square(), (y) => y.mul(1 - this.beta2)))));
-        if (this.weightDecay > 0 && lr > 0 && this.decays(name)) assignAndFree(p, p.mul(1 - lr * this.weightDecay));
+        if (decay !== 1) assignAndFree(p, p.mul(decay));
         const denom = chain(m.expAvgSq, (x) => x.sqrt(), (x) => x.div(biasCorrection2Sqrt), (x) => x.add(this.eps));
         const update = chain(m.expAvg, (x) => { const quotient = x.div(denom); denom.dispose(); return quotient; }, (x) => x.mul(stepSize));
         assignAndFree(p, p.sub(update));

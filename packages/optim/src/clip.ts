@@ -3,7 +3,7 @@
  * `total = sqrt(Σ_p ‖g_p‖²)`, and every gradient scaled by `min(1, max_norm / (total + 1e-6))`.
  * Returns the norm *before* clipping, as torch does (and as HF logs `grad_norm`).
  */
-import { tf } from '@kotune/engine';
+import { squaredNorm, tf } from '@kotune/engine';
 
 export interface ClippedGradients {
   /** New tensors (the caller disposes them); the input gradients are left untouched. */
@@ -14,14 +14,15 @@ export interface ClippedGradients {
   clipCoef: number;
 }
 
-/** `sqrt(Σ ‖g‖²)` over all tensors, read back as a number. */
+/**
+ * `sqrt(Σ ‖g‖²)` over all tensors, read back as a number. Each tensor's squared norm is one native pass
+ * accumulated in double where the engine's native kernels run (float32 tensor ops elsewhere), and the
+ * tensors' sum is in double: no single float32 sum runs over every element.
+ */
 export function globalNorm(grads: Iterable<tf.Tensor>): number {
-  return tf.tidy(() => {
-    // The norm of the per-tensor norms, as torch computes it, so no single sum runs over every element.
-    const norms = [...grads].map((g) => tf.norm(g));
-    if (norms.length === 0) return 0;
-    return tf.norm(tf.stack(norms)).dataSync()[0]!;
-  });
+  let sum = 0;
+  for (const g of grads) sum += squaredNorm(g);
+  return Math.sqrt(sum);
 }
 
 /** torch's factor `min(1, max_norm / (norm + 1e-6))`. */

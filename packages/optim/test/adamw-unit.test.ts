@@ -85,9 +85,10 @@ test('HF decay grouping equals adamw.decay_parameters of the reranker exactly', 
   assert.equal(decayParameterNames(Object.keys(unit.params_initial)), unit.decay_parameters);
 });
 
-for (const backend of ['cpu', 'wasm'] as const) {
-  test(`${backend}: clip → AdamW → schedule, 4 steps, equals torch (grads, norm, clip coef, lr, params, exp_avg, exp_avg_sq)`, async () => {
-    await initBackend({ backend, log: null });
+/** The update as tensor ops (`off`) and as the native fused kernel with its double-accumulated norms (`builtin`). */
+for (const [backend, native] of (['cpu', 'wasm'] as const).flatMap((b) => (['off', 'builtin'] as const).map((n) => [b, n] as const))) {
+  test(`${backend}, native ${native}: clip → AdamW → schedule, 4 steps, equals torch (grads, norm, clip coef, lr, params, exp_avg, exp_avg_sq)`, async () => {
+    await initBackend({ backend, native, log: null });
     const before = tf.memory().numTensors;
     const params = makeParams();
     const decaySet = new Set(unit.decay_parameters as string[]);
@@ -117,12 +118,34 @@ for (const backend of ['cpu', 'wasm'] as const) {
         worst = Math.max(worst, assertTensorClose(state.moments.get(`exp_avg_sq.${n}`)!.data, step.exp_avg_sq[n], UNIT_RTOL, `step ${i + 1} exp_avg_sq ${n}`));
       }
     }
-    console.log(`${backend}: adamw_unit worst relative error ${worst.toExponential(2)}`);
+    console.log(`${backend}, native ${native}: adamw_unit worst relative error ${worst.toExponential(2)}`);
     opt.dispose();
     scaledOpt.dispose();
     tf.dispose([...params.values(), ...scaledParams.values()]);
     assert.is(tf.memory().numTensors, before, 'no tensor leaked');
   });
+
+  if (native === 'builtin') {
+    test(`${backend}: the native fused update gives the same bits as the tensor ops (decay, clipping scale, 5 steps)`, async () => {
+      const params = { off: makeParams(), builtin: makeParams() };
+      const opts = Object.fromEntries((['off', 'builtin'] as const).map((n) => [n, new AdamW(params[n], { weightDecay: 0.1 })]));
+      const steps = unit.steps as any[];
+      for (let i = 0; i < 5; i++) {
+        for (const n of ['off', 'builtin'] as const) {
+          await initBackend({ backend, native: n, log: null });
+          const grads = new Map(Object.entries(steps[i % steps.length].grads as Record<string, Nested>).map(([k, g]) => [k, tf.tensor(g as number[])]));
+          opts[n]!.step(grads, 0.01 * (i + 1), i % 2 === 0 ? 1 : 0.37);
+          tf.dispose([...grads.values()]);
+        }
+        for (const [name, p] of params.off) assert.equal(Array.from(params.builtin.get(name)!.dataSync()), Array.from(p.dataSync()), `step ${i + 1} ${name}`);
+      }
+      const [a, b] = [opts.off!.state(), opts.builtin!.state()];
+      for (const [key, m] of a.moments) assert.equal(Array.from(b.moments.get(key)!.data), Array.from(m.data), key);
+      for (const o of Object.values(opts)) o!.dispose();
+      tf.dispose([...params.off.values(), ...params.builtin.values()]);
+    });
+    continue;
+  }
 
   test(`${backend}: state() → loadState() resumes bit-identically; bad state is a clear error`, async () => {
     await initBackend({ backend, log: null });

@@ -1,7 +1,7 @@
-// Builds build/kotune_gemm.node from src/gemm.cc with the system C++ compiler against Node's own
+// Builds build/kotune_native.node from src/kernels.cc with the system C++ compiler against Node's own
 // headers (no node-gyp: it would download headers, and this needs one compiler call). Runs at
 // `pnpm install`; where it cannot build (no compiler, no headers, not x86-64 Linux) it says why and
-// exits 0, and the engine keeps the backend's own products. Plain JavaScript: it runs before the
+// exits 0, and the engine keeps the backends' own kernels. Plain JavaScript: it runs before the
 // workspace's TypeScript tooling is installed.
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
@@ -9,7 +9,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const output = join(here, 'build', 'kotune_gemm.node');
+const output = join(here, 'build', 'kotune_native.node');
 const compiler = process.env.CXX || 'g++';
 
 function nodeHeaders() {
@@ -23,7 +23,7 @@ function nodeHeaders() {
 }
 
 function skip(reason) {
-  console.log(`@kotune/native-gemm: not built (${reason}); products stay on the TensorFlow.js backend's own kernels`);
+  console.log(`@kotune/native: not built (${reason}); the TensorFlow.js backends run their own kernels`);
   process.exit(0);
 }
 
@@ -34,7 +34,7 @@ if (!headers) skip("Node's headers (node_api.h) were not found; set npm_config_n
 mkdirSync(dirname(output), { recursive: true });
 const temporary = `${output}.${process.pid}.tmp`;
 try {
-  execFileSync(compiler, ['-O3', '-std=c++17', '-shared', '-fPIC', '-Wall', '-Wextra', `-I${headers}`, join(here, 'src', 'gemm.cc'), '-o', temporary, '-ldl'], {
+  execFileSync(compiler, ['-O3', '-std=c++17', '-ffp-contract=off', '-shared', '-fPIC', '-Wall', '-Wextra', `-I${headers}`, join(here, 'src', 'kernels.cc'), '-o', temporary, '-ldl'], {
     stdio: ['ignore', 'inherit', 'inherit'],
   });
   renameSync(temporary, output);
@@ -42,4 +42,4 @@ try {
   rmSync(temporary, { force: true });
   skip(`${compiler} failed: ${err.code === 'ENOENT' ? 'not installed' : err.message.split('\n')[0]}`);
 }
-console.log(`@kotune/native-gemm: built ${output}`);
+console.log(`@kotune/native: built ${output}`);

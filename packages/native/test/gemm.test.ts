@@ -1,6 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { loadNativeGemm, type NativeGemm } from '../src/index.ts';
+import { loadNative, type NativeKernels } from '../src/index.ts';
 
 /**
  * Both kernels against a float64 reference of `op(a)·op(b)`. The sizes straddle the built-in kernel's
@@ -9,9 +9,9 @@ import { loadNativeGemm, type NativeGemm } from '../src/index.ts';
  * products of entries in [-1, 1) is off by at most ~k·ε·Σ|terms| ≤ k²·ε (ε = 2⁻²³); the check allows
  * 2·k·ε·(Σ|terms| of that entry), while a wrong index or a lost block is off by O(1).
  */
-const kernels = (['builtin', 'builtin-avx2'] as const).map((choice) => (loadNativeGemm(choice) as { gemm: NativeGemm }).gemm); // CI builds the addon: must load
-const auto = loadNativeGemm('auto');
-if ('gemm' in auto && auto.gemm.kernel === 'openblas') kernels.push(auto.gemm);
+const kernels = (['builtin', 'builtin-avx2'] as const).map((choice) => (loadNative(choice) as { kernels: NativeKernels }).kernels); // CI builds the addon: must load
+const auto = loadNative('auto');
+if ('kernels' in auto && auto.kernels.kernel === 'openblas') kernels.push(auto.kernels);
 else console.log('gemm.test: no libopenblas.so.0 here; only the built-in kernel is tested');
 
 let state = 12345;
@@ -78,9 +78,9 @@ for (const gemm of kernels) {
 }
 
 test('a kernel asked for by name that cannot run is an error; off is no kernel', () => {
-  assert.equal(loadNativeGemm('off'), { reason: 'KOTUNE_GEMM=off' });
-  assert.throws(() => loadNativeGemm('cublas'), /unknown KOTUNE_GEMM "cublas"/);
-  if (!kernels.some((g) => g.kernel === 'openblas')) assert.throws(() => loadNativeGemm('openblas'), /no libopenblas.so.0 could be opened/);
+  assert.equal(loadNative('off'), { reason: 'KOTUNE_NATIVE=off' });
+  assert.throws(() => loadNative('cublas'), /unknown KOTUNE_NATIVE "cublas"/);
+  if (!kernels.some((g) => g.kernel === 'openblas')) assert.throws(() => loadNative('openblas'), /no libopenblas.so.0 could be opened/);
 });
 
 test.run();

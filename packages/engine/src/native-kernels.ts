@@ -1,0 +1,125 @@
+/**
+ * Kernels of @kotune/native for the wasm and cpu backends: the model's matrix products and the
+ * optimizer's AdamW update and squared norms.
+ *
+ * Why: inside the model tfjs-backend-wasm multiplies at ~28 GFLOP/s a core (128-bit wasm SIMD, plus the
+ * transposes and batch splits `matmul.ts` needs around XNNPACK), the cpu backend at ~1; the native
+ * products reach ~70-100 on the same core (`pnpm bench matmul`), and products are ~80% of a training
+ * step. AdamW as tensor ops is a dozen passes over every parameter, ~30 ns an element each on the cpu
+ * backend (95 s a step for XLM-R base's 278M parameters); the fused update is one.
+ *
+ * The kernels read their operands where the backend keeps them (the wasm heap; the cpu backend's typed
+ * arrays) and write their outputs there: no copies, and transposes are flags, not passes over memory.
+ * Everything else stays on the backend.
+ */
+import * as tf from '@tensorflow/tfjs';
+import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
+import { loadNative, type AdamWConstants, type NativeKernels } from '@kotune/native';
+
+const PRODUCT = 'KotuneNativeMatMul';
+const ADAMW = 'KotuneNativeAdamW';
+const BACKENDS = ['wasm', 'cpu'] as const;
+
+let native: NativeKernels | undefined;
+
+type KernelArgs = { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap };
+
+/** The cpu backend keeps each tensor's values in a typed array; `readSync` returns that array itself. */
+interface CpuBackend { readSync(dataId: tf.DataId): tf.backend_util.BackendValues; makeTensorInfo(shape: number[], dtype: tf.DataType, values: Float32Array): tf.TensorInfo }
+
+/** Float32 storage of tensors on the wasm or cpu backend: their data in place, and new outputs. */
+interface Storage { data(t: tf.TensorInfo): Float32Array; output(shape: number[]): { info: tf.TensorInfo; data: () => Float32Array } }
+
+function storageOf(backend: unknown): Storage {
+  if (tf.getBackend() === 'wasm') {
+    const wasm = backend as BackendWasm;
+    // Views are taken when used, after every allocation: growing the wasm memory detaches older ones.
+    return {
+      data: (t) => wasm.typedArrayFromHeap(t) as Float32Array,
+      output: (shape) => {
+        const info = wasm.makeOutput(shape, 'float32');
+        return { info, data: () => wasm.typedArrayFromHeap(info) as Float32Array };
+      },
+    };
+  }
+  const cpu = backend as CpuBackend;
+  return {
+    data: (t) => cpu.readSync(t.dataId) as Float32Array,
+    output: (shape) => {
+      const values = new Float32Array(tf.util.sizeFromShape(shape));
+      return { info: cpu.makeTensorInfo(shape, 'float32', values), data: () => values };
+    },
+  };
+}
+
+function productKernel({ inputs, backend, attrs }: KernelArgs): tf.TensorInfo {
+  const { a, b } = inputs as { a: tf.TensorInfo; b: tf.TensorInfo };
+  const { transposeA, transposeB } = attrs as { transposeA: boolean; transposeB: boolean };
+  const [aRows, aCols] = a.shape.slice(-2) as [number, number];
+  const bShape = b.shape.slice(-2) as [number, number];
+  const [m, k, n] = [transposeA ? aCols : aRows, transposeA ? aRows : aCols, transposeB ? bShape[0] : bShape[1]];
+  const batchShape = a.shape.slice(0, -2);
+  const storage = storageOf(backend);
+  const out = storage.output([...batchShape, m, n]);
+  native!.gemm(storage.data(a), storage.data(b), out.data(), tf.util.sizeFromShape(batchShape), m, n, k, transposeA, transposeB);
+  return out.info;
+}
+
+function adamwKernel({ inputs, backend, attrs }: KernelArgs): tf.TensorInfo[] {
+  const { p, g, m, v } = inputs as Record<'p' | 'g' | 'm' | 'v', tf.TensorInfo>;
+  const storage = storageOf(backend);
+  const [pOut, mOut, vOut] = [storage.output(p.shape), storage.output(p.shape), storage.output(p.shape)];
+  native!.adamw(storage.data(p), storage.data(g), storage.data(m), storage.data(v), pOut.data(), mOut.data(), vOut.data(), attrs as unknown as AdamWConstants);
+  return [pOut.info, mOut.info, vOut.info];
+}
+
+for (const backendName of BACKENDS) {
+  if (!tf.getKernel(PRODUCT, backendName)) tf.registerKernel({ kernelName: PRODUCT, backendName, kernelFunc: productKernel as tf.KernelFunc });
+  if (!tf.getKernel(ADAMW, backendName)) tf.registerKernel({ kernelName: ADAMW, backendName, kernelFunc: adamwKernel as unknown as tf.KernelFunc });
+}
+
+/**
+ * Loads the kernels `choice` names (`auto`, `openblas`, `builtin`, `builtin-avx2`, `off`; default
+ * `KOTUNE_NATIVE`, else `auto`) for later calls, and says which product kernel runs: `OpenBLAS 0.3.21
+ * (...), 1 thread`, or why none does. A kernel asked for by name that cannot run throws.
+ */
+export function useNativeKernels(choice?: string): string {
+  const loaded = loadNative(choice);
+  native = 'kernels' in loaded ? loaded.kernels : undefined;
+  return 'kernels' in loaded ? loaded.kernels.describe() : `the backend's own (native kernels: ${loaded.reason})`;
+}
+
+/** Whether the current backend's products and AdamW updates go to the native kernels. */
+export function nativeKernelsOn(): boolean {
+  return native !== undefined && (BACKENDS as readonly string[]).includes(tf.getBackend());
+}
+
+/** Threads for the native products (OpenBLAS; the built-in kernel runs on one). */
+export function setProductThreads(threads: number): void {
+  if (!native) throw new Error('setProductThreads: no native kernels are loaded');
+  native.setThreads(threads);
+}
+
+/**
+ * `op(a) · op(b)` on the native kernel for float32 operands of rank 2, or rank 3 with equal batch sizes;
+ * no gradient of its own (`matmul.ts` wraps it). Only while `nativeKernelsOn()`.
+ */
+export function nativeProduct(a: tf.Tensor, b: tf.Tensor, transposeA: boolean, transposeB: boolean): tf.Tensor {
+  return tf.engine().runKernel(PRODUCT, { a, b }, { transposeA, transposeB }) as tf.Tensor;
+}
+
+/**
+ * One fused AdamW update (see @kotune/native's `adamw`): the new parameter and moments as new tensors,
+ * or undefined where the native kernels are off (the caller then uses tensor ops).
+ */
+export function nativeAdamW(p: tf.Tensor, g: tf.Tensor, m: tf.Tensor, v: tf.Tensor, constants: AdamWConstants): [tf.Tensor, tf.Tensor, tf.Tensor] | undefined {
+  if (!nativeKernelsOn()) return undefined;
+  for (const t of [p, g, m, v]) if (t.dtype !== 'float32') throw new Error(`nativeAdamW: float32 tensors expected, got ${t.dtype}`);
+  return tf.engine().runKernel(ADAMW, { p, g, m, v }, constants as unknown as tf.NamedAttrMap) as unknown as [tf.Tensor, tf.Tensor, tf.Tensor];
+}
+
+/** `Σ t²` of a float32 tensor as a number: one native pass accumulated in double, else tensor ops in float32. */
+export function squaredNorm(t: tf.Tensor): number {
+  if (nativeKernelsOn() && t.dtype === 'float32') return native!.sumOfSquares(storageOf(tf.backend()).data(t));
+  return tf.tidy(() => tf.sum(tf.square(t)).dataSync()[0]!);
+}

@@ -1,0 +1,132 @@
+/**
+ * kotune's native kernels (`src/kernels.cc`, built at install by `build.mjs`) on float32 typed arrays, in
+ * place: the matrix product `c = op(a) · op(b)`, on OpenBLAS when the machine has it (opened at run time) or
+ * on the addon's own AVX2/AVX-512 kernel; a fused AdamW update; a sum of squares. The engine runs the wasm
+ * and cpu backends' products and the optimizer's updates on them; this package knows nothing of TensorFlow.js.
+ *
+ * `KOTUNE_NATIVE` (or `loadNative`'s argument) chooses: `auto` (default: products on OpenBLAS, else
+ * built-in), `openblas`, `builtin`, `builtin-avx2` (the built-in product without AVX-512, for CPUs that clock
+ * down under it), or `off` (no native kernel: the backend's own ops). A kernel asked for by name that
+ * cannot run is an error, never a silent fallback.
+ */
+import { createRequire } from 'node:module';
+
+export type GemmKernel = 'openblas' | 'builtin' | 'builtin-avx2';
+export const NATIVE_CHOICES = ['auto', 'openblas', 'builtin', 'builtin-avx2', 'off'] as const;
+export type NativeChoice = (typeof NATIVE_CHOICES)[number];
+
+interface Binding {
+  gemm(kernel: number, a: Float32Array, b: Float32Array, c: Float32Array, batch: number, m: number, n: number, k: number, transA: boolean, transB: boolean): void;
+  adamw(p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, pOut: Float32Array, mOut: Float32Array, vOut: Float32Array, constants: number[]): void;
+  sumOfSquares(x: Float32Array): number;
+  setOpenBlasThreads(threads: number): void;
+  openBlasThreads(): number;
+  openBlasLibrary: string;
+  openBlasConfig: string;
+  builtinIsa: string;
+  builtinSupported: boolean;
+}
+
+/** AdamW's per-step constants, as @kotune/optim computes them (each is rounded to float32, as a tf.js scalar is). */
+export interface AdamWConstants {
+  beta1: number;
+  oneMinusBeta1: number;
+  beta2: number;
+  oneMinusBeta2: number;
+  /** `1 − lr·wd` for a decayed parameter, else 1. */
+  decay: number;
+  /** `√(1 − β₂ᵗ)`. */
+  biasCorrection2Sqrt: number;
+  eps: number;
+  /** `lr / (1 − β₁ᵗ)`. */
+  stepSize: number;
+  /** The clipping coefficient (1: none). */
+  gradScale: number;
+}
+
+export interface NativeKernels {
+  kernel: GemmKernel;
+  /** The product kernel, e.g. `OpenBLAS 0.3.21 (libopenblas.so.0, Cooperlake), 2 threads` or `built-in AVX-512 kernel, 1 thread`. */
+  describe(): string;
+  /**
+   * `c[i] = op(a[i]) · op(b[i])` for i < batch, with `op(a[i])` m×k and `op(b[i])` k×n, all row-major and
+   * stored entry after entry; `c` is overwritten. Lengths must be batch·m·k, batch·k·n and batch·m·n.
+   */
+  gemm(a: Float32Array, b: Float32Array, c: Float32Array, batch: number, m: number, n: number, k: number, transA: boolean, transB: boolean): void;
+  /**
+   * One AdamW update of a parameter `p` with gradient `g` and moments `m`, `v` into the `*Out` arrays (all of
+   * one length), per element in float32: g ← g·gradScale; m ← m·β₁ + g·(1−β₁); v ← v·β₂ + (g·g)·(1−β₂);
+   * p ← p·decay; p ← p − (m / (√v / biasCorrection2Sqrt + ε))·stepSize.
+   */
+  adamw(p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, pOut: Float32Array, mOut: Float32Array, vOut: Float32Array, c: AdamWConstants): void;
+  /** Σ x², accumulated in double. */
+  sumOfSquares(x: Float32Array): number;
+  /** Threads for OpenBLAS's products (the built-in kernel runs on one). */
+  setThreads(threads: number): void;
+}
+
+const ADDON = new URL('../build/kotune_native.node', import.meta.url).pathname;
+
+let binding: Binding | undefined;
+let bindingError: string | undefined;
+
+function loadBinding(): Binding | undefined {
+  if (binding || bindingError) return binding;
+  try {
+    binding = createRequire(import.meta.url)(ADDON) as Binding;
+  } catch (err) {
+    bindingError = (err as NodeJS.ErrnoException).code === 'MODULE_NOT_FOUND'
+      ? 'the addon is not built (pnpm -F @kotune/native build; needs g++ and Node\'s headers)'
+      : `the addon did not load: ${(err as Error).message.split('\n')[0]}`;
+  }
+  return binding;
+}
+
+export function parseNativeChoice(value: string): NativeChoice {
+  const choice = value.trim().toLowerCase();
+  if (!(NATIVE_CHOICES as readonly string[]).includes(choice)) throw new Error(`unknown KOTUNE_NATIVE "${value}": use one of ${NATIVE_CHOICES.join(', ')}`);
+  return choice as NativeChoice;
+}
+
+function kernelsOf(b: Binding, kernel: GemmKernel): NativeKernels {
+  const id = { builtin: 0, openblas: 1, 'builtin-avx2': 2 }[kernel];
+  return {
+    kernel,
+    describe: () => {
+      if (kernel !== 'openblas') return `built-in ${kernel === 'builtin' && b.builtinIsa === 'avx512' ? 'AVX-512' : 'AVX2'} kernel, 1 thread`;
+      const threads = b.openBlasThreads();
+      const detail = b.openBlasConfig.match(/^OpenBLAS (\S+).*?(\S+) MAX_THREADS/);
+      const name = detail ? `OpenBLAS ${detail[1]} (${b.openBlasLibrary}, ${detail[2]})` : `OpenBLAS (${b.openBlasLibrary})`;
+      return `${name}, ${threads} thread${threads === 1 ? '' : 's'}`;
+    },
+    gemm: (a, bb, c, batch, m, n, k, transA, transB) => b.gemm(id, a, bb, c, batch, m, n, k, transA, transB),
+    adamw: (p, g, m, v, pOut, mOut, vOut, c) =>
+      b.adamw(p, g, m, v, pOut, mOut, vOut, [c.beta1, c.oneMinusBeta1, c.beta2, c.oneMinusBeta2, c.decay, c.biasCorrection2Sqrt, c.eps, c.stepSize, c.gradScale]),
+    sumOfSquares: (x) => b.sumOfSquares(x),
+    setThreads: (threads) => {
+      if (!Number.isInteger(threads) || threads < 1) throw new Error(`native kernels: a thread count >= 1 expected, got ${threads}`);
+      if (kernel === 'openblas') b.setOpenBlasThreads(threads);
+    },
+  };
+}
+
+/**
+ * The kernels `choice` names (default `KOTUNE_NATIVE`, else `auto`), or `{ reason }` saying why there are
+ * none: `off` was asked for, or, under `auto`, the addon is missing or this CPU runs no product kernel.
+ */
+export function loadNative(choice: string = process.env.KOTUNE_NATIVE ?? 'auto'): { kernels: NativeKernels } | { reason: string } {
+  const wanted = parseNativeChoice(choice);
+  if (wanted === 'off') return { reason: 'KOTUNE_NATIVE=off' };
+  const b = loadBinding();
+  if (!b) {
+    if (wanted !== 'auto') throw new Error(`KOTUNE_NATIVE=${wanted} was asked for, but ${bindingError}`);
+    return { reason: bindingError! };
+  }
+  const openblas = b.openBlasLibrary !== '';
+  if (wanted === 'openblas' && !openblas) throw new Error('KOTUNE_NATIVE=openblas was asked for, but no libopenblas.so.0 could be opened (Debian: apt-get install libopenblas0-pthread)');
+  if (wanted.startsWith('builtin') && !b.builtinSupported) throw new Error(`KOTUNE_NATIVE=${wanted} was asked for, but this CPU has neither AVX2 with FMA nor AVX-512`);
+  if (wanted === 'openblas' || (wanted === 'auto' && openblas)) return { kernels: kernelsOf(b, 'openblas') };
+  if (wanted === 'builtin-avx2') return { kernels: kernelsOf(b, 'builtin-avx2') };
+  if (b.builtinSupported) return { kernels: kernelsOf(b, 'builtin') };
+  return { reason: 'no libopenblas.so.0, and this CPU has neither AVX2 with FMA nor AVX-512 for the built-in product' };
+}
