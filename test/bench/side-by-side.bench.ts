@@ -2,7 +2,8 @@
  * `pnpm bench`: kotune next to PyTorch, in one run on the same machine with one thread each (the wasm backend
  * is single-threaded; torch.set_num_threads(1); OMP/OPENBLAS_NUM_THREADS=1 for both sides, whose products may
  * both run on OpenBLAS), on the same weights and token ids. `KOTUNE_NATIVE` picks our product kernel (the
- * start-up line in the table's heading says which ran).
+ * start-up line in the table's heading says which ran). `--threads N` gives both sides N threads instead:
+ * PyTorch all of its work, kotune its OpenBLAS products (the wasm backend and the built-in product stay on one).
  *
  *   score            reranker inference: `Reranker.score` of 16 pairs, one batch of 16
  *   train_reranker   one optimizer step of `kotune train`: group CE over 4 groups of G = 4 pairs, AdamW
@@ -90,7 +91,7 @@ async function runOurs(name: string, work: string): Promise<void> {
   const bench = CONFIGS[name]!;
   const info = await initBackend({ backend: backendFromArgv() ?? process.env.KOTUNE_BACKEND ?? 'wasm', log: null });
   const results: Partial<Record<Workload, Timing>> = {};
-  const spec: TorchSpec = { threads: 1, workloads: [] };
+  const spec: TorchSpec = { threads: threadCount(), workloads: [] };
   for (const task of ['reranker', 'embedder'] as const) {
     const setup = await trainingSetup(task, bench.model[task], { ...SHAPES[task], seq: bench.seq, microQueries: bench.microQueries?.[task] });
     const source = bench.model[task];
@@ -128,6 +129,14 @@ async function runOurs(name: string, work: string): Promise<void> {
   console.log(JSON.stringify(ours));
 }
 
+/** `--threads N` (default 1). */
+function threadCount(): number {
+  const i = process.argv.indexOf('--threads');
+  const n = i >= 0 ? Number(process.argv[i + 1]) : 1;
+  if (!Number.isInteger(n) || n < 1) throw new Error(`--threads takes a whole number >= 1, got ${process.argv[i + 1]}`);
+  return n;
+}
+
 function lastJsonLine(stdout: string): unknown {
   return JSON.parse(stdout.trim().split('\n').at(-1)!);
 }
@@ -159,10 +168,11 @@ const fixed = (x: number | null, digits: number): string => (x === null ? 'n/a' 
 async function main(): Promise<void> {
   const only = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1]! : null;
   const names = Object.keys(CONFIGS).filter((n) => only === null || n === only);
-  const backendArgs = process.argv.filter((a, i, all) => a.startsWith('--backend') || all[i - 1] === '--backend');
+  const backendArgs = process.argv.filter((a, i, all) => a.startsWith('--backend') || all[i - 1] === '--backend' || a === '--threads' || all[i - 1] === '--threads');
   const torchAvailable = spawnSync(PYTHON, ['-c', 'import torch'], { stdio: 'ignore' }).status === 0;
   if (!torchAvailable) console.log(`PyTorch: skipped (${PYTHON} -c "import torch" failed): kotune figures only`);
-  const single = { ...process.env, OMP_NUM_THREADS: '1', OPENBLAS_NUM_THREADS: '1', MKL_NUM_THREADS: '1' };
+  const threads = String(threadCount());
+  const threadEnv = { ...process.env, OMP_NUM_THREADS: threads, OPENBLAS_NUM_THREADS: threads, MKL_NUM_THREADS: threads };
 
   const details: Record<string, { ours: SideResult; torch: (SideResult & { torch: string; threads: number }) | null }> = {};
   const failures: Record<string, string> = {};
@@ -170,11 +180,11 @@ async function main(): Promise<void> {
     const work = mkdtempSync(join(tmpdir(), 'kotune-bench-'));
     try {
       console.log(`${CONFIGS[name]!.label}: kotune...`);
-      const ours = runSide(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), '--child', name, work, ...backendArgs], single);
+      const ours = runSide(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), '--child', name, work, ...backendArgs], threadEnv);
       let torch = null;
       if (torchAvailable) {
         console.log(`${CONFIGS[name]!.label}: PyTorch...`);
-        torch = runSide(PYTHON, [TORCH_SCRIPT, join(work, 'torch-spec.json')], single) as SideResult & { torch: string; threads: number };
+        torch = runSide(PYTHON, [TORCH_SCRIPT, join(work, 'torch-spec.json')], threadEnv) as SideResult & { torch: string; threads: number };
       }
       details[name] = { ours, torch };
     } catch (error) {
@@ -186,7 +196,7 @@ async function main(): Promise<void> {
   }
 
   const first = Object.values(details)[0];
-  console.log(`\nkotune: ${first?.ours.description ?? 'n/a'}; PyTorch: ${first?.torch ? `torch ${first.torch.torch}, ${first.torch.threads} thread` : 'n/a'}`);
+  console.log(`\nkotune: ${first?.ours.description ?? 'n/a'}; PyTorch: ${first?.torch ? `torch ${first.torch.torch}, ${first.torch.threads} thread${first.torch.threads === 1 ? '' : 's'}` : 'n/a'}`);
   console.log('\n| config | workload | kotune tok/s | PyTorch tok/s | kotune steps/s | PyTorch steps/s | kotune / PyTorch | max rel diff |');
   console.log('| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |');
   const summary: Record<string, Record<string, number | null>> = {};
@@ -226,7 +236,7 @@ async function main(): Promise<void> {
     `peak RSS ${fixed(rss, 2)} (target ≤ 1.5)`);
   console.log(JSON.stringify({
     train_ratio: train, inference_ratio: inference, rss_ratio: rss,
-    backend: first?.ours.description ?? null, torch: first?.torch?.torch ?? null, threads: 1, details: summary,
+    backend: first?.ours.description ?? null, torch: first?.torch?.torch ?? null, threads: threadCount(), details: summary,
     ...(Object.keys(failures).length ? { failures } : {}),
   }));
 }

@@ -67,6 +67,9 @@ async function tryWasm(): Promise<string> {
 async function tryCpu(): Promise<string> {
   if (!(await tf.setBackend('cpu'))) throw new Error('the cpu backend did not initialise');
   await tf.ready();
+  // The cpu backend prints a banner advising tfjs-node on its first write in Node; our start-up line already
+  // says which backend runs and why (tfjs-backend-cpu 4.22 keeps the flag in `firstUse`).
+  (tf.backend() as unknown as { firstUse?: boolean }).firstUse = false;
   return 'cpu (pure JavaScript)';
 }
 

@@ -75,21 +75,26 @@ console.log(`${info.description}; layers ${layers}, batch ${batch}, seq ${seq}, 
 if (!process.argv.includes('--no-profile')) {
   const profile = await tf.profile(() => run());
   // Products are split by operand shapes, to read each one's GFLOP/s.
-  const byKernel = new Map<string, { ms: number; calls: number }>();
+  const byKernel = new Map<string, { ms: number; calls: number; flops: number }>();
+  const size = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
   for (const k of profile.kernels) {
-    const key = k.name === 'BatchMatMul' ? `BatchMatMul ${k.inputShapes.map((s) => `[${s}]`).join('·')}` : k.name;
-    const entry = byKernel.get(key) ?? { ms: 0, calls: 0 };
+    const product = k.name === 'BatchMatMul' || k.name === 'KotuneNativeMatMul';
+    const key = product ? `${k.name} ${k.inputShapes.map((s) => `[${s}]`).join('·')}` : k.name;
+    const entry = byKernel.get(key) ?? { ms: 0, calls: 0, flops: 0 };
     entry.ms += Number(k.kernelTimeMs) || 0;
     entry.calls += 1;
+    if (product) {
+      // a: batch·m·k, b: batch·k·n, out: batch·m·n values, whichever operand is transposed: k² = |a|·|b| / (|out|·batch).
+      const [a, b] = k.inputShapes as number[][];
+      const out = k.outputShapes[0] as number[];
+      entry.flops += 2 * size(out) * Math.sqrt((size(a!) * size(b!)) / (size(out) * size(out.slice(0, -2))));
+    }
     byKernel.set(key, entry);
   }
   const total = [...byKernel.values()].reduce((s, e) => s + e.ms, 0);
   console.log(`kernel time ${total.toFixed(0)} ms in ${profile.kernels.length} kernels`);
   for (const [name, e] of [...byKernel].sort((a, b) => b[1].ms - a[1].ms)) {
-    const shapes = name.match(/\[([\d,]+)\]·\[([\d,]+)\]/);
-    const [m, k] = shapes ? shapes[1]!.split(',').map(Number) : [];
-    const n = shapes ? Number(shapes[2]!.split(',').at(-1)) : 0;
-    const rate = shapes ? `  ${((2 * m! * k! * n * e.calls) / e.ms / 1e6).toFixed(1)} GFLOP/s` : '';
+    const rate = e.flops > 0 ? `  ${(e.flops / e.ms / 1e6).toFixed(1)} GFLOP/s` : '';
     console.log(`${name.padEnd(28)} ${e.ms.toFixed(1).padStart(9)} ms ${String(e.calls).padStart(6)} calls ${(100 * e.ms / total).toFixed(1).padStart(5)}%${rate}`);
   }
 }
