@@ -10,16 +10,28 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { withGradient } from './custom-grad.ts';
+import { nativeGelu, nativeGeluGrad, nativeKernelsOn } from './native-kernels.ts';
 
 /** 1/√(2π), the standard normal density's constant. */
 const INV_SQRT_2PI = 1 / Math.sqrt(2 * Math.PI);
 
 /**
  * `0.5 x (1 + erf(x / √2))`, PyTorch's exact `nn.functional.gelu`. Backward:
- * dx = dy · (Φ(x) + x φ(x)), with Φ(x) = 0.5 (1 + erf(x/√2)) saved from the forward and φ(x) = e^(−x²/2)/√(2π).
- * (`x·0.5·(1+erf)` and `x·(0.5·(1+erf))` are equal bit for bit: halving is exact.)
+ * dx = dy · (Φ(x) + x φ(x)), with Φ(x) = 0.5 (1 + erf(x/√2)) and φ(x) = e^(−x²/2)/√(2π).
+ * (`x·0.5·(1+erf)` and `x·(0.5·(1+erf))` are equal bit for bit: halving is exact.) With the native kernels
+ * each direction is one pass (the backward recomputes Φ instead of keeping it); otherwise the forward
+ * saves Φ for the backward.
  */
-export const gelu: (x: tf.Tensor) => tf.Tensor = withGradient(([x], save) => {
+export function gelu(x: tf.Tensor): tf.Tensor {
+  return nativeKernelsOn() && x.dtype === 'float32' ? nativeGeluWithGradient(x) : geluOps(x);
+}
+
+const nativeGeluWithGradient = withGradient(([x], save) => {
+  save([x!]);
+  return { value: nativeGelu(x!), gradFunc: (dy, [x]) => [nativeGeluGrad(x!, dy)] };
+});
+
+const geluOps = withGradient(([x], save) => {
   const cdf = tf.mul(tf.add(1, tf.erf(tf.div(x!, Math.SQRT2))), 0.5);
   save([x!, cdf]);
   return {

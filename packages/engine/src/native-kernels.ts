@@ -1,5 +1,5 @@
 /**
- * Kernels of @kotune/native for the wasm and cpu backends: the model's matrix products and the
+ * Kernels of @kotune/native for the wasm and cpu backends: the model's matrix products and GELU, and the
  * optimizer's AdamW update and squared norms.
  *
  * Why: inside the model tfjs-backend-wasm multiplies at ~28 GFLOP/s a core (128-bit wasm SIMD, plus the
@@ -18,6 +18,8 @@ import { loadNative, type AdamWConstants, type NativeKernels } from '@kotune/nat
 
 const PRODUCT = 'KotuneNativeMatMul';
 const ADAMW = 'KotuneNativeAdamW';
+const GELU = 'KotuneNativeGelu';
+const GELU_GRAD = 'KotuneNativeGeluGrad';
 const BACKENDS = ['wasm', 'cpu'] as const;
 
 let native: NativeKernels | undefined;
@@ -73,9 +75,27 @@ function adamwKernel({ inputs, backend, attrs }: KernelArgs): tf.TensorInfo[] {
   return [pOut.info, mOut.info, vOut.info];
 }
 
+function geluKernel({ inputs, backend }: KernelArgs): tf.TensorInfo {
+  const { x } = inputs as { x: tf.TensorInfo };
+  const storage = storageOf(backend);
+  const y = storage.output(x.shape);
+  native!.gelu(storage.data(x), y.data());
+  return y.info;
+}
+
+function geluGradKernel({ inputs, backend }: KernelArgs): tf.TensorInfo {
+  const { x, dy } = inputs as { x: tf.TensorInfo; dy: tf.TensorInfo };
+  const storage = storageOf(backend);
+  const dx = storage.output(x.shape);
+  native!.geluGrad(storage.data(x), storage.data(dy), dx.data());
+  return dx.info;
+}
+
+const KERNELS: [string, unknown][] = [[PRODUCT, productKernel], [ADAMW, adamwKernel], [GELU, geluKernel], [GELU_GRAD, geluGradKernel]];
 for (const backendName of BACKENDS) {
-  if (!tf.getKernel(PRODUCT, backendName)) tf.registerKernel({ kernelName: PRODUCT, backendName, kernelFunc: productKernel as tf.KernelFunc });
-  if (!tf.getKernel(ADAMW, backendName)) tf.registerKernel({ kernelName: ADAMW, backendName, kernelFunc: adamwKernel as unknown as tf.KernelFunc });
+  for (const [kernelName, kernelFunc] of KERNELS) {
+    if (!tf.getKernel(kernelName, backendName)) tf.registerKernel({ kernelName, backendName, kernelFunc: kernelFunc as tf.KernelFunc });
+  }
 }
 
 /**
@@ -116,6 +136,16 @@ export function nativeAdamW(p: tf.Tensor, g: tf.Tensor, m: tf.Tensor, v: tf.Tens
   if (!nativeKernelsOn()) return undefined;
   for (const t of [p, g, m, v]) if (t.dtype !== 'float32') throw new Error(`nativeAdamW: float32 tensors expected, got ${t.dtype}`);
   return tf.engine().runKernel(ADAMW, { p, g, m, v }, constants as unknown as tf.NamedAttrMap) as unknown as [tf.Tensor, tf.Tensor, tf.Tensor];
+}
+
+/** GELU (`fused.ts`'s formula) on the native kernel, for a float32 tensor; only while `nativeKernelsOn()`. */
+export function nativeGelu(x: tf.Tensor): tf.Tensor {
+  return tf.engine().runKernel(GELU, { x }, {}) as tf.Tensor;
+}
+
+/** GELU's gradient `dy·(Φ(x) + x·φ(x))` on the native kernel; only while `nativeKernelsOn()`. */
+export function nativeGeluGrad(x: tf.Tensor, dy: tf.Tensor): tf.Tensor {
+  return tf.engine().runKernel(GELU_GRAD, { x, dy }, {}) as tf.Tensor;
 }
 
 /** `Σ t²` of a float32 tensor as a number: one native pass accumulated in double, else tensor ops in float32. */

@@ -1,7 +1,7 @@
 /**
  * kotune's native kernels (`src/kernels.cc`, built at install by `build.mjs`) on float32 typed arrays, in
  * place: the matrix product `c = op(a) · op(b)`, on OpenBLAS when the machine has it (opened at run time) or
- * on the addon's own AVX2/AVX-512 kernel; a fused AdamW update; a sum of squares. The engine runs the wasm
+ * on the addon's own AVX2/AVX-512 kernel; a fused AdamW update; a sum of squares; GELU and its gradient. The engine runs the wasm
  * and cpu backends' products and the optimizer's updates on them; this package knows nothing of TensorFlow.js.
  *
  * `KOTUNE_NATIVE` (or `loadNative`'s argument) chooses: `auto` (default: products on OpenBLAS, else
@@ -19,6 +19,8 @@ interface Binding {
   gemm(kernel: number, a: Float32Array, b: Float32Array, c: Float32Array, batch: number, m: number, n: number, k: number, transA: boolean, transB: boolean): void;
   adamw(p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, pOut: Float32Array, mOut: Float32Array, vOut: Float32Array, constants: number[]): void;
   sumOfSquares(x: Float32Array): number;
+  gelu(x: Float32Array, y: Float32Array): void;
+  geluGrad(x: Float32Array, dy: Float32Array, dx: Float32Array): void;
   setOpenBlasThreads(threads: number): void;
   openBlasThreads(): number;
   openBlasLibrary: string;
@@ -61,6 +63,10 @@ export interface NativeKernels {
   adamw(p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, pOut: Float32Array, mOut: Float32Array, vOut: Float32Array, c: AdamWConstants): void;
   /** Σ x², accumulated in double. */
   sumOfSquares(x: Float32Array): number;
+  /** `y = x·Φ(x)`, Φ(x) = (1 + erf(x/√2))·0.5: PyTorch's exact GELU. */
+  gelu(x: Float32Array, y: Float32Array): void;
+  /** `dx = dy·(Φ(x) + x·φ(x))`, φ the standard normal density: its gradient. */
+  geluGrad(x: Float32Array, dy: Float32Array, dx: Float32Array): void;
   /** Threads for OpenBLAS's products (the built-in kernel runs on one). */
   setThreads(threads: number): void;
 }
@@ -103,6 +109,8 @@ function kernelsOf(b: Binding, kernel: GemmKernel): NativeKernels {
     adamw: (p, g, m, v, pOut, mOut, vOut, c) =>
       b.adamw(p, g, m, v, pOut, mOut, vOut, [c.beta1, c.oneMinusBeta1, c.beta2, c.oneMinusBeta2, c.decay, c.biasCorrection2Sqrt, c.eps, c.stepSize, c.gradScale]),
     sumOfSquares: (x) => b.sumOfSquares(x),
+    gelu: (x, y) => b.gelu(x, y),
+    geluGrad: (x, dy, dx) => b.geluGrad(x, dy, dx),
     setThreads: (threads) => {
       if (!Number.isInteger(threads) || threads < 1) throw new Error(`native kernels: a thread count >= 1 expected, got ${threads}`);
       if (kernel === 'openblas') b.setOpenBlasThreads(threads);

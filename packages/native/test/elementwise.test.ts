@@ -1,0 +1,65 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { loadNative, type NativeKernels } from '../src/index.ts';
+
+/**
+ * GELU and its gradient against float64 references. erf is approximated (Abramowitz & Stegun 7.1.26,
+ * |error| ≤ 1.5e-7, as PyTorch's vectorised CPU erf), so Φ(x) = (1 + erf(x/√2))/2 is within 7.5e-8 and
+ * y = x·Φ(x) within 7.5e-8·|x|, plus float32 rounding of the result (|y|·2⁻²³ or so). The checks allow
+ * 1.5e-7·|x| + 2·2⁻²³·|y| (measured: up to 0.61 of that, 0.77 for the gradient's bound below); a wrong
+ * constant or sign is off by 1e-3 or more.
+ */
+const kernels = (loadNative('builtin') as { kernels: NativeKernels }).kernels; // CI builds the addon: must load
+
+/** erf in float64: 2/√π · e^(−x²) · Σ 2ⁿ x^(2n+1) / (1·3·…·(2n+1)), all terms positive (no cancellation). */
+function erf64(x: number): number {
+  const ax = Math.abs(x);
+  let term = ax;
+  let sum = ax;
+  for (let n = 1; n < 400 && term > sum * 1e-17; n++) {
+    term *= (2 * ax * ax) / (2 * n + 1);
+    sum += term;
+  }
+  return Math.sign(x) * Math.min(1, (2 / Math.sqrt(Math.PI)) * Math.exp(-ax * ax) * sum);
+}
+
+const cdf64 = (x: number) => 0.5 * (1 + erf64(x / Math.SQRT2));
+const pdf64 = (x: number) => Math.exp(-0.5 * x * x) / Math.sqrt(2 * Math.PI);
+
+/** Every 1/64 in [−10, 10] (exact in float32) and 13 of them more, so the padded last block runs too. */
+const xs = Float32Array.from({ length: 20 * 64 + 1 + 13 }, (_, i) => (i <= 20 * 64 ? -10 + i / 64 : (i - 20 * 64) * 0.37));
+
+test('gelu: x·Φ(x) to the erf approximation plus float32 rounding', () => {
+  const y = new Float32Array(xs.length).fill(Number.NaN);
+  kernels.gelu(xs, y);
+  let worst = 0;
+  xs.forEach((x, i) => {
+    const expected = x * cdf64(x);
+    const tolerance = 1.5e-7 * Math.abs(x) + 2 * 2 ** -23 * Math.abs(expected);
+    worst = Math.max(worst, Math.abs(y[i]! - expected) / (tolerance || 1));
+    assert.ok(Math.abs(y[i]! - expected) <= tolerance, `gelu(${x}) = ${y[i]}, expected ${expected}`);
+  });
+  console.log(`gelu: worst error ${worst.toFixed(2)} of the tolerance`);
+});
+
+test('geluGrad: dy·(Φ(x) + x·φ(x)) likewise', () => {
+  const dy = Float32Array.from(xs, (_, i) => (i % 7) - 3);
+  const dx = new Float32Array(xs.length).fill(Number.NaN);
+  kernels.geluGrad(xs, dy, dx);
+  let worst = 0;
+  xs.forEach((x, i) => {
+    const expected = dy[i]! * (cdf64(x) + x * pdf64(x));
+    // Φ within 7.5e-8, e^(−x²/2) within a few ulps (Cephes' expf), then float32 rounding.
+    const tolerance = Math.abs(dy[i]!) * (1e-7 + 4 * 2 ** -23 * Math.abs(x * pdf64(x))) + 2 * 2 ** -23 * Math.abs(expected);
+    worst = Math.max(worst, Math.abs(dx[i]! - expected) / (tolerance || 1));
+    assert.ok(Math.abs(dx[i]! - expected) <= tolerance, `geluGrad(${x}, ${dy[i]}) = ${dx[i]}, expected ${expected}`);
+  });
+  console.log(`geluGrad: worst error ${worst.toFixed(2)} of the tolerance`);
+});
+
+test('arrays of different lengths or types are refused', () => {
+  assert.throws(() => kernels.gelu(new Float32Array(3), new Float32Array(4)), /the same length/);
+  assert.throws(() => kernels.geluGrad(new Float32Array(3), new Float32Array(3), [] as unknown as Float32Array), /dx must be a Float32Array/);
+});
+
+test.run();
