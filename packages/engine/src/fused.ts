@@ -10,7 +10,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { withGradient } from './custom-grad.ts';
-import { nativeGelu, nativeGeluGrad, nativeKernelsOn } from './native-kernels.ts';
+import { nativeDropout, nativeGelu, nativeGeluGrad, nativeKernelsOn } from './native-kernels.ts';
 
 /** 1/√(2π), the standard normal density's constant. */
 const INV_SQRT_2PI = 1 / Math.sqrt(2 * Math.PI);
@@ -103,10 +103,19 @@ export function scaledMaskedSoftmax(scores: tf.Tensor, divisor: number, mask: tf
  * Why not `tf.dropout`: its uniform numbers come from a JavaScript PRNG object one call per element, then
  * four full-size kernels turn them into the mask (41-47 ms CPU for attention probabilities [192, 128, 128] on
  * one wasm thread); here one integer loop writes the scaled mask directly and one multiply applies it (23-28 ms).
+ * The native kernel does both in one pass and makes the mask again for the backward instead of keeping it.
  */
 export function dropout(x: tf.Tensor, rate: number, seed: number): tf.Tensor {
   if (!(rate >= 0 && rate < 1)) throw new Error(`dropout: rate must be in [0, 1), got ${rate}`);
   if (rate === 0) return x;
+  if (nativeKernelsOn() && x.dtype === 'float32') {
+    // One pass each way, the mask made on the fly from the seed both times: nothing full-size is kept.
+    const [hashSeed, threshold, scale] = [seed >>> 0, Math.floor(rate * 2 ** 32), 1 / (1 - rate)];
+    return withGradient(([x]) => ({
+      value: nativeDropout(x!, hashSeed, threshold, scale),
+      gradFunc: (dy) => [nativeDropout(dy, hashSeed, threshold, scale)],
+    }))(x);
+  }
   return tf.tidy(() => {
     const mask = tf.tensor(dropoutMask(x.size, rate, seed), x.shape, 'float32');
     return withGradient(([x], save) => {

@@ -1,6 +1,6 @@
 /**
- * Kernels of @kotune/native for the wasm and cpu backends: the model's matrix products and GELU, and the
- * optimizer's AdamW update and squared norms.
+ * Kernels of @kotune/native for the wasm and cpu backends: the model's matrix products, GELU and dropout,
+ * and the optimizer's AdamW update and squared norms.
  *
  * Why: inside the model tfjs-backend-wasm multiplies at ~28 GFLOP/s a core (128-bit wasm SIMD, plus the
  * transposes and batch splits `matmul.ts` needs around XNNPACK), the cpu backend at ~1; the native
@@ -20,6 +20,7 @@ const PRODUCT = 'KotuneNativeMatMul';
 const ADAMW = 'KotuneNativeAdamW';
 const GELU = 'KotuneNativeGelu';
 const GELU_GRAD = 'KotuneNativeGeluGrad';
+const DROPOUT = 'KotuneNativeDropout';
 const BACKENDS = ['wasm', 'cpu'] as const;
 
 let native: NativeKernels | undefined;
@@ -91,7 +92,18 @@ function geluGradKernel({ inputs, backend }: KernelArgs): tf.TensorInfo {
   return dx.info;
 }
 
-const KERNELS: [string, unknown][] = [[PRODUCT, productKernel], [ADAMW, adamwKernel], [GELU, geluKernel], [GELU_GRAD, geluGradKernel]];
+function dropoutKernel({ inputs, backend, attrs }: KernelArgs): tf.TensorInfo {
+  const { x } = inputs as { x: tf.TensorInfo };
+  const { seed, threshold, scale } = attrs as { seed: number; threshold: number; scale: number };
+  const storage = storageOf(backend);
+  const y = storage.output(x.shape);
+  native!.dropout(storage.data(x), y.data(), seed, threshold, scale);
+  return y.info;
+}
+
+const KERNELS: [string, unknown][] = [
+  [PRODUCT, productKernel], [ADAMW, adamwKernel], [GELU, geluKernel], [GELU_GRAD, geluGradKernel], [DROPOUT, dropoutKernel],
+];
 for (const backendName of BACKENDS) {
   for (const [kernelName, kernelFunc] of KERNELS) {
     if (!tf.getKernel(kernelName, backendName)) tf.registerKernel({ kernelName, backendName, kernelFunc: kernelFunc as tf.KernelFunc });
@@ -146,6 +158,14 @@ export function nativeGelu(x: tf.Tensor): tf.Tensor {
 /** GELU's gradient `dy·(Φ(x) + x·φ(x))` on the native kernel; only while `nativeKernelsOn()`. */
 export function nativeGeluGrad(x: tf.Tensor, dy: tf.Tensor): tf.Tensor {
   return tf.engine().runKernel(GELU_GRAD, { x, dy }, {}) as tf.Tensor;
+}
+
+/**
+ * `x` times the dropout mask of `seed` (kept where the element's hash ≥ `threshold`, scaled by `scale`; see
+ * `fused.ts`), made on the fly; only while `nativeKernelsOn()`.
+ */
+export function nativeDropout(x: tf.Tensor, seed: number, threshold: number, scale: number): tf.Tensor {
+  return tf.engine().runKernel(DROPOUT, { x }, { seed, threshold, scale }) as tf.Tensor;
 }
 
 /** `Σ t²` of a float32 tensor as a number: one native pass accumulated in double, else tensor ops in float32. */

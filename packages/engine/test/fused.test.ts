@@ -85,9 +85,9 @@ for (const backend of ['wasm', 'cpu'] as const) {
   });
 }
 
-test('dropout: same seed → the same mask on wasm and cpu, kept entries scaled by 1/(1 − rate), gradient through the mask', async () => {
-  const run = async (backend: 'wasm' | 'cpu', seed: number) => {
-    await initBackend({ backend, log: null });
+test('dropout: same seed → the same mask on wasm and cpu, with and without the native kernel, kept entries scaled by 1/(1 − rate), gradient through the mask', async () => {
+  const run = async (backend: 'wasm' | 'cpu', seed: number, native = 'off') => {
+    await initBackend({ backend, native, log: null });
     return tf.tidy(() => {
       const x = tf.add(tf.abs(randn([50, 400])), 0.5); // no zeros: a zero output means a dropped entry
       const r = randn([50, 400]);
@@ -97,9 +97,12 @@ test('dropout: same seed → the same mask on wasm and cpu, kept entries scaled 
   };
   seed = 100;
   const wasm = await run('wasm', 7);
-  seed = 100;
-  const cpu = await run('cpu', 7);
-  assert.equal(Array.from(wasm.y), Array.from(cpu.y));
+  for (const [backend, native] of [['cpu', 'off'], ['wasm', 'builtin'], ['cpu', 'builtin']] as const) {
+    seed = 100;
+    const other = await run(backend, 7, native);
+    assert.equal(Array.from(other.y), Array.from(wasm.y), `${backend}, native ${native}: y`);
+    assert.equal(Array.from(other.dx), Array.from(wasm.dx), `${backend}, native ${native}: dx`);
+  }
   const scale = Math.fround(1 / 0.75);
   let dropped = 0;
   wasm.y.forEach((y, i) => {

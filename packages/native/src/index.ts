@@ -1,8 +1,9 @@
 /**
  * kotune's native kernels (`src/kernels.cc`, built at install by `build.mjs`) on float32 typed arrays, in
  * place: the matrix product `c = op(a) · op(b)`, on OpenBLAS when the machine has it (opened at run time) or
- * on the addon's own AVX2/AVX-512 kernel; a fused AdamW update; a sum of squares; GELU and its gradient. The engine runs the wasm
- * and cpu backends' products and the optimizer's updates on them; this package knows nothing of TensorFlow.js.
+ * on the addon's own AVX2/AVX-512 kernel; a fused AdamW update; a sum of squares; GELU and its gradient;
+ * dropout. The engine runs the wasm and cpu backends' model and optimizer on them; this package knows
+ * nothing of TensorFlow.js.
  *
  * `KOTUNE_NATIVE` (or `loadNative`'s argument) chooses: `auto` (default: products on OpenBLAS, else
  * built-in), `openblas`, `builtin`, `builtin-avx2` (the built-in product without AVX-512, for CPUs that clock
@@ -21,6 +22,7 @@ interface Binding {
   sumOfSquares(x: Float32Array): number;
   gelu(x: Float32Array, y: Float32Array): void;
   geluGrad(x: Float32Array, dy: Float32Array, dx: Float32Array): void;
+  dropout(x: Float32Array, y: Float32Array, seed: number, threshold: number, scale: number): void;
   setOpenBlasThreads(threads: number): void;
   openBlasThreads(): number;
   openBlasLibrary: string;
@@ -67,6 +69,11 @@ export interface NativeKernels {
   gelu(x: Float32Array, y: Float32Array): void;
   /** `dx = dy·(Φ(x) + x·φ(x))`, φ the standard normal density: its gradient. */
   geluGrad(x: Float32Array, dy: Float32Array, dx: Float32Array): void;
+  /**
+   * `y[i] = x[i]·scale` where `mix32(seed + (i + 1)·0x9e3779b9) ≥ threshold`, else `x[i]·0` (murmur3's
+   * finaliser, 32-bit wrap-around): @kotune/engine's dropout mask applied, the same mask for the same seed.
+   */
+  dropout(x: Float32Array, y: Float32Array, seed: number, threshold: number, scale: number): void;
   /** Threads for OpenBLAS's products (the built-in kernel runs on one). */
   setThreads(threads: number): void;
 }
@@ -111,6 +118,7 @@ function kernelsOf(b: Binding, kernel: GemmKernel): NativeKernels {
     sumOfSquares: (x) => b.sumOfSquares(x),
     gelu: (x, y) => b.gelu(x, y),
     geluGrad: (x, dy, dx) => b.geluGrad(x, dy, dx),
+    dropout: (x, y, seed, threshold, scale) => b.dropout(x, y, seed, threshold, scale),
     setThreads: (threads) => {
       if (!Number.isInteger(threads) || threads < 1) throw new Error(`native kernels: a thread count >= 1 expected, got ${threads}`);
       if (kernel === 'openblas') b.setOpenBlasThreads(threads);
