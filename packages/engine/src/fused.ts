@@ -10,7 +10,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { withGradient } from './custom-grad.ts';
-import { nativeDropout, nativeGelu, nativeGeluGrad, nativeKernelsOn } from './native-kernels.ts';
+import { nativeDropout, nativeGelu, nativeGeluGrad, nativeKernelsOn, nativeLayerNorm, nativeLayerNormGrad } from './native-kernels.ts';
 
 /** 1/√(2π), the standard normal density's constant. */
 const INV_SQRT_2PI = 1 / Math.sqrt(2 * Math.PI);
@@ -52,6 +52,14 @@ export function layerNorm(x: tf.Tensor, weight: tf.Tensor1D, bias: tf.Tensor1D, 
   const width = x.shape[x.rank - 1]!;
   if (weight.shape[0] !== width || bias.shape[0] !== width) {
     throw new Error(`layerNorm: weight [${weight.shape}] and bias [${bias.shape}] do not match input [${x.shape}]`);
+  }
+  if (nativeKernelsOn() && [x, weight, bias].every((t) => t.dtype === 'float32')) {
+    // One pass each way; the backward recomputes the normalised rows from x and two numbers per row.
+    return withGradient(([x, weight, bias], save) => {
+      const [y, mean, rstd] = nativeLayerNorm(x!, weight!, bias!, eps);
+      save([x!, weight!, mean, rstd]);
+      return { value: y, gradFunc: (dy, [x, weight, mean, rstd]) => nativeLayerNormGrad(x!, weight!, mean!, rstd!, dy) };
+    })(x, weight, bias);
   }
   return withGradient(([x, weight, bias], save) => {
     const centered = tf.sub(x!, tf.mean(x!, -1, true));

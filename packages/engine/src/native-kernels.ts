@@ -1,6 +1,6 @@
 /**
- * Kernels of @kotune/native for the wasm and cpu backends: the model's matrix products, GELU and dropout,
- * and the optimizer's AdamW update and squared norms.
+ * Kernels of @kotune/native for the wasm and cpu backends: the model's matrix products, GELU, dropout and
+ * LayerNorm, and the optimizer's AdamW update and squared norms.
  *
  * Why: inside the model tfjs-backend-wasm multiplies at ~28 GFLOP/s a core (128-bit wasm SIMD, plus the
  * transposes and batch splits `matmul.ts` needs around XNNPACK), the cpu backend at ~1; the native
@@ -21,6 +21,8 @@ const ADAMW = 'KotuneNativeAdamW';
 const GELU = 'KotuneNativeGelu';
 const GELU_GRAD = 'KotuneNativeGeluGrad';
 const DROPOUT = 'KotuneNativeDropout';
+const LAYER_NORM = 'KotuneNativeLayerNorm';
+const LAYER_NORM_GRAD = 'KotuneNativeLayerNormGrad';
 const BACKENDS = ['wasm', 'cpu'] as const;
 
 let native: NativeKernels | undefined;
@@ -101,8 +103,26 @@ function dropoutKernel({ inputs, backend, attrs }: KernelArgs): tf.TensorInfo {
   return y.info;
 }
 
+function layerNormKernel({ inputs, backend, attrs }: KernelArgs): tf.TensorInfo[] {
+  const { x, weight, bias } = inputs as Record<'x' | 'weight' | 'bias', tf.TensorInfo>;
+  const rows = x.shape.slice(0, -1);
+  const storage = storageOf(backend);
+  const [y, mean, rstd] = [storage.output(x.shape), storage.output(rows), storage.output(rows)];
+  native!.layerNorm(storage.data(x), storage.data(weight), storage.data(bias), y.data(), mean.data(), rstd.data(), (attrs as { eps: number }).eps);
+  return [y.info, mean.info, rstd.info];
+}
+
+function layerNormGradKernel({ inputs, backend }: KernelArgs): tf.TensorInfo[] {
+  const { x, weight, mean, rstd, dy } = inputs as Record<'x' | 'weight' | 'mean' | 'rstd' | 'dy', tf.TensorInfo>;
+  const storage = storageOf(backend);
+  const [dx, dweight, dbias] = [storage.output(x.shape), storage.output(weight.shape), storage.output(weight.shape)];
+  native!.layerNormGrad(storage.data(x), storage.data(weight), storage.data(mean), storage.data(rstd), storage.data(dy), dx.data(), dweight.data(), dbias.data());
+  return [dx.info, dweight.info, dbias.info];
+}
+
 const KERNELS: [string, unknown][] = [
   [PRODUCT, productKernel], [ADAMW, adamwKernel], [GELU, geluKernel], [GELU_GRAD, geluGradKernel], [DROPOUT, dropoutKernel],
+  [LAYER_NORM, layerNormKernel], [LAYER_NORM_GRAD, layerNormGradKernel],
 ];
 for (const backendName of BACKENDS) {
   for (const [kernelName, kernelFunc] of KERNELS) {
@@ -166,6 +186,19 @@ export function nativeGeluGrad(x: tf.Tensor, dy: tf.Tensor): tf.Tensor {
  */
 export function nativeDropout(x: tf.Tensor, seed: number, threshold: number, scale: number): tf.Tensor {
   return tf.engine().runKernel(DROPOUT, { x }, { seed, threshold, scale }) as tf.Tensor;
+}
+
+/**
+ * LayerNorm over the last axis on the native kernel: `[y, mean, rstd]`, the statistics one per row (for
+ * `nativeLayerNormGrad`); only while `nativeKernelsOn()`.
+ */
+export function nativeLayerNorm(x: tf.Tensor, weight: tf.Tensor, bias: tf.Tensor, eps: number): [tf.Tensor, tf.Tensor, tf.Tensor] {
+  return tf.engine().runKernel(LAYER_NORM, { x, weight, bias }, { eps }) as unknown as [tf.Tensor, tf.Tensor, tf.Tensor];
+}
+
+/** LayerNorm's `[dx, dweight, dbias]` from the forward's input and statistics; only while `nativeKernelsOn()`. */
+export function nativeLayerNormGrad(x: tf.Tensor, weight: tf.Tensor, mean: tf.Tensor, rstd: tf.Tensor, dy: tf.Tensor): [tf.Tensor, tf.Tensor, tf.Tensor] {
+  return tf.engine().runKernel(LAYER_NORM_GRAD, { x, weight, mean, rstd, dy }, {}) as unknown as [tf.Tensor, tf.Tensor, tf.Tensor];
 }
 
 /** `Σ t²` of a float32 tensor as a number: one native pass accumulated in double, else tensor ops in float32. */

@@ -50,23 +50,44 @@ for (const backend of ['wasm', 'cpu'] as const) {
     });
   });
 
-  test(`${backend}: layerNorm equals the plain formula bit for bit, and its gradients autodiff's`, async () => {
-    await initBackend({ backend, log: null });
+  test(`${backend}, native off: layerNorm equals the plain formula bit for bit, and its gradients autodiff's`, async () => {
+    await initBackend({ backend, native: 'off', log: null });
     tf.tidy(() => {
-      const x = tf.add(randn([4, 9, 48], 2), 5); // an offset mean, as residual streams have
-      const weight = randn([48]);
-      const bias = randn([48]);
-      const r = randn([4, 9, 48]);
-      const eps = 1e-5;
-      const ours = valueAndGrads((x, w, b) => layerNorm(x!, w as tf.Tensor1D, b as tf.Tensor1D, eps), [x, weight, bias], r);
-      const plain = valueAndGrads((x, w, b) => plainLayerNorm(x!, w!, b!, eps), [x, weight, bias], r);
+      const { ours, plain } = layerNormCase();
       assert.equal(Array.from(ours[0]!.dataSync()), Array.from(plain[0]!.dataSync()));
-      // Gradients: reordered float32 sums over the 48 features or the 36 rows; a wrong term is off by O(1).
-      ['d/dx', 'd/dweight', 'd/dbias'].forEach((what, i) => {
-        const error = relativeError(ours[i + 1]!, plain[i + 1]!);
-        assert.ok(error <= 1e-5, `${what}: ${error}`);
-      });
+      assertLayerNormGradients(ours, plain);
     });
+  });
+
+  test(`${backend}, native builtin: layerNorm and its gradients equal the plain formula's to float32 rounding`, async () => {
+    await initBackend({ backend, native: 'builtin', log: null });
+    tf.tidy(() => {
+      const { ours, plain } = layerNormCase();
+      // Moments accumulated in double against the backend's float32 means: a few ulps of the output.
+      assert.ok(relativeError(ours[0]!, plain[0]!) <= 1e-6, `y: ${relativeError(ours[0]!, plain[0]!)}`);
+      assertLayerNormGradients(ours, plain);
+    });
+  });
+}
+
+/** Value and gradients of `layerNorm` and of the plain formula on one input with an offset mean, as residual streams have. */
+function layerNormCase(): { ours: tf.Tensor[]; plain: tf.Tensor[] } {
+  const x = tf.add(randn([4, 9, 48], 2), 5);
+  const weight = randn([48]);
+  const bias = randn([48]);
+  const r = randn([4, 9, 48]);
+  const eps = 1e-5;
+  return {
+    ours: valueAndGrads((x, w, b) => layerNorm(x!, w as tf.Tensor1D, b as tf.Tensor1D, eps), [x, weight, bias], r),
+    plain: valueAndGrads((x, w, b) => plainLayerNorm(x!, w!, b!, eps), [x, weight, bias], r),
+  };
+}
+
+/** Gradients: reordered float32 sums over the 48 features or the 36 rows; a wrong term is off by O(1). */
+function assertLayerNormGradients(ours: tf.Tensor[], plain: tf.Tensor[]): void {
+  ['d/dx', 'd/dweight', 'd/dbias'].forEach((what, i) => {
+    const error = relativeError(ours[i + 1]!, plain[i + 1]!);
+    assert.ok(error <= 1e-5, `${what}: ${error} on ${tf.getBackend()}`);
   });
 }
 

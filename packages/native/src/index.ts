@@ -1,8 +1,8 @@
 /**
  * kotune's native kernels (`src/kernels.cc`, built at install by `build.mjs`) on float32 typed arrays, in
  * place: the matrix product `c = op(a) · op(b)`, on OpenBLAS when the machine has it (opened at run time) or
- * on the addon's own AVX2/AVX-512 kernel; a fused AdamW update; a sum of squares; GELU and its gradient;
- * dropout. The engine runs the wasm and cpu backends' model and optimizer on them; this package knows
+ * on the addon's own AVX2/AVX-512 kernel; a fused AdamW update; a sum of squares; GELU, dropout and
+ * LayerNorm with their gradients. The engine runs the wasm and cpu backends' model and optimizer on them; this package knows
  * nothing of TensorFlow.js.
  *
  * `KOTUNE_NATIVE` (or `loadNative`'s argument) chooses: `auto` (default: products on OpenBLAS, else
@@ -23,6 +23,8 @@ interface Binding {
   gelu(x: Float32Array, y: Float32Array): void;
   geluGrad(x: Float32Array, dy: Float32Array, dx: Float32Array): void;
   dropout(x: Float32Array, y: Float32Array, seed: number, threshold: number, scale: number): void;
+  layerNorm(x: Float32Array, weight: Float32Array, bias: Float32Array, y: Float32Array, mean: Float32Array, rstd: Float32Array, eps: number): void;
+  layerNormGrad(x: Float32Array, weight: Float32Array, mean: Float32Array, rstd: Float32Array, dy: Float32Array, dx: Float32Array, dweight: Float32Array, dbias: Float32Array): void;
   setOpenBlasThreads(threads: number): void;
   openBlasThreads(): number;
   openBlasLibrary: string;
@@ -74,6 +76,16 @@ export interface NativeKernels {
    * finaliser, 32-bit wrap-around): @kotune/engine's dropout mask applied, the same mask for the same seed.
    */
   dropout(x: Float32Array, y: Float32Array, seed: number, threshold: number, scale: number): void;
+  /**
+   * LayerNorm over rows of weight's length: `y = (x − mean)·rstd·weight + bias`, rstd = 1/√(biased variance
+   * + eps), moments in double; writes `y` and each row's `mean` and `rstd` (for the backward).
+   */
+  layerNorm(x: Float32Array, weight: Float32Array, bias: Float32Array, y: Float32Array, mean: Float32Array, rstd: Float32Array, eps: number): void;
+  /**
+   * Its gradients (PyTorch's formulas), from the forward's `mean` and `rstd`: with x̂ = (x − mean)·rstd and
+   * g = dy·weight, dx = rstd·(g − mean(g) − x̂·mean(g·x̂)), dweight = Σ_rows dy·x̂, dbias = Σ_rows dy.
+   */
+  layerNormGrad(x: Float32Array, weight: Float32Array, mean: Float32Array, rstd: Float32Array, dy: Float32Array, dx: Float32Array, dweight: Float32Array, dbias: Float32Array): void;
   /** Threads for OpenBLAS's products (the built-in kernel runs on one). */
   setThreads(threads: number): void;
 }
@@ -119,6 +131,8 @@ function kernelsOf(b: Binding, kernel: GemmKernel): NativeKernels {
     gelu: (x, y) => b.gelu(x, y),
     geluGrad: (x, dy, dx) => b.geluGrad(x, dy, dx),
     dropout: (x, y, seed, threshold, scale) => b.dropout(x, y, seed, threshold, scale),
+    layerNorm: (...args) => b.layerNorm(...args),
+    layerNormGrad: (...args) => b.layerNormGrad(...args),
     setThreads: (threads) => {
       if (!Number.isInteger(threads) || threads < 1) throw new Error(`native kernels: a thread count >= 1 expected, got ${threads}`);
       if (kernel === 'openblas') b.setOpenBlasThreads(threads);
