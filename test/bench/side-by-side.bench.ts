@@ -13,10 +13,11 @@
  *
  * every sequence `seq` tokens (no padding), for two configs: the tiny test fixture (seq 64) and an e5-small-like
  * model (12 layers, hidden 384, 12 heads, FFN 1536, the fixture's 32k vocabulary, seq 128) freshly initialised.
- * A training step over 16 sequences of 128 runs the wasm heap past its 4 GiB (see memory.bench.ts), so for the
- * e5-small-like config our step takes the batch as a user must on wasm, with the same gradients: the reranker's
- * 4 groups as 4 accumulated micro-batches, the embedder's MNRL through GradCache in mini-batches of 4 texts (one
- * more forward). PyTorch takes the whole batch at once.
+ * The embedder's step (16 queries and 16 passages of 128 tokens) runs the wasm heap past its 4 GiB, and the
+ * reranker's (16 pairs) comes within 0.7 GiB of it (see memory.bench.ts), so for the e5-small-like config our step
+ * takes the batch as a user would on wasm, with the same gradients: the reranker's 4 groups as 4 accumulated
+ * micro-batches, the embedder's MNRL through GradCache in mini-batches of 4 texts (one more forward). PyTorch
+ * takes the whole batch at once.
  * Our training step is the trainer's own (see training.ts); PyTorch's is torch_xlmr.py, run by Debian's
  * /usr/bin/python3 (skipped with a message when `import torch` fails there). Each side runs each config in a
  * process of its own, so its peak RSS is that config's (both models, their optimizers and activations).
