@@ -1,7 +1,9 @@
 /**
- * GFLOP/s of `linear` and `matMul` (custom gradients, XNNPACK-only products) against the plain
- * `tf.matMul` formulation they replace, forward and forward+backward, for XLM-R's Linear shapes and
- * attention products. `pnpm bench matmul` (about 3 minutes: the plain backward runs at ~1 GFLOP/s).
+ * GFLOP/s of `linear` and `matMul` against the plain `tf.matMul` formulation they replace, forward and
+ * forward+backward, for XLM-R's Linear shapes and attention products: ours on the backend's own products
+ * (custom gradients, XNNPACK-only products on wasm: `KOTUNE_NATIVE=off`) and on the native kernels
+ * (`auto`: OpenBLAS if present, else the built-in kernel; the heading says which). `pnpm bench matmul`
+ * (about 3 minutes: the plain backward runs at ~1 GFLOP/s).
  *
  * FLOPs: a product [M,K]·[K,N] is 2·M·K·N; forward+backward with gradients for both operands is
  * three such products. Time is wall clock on this process's one wasm thread, read back with dataSync.
@@ -59,26 +61,26 @@ function measure(c: Case, f: (...xs: tf.Tensor[]) => tf.Tensor, reps: number): {
   return { fwd: c.flops / fwd / 1e6, fwdBwd: (3 * c.flops) / fwdBwd / 1e6 };
 }
 
-function report(backend: string, cases: Case[], repsPlain: number, repsOurs: number): void {
-  const rows = cases.map((c) => {
-    const before = measure(c, c.plain, repsPlain);
-    const after = measure(c, c.ours, repsOurs);
-    return { c, before, after };
-  });
-  console.log(`\n${backend}: GFLOP/s (higher is better)`);
-  console.log(`${'shape'.padEnd(46)} ${'fwd before'.padStart(10)} ${'after'.padStart(7)} ${'×'.padStart(6)}   ${'fwd+bwd before'.padStart(14)} ${'after'.padStart(7)} ${'×'.padStart(6)}`);
-  for (const { c, before, after } of rows) {
-    const f = (x: number) => x.toFixed(2).padStart(7);
-    console.log(
-      `${c.name.padEnd(46)} ${f(before.fwd).padStart(10)} ${f(after.fwd)} ${(after.fwd / before.fwd).toFixed(1).padStart(6)}   ` +
-        `${f(before.fwdBwd).padStart(14)} ${f(after.fwdBwd)} ${(after.fwdBwd / before.fwdBwd).toFixed(1).padStart(6)}`,
-    );
+async function report(backend: 'wasm' | 'cpu', cases: Case[], repsPlain: number, repsOurs: number): Promise<void> {
+  const rows = [];
+  for (const c of cases) {
+    await initBackend({ backend, native: 'off', log: null });
+    const plain = measure(c, c.plain, repsPlain);
+    const own = measure(c, c.ours, repsOurs);
+    await initBackend({ backend, native: 'auto', log: null });
+    rows.push({ c, plain, own, native: measure(c, c.ours, repsOurs) });
+  }
+  console.log(`\n${backend}: GFLOP/s (higher is better); plain = tf.matMul and autodiff, own = ours on the backend's products, native = ours on the native kernels`);
+  const head = (label: string) => `${`${label} plain`.padStart(12)} ${'own'.padStart(7)} ${'native'.padStart(7)}`;
+  console.log(`${'shape'.padEnd(46)} ${head('fwd')}   ${head('fwd+bwd')}`);
+  const f = (x: number) => x.toFixed(2).padStart(7);
+  for (const { c, plain, own, native } of rows) {
+    console.log(`${c.name.padEnd(46)} ${f(plain.fwd).padStart(12)} ${f(own.fwd)} ${f(native.fwd)}   ${f(plain.fwdBwd).padStart(12)} ${f(own.fwdBwd)} ${f(native.fwdBwd)}`);
   }
 }
 
-const info = await initBackend({ backend: 'wasm', log: null });
-console.log(info.description);
-report(
+console.log((await initBackend({ backend: 'wasm', native: 'auto', log: null })).description);
+await report(
   'wasm',
   [
     linearCase(2048, 384, 1536),
@@ -91,6 +93,4 @@ report(
   1,
   3,
 );
-
-await initBackend({ backend: 'cpu', log: null });
-report('cpu', [linearCase(256, 384, 384), attentionCase(2 * 12, 128, 64, 'q·kᵀ'), attentionCase(2 * 12, 128, 64, 'probs·v')], 2, 2);
+await report('cpu', [linearCase(256, 384, 384), attentionCase(2 * 12, 128, 64, 'q·kᵀ'), attentionCase(2 * 12, 128, 64, 'probs·v')], 2, 2);
