@@ -220,13 +220,16 @@ export class TrainSampler {
     }
   }
 
-  /** Number of batches epoch `epoch` gives (one pass over the data, no tensors). */
-  async countBatches(epoch = 0): Promise<number> {
+  /**
+   * What epoch `epoch` reads, in one pass over the data without tensors: its number of batches, of usable lines,
+   * and the bad lines it skipped (under `skipBadLines`).
+   */
+  async countEpoch(epoch = 0): Promise<{ batches: number; lines: number; badLines: BadLineTally }> {
     const probe = new TrainSampler(this.options);
     probe.startEpoch(epoch);
-    let count = 0;
-    while ((await probe.nextGroups()) !== undefined) count += 1;
-    return count;
+    let batches = 0;
+    while ((await probe.nextGroups()) !== undefined) batches += 1;
+    return { batches, lines: probe.linesConsumed, badLines: probe.badLines };
   }
 
   private startEpoch(epoch: number): void {

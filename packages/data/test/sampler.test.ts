@@ -105,7 +105,8 @@ test('dropLast drops the short last batch', async () => {
   const dropped = await epochBatches(new TrainSampler({ ...base, batchSize: 8, dropLast: true }));
   assert.equal(kept.map((b) => b.queries.length), [8, 8, 8, 8, 8, 8, 2]);
   assert.equal(dropped.map((b) => b.queries.length), [8, 8, 8, 8, 8, 8]);
-  assert.is(await new TrainSampler({ ...base, batchSize: 8 }).countBatches(), 7);
+  const epoch = await new TrainSampler({ ...base, batchSize: 8 }).countEpoch();
+  assert.equal([epoch.batches, epoch.lines, epoch.badLines.count], [7, 50, 0]);
 });
 
 test('instructions as FlagEmbedding: per-line prompt replaces the instruction, only when one is set', async () => {
@@ -169,6 +170,8 @@ test('skipBadLines: bad lines are counted once and the rest is batched', async (
   await epochBatches(sampler);
   assert.is(sampler.badLines.count, 2);
   assert.equal([...sampler.badLines.byReason.keys()].sort(), ['empty pos', 'invalid JSON']);
+  const epoch = await sampler.countEpoch();
+  assert.equal([epoch.batches, epoch.lines, epoch.badLines.count], [1, 2, 2], 'countEpoch: one batch, two usable lines, two bad');
 });
 
 for (const kind of ['reranker', 'embedder'] as const) {

@@ -2,7 +2,7 @@
  * What a run will do, worked out from the config and one pass over the data (no model, no tensors): the
  * sampler settings, batches and optimizer steps per epoch, total and warmup steps. `--dry-run` prints it.
  */
-import { BadLineTally, readTrainExamples, TrainSampler, type TrainSamplerOptions } from '@kotune/data';
+import { TrainSampler, type BadLineTally, type TrainSamplerOptions } from '@kotune/data';
 import { everySteps, lossKnobs, type TrainConfig } from './config.ts';
 import { readEvalSet, type EvalSet } from './evaluate.ts';
 
@@ -53,18 +53,13 @@ function warmupStepsOf(config: TrainConfig, totalSteps: number): number {
 
 /** Reads the training and evaluation files once (validating every line) and works out the schedule. */
 export async function planTraining(config: TrainConfig): Promise<TrainPlan> {
-  const badTrainLines = new BadLineTally();
-  let trainLines = 0;
-  for await (const _ of readTrainExamples(config.train_data, { skipBadLines: config.skip_bad_lines, onBadLine: (e) => badTrainLines.add(e) })) {
-    trainLines += 1;
-  }
+  const { batches: batchesPerEpoch, lines: trainLines, badLines: badTrainLines } = await new TrainSampler(samplerOptions(config)).countEpoch(0);
   if (trainLines === 0) throw new Error(`no usable training lines in ${config.train_data.join(', ')}`);
+  if (batchesPerEpoch === 0) throw new Error(`the training data gives no full batch of ${config.per_device_train_batch_size} (dataloader_drop_last is on)`);
   // Read as the evaluations read it, so that a dry run rejects what training would (and accepts a reranker's
   // `candidates` lines, which are no training lines).
   const evalSet = await readEvalSet(config);
 
-  const batchesPerEpoch = await new TrainSampler(samplerOptions(config)).countBatches(0);
-  if (batchesPerEpoch === 0) throw new Error(`the training data gives no full batch of ${config.per_device_train_batch_size} (dataloader_drop_last is on)`);
   const stepsPerEpoch = Math.ceil(batchesPerEpoch / config.gradient_accumulation_steps);
   const totalSteps = config.max_steps > 0 ? config.max_steps : Math.ceil(config.num_train_epochs * stepsPerEpoch);
   return {
