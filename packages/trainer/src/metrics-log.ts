@@ -31,9 +31,10 @@ export class MetricsLog {
 
   /** Opens (or starts) the log at `path`, keeping what an earlier run wrote. */
   constructor(readonly path: string) {
-    this.lines = existsSync(path) ? readMetricsLog(path) : [];
+    const text = existsSync(path) ? readFileSync(path, 'utf8') : '';
+    this.lines = parseMetricsLog(text, path);
     // A run killed mid-write leaves a torn last line; rewrite so that the next append starts a fresh line.
-    if (existsSync(path) && !readFileSync(path, 'utf8').endsWith('\n')) this.rewrite();
+    if (text !== '' && !text.endsWith('\n')) this.rewrite();
   }
 
   /** Everything logged so far, oldest first. */
@@ -64,7 +65,12 @@ export class MetricsLog {
 
 /** Reads a `metrics.jsonl`; a torn last line (a run killed mid-write) is ignored. */
 export function readMetricsLog(path: string): MetricsLine[] {
-  const rows = readFileSync(path, 'utf8').split('\n');
+  return parseMetricsLog(readFileSync(path, 'utf8'), path);
+}
+
+/** The lines of a `metrics.jsonl`'s `text`; `path` names it in errors. */
+function parseMetricsLog(text: string, path: string): MetricsLine[] {
+  const rows = text.split('\n');
   const out: MetricsLine[] = [];
   rows.forEach((row, i) => {
     if (row.trim() === '') return;
