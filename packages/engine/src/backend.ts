@@ -2,8 +2,9 @@
  * Picks the TensorFlow.js backend at run time.
  *
  * Order: tfjs-node-gpu (CUDA), tfjs-node (native CPU), wasm (XNNPACK + SIMD), cpu (pure JS). On wasm
- * and cpu the model's products and AdamW updates go to the native kernels of @kotune/native when it is
- * built (`KOTUNE_NATIVE`, see `native-kernels.ts`); the start-up line says which kernel multiplies.
+ * and cpu the model's products, GELU, dropout and LayerNorm, and the optimizer's AdamW updates and
+ * gradient norms go to the native kernels of @kotune/native when it is built (`KOTUNE_NATIVE`, see
+ * `native-kernels.ts`); the start-up line says which kernel multiplies.
  * The two native packages are optionalDependencies: their install script downloads libtensorflow,
  * which fails without internet, and their addon fails to load without the CUDA 11.2 / cuDNN 8
  * libraries. Either failure falls through to the next backend with the reason on one line.

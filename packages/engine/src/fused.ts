@@ -116,16 +116,16 @@ export function scaledMaskedSoftmax(scores: tf.Tensor, divisor: number, mask: tf
 export function dropout(x: tf.Tensor, rate: number, seed: number): tf.Tensor {
   if (!(rate >= 0 && rate < 1)) throw new Error(`dropout: rate must be in [0, 1), got ${rate}`);
   if (rate === 0) return x;
+  const [hashSeed, threshold, scale] = [seed >>> 0, Math.floor(rate * 2 ** 32), 1 / (1 - rate)];
   if (nativeKernelsOn() && x.dtype === 'float32') {
     // One pass each way, the mask made on the fly from the seed both times: nothing full-size is kept.
-    const [hashSeed, threshold, scale] = [seed >>> 0, Math.floor(rate * 2 ** 32), 1 / (1 - rate)];
     return withGradient(([x]) => ({
       value: nativeDropout(x!, hashSeed, threshold, scale),
       gradFunc: (dy) => [nativeDropout(dy, hashSeed, threshold, scale)],
     }))(x);
   }
   return tf.tidy(() => {
-    const mask = tf.tensor(dropoutMask(x.size, rate, seed), x.shape, 'float32');
+    const mask = tf.tensor(dropoutMask(x.size, hashSeed, threshold, scale), x.shape, 'float32');
     return withGradient(([x], save) => {
       save([mask]);
       return { value: tf.mul(x!, mask), gradFunc: (dy, [mask]) => [tf.mul(dy, mask!)] };
@@ -133,12 +133,10 @@ export function dropout(x: tf.Tensor, rate: number, seed: number): tf.Tensor {
   });
 }
 
-/** 1/(1 − rate) where hash(seed, i) ≥ rate·2³², else 0; the hash is `mix32` of seed + (i + 1)·φ (a Weyl sequence). */
-function dropoutMask(size: number, rate: number, seed: number): Float32Array {
+/** `scale` where hash(seed, i) ≥ `threshold`, else 0; the hash is `mix32` of seed + (i + 1)·φ (a Weyl sequence). */
+function dropoutMask(size: number, seed: number, threshold: number, scale: number): Float32Array {
   const mask = new Float32Array(size);
-  const scale = 1 / (1 - rate);
-  const threshold = Math.floor(rate * 2 ** 32);
-  let h = seed >>> 0;
+  let h = seed;
   for (let i = 0; i < size; i++) {
     h = (h + 0x9e3779b9) | 0;
     if (mix32(h) >= threshold) mask[i] = scale;

@@ -141,15 +141,9 @@ export function useNativeKernels(choice?: string): string {
   return 'kernels' in loaded ? loaded.kernels.describe() : `the backend's own (native kernels: ${loaded.reason})`;
 }
 
-/** Whether the current backend's products and AdamW updates go to the native kernels. */
+/** Whether the current backend's products, GELU, dropout, LayerNorm, AdamW updates and squared norms go to the native kernels. */
 export function nativeKernelsOn(): boolean {
   return native !== undefined && (BACKENDS as readonly string[]).includes(tf.getBackend());
-}
-
-/** Threads for the native products (OpenBLAS; the built-in kernel runs on one). */
-export function setProductThreads(threads: number): void {
-  if (!native) throw new Error('setProductThreads: no native kernels are loaded');
-  native.setThreads(threads);
 }
 
 /**
@@ -201,8 +195,8 @@ export function nativeLayerNormGrad(x: tf.Tensor, weight: tf.Tensor, mean: tf.Te
   return tf.engine().runKernel(LAYER_NORM_GRAD, { x, weight, mean, rstd, dy }, {}) as unknown as [tf.Tensor, tf.Tensor, tf.Tensor];
 }
 
-/** `Σ t²` of a float32 tensor as a number: one native pass accumulated in double, else tensor ops in float32. */
-export function squaredNorm(t: tf.Tensor): number {
-  if (nativeKernelsOn() && t.dtype === 'float32') return native!.sumOfSquares(storageOf(tf.backend()).data(t));
-  return tf.tidy(() => tf.sum(tf.square(t)).dataSync()[0]!);
+/** `Σ t²` of a float32 tensor as a number, one native pass accumulated in double; undefined where the native kernels are off. */
+export function nativeSquaredNorm(t: tf.Tensor): number | undefined {
+  if (!nativeKernelsOn() || t.dtype !== 'float32') return undefined;
+  return native!.sumOfSquares(storageOf(tf.backend()).data(t));
 }

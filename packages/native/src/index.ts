@@ -25,7 +25,6 @@ interface Binding {
   dropout(x: Float32Array, y: Float32Array, seed: number, threshold: number, scale: number): void;
   layerNorm(x: Float32Array, weight: Float32Array, bias: Float32Array, y: Float32Array, mean: Float32Array, rstd: Float32Array, eps: number): void;
   layerNormGrad(x: Float32Array, weight: Float32Array, mean: Float32Array, rstd: Float32Array, dy: Float32Array, dx: Float32Array, dweight: Float32Array, dbias: Float32Array): void;
-  setOpenBlasThreads(threads: number): void;
   openBlasThreads(): number;
   openBlasLibrary: string;
   openBlasConfig: string;
@@ -86,8 +85,6 @@ export interface NativeKernels {
    * g = dy·weight, dx = rstd·(g − mean(g) − x̂·mean(g·x̂)), dweight = Σ_rows dy·x̂, dbias = Σ_rows dy.
    */
   layerNormGrad(x: Float32Array, weight: Float32Array, mean: Float32Array, rstd: Float32Array, dy: Float32Array, dx: Float32Array, dweight: Float32Array, dbias: Float32Array): void;
-  /** Threads for OpenBLAS's products (the built-in kernel runs on one). */
-  setThreads(threads: number): void;
 }
 
 const ADDON = new URL('../build/kotune_native.node', import.meta.url).pathname;
@@ -133,10 +130,6 @@ function kernelsOf(b: Binding, kernel: GemmKernel): NativeKernels {
     dropout: (x, y, seed, threshold, scale) => b.dropout(x, y, seed, threshold, scale),
     layerNorm: (...args) => b.layerNorm(...args),
     layerNormGrad: (...args) => b.layerNormGrad(...args),
-    setThreads: (threads) => {
-      if (!Number.isInteger(threads) || threads < 1) throw new Error(`native kernels: a thread count >= 1 expected, got ${threads}`);
-      if (kernel === 'openblas') b.setOpenBlasThreads(threads);
-    },
   };
 }
 
@@ -154,9 +147,9 @@ export function loadNative(choice: string = process.env.KOTUNE_NATIVE ?? 'auto')
   }
   const openblas = b.openBlasLibrary !== '';
   if (wanted === 'openblas' && !openblas) throw new Error('KOTUNE_NATIVE=openblas was asked for, but no libopenblas.so.0 could be opened (Debian: apt-get install libopenblas0-pthread)');
-  if (wanted.startsWith('builtin') && !b.builtinSupported) throw new Error(`KOTUNE_NATIVE=${wanted} was asked for, but this CPU has neither AVX2 with FMA nor AVX-512`);
+  if (wanted.startsWith('builtin') && !b.builtinSupported) throw new Error(`KOTUNE_NATIVE=${wanted} was asked for, but this CPU lacks AVX2 with FMA`);
   if (wanted === 'openblas' || (wanted === 'auto' && openblas)) return { kernels: kernelsOf(b, 'openblas') };
   if (wanted === 'builtin-avx2') return { kernels: kernelsOf(b, 'builtin-avx2') };
   if (b.builtinSupported) return { kernels: kernelsOf(b, 'builtin') };
-  return { reason: 'no libopenblas.so.0, and this CPU has neither AVX2 with FMA nor AVX-512 for the built-in product' };
+  return { reason: 'no libopenblas.so.0, and this CPU lacks AVX2 with FMA for the built-in product' };
 }

@@ -10,8 +10,9 @@
 //     packed panels of B and A, a register tile), single-threaded, for machines without OpenBLAS.
 // Neither changes what is computed, only the order of the float32 sums.
 //
-// AdamW update, sum of squares, GELU, dropout, LayerNorm and their gradients: one pass over a parameter instead of a dozen tensor ops, each a
-// pass over memory (the cpu backend takes ~30 ns an element per op: 95 s a step for 278M parameters).
+// AdamW update, sum of squares, GELU, dropout, LayerNorm and their gradients: one pass over memory each
+// instead of several tensor ops, each a pass (AdamW as ops is a dozen; the cpu backend takes ~30 ns an
+// element per op: 95 s a step for 278M parameters).
 // The update does torch's float32 operations in the order @kotune/optim's tensor ops do them, so its
 // results are the same bits (built with -ffp-contract=off: no fused multiply-adds).
 #include <node_api.h>
@@ -32,13 +33,11 @@ namespace {
 
 enum CblasConstant { kRowMajor = 101, kNoTrans = 111, kTrans = 112 };
 using SgemmFn = void (*)(int, int, int, int, int, int, float, const float*, int, const float*, int, float, float*, int);
-using SetThreadsFn = void (*)(int);
 using GetIntFn = int (*)();
 using GetStringFn = char* (*)();
 
 struct OpenBlas {
   SgemmFn sgemm = nullptr;
-  SetThreadsFn set_num_threads = nullptr;
   GetIntFn get_num_threads = nullptr;
   std::string library;  // the soname that opened, e.g. libopenblas.so.0
   std::string config;   // openblas_get_config(): version, target, threading
@@ -52,7 +51,6 @@ void OpenOpenBlas() {
     auto sgemm = reinterpret_cast<SgemmFn>(dlsym(handle, "cblas_sgemm"));
     if (!sgemm) continue;
     openblas.sgemm = sgemm;
-    openblas.set_num_threads = reinterpret_cast<SetThreadsFn>(dlsym(handle, "openblas_set_num_threads"));
     openblas.get_num_threads = reinterpret_cast<GetIntFn>(dlsym(handle, "openblas_get_num_threads"));
     auto get_config = reinterpret_cast<GetStringFn>(dlsym(handle, "openblas_get_config"));
     openblas.library = name;
@@ -63,12 +61,11 @@ void OpenOpenBlas() {
 
 // ---- built-in kernel ----------------------------------------------------------------------------
 
-// op(X)(i, p) of a row-major X: X[i·ld + p], or X[p·ld + i] when transposed.
+// op(X) of a row-major X: op(X)(i, p) is X[i·ld + p], or X[p·ld + i] when transposed.
 struct Matrix {
   const float* data;
   bool trans;
   int ld;
-  float at(int i, int p) const { return trans ? data[int64_t(p) * ld + i] : data[int64_t(i) * ld + p]; }
 };
 
 // Cache blocks: an A block (MC x KC) stays in L2, a B panel (KC x NR) in L1, a B block (KC x NC) in L3.
@@ -226,13 +223,13 @@ void BlockedGemm(int m, int n, int k, const Matrix& a, const Matrix& b, float* c
   }
 }
 
-// The widest tile this CPU runs, or none (the built-in kernel needs AVX2 and FMA).
+// The widest tile this CPU runs, or none. AVX2 and FMA are required either way: the AVX2 tile
+// (`builtin-avx2`), GELU and dropout run on them also where AVX-512 is present.
 enum class Isa { kNone, kAvx2, kAvx512 };
 Isa DetectIsa() {
   __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx512f")) return Isa::kAvx512;
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return Isa::kAvx2;
-  return Isa::kNone;
+  if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma")) return Isa::kNone;
+  return __builtin_cpu_supports("avx512f") ? Isa::kAvx512 : Isa::kAvx2;
 }
 const Isa kIsa = DetectIsa();
 const bool kBuiltinSupported = kIsa != Isa::kNone;
@@ -376,9 +373,13 @@ napi_value SumOfSquares(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value arg;
   napi_get_cb_info(env, info, &argc, &arg, nullptr, nullptr);
+  if (argc != 1) {
+    napi_throw_type_error(env, nullptr, "sumOfSquares(x) takes 1 argument");
+    return nullptr;
+  }
   float* x;
   size_t length;
-  if (argc != 1 || !Float32Data(env, arg, &x, &length, "x")) return nullptr;
+  if (!Float32Data(env, arg, &x, &length, "x")) return nullptr;
   double sums[4] = {0, 0, 0, 0};  // four chains, so the additions overlap
   size_t i = 0;
   for (; i + 4 <= length; i += 4) {
@@ -665,19 +666,6 @@ napi_value LayerNormGrad(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
-napi_value SetOpenBlasThreads(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value arg;
-  int32_t threads = 0;
-  napi_get_cb_info(env, info, &argc, &arg, nullptr, nullptr);
-  if (argc != 1 || napi_get_value_int32(env, arg, &threads) != napi_ok || threads < 1) {
-    napi_throw_range_error(env, nullptr, "setOpenBlasThreads: a thread count >= 1 expected");
-    return nullptr;
-  }
-  if (openblas.set_num_threads) openblas.set_num_threads(threads);
-  return nullptr;
-}
-
 napi_value OpenBlasThreads(napi_env env, napi_callback_info) {
   napi_value result;
   napi_create_int32(env, openblas.get_num_threads ? openblas.get_num_threads() : 0, &result);
@@ -708,7 +696,6 @@ NAPI_MODULE_INIT() {
   SetFunction(env, exports, "dropout", Dropout);
   SetFunction(env, exports, "layerNorm", LayerNorm);
   SetFunction(env, exports, "layerNormGrad", LayerNormGrad);
-  SetFunction(env, exports, "setOpenBlasThreads", SetOpenBlasThreads);
   SetFunction(env, exports, "openBlasThreads", OpenBlasThreads);
   SetString(env, exports, "openBlasLibrary", openblas.library);
   SetString(env, exports, "openBlasConfig", openblas.config);

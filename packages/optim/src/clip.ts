@@ -3,7 +3,7 @@
  * `total = sqrt(Σ_p ‖g_p‖²)`, and every gradient scaled by `min(1, max_norm / (total + 1e-6))`.
  * Returns the norm *before* clipping, as torch does (and as HF logs `grad_norm`).
  */
-import { squaredNorm, tf } from '@kotune/engine';
+import { nativeSquaredNorm, tf } from '@kotune/engine';
 
 export interface ClippedGradients {
   /** New tensors (the caller disposes them); the input gradients are left untouched. */
@@ -15,14 +15,16 @@ export interface ClippedGradients {
 }
 
 /**
- * `sqrt(Σ ‖g‖²)` over all tensors, read back as a number. Each tensor's squared norm is one native pass
- * accumulated in double where the engine's native kernels run (float32 tensor ops elsewhere), and the
- * tensors' sum is in double: no single float32 sum runs over every element.
+ * `sqrt(Σ ‖g‖²)` over all tensors, read back as a number. With the engine's native kernels each tensor's
+ * squared norm is one pass accumulated in double, summed in double; otherwise the norm of the per-tensor
+ * norms in tensor ops, as torch computes it, read back once (one sync, not one per tensor, on a GPU).
  */
 export function globalNorm(grads: Iterable<tf.Tensor>): number {
-  let sum = 0;
-  for (const g of grads) sum += squaredNorm(g);
-  return Math.sqrt(sum);
+  const list = [...grads];
+  if (list.length === 0) return 0;
+  const squares = list.map(nativeSquaredNorm);
+  if (squares.every((s) => s !== undefined)) return Math.sqrt(squares.reduce((sum, s) => sum + s, 0));
+  return tf.tidy(() => tf.norm(tf.stack(list.map((g) => tf.norm(g)))).dataSync()[0]!);
 }
 
 /** torch's factor `min(1, max_norm / (norm + 1e-6))`. */
