@@ -2,7 +2,8 @@
  * What `withWeightCache` saves `linear`: the weight's transpose (forward) and detached copy (backward), and
  * XNNPACK's packing of each, made once instead of on every call. For e5-small's Linear shapes at 2048 rows (an
  * inference batch of 16 × 128 tokens) and 512 rows (a training micro-batch of 4 × 128), forward and
- * forward+backward, without and with the cache. `pnpm bench weight-cache` (about a minute).
+ * forward+backward, without and with the cache. `pnpm bench weight-cache` (about a minute). It runs on the
+ * backend's own products (`native: 'off'`): the native kernels take `wᵀ` as a flag and leave nothing to cache.
  *
  * Time is the process's CPU time (it moves less than wall time on a shared machine), the best of 3 rounds of
  * `reps` calls, the two variants interleaved; each variant is warmed up first (with the cache, that call makes
@@ -21,7 +22,7 @@ function cpuMs(run: () => void, reps: number, wrap: (f: () => number) => number)
   });
 }
 
-const info = await initBackend({ backend: 'wasm', log: null });
+const info = await initBackend({ backend: 'wasm', native: 'off', log: null });
 console.log(`${info.description}: linear CPU ms per call, best of 3 (lower is better)`);
 console.log(`${'x · wᵀ'.padEnd(30)} ${'fwd'.padStart(8)} ${'cached'.padStart(8)} ${'saved'.padStart(6)}   ${'fwd+bwd'.padStart(8)} ${'cached'.padStart(8)} ${'saved'.padStart(6)}`);
 for (const rows of [2048, 512]) {

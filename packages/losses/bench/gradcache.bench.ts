@@ -75,7 +75,9 @@ if (process.argv[2] === '--child') {
     const r = spawnSync(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), '--child', mode, String(batch), String(mini), ...backendArgs], { encoding: 'utf8', maxBuffer: 2 ** 26 });
     const line = r.stdout.split('\n').find((l) => l.startsWith('RESULT '));
     if (line) return JSON.parse(line.slice(7));
-    const reason = r.stderr.split('\n').filter((l) => /Error|Aborted/.test(l)).map((l) => l.slice(0, 160)).at(-1) ?? `exit ${r.status}`;
+    // A wasm abort (the heap ran out) can be followed by other errors from the dying process: it is the reason.
+    const errors = r.stderr.split('\n').filter((l) => /Error|Aborted/.test(l) && l.length < 300);
+    const reason = (errors.find((l) => /Aborted|RuntimeError/.test(l)) ?? errors.at(-1))?.slice(0, 160) ?? `exit ${r.status}`;
     return `${mode} batch ${batch}: failed (${reason})`;
   };
   console.log(`model: random XLM-R ${JSON.stringify(CONFIG)}, ${SEQ} tokens per text, MNRL on (anchor, positive), dropout on, backend ${backendFromArgv() ?? 'wasm'}`);
