@@ -2,6 +2,7 @@
  * Exact nearest-neighbour search by cosine similarity over a corpus held as one contiguous Float32Array
  * (4 bytes × dim × N), keeping per query only a k-sized heap: memory is the matrix plus O(queries × k).
  */
+import { loadDotRows } from '@kotune/native';
 
 export interface Hit {
   /** Row of the corpus matrix. */
@@ -104,9 +105,17 @@ export class VectorMatrix {
 const QUERY_BLOCK = 4;
 
 /**
- * The `k` corpus rows most cosine-similar to each query (exact; ties by row ascending). Queries go through
- * in blocks of four, each keeping a k-sized heap, so memory beyond the matrix is O(queries × k).
- * `onProgress(done)` counts queries finished.
+ * With the native dot products: queries and corpus rows scored a block at a time (scores: 8 bytes × 64 × 4096 =
+ * 2 MiB), so that each corpus row, once loaded, serves 64 queries.
+ */
+const NATIVE_QUERY_BLOCK = 64;
+const NATIVE_ROW_BLOCK = 4096;
+
+/**
+ * The `k` corpus rows most cosine-similar to each query (exact; ties by row ascending). Each score is a float64
+ * sum over d in order, the same bits whichever way it is computed: by @kotune/native's `dotRows` where the addon
+ * is built (about 10× faster), else in JavaScript, four queries at a time. Each query keeps a k-sized heap, so
+ * memory beyond the matrix is O(queries × k). `onProgress(done)` counts queries finished.
  */
 export function searchTopK(
   corpus: VectorMatrix,
@@ -115,36 +124,61 @@ export function searchTopK(
   onProgress?: (done: number) => void,
 ): Hit[][] {
   if (corpus.count !== corpus.rows) throw new Error(`searchTopK: corpus has ${corpus.count} of ${corpus.rows} vectors`);
+  const units = queries.map((q) => {
+    if (q.length !== corpus.dim) throw new Error(`searchTopK: query of ${q.length} dims, corpus has ${corpus.dim}`);
+    return normalizeInPlace(Float32Array.from(q));
+  });
+  const dotRows = loadDotRows();
+  const blockSize = dotRows ? NATIVE_QUERY_BLOCK : QUERY_BLOCK;
+  const results: Hit[][] = [];
+  for (let start = 0; start < units.length; start += blockSize) {
+    const block = units.slice(start, start + blockSize);
+    const heaps = block.map(() => new TopK(k));
+    if (dotRows) scoreNative(dotRows, corpus, block, heaps);
+    else scoreFour(corpus, block, heaps);
+    for (const heap of heaps) results.push(heap.sorted());
+    onProgress?.(Math.min(start + blockSize, units.length));
+  }
+  return results;
+}
+
+/** Every corpus row's score for each query of `block` into its heap, row blocks at a time on the native kernel. */
+function scoreNative(dotRows: NonNullable<ReturnType<typeof loadDotRows>>, corpus: VectorMatrix, block: Float32Array[], heaps: TopK[]): void {
+  const { dim, data, rows } = corpus;
+  const queries = new Float32Array(block.length * dim);
+  block.forEach((q, j) => queries.set(q, j * dim));
+  const scores = new Float64Array(block.length * Math.min(NATIVE_ROW_BLOCK, rows));
+  for (let first = 0; first < rows; first += NATIVE_ROW_BLOCK) {
+    const n = Math.min(NATIVE_ROW_BLOCK, rows - first);
+    const out = scores.subarray(0, block.length * n);
+    dotRows(queries, data.subarray(first * dim, (first + n) * dim), dim, out);
+    heaps.forEach((heap, j) => {
+      for (let r = 0; r < n; r++) heap.push(first + r, out[j * n + r]!);
+    });
+  }
+}
+
+/** The same scores in JavaScript, for up to four queries: each corpus row, once loaded, serves all of them. */
+function scoreFour(corpus: VectorMatrix, block: Float32Array[], heaps: TopK[]): void {
   const { dim, data, rows } = corpus;
   // Stands in for the missing queries of a short last block; its scores are computed and dropped.
   const none = new Float32Array(dim);
-  const results: Hit[][] = [];
-  for (let start = 0; start < queries.length; start += QUERY_BLOCK) {
-    const block = queries.slice(start, start + QUERY_BLOCK).map((q) => {
-      if (q.length !== dim) throw new Error(`searchTopK: query of ${q.length} dims, corpus has ${dim}`);
-      return normalizeInPlace(Float32Array.from(q));
-    });
-    const heaps = block.map(() => new TopK(k));
-    const [q0, q1 = none, q2 = none, q3 = none] = block;
-    const [h0, h1, h2, h3] = heaps;
-    for (let row = 0; row < rows; row++) {
-      const offset = row * dim;
-      // Each sum runs over d in order, in float64, whatever the block: scores do not depend on the blocking.
-      let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-      for (let d = 0; d < dim; d++) {
-        const x = data[offset + d];
-        s0 += q0[d] * x;
-        s1 += q1[d] * x;
-        s2 += q2[d] * x;
-        s3 += q3[d] * x;
-      }
-      h0.push(row, s0);
-      h1?.push(row, s1);
-      h2?.push(row, s2);
-      h3?.push(row, s3);
+  const [q0, q1 = none, q2 = none, q3 = none] = block;
+  const [h0, h1, h2, h3] = heaps;
+  for (let row = 0; row < rows; row++) {
+    const offset = row * dim;
+    // Each sum runs over d in order, in float64, whatever the block: scores do not depend on the blocking.
+    let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    for (let d = 0; d < dim; d++) {
+      const x = data[offset + d];
+      s0 += q0![d] * x;
+      s1 += q1[d] * x;
+      s2 += q2[d] * x;
+      s3 += q3[d] * x;
     }
-    for (const heap of heaps) results.push(heap.sorted());
-    onProgress?.(Math.min(start + QUERY_BLOCK, queries.length));
+    h0!.push(row, s0);
+    h1?.push(row, s1);
+    h2?.push(row, s2);
+    h3?.push(row, s3);
   }
-  return results;
 }

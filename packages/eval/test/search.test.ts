@@ -36,7 +36,32 @@ test('searchTopK equals a full sort of cosine similarities', () => {
   assert.is(matrix.data.byteLength, 4 * dim * 300);
 });
 
-test('searchTopK equals a brute-force sort with many exact ties (ties by row ascending), for any k and a short last block', () => {
+/** `run` with `KOTUNE_NATIVE` set to `value` (`off`: the JavaScript scorer; unset: the native one where the addon is built). */
+function withNative<T>(value: string | undefined, run: () => T): T {
+  const saved = process.env.KOTUNE_NATIVE;
+  if (value === undefined) delete process.env.KOTUNE_NATIVE;
+  else process.env.KOTUNE_NATIVE = value;
+  try {
+    return run();
+  } finally {
+    if (saved === undefined) delete process.env.KOTUNE_NATIVE;
+    else process.env.KOTUNE_NATIVE = saved;
+  }
+}
+
+test('native and JavaScript scoring give the same hits, bit for bit, across query and row blocks', () => {
+  const rng = new Rng(5);
+  const dim = 24;
+  // 5000 rows: a full block of 4096 and a short one; 70 queries: a block of 64 and one of 6 (groups of four and two left over).
+  const matrix = new VectorMatrix(5000, dim);
+  matrix.append(randomVectors(rng, 5000, dim));
+  const queries = randomVectors(rng, 70, dim);
+  const native = withNative(undefined, () => searchTopK(matrix, queries, 7));
+  const js = withNative('off', () => searchTopK(matrix, queries, 7));
+  assert.equal(native, js);
+});
+
+for (const native of [undefined, 'off']) test(`KOTUNE_NATIVE=${native ?? 'auto'}: searchTopK equals a brute-force sort with many exact ties (ties by row ascending), for any k and a short last block`, () => withNative(native, () => {
   const rng = new Rng(11);
   const dim = 12;
   // 7 distinct directions repeated over 203 rows: every score is shared by ~29 rows.
@@ -64,7 +89,7 @@ test('searchTopK equals a brute-force sort with many exact ties (ties by row asc
   const zero = searchTopK(matrix, [new Float32Array(dim)], 5)[0];
   assert.equal(zero.map((h) => h.index), [0, 1, 2, 3, 4]);
   assert.equal(searchTopK(matrix, [], 3), []);
-});
+}));
 
 test('VectorMatrix refuses wrong sizes; normalisation is x / max(|x|, 1e-12)', () => {
   const m = new VectorMatrix(1, 2);

@@ -2,8 +2,8 @@
  * kotune's native kernels (`src/kernels.cc`, built at install by `build.mjs`) on float32 typed arrays, in
  * place: the matrix product `c = op(a) · op(b)`, on OpenBLAS when the machine has it (opened at run time) or
  * on the addon's own AVX2/AVX-512 kernel; a fused AdamW update; a sum of squares; GELU, dropout and
- * LayerNorm with their gradients. The engine runs the wasm and cpu backends' model and optimizer on them; this package knows
- * nothing of TensorFlow.js.
+ * LayerNorm with their gradients; float64 dot products for exact search. The engine runs the wasm and cpu
+ * backends' model and optimizer on them, @kotune/eval its search; this package knows nothing of TensorFlow.js.
  *
  * `KOTUNE_NATIVE` (or `loadNative`'s argument) chooses: `auto` (default: products on OpenBLAS, else
  * built-in), `openblas`, `builtin`, `builtin-avx2` (the built-in product without AVX-512, for CPUs that clock
@@ -25,6 +25,7 @@ interface Binding {
   dropout(x: Float32Array, y: Float32Array, seed: number, threshold: number, scale: number): void;
   layerNorm(x: Float32Array, weight: Float32Array, bias: Float32Array, y: Float32Array, mean: Float32Array, rstd: Float32Array, eps: number): void;
   layerNormGrad(x: Float32Array, weight: Float32Array, mean: Float32Array, rstd: Float32Array, dy: Float32Array, dx: Float32Array, dweight: Float32Array, dbias: Float32Array): void;
+  dotRows(queries: Float32Array, rows: Float32Array, dim: number, out: Float64Array): void;
   openBlasThreads(): number;
   openBlasLibrary: string;
   openBlasConfig: string;
@@ -131,6 +132,17 @@ function kernelsOf(b: Binding, kernel: GemmKernel): NativeKernels {
     layerNorm: (...args) => b.layerNorm(...args),
     layerNormGrad: (...args) => b.layerNormGrad(...args),
   };
+}
+
+/**
+ * `dotRows(queries, rows, dim, out)`: `out[j·n + r] = Σ_d queries[j][d]·rows[r][d]` for the `queries` and the `n`
+ * `rows` (vectors of `dim` floats, stored one after another), each sum in double and in order over d: the same
+ * bits as the JavaScript loop `s += q[d] * x[d]`. Undefined where the addon is missing or `KOTUNE_NATIVE=off`
+ * (the product kernel chosen does not matter here).
+ */
+export function loadDotRows(): Binding['dotRows'] | undefined {
+  if (process.env.KOTUNE_NATIVE?.trim().toLowerCase() === 'off') return undefined;
+  return loadBinding()?.dotRows;
 }
 
 /**

@@ -666,6 +666,100 @@ napi_value LayerNormGrad(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+// dotRows(queries, rows, dim, out): out[j·n + r] = Σ_d queries[j][d]·rows[r][d] for every query j and row r,
+// each sum in double and in order over d, as a JavaScript loop `s += q[d] * x[d]` computes it: the product
+// of two floats is exact in double, so a fused multiply-add rounds exactly as the loop does, and the scores
+// are the same bits. Four queries share each row's load, one per AVX2 lane.
+__attribute__((always_inline)) inline void DotRowsScalar(const float* q, size_t nq, const float* x, size_t n, size_t dim,
+                                                         double* out) {
+  for (size_t j = 0; j < nq; j++) {
+    for (size_t r = 0; r < n; r++) {
+      double s = 0;
+      for (size_t d = 0; d < dim; d++) s += double(q[j * dim + d]) * double(x[r * dim + d]);
+      out[j * n + r] = s;
+    }
+  }
+}
+
+__attribute__((target("avx2,fma"))) void DotRowsAvx2(const float* q, size_t nq, const float* x, size_t n, size_t dim,
+                                                     double* out) {
+  const size_t groups = nq / 4;  // whole groups of four queries; the rest go through the scalar loop
+  std::vector<double> lanes(groups * dim * 4);  // lanes[(g·dim + d)·4 + l] = q[4g + l][d]
+  for (size_t g = 0; g < groups; g++) {
+    for (size_t d = 0; d < dim; d++) {
+      for (size_t l = 0; l < 4; l++) lanes[(g * dim + d) * 4 + l] = q[(4 * g + l) * dim + d];
+    }
+  }
+  // Four groups at a time: each lane's sum is a chain of dependent additions, so four independent chains
+  // keep the FMA units busy (one chain waits ~4 cycles on each step).
+  auto store = [&](__m256d acc, size_t g, size_t r) __attribute__((target("avx2,fma"))) {
+    alignas(32) double sums[4];
+    _mm256_store_pd(sums, acc);
+    for (size_t l = 0; l < 4; l++) out[(4 * g + l) * n + r] = sums[l];
+  };
+  for (size_t r = 0; r < n; r++) {
+    const float* xr = x + r * dim;
+    size_t g = 0;
+    for (; g + 4 <= groups; g += 4) {
+      const double* qg = lanes.data() + g * dim * 4;
+      const size_t stride = dim * 4;
+      __m256d a0 = _mm256_setzero_pd(), a1 = a0, a2 = a0, a3 = a0;
+      for (size_t d = 0; d < dim; d++) {
+        const __m256d xd = _mm256_set1_pd(xr[d]);
+        a0 = _mm256_fmadd_pd(_mm256_loadu_pd(qg + d * 4), xd, a0);
+        a1 = _mm256_fmadd_pd(_mm256_loadu_pd(qg + stride + d * 4), xd, a1);
+        a2 = _mm256_fmadd_pd(_mm256_loadu_pd(qg + 2 * stride + d * 4), xd, a2);
+        a3 = _mm256_fmadd_pd(_mm256_loadu_pd(qg + 3 * stride + d * 4), xd, a3);
+      }
+      store(a0, g, r);
+      store(a1, g + 1, r);
+      store(a2, g + 2, r);
+      store(a3, g + 3, r);
+    }
+    for (; g < groups; g++) {
+      const double* qg = lanes.data() + g * dim * 4;
+      __m256d acc = _mm256_setzero_pd();
+      for (size_t d = 0; d < dim; d++) acc = _mm256_fmadd_pd(_mm256_loadu_pd(qg + d * 4), _mm256_set1_pd(xr[d]), acc);
+      store(acc, g, r);
+    }
+  }
+  DotRowsScalar(q + groups * 4 * dim, nq - groups * 4, x, n, dim, out + groups * 4 * n);
+}
+
+napi_value DotRows(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
+  float *q, *x;
+  size_t q_len, x_len, out_len;
+  uint32_t dim;
+  void* raw = nullptr;
+  napi_typedarray_type type;
+  bool is_typed = false;
+  if (argc != 4) {
+    napi_throw_type_error(env, nullptr, "dotRows(queries, rows, dim, out) takes 4 arguments");
+    return nullptr;
+  }
+  if (!Float32Data(env, argv[0], &q, &q_len, "queries") || !Float32Data(env, argv[1], &x, &x_len, "rows")) return nullptr;
+  napi_is_typedarray(env, argv[3], &is_typed);
+  if (napi_get_value_uint32(env, argv[2], &dim) != napi_ok || dim == 0 || !is_typed ||
+      napi_get_typedarray_info(env, argv[3], &type, &out_len, &raw, nullptr, nullptr) != napi_ok || type != napi_float64_array) {
+    napi_throw_type_error(env, nullptr, "dotRows: dim must be a positive integer and out a Float64Array");
+    return nullptr;
+  }
+  if (q_len % dim != 0 || x_len % dim != 0 || out_len != (q_len / dim) * (x_len / dim)) {
+    napi_throw_range_error(env, nullptr, "dotRows: queries and rows must hold whole vectors of dim, out one score per pair");
+    return nullptr;
+  }
+  double* out = static_cast<double*>(raw);
+  if (kIsa != Isa::kNone) {
+    DotRowsAvx2(q, q_len / dim, x, x_len / dim, dim, out);
+  } else {
+    DotRowsScalar(q, q_len / dim, x, x_len / dim, dim, out);
+  }
+  return nullptr;
+}
+
 napi_value OpenBlasThreads(napi_env env, napi_callback_info) {
   napi_value result;
   napi_create_int32(env, openblas.get_num_threads ? openblas.get_num_threads() : 0, &result);
@@ -696,6 +790,7 @@ NAPI_MODULE_INIT() {
   SetFunction(env, exports, "dropout", Dropout);
   SetFunction(env, exports, "layerNorm", LayerNorm);
   SetFunction(env, exports, "layerNormGrad", LayerNormGrad);
+  SetFunction(env, exports, "dotRows", DotRows);
   SetFunction(env, exports, "openBlasThreads", OpenBlasThreads);
   SetString(env, exports, "openBlasLibrary", openblas.library);
   SetString(env, exports, "openBlasConfig", openblas.config);

@@ -1,6 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { loadNative, type NativeKernels } from '../src/index.ts';
+import { loadDotRows, loadNative, type NativeKernels } from '../src/index.ts';
 
 /**
  * Both kernels against a float64 reference of `op(a)·op(b)`. The sizes straddle the built-in kernel's
@@ -75,6 +75,26 @@ for (const gemm of kernels) {
     assert.throws(() => gemm.gemm(a, new Float64Array(6) as unknown as Float32Array, new Float32Array(4), 1, 2, 2, 3, false, false), /b must be a Float32Array/);
   });
 }
+
+test('dotRows: float64 sums over d in order, the same bits as the JavaScript loop; bad sizes are refused', () => {
+  const dotRows = loadDotRows()!; // CI builds the addon: must load
+  const dim = 13;
+  const [nq, n] = [7, 9]; // one group of four queries and three left over
+  const q = uniform(nq * dim);
+  const x = uniform(n * dim);
+  const out = new Float64Array(nq * n).fill(Number.NaN);
+  dotRows(q, x, dim, out);
+  for (let j = 0; j < nq; j++) {
+    for (let r = 0; r < n; r++) {
+      let s = 0;
+      for (let d = 0; d < dim; d++) s += q[j * dim + d]! * x[r * dim + d]!;
+      assert.is(out[j * n + r], s, `query ${j}, row ${r}`);
+    }
+  }
+  assert.throws(() => dotRows(q, x, dim, new Float64Array(nq * n - 1)), /one score per pair/);
+  assert.throws(() => dotRows(q, x, 0, out), /dim must be a positive integer/);
+  assert.throws(() => dotRows(q, x, dim, new Float32Array(nq * n) as unknown as Float64Array), /out a Float64Array/);
+});
 
 test('a kernel asked for by name that cannot run is an error; off is no kernel', () => {
   assert.equal(loadNative('off'), { reason: 'KOTUNE_NATIVE=off' });
