@@ -7,7 +7,7 @@ test('auto selection falls through the missing native packages to wasm and says 
   const info = await initBackend({ backend: undefined, log: (l) => lines.push(l) });
   // CI has no libtensorflow, so the native packages are absent; wasm must load.
   assert.is(info.name, 'wasm');
-  assert.match(info.description, /^backend: wasm \(threads \d+, (simd|no simd)\); products: (OpenBLAS .*, \d+ threads?|built-in AVX(2|-512) kernel, 1 thread)$/);
+  assert.match(info.description, /^backend: wasm \(threads \d+, (simd|no simd)\); products: (OpenBLAS .*, \d+ threads?|built-in AVX(2|-512) kernel, \d+ threads?)$/);
   assert.is(lines.at(-1), info.description);
   assert.is(info.skipped.length, 2);
   for (const reason of info.skipped) assert.not.match(reason, /\n/);
@@ -34,7 +34,7 @@ test('forcing an unavailable native backend is a clear error, not a crash', asyn
 
 test('the native kernels are picked by name, says which runs, and a kernel that cannot run is an error', async () => {
   const builtin = await initBackend({ backend: 'wasm', native: 'builtin', log: null });
-  assert.match(builtin.description, /; products: built-in AVX(2|-512) kernel, 1 thread$/);
+  assert.match(builtin.description, /; products: built-in AVX(2|-512) kernel, \d+ threads?$/);
   const off = await initBackend({ backend: 'cpu', native: 'off', log: null });
   assert.match(off.description, /^backend: cpu \(pure JavaScript\); products: the backend's own \(native kernels: KOTUNE_NATIVE=off\)$/);
   try {

@@ -31,6 +31,7 @@ interface Binding {
   openBlasConfig: string;
   builtinIsa: string;
   builtinSupported: boolean;
+  builtinThreads: number;
 }
 
 /** AdamW's per-step constants, as @kotune/optim computes them (each is rounded to float32, as a tf.js scalar is). */
@@ -52,7 +53,10 @@ export interface AdamWConstants {
 
 export interface NativeKernels {
   kernel: GemmKernel;
-  /** The product kernel, e.g. `OpenBLAS 0.3.21 (libopenblas.so.0, Cooperlake), 2 threads` or `built-in AVX-512 kernel, 1 thread`. */
+  /**
+   * The product kernel, e.g. `OpenBLAS 0.3.21 (libopenblas.so.0, Cooperlake), 2 threads` or `built-in AVX-512
+   * kernel, 2 threads` (OpenBLAS reads OPENBLAS_NUM_THREADS, the built-in kernel OMP_NUM_THREADS; default: all cores).
+   */
   describe(): string;
   /**
    * `c[i] = op(a[i]) · op(b[i])` for i < batch, with `op(a[i])` m×k and `op(b[i])` k×n, all row-major and
@@ -116,11 +120,12 @@ function kernelsOf(b: Binding, kernel: GemmKernel): NativeKernels {
   return {
     kernel,
     describe: () => {
-      if (kernel !== 'openblas') return `built-in ${kernel === 'builtin' && b.builtinIsa === 'avx512' ? 'AVX-512' : 'AVX2'} kernel, 1 thread`;
-      const threads = b.openBlasThreads();
+      const threads = kernel === 'openblas' ? b.openBlasThreads() : b.builtinThreads;
+      const plural = `${threads} thread${threads === 1 ? '' : 's'}`;
+      if (kernel !== 'openblas') return `built-in ${kernel === 'builtin' && b.builtinIsa === 'avx512' ? 'AVX-512' : 'AVX2'} kernel, ${plural}`;
       const detail = b.openBlasConfig.match(/^OpenBLAS (\S+).*?(\S+) MAX_THREADS/);
       const name = detail ? `OpenBLAS ${detail[1]} (${b.openBlasLibrary}, ${detail[2]})` : `OpenBLAS (${b.openBlasLibrary})`;
-      return `${name}, ${threads} thread${threads === 1 ? '' : 's'}`;
+      return `${name}, ${plural}`;
     },
     gemm: (a, bb, c, batch, m, n, k, transA, transB) => b.gemm(id, a, bb, c, batch, m, n, k, transA, transB),
     adamw: (p, g, m, v, pOut, mOut, vOut, c) =>

@@ -7,7 +7,7 @@
 //   - OpenBLAS's cblas_sgemm, opened with dlopen at load time (Debian: libopenblas0-pthread); no
 //     header or link-time dependency, so the addon builds and loads where OpenBLAS is absent;
 //   - a built-in blocked kernel for x86-64 with AVX2 and FMA or AVX-512 (the BLIS loop structure:
-//     packed panels of B and A, a register tile), single-threaded, for machines without OpenBLAS.
+//     packed panels of B and A, a register tile) on OMP_NUM_THREADS threads, for machines without OpenBLAS.
 // Neither changes what is computed, only the order of the float32 sums.
 //
 // AdamW update, sum of squares, GELU, dropout, LayerNorm and their gradients: one pass over memory each
@@ -21,7 +21,13 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
+#include <condition_variable>
+#include <cstdlib>
+#include <functional>
+#include <mutex>
+#include <thread>
 #include <cstdint>
 #include <cstring>
 #include <string>
@@ -197,10 +203,10 @@ struct Avx512Tile {
 };
 
 template <typename Tile>
-void BlockedGemm(int m, int n, int k, const Matrix& a, const Matrix& b, float* c) {
+void BlockedGemm(int m, int n, int k, const Matrix& a, const Matrix& b, float* c, int ldc) {
   static_assert(MC % Tile::MR == 0 && NC % Tile::NR == 0, "cache blocks must hold whole tiles");
   if (k == 0) {
-    std::fill(c, c + int64_t(m) * n, 0.0f);
+    for (int i = 0; i < m; i++) std::fill(c + int64_t(i) * ldc, c + int64_t(i) * ldc + n, 0.0f);
     return;
   }
   thread_local std::vector<float> packed_a(MC * KC), packed_b(KC * NC);
@@ -214,7 +220,7 @@ void BlockedGemm(int m, int n, int k, const Matrix& a, const Matrix& b, float* c
         PackA(a, i0, mc, p0, kc, Tile::MR, packed_a.data());
         for (int jr = 0; jr < nc; jr += Tile::NR) {
           for (int ir = 0; ir < mc; ir += Tile::MR) {
-            Tile::Run(kc, packed_a.data() + ir * kc, packed_b.data() + jr * kc, c + int64_t(i0 + ir) * n + j0 + jr, n,
+            Tile::Run(kc, packed_a.data() + ir * kc, packed_b.data() + jr * kc, c + int64_t(i0 + ir) * ldc + j0 + jr, ldc,
                       p0 > 0, std::min(Tile::MR, mc - ir), std::min(Tile::NR, nc - jr));
           }
         }
@@ -234,12 +240,105 @@ Isa DetectIsa() {
 const Isa kIsa = DetectIsa();
 const bool kBuiltinSupported = kIsa != Isa::kNone;
 
-void BuiltinGemm(Isa isa, int m, int n, int k, const Matrix& a, const Matrix& b, float* c) {
+// C (row stride ldc) = op(A) · op(B) on one thread with the given tile.
+void BuiltinGemm(Isa isa, int m, int n, int k, const Matrix& a, const Matrix& b, float* c, int ldc) {
   if (isa == Isa::kAvx512) {
-    BlockedGemm<Avx512Tile>(m, n, k, a, b, c);
+    BlockedGemm<Avx512Tile>(m, n, k, a, b, c, ldc);
   } else {
-    BlockedGemm<Avx2Tile>(m, n, k, a, b, c);
+    BlockedGemm<Avx2Tile>(m, n, k, a, b, c, ldc);
   }
+}
+
+// Threads for the built-in product: OMP_NUM_THREADS where set (as PyTorch and OpenBLAS read it), else the
+// machine's cores.
+int BuiltinThreadCount() {
+  const char* env = std::getenv("OMP_NUM_THREADS");
+  const int asked = env ? std::atoi(env) : 0;
+  const int threads = asked > 0 ? asked : static_cast<int>(std::thread::hardware_concurrency());
+  return std::clamp(threads, 1, 64);
+}
+const int kBuiltinThreads = BuiltinThreadCount();
+
+// A fixed set of worker threads that run `task(i)` for i < count together with the calling thread. Created
+// on first use and never destroyed (the workers wait on a condition variable; process exit ends them).
+class Pool {
+ public:
+  explicit Pool(int threads) {
+    for (int t = 1; t < threads; t++) std::thread([this] { Work(); }).detach();
+    workers_ = threads - 1;
+  }
+
+  void Run(int count, const std::function<void(int)>& task) {
+    std::lock_guard<std::mutex> one_at_a_time(run_mutex_);  // Node worker threads share this process-wide pool
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      task_ = &task;
+      count_ = count;
+      next_ = 0;
+      busy_ = workers_;
+      generation_++;
+    }
+    start_.notify_all();
+    Drain();
+    std::unique_lock<std::mutex> lock(mutex_);
+    done_.wait(lock, [this] { return busy_ == 0; });
+    task_ = nullptr;
+  }
+
+ private:
+  // Takes tasks until none is left.
+  void Drain() {
+    for (int i = next_++; i < count_; i = next_++) (*task_)(i);
+  }
+
+  void Work() {
+    uint64_t seen = 0;
+    for (;;) {
+      {
+        std::unique_lock<std::mutex> lock(mutex_);
+        start_.wait(lock, [&] { return generation_ != seen; });
+        seen = generation_;
+      }
+      Drain();
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (--busy_ == 0) done_.notify_one();
+    }
+  }
+
+  std::mutex run_mutex_, mutex_;
+  std::condition_variable start_, done_;
+  const std::function<void(int)>* task_ = nullptr;
+  int count_ = 0;
+  std::atomic<int> next_{0};
+  int workers_ = 0, busy_ = 0;
+  uint64_t generation_ = 0;
+};
+
+// `batch` products on kBuiltinThreads threads: whole batch entries per thread when there are enough of them,
+// else each entry's columns split in ranges of whole register tiles (each thread packs its own B columns and
+// writes its own C columns, so no two threads touch the same memory). Small products stay on one thread.
+void ParallelBuiltinGemm(Isa isa, int batch, int m, int n, int k, const float* a, bool trans_a, const float* b,
+                         bool trans_b, float* c) {
+  const int nr = isa == Isa::kAvx512 ? Avx512Tile::NR : Avx2Tile::NR;
+  const double flops = 2.0 * batch * m * n * k;
+  const int threads = flops < 4e6 ? 1 : kBuiltinThreads;  // below ~50 µs of work a hand-off costs more than it saves
+  const int tiles = std::max(1, (n + nr - 1) / nr);
+  const int splits = batch >= threads ? 1 : std::min(tiles, (threads + batch - 1) / batch);
+  const int cols = (tiles + splits - 1) / splits * nr;
+  const std::function<void(int)> task = [&](int t) {
+    const int i = t / splits, j0 = (t % splits) * cols, j1 = std::min(n, j0 + cols);
+    if (j0 >= n && n > 0) return;
+    const float* ai = a + int64_t(i) * m * k;
+    const float* bi = b + int64_t(i) * k * n;
+    const Matrix op_b = trans_b ? Matrix{bi + int64_t(j0) * k, true, k} : Matrix{bi + j0, false, n};
+    BuiltinGemm(isa, m, std::max(0, j1 - j0), k, Matrix{ai, trans_a, trans_a ? m : k}, op_b, c + int64_t(i) * m * n + j0, n);
+  };
+  if (threads == 1) {
+    for (int t = 0; t < batch * splits; t++) task(t);
+    return;
+  }
+  static Pool* pool = new Pool(kBuiltinThreads);
+  pool->Run(batch * splits, task);
 }
 
 // ---- JavaScript bindings ------------------------------------------------------------------------
@@ -302,18 +401,15 @@ napi_value Gemm(napi_env env, napi_callback_info info) {
     napi_throw_error(env, nullptr, "gemm: that kernel is not available on this machine");
     return nullptr;
   }
+  if (kernel != kOpenBlas) {
+    ParallelBuiltinGemm(kernel == kBuiltinAvx2 ? Isa::kAvx2 : kIsa, batch, m, n, k, a, trans_a, b, trans_b, c);
+    return nullptr;
+  }
   for (int i = 0; i < batch; i++) {
-    const float* ai = a + int64_t(i) * m * k;
-    const float* bi = b + int64_t(i) * k * n;
-    float* ci = c + int64_t(i) * m * n;
-    if (kernel == kOpenBlas) {
-      // cblas does not accept a zero leading dimension even for empty matrices.
-      openblas.sgemm(kRowMajor, trans_a ? kTrans : kNoTrans, trans_b ? kTrans : kNoTrans, m, n, k, 1.0f, ai,
-                     std::max(1, trans_a ? m : k), bi, std::max(1, trans_b ? k : n), 0.0f, ci, std::max(1, n));
-    } else {
-      BuiltinGemm(kernel == kBuiltinAvx2 ? Isa::kAvx2 : kIsa, m, n, k, Matrix{ai, trans_a, trans_a ? m : k},
-                  Matrix{bi, trans_b, trans_b ? k : n}, ci);
-    }
+    // cblas does not accept a zero leading dimension even for empty matrices.
+    openblas.sgemm(kRowMajor, trans_a ? kTrans : kNoTrans, trans_b ? kTrans : kNoTrans, m, n, k, 1.0f,
+                   a + int64_t(i) * m * k, std::max(1, trans_a ? m : k), b + int64_t(i) * k * n,
+                   std::max(1, trans_b ? k : n), 0.0f, c + int64_t(i) * m * n, std::max(1, n));
   }
   return nullptr;
 }
@@ -797,6 +893,9 @@ NAPI_MODULE_INIT() {
   SetString(env, exports, "builtinIsa", kIsa == Isa::kAvx512 ? "avx512" : kIsa == Isa::kAvx2 ? "avx2" : "");
   napi_value builtin;
   napi_get_boolean(env, kBuiltinSupported, &builtin);
+  napi_value builtin_threads;
+  napi_create_int32(env, kBuiltinThreads, &builtin_threads);
+  napi_set_named_property(env, exports, "builtinThreads", builtin_threads);
   napi_set_named_property(env, exports, "builtinSupported", builtin);
   return exports;
 }

@@ -1,4 +1,5 @@
 import { test } from 'uvu';
+import { execFileSync } from 'node:child_process';
 import * as assert from 'uvu/assert';
 import { loadDotRows, loadNative, type NativeKernels } from '../src/index.ts';
 
@@ -45,9 +46,13 @@ function reference(a: Float32Array, b: Float32Array, batch: number, m: number, n
   return { value, magnitude };
 }
 
+/**
+ * The last two are big enough (≥ 4 MFLOP) for the built-in kernel's threads: one entry split by columns, and
+ * three entries shared out whole.
+ */
 const shapes: [batch: number, m: number, n: number, k: number][] = [
   [1, 1, 1, 1], [1, 5, 7, 3], [1, 6, 16, 8], [1, 12, 32, 8], [1, 13, 33, 17], [1, 97, 65, 300],
-  [1, 30, 2100, 9], [3, 11, 19, 5], [2, 130, 40, 513], [1, 4, 3, 0],
+  [1, 30, 2100, 9], [3, 11, 19, 5], [2, 130, 40, 513], [1, 4, 3, 0], [1, 200, 301, 70], [3, 64, 50, 400],
 ];
 
 for (const gemm of kernels) {
@@ -75,6 +80,25 @@ for (const gemm of kernels) {
     assert.throws(() => gemm.gemm(a, new Float64Array(6) as unknown as Float32Array, new Float32Array(4), 1, 2, 2, 3, false, false), /b must be a Float32Array/);
   });
 }
+
+test('the built-in kernel gives the same bits on one thread as on all of them', () => {
+  // Threads split C by whole columns (or whole batch entries), so every entry is the same sum in the same order.
+  const script = `
+    const g = require(${JSON.stringify(new URL('../build/kotune_native.node', import.meta.url).pathname)});
+    let s = 12345;
+    const u = (n) => Float32Array.from({ length: n }, () => ((s = (Math.imul(s, 1103515245) + 12345) >>> 0) / 2 ** 31 - 1));
+    const out = [];
+    for (const [batch, m, n, k] of [[1, 200, 301, 70], [3, 64, 50, 400]]) {
+      const c = new Float32Array(batch * m * n);
+      g.gemm(0, u(batch * m * k), u(batch * k * n), c, batch, m, n, k, false, true);
+      out.push(Buffer.from(c.buffer).toString('base64'));
+    }
+    console.log(JSON.stringify({ threads: g.builtinThreads, out }));`;
+  const run = (threads: string) => JSON.parse(execFileSync(process.execPath, ['-e', script], { env: { ...process.env, OMP_NUM_THREADS: threads }, encoding: 'utf8' }));
+  const [one, two] = [run('1'), run('2')];
+  assert.equal([one.threads, two.threads], [1, 2]);
+  assert.equal(two.out, one.out);
+});
 
 test('dotRows: float64 sums over d in order, the same bits as the JavaScript loop; bad sizes are refused', () => {
   const dotRows = loadDotRows()!; // CI builds the addon: must load
