@@ -10,7 +10,10 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { withGradient } from './custom-grad.ts';
-import { nativeDropout, nativeGelu, nativeGeluGrad, nativeKernelsOn, nativeLayerNorm, nativeLayerNormGrad } from './native-kernels.ts';
+import {
+  nativeDropout, nativeGelu, nativeGeluGrad, nativeKernelsOn, nativeLayerNorm, nativeLayerNormGrad, nativeScaledMaskedSoftmax,
+  nativeScaledMaskedSoftmaxGrad,
+} from './native-kernels.ts';
 
 /** 1/√(2π), the standard normal density's constant. */
 const INV_SQRT_2PI = 1 / Math.sqrt(2 * Math.PI);
@@ -89,6 +92,15 @@ export function layerNorm(x: tf.Tensor, weight: tf.Tensor1D, bias: tf.Tensor1D, 
  * `mask` gets no gradient (it is an input, not a parameter).
  */
 export function scaledMaskedSoftmax(scores: tf.Tensor, divisor: number, mask: tf.Tensor): tf.Tensor {
+  const perBatchRow = scores.rank === 4 && mask.rank === 4 && mask.shape[0] === scores.shape[0] && mask.shape[1] === 1 && mask.shape[2] === 1 && mask.shape[3] === scores.shape[3];
+  if (nativeKernelsOn() && perBatchRow && scores.dtype === 'float32' && mask.dtype === 'float32') {
+    // One pass each way: scale, mask, exponentiate and normalise a row at a time.
+    return withGradient(([scores], save) => {
+      const probs = nativeScaledMaskedSoftmax(scores!, divisor, mask);
+      save([probs]);
+      return { value: probs, gradFunc: (dy, [probs]) => [nativeScaledMaskedSoftmaxGrad(probs!, dy, divisor)] };
+    })(scores);
+  }
   return withGradient(([scores], save) => {
     const probs = tf.softmax(tf.add(tf.div(scores!, divisor), mask));
     save([probs]);

@@ -1,6 +1,6 @@
 /**
- * Kernels of @kotune/native for the wasm and cpu backends: the model's matrix products, GELU, dropout and
- * LayerNorm, and the optimizer's AdamW update and squared norms.
+ * Kernels of @kotune/native for the wasm and cpu backends: the model's matrix products, GELU, dropout,
+ * LayerNorm and attention softmax, and the optimizer's AdamW update and squared norms.
  *
  * Why: inside the model tfjs-backend-wasm multiplies at ~28 GFLOP/s a core (128-bit wasm SIMD, plus the
  * transposes and batch splits `matmul.ts` needs around XNNPACK), the cpu backend at ~1; the native
@@ -23,6 +23,8 @@ const GELU_GRAD = 'KotuneNativeGeluGrad';
 const DROPOUT = 'KotuneNativeDropout';
 const LAYER_NORM = 'KotuneNativeLayerNorm';
 const LAYER_NORM_GRAD = 'KotuneNativeLayerNormGrad';
+const SOFTMAX = 'KotuneNativeSoftmax';
+const SOFTMAX_GRAD = 'KotuneNativeSoftmaxGrad';
 const BACKENDS = ['wasm', 'cpu'] as const;
 
 let native: NativeKernels | undefined;
@@ -120,9 +122,27 @@ function layerNormGradKernel({ inputs, backend }: KernelArgs): tf.TensorInfo[] {
   return [dx.info, dweight.info, dbias.info];
 }
 
+function softmaxKernel({ inputs, backend, attrs }: KernelArgs): tf.TensorInfo {
+  const { scores, mask } = inputs as Record<'scores' | 'mask', tf.TensorInfo>;
+  const width = scores.shape.at(-1)!;
+  const rowsPerMask = tf.util.sizeFromShape(scores.shape) / tf.util.sizeFromShape(mask.shape);
+  const storage = storageOf(backend);
+  const probs = storage.output(scores.shape);
+  native!.softmax(storage.data(scores), storage.data(mask), probs.data(), width, rowsPerMask, (attrs as { divisor: number }).divisor);
+  return probs.info;
+}
+
+function softmaxGradKernel({ inputs, backend, attrs }: KernelArgs): tf.TensorInfo {
+  const { probs, dy } = inputs as Record<'probs' | 'dy', tf.TensorInfo>;
+  const storage = storageOf(backend);
+  const dscores = storage.output(probs.shape);
+  native!.softmaxGrad(storage.data(probs), storage.data(dy), dscores.data(), probs.shape.at(-1)!, (attrs as { divisor: number }).divisor);
+  return dscores.info;
+}
+
 const KERNELS: [string, unknown][] = [
   [PRODUCT, productKernel], [ADAMW, adamwKernel], [GELU, geluKernel], [GELU_GRAD, geluGradKernel], [DROPOUT, dropoutKernel],
-  [LAYER_NORM, layerNormKernel], [LAYER_NORM_GRAD, layerNormGradKernel],
+  [LAYER_NORM, layerNormKernel], [LAYER_NORM_GRAD, layerNormGradKernel], [SOFTMAX, softmaxKernel], [SOFTMAX_GRAD, softmaxGradKernel],
 ];
 for (const backendName of BACKENDS) {
   for (const [kernelName, kernelFunc] of KERNELS) {
@@ -141,7 +161,7 @@ export function useNativeKernels(choice?: string): string {
   return 'kernels' in loaded ? loaded.kernels.describe() : `the backend's own (native kernels: ${loaded.reason})`;
 }
 
-/** Whether the current backend's products, GELU, dropout, LayerNorm, AdamW updates and squared norms go to the native kernels. */
+/** Whether the current backend's products, GELU, dropout, LayerNorm, softmax, AdamW updates and squared norms go to the native kernels. */
 export function nativeKernelsOn(): boolean {
   return native !== undefined && (BACKENDS as readonly string[]).includes(tf.getBackend());
 }
@@ -193,6 +213,19 @@ export function nativeLayerNorm(x: tf.Tensor, weight: tf.Tensor, bias: tf.Tensor
 /** LayerNorm's `[dx, dweight, dbias]` from the forward's input and statistics; only while `nativeKernelsOn()`. */
 export function nativeLayerNormGrad(x: tf.Tensor, weight: tf.Tensor, mean: tf.Tensor, rstd: tf.Tensor, dy: tf.Tensor): [tf.Tensor, tf.Tensor, tf.Tensor] {
   return tf.engine().runKernel(LAYER_NORM_GRAD, { x, weight, mean, rstd, dy }, {}) as unknown as [tf.Tensor, tf.Tensor, tf.Tensor];
+}
+
+/**
+ * `softmax(scores / divisor + mask)` over the last axis on the native kernel, for scores [batch, heads, q, seq] and
+ * an additive mask [batch, 1, 1, seq]; only while `nativeKernelsOn()`.
+ */
+export function nativeScaledMaskedSoftmax(scores: tf.Tensor, divisor: number, mask: tf.Tensor): tf.Tensor {
+  return tf.engine().runKernel(SOFTMAX, { scores, mask }, { divisor }) as tf.Tensor;
+}
+
+/** Its gradient `(dy·p − Σ(dy·p)·p) / divisor` from the probabilities; only while `nativeKernelsOn()`. */
+export function nativeScaledMaskedSoftmaxGrad(probs: tf.Tensor, dy: tf.Tensor, divisor: number): tf.Tensor {
+  return tf.engine().runKernel(SOFTMAX_GRAD, { probs, dy }, { divisor }) as tf.Tensor;
 }
 
 /** `Σ t²` of a float32 tensor as a number, one native pass accumulated in double; undefined where the native kernels are off. */

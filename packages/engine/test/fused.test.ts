@@ -92,8 +92,8 @@ function assertLayerNormGradients(ours: tf.Tensor[], plain: tf.Tensor[]): void {
 }
 
 for (const backend of ['wasm', 'cpu'] as const) {
-  test(`${backend}: scaledMaskedSoftmax equals softmax(scores / d + mask) bit for bit, value and gradient`, async () => {
-    await initBackend({ backend, log: null });
+  test(`${backend}, native off: scaledMaskedSoftmax equals softmax(scores / d + mask) bit for bit, value and gradient`, async () => {
+    await initBackend({ backend, native: 'off', log: null });
     tf.tidy(() => {
       const scores = randn([6, 5, 7], 4);
       // An attention mask [batch, 1, 1, seq] → here [1, 1, 7]: two padded keys get finfo(float32).min.
@@ -102,6 +102,22 @@ for (const backend of ['wasm', 'cpu'] as const) {
       const ours = valueAndGrads((s) => scaledMaskedSoftmax(s!, Math.sqrt(32), mask), [scores], r);
       const plain = valueAndGrads((s) => tf.softmax(tf.add(tf.div(s!, Math.sqrt(32)), mask)), [scores], r);
       ours.forEach((t, i) => assert.equal(Array.from(t.dataSync()), Array.from(plain[i]!.dataSync()), i === 0 ? 'value' : 'd/dscores'));
+    });
+  });
+
+  test(`${backend}, native builtin: attention softmax [batch, heads, q, seq] with a [batch, 1, 1, seq] mask equals the plain ops to float32 rounding`, async () => {
+    await initBackend({ backend, native: 'builtin', log: null });
+    tf.tidy(() => {
+      const scores = randn([2, 3, 5, 13], 4); // 13 keys: one block of 8 and a padded tail
+      const min = -3.4028234663852886e38;
+      const mask = tf.tensor4d([[[[...Array(13).fill(0)]]], [[[...Array(10).fill(0), min, min, min]]]]);
+      const r = randn([2, 3, 5, 13]);
+      const ours = valueAndGrads((s) => scaledMaskedSoftmax(s!, Math.sqrt(32), mask), [scores], r);
+      const plain = valueAndGrads((s) => tf.softmax(tf.add(tf.div(s!, Math.sqrt(32)), mask)), [scores], r);
+      // Cephes' expf and a double row sum against the backend's: a few ulps of probabilities ≤ 1.
+      ['value', 'd/dscores'].forEach((what, i) => assert.ok(relativeError(ours[i]!, plain[i]!) <= 1e-6, `${what}: ${relativeError(ours[i]!, plain[i]!)}`));
+      const probs = ours[0]!.arraySync() as number[][][][];
+      assert.ok(probs[1]!.flat().every((row) => row.slice(10).every((p) => p === 0)), 'padded keys weigh exactly 0');
     });
   });
 }

@@ -1,8 +1,8 @@
 /**
  * kotune's native kernels (`src/kernels.cc`, built at install by `build.mjs`) on float32 typed arrays, in
  * place: the matrix product `c = op(a) · op(b)`, on OpenBLAS when the machine has it (opened at run time) or
- * on the addon's own AVX2/AVX-512 kernel; a fused AdamW update; a sum of squares; GELU, dropout and
- * LayerNorm with their gradients; float64 dot products for exact search. The engine runs the wasm and cpu
+ * on the addon's own AVX2/AVX-512 kernel; a fused AdamW update; a sum of squares; GELU, dropout,
+ * LayerNorm and attention softmax with their gradients; float64 dot products for exact search. The engine runs the wasm and cpu
  * backends' model and optimizer on them, @kotune/eval its search; this package knows nothing of TensorFlow.js.
  *
  * `KOTUNE_NATIVE` (or `loadNative`'s argument) chooses: `auto` (default: products on OpenBLAS, else
@@ -26,6 +26,8 @@ interface Binding {
   layerNorm(x: Float32Array, weight: Float32Array, bias: Float32Array, y: Float32Array, mean: Float32Array, rstd: Float32Array, eps: number): void;
   layerNormGrad(x: Float32Array, weight: Float32Array, mean: Float32Array, rstd: Float32Array, dy: Float32Array, dx: Float32Array, dweight: Float32Array, dbias: Float32Array): void;
   dotRows(queries: Float32Array, rows: Float32Array, dim: number, out: Float64Array): void;
+  softmax(scores: Float32Array, mask: Float32Array, probs: Float32Array, width: number, rowsPerMask: number, divisor: number): void;
+  softmaxGrad(probs: Float32Array, dy: Float32Array, dscores: Float32Array, width: number, divisor: number): void;
   openBlasThreads(): number;
   openBlasLibrary: string;
   openBlasConfig: string;
@@ -90,6 +92,13 @@ export interface NativeKernels {
    * g = dy·weight, dx = rstd·(g − mean(g) − x̂·mean(g·x̂)), dweight = Σ_rows dy·x̂, dbias = Σ_rows dy.
    */
   layerNormGrad(x: Float32Array, weight: Float32Array, mean: Float32Array, rstd: Float32Array, dy: Float32Array, dx: Float32Array, dweight: Float32Array, dbias: Float32Array): void;
+  /**
+   * Attention probabilities over rows of `width`: `probs = softmax(scores / divisor + mask)`, the mask row of
+   * score row r at `mask[⌊r / rowsPerMask⌋·width]` (a [batch, 1, 1, seq] mask under [batch, heads, q, seq]).
+   */
+  softmax(scores: Float32Array, mask: Float32Array, probs: Float32Array, width: number, rowsPerMask: number, divisor: number): void;
+  /** Its gradient: `dscores = (dy·p − Σ(dy·p)·p) / divisor` per row. */
+  softmaxGrad(probs: Float32Array, dy: Float32Array, dscores: Float32Array, width: number, divisor: number): void;
 }
 
 const ADDON = new URL('../build/kotune_native.node', import.meta.url).pathname;
@@ -136,6 +145,8 @@ function kernelsOf(b: Binding, kernel: GemmKernel): NativeKernels {
     dropout: (x, y, seed, threshold, scale) => b.dropout(x, y, seed, threshold, scale),
     layerNorm: (...args) => b.layerNorm(...args),
     layerNormGrad: (...args) => b.layerNormGrad(...args),
+    softmax: (...args) => b.softmax(...args),
+    softmaxGrad: (...args) => b.softmaxGrad(...args),
   };
 }
 

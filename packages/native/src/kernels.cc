@@ -10,7 +10,7 @@
 //     packed panels of B and A, a register tile) on OMP_NUM_THREADS threads, for machines without OpenBLAS.
 // Neither changes what is computed, only the order of the float32 sums.
 //
-// AdamW update, sum of squares, GELU, dropout, LayerNorm and their gradients: one pass over memory each
+// AdamW update, sum of squares, GELU, dropout, LayerNorm, softmax and their gradients: one pass over memory each
 // instead of several tensor ops, each a pass (AdamW as ops is a dozen; the cpu backend takes ~30 ns an
 // element per op: 95 s a step for 278M parameters).
 // The update does torch's float32 operations in the order @kotune/optim's tensor ops do them, so its
@@ -30,6 +30,7 @@
 #include <thread>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -517,6 +518,8 @@ struct GeluTerms {
 };
 
 __attribute__((target("avx2,fma"))) inline __m256 Exp8(__m256 x) {
+  // Below −87.34 the result (< 1.2e-38, expf's smallest normal) is 0: a masked attention score must weigh nothing.
+  const __m256 underflow = _mm256_cmp_ps(x, _mm256_set1_ps(-87.33654f), _CMP_LT_OQ);
   x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.33654f)), _mm256_set1_ps(88.72283f));
   const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);  // ln 2 in two parts: r = x − n·ln 2, exactly
@@ -529,7 +532,7 @@ __attribute__((target("avx2,fma"))) inline __m256 Exp8(__m256 x) {
   p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
   const __m256 y = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
   const __m256i two_n = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-  return _mm256_mul_ps(y, _mm256_castsi256_ps(two_n));
+  return _mm256_andnot_ps(underflow, _mm256_mul_ps(y, _mm256_castsi256_ps(two_n)));
 }
 
 __attribute__((target("avx2,fma"))) inline GeluTerms Gelu8(__m256 x) {
@@ -762,6 +765,130 @@ napi_value LayerNormGrad(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+// softmax(scores, mask, probs, width, rowsPerMask, divisor): attention probabilities over rows of `width`,
+// p = softmax(scores / divisor + mask) in the order of @kotune/engine's tensor ops, with the mask row of
+// row r at mask[(r / rowsPerMask)·width] (an additive [batch, 1, 1, seq] mask under [batch, heads, q, seq]
+// scores). exp is Exp8 (Cephes' expf, 0 below −87.34); each row's sum is accumulated in double.
+__attribute__((target("avx2,fma"))) void SoftmaxRowsAvx2(const float* scores, const float* mask, float* probs, size_t rows,
+                                                         size_t width, size_t rows_per_mask, float divisor) {
+  const size_t body = width / 8 * 8;  // 8 floats at a time, then a scalar tail of the same operations
+  const __m256 d = _mm256_set1_ps(divisor);
+  for (size_t r = 0; r < rows; r++) {
+    const float *s = scores + r * width, *m = mask + (r / rows_per_mask) * width;
+    float* p = probs + r * width;
+    __m256 top8 = _mm256_set1_ps(-std::numeric_limits<float>::infinity());
+    for (size_t j = 0; j < body; j += 8) {
+      const __m256 z = _mm256_add_ps(_mm256_div_ps(_mm256_loadu_ps(s + j), d), _mm256_loadu_ps(m + j));
+      _mm256_storeu_ps(p + j, z);
+      top8 = _mm256_max_ps(top8, z);
+    }
+    alignas(32) float lanes[8];
+    _mm256_store_ps(lanes, top8);
+    float top = *std::max_element(lanes, lanes + 8);
+    for (size_t j = body; j < width; j++) top = std::max(top, p[j] = s[j] / divisor + m[j]);
+    const float* const in[1] = {p};
+    const __m256 shift = _mm256_set1_ps(top);
+    Blocks8(width, in, p, [&](const float* const* at, float* out) __attribute__((target("avx2,fma"))) {
+      _mm256_storeu_ps(out, Exp8(_mm256_sub_ps(_mm256_loadu_ps(at[0]), shift)));
+    });
+    __m256d sum4 = _mm256_setzero_pd();
+    for (size_t j = 0; j < body; j += 8) {
+      const __m256 e = _mm256_loadu_ps(p + j);
+      sum4 = _mm256_add_pd(sum4, _mm256_add_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(e)), _mm256_cvtps_pd(_mm256_extractf128_ps(e, 1))));
+    }
+    alignas(32) double partial[4];
+    _mm256_store_pd(partial, sum4);
+    double sum = (partial[0] + partial[1]) + (partial[2] + partial[3]);
+    for (size_t j = body; j < width; j++) sum += p[j];
+    const float total = static_cast<float>(sum);
+    const __m256 total8 = _mm256_set1_ps(total);
+    for (size_t j = 0; j < body; j += 8) _mm256_storeu_ps(p + j, _mm256_div_ps(_mm256_loadu_ps(p + j), total8));
+    for (size_t j = body; j < width; j++) p[j] /= total;
+  }
+}
+
+napi_value Softmax(napi_env env, napi_callback_info info) {
+  size_t argc = 6;
+  napi_value argv[6];
+  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
+  float *scores, *mask, *probs;
+  size_t n, mask_len, probs_len;
+  uint32_t width, rows_per_mask;
+  double divisor;
+  if (argc != 6) {
+    napi_throw_type_error(env, nullptr, "softmax(scores, mask, probs, width, rowsPerMask, divisor) takes 6 arguments");
+    return nullptr;
+  }
+  if (!Float32Data(env, argv[0], &scores, &n, "scores") || !Float32Data(env, argv[1], &mask, &mask_len, "mask") ||
+      !Float32Data(env, argv[2], &probs, &probs_len, "probs")) {
+    return nullptr;
+  }
+  if (napi_get_value_uint32(env, argv[3], &width) != napi_ok || napi_get_value_uint32(env, argv[4], &rows_per_mask) != napi_ok ||
+      napi_get_value_double(env, argv[5], &divisor) != napi_ok || width == 0 || rows_per_mask == 0) {
+    napi_throw_type_error(env, nullptr, "softmax: width and rowsPerMask must be positive integers, divisor a number");
+    return nullptr;
+  }
+  const size_t rows = n / width;
+  if (n % width != 0 || probs_len != n || mask_len != ((rows + rows_per_mask - 1) / rows_per_mask) * width ||
+      rows % rows_per_mask != 0) {
+    napi_throw_range_error(env, nullptr, "softmax: scores and probs must be rows x width, mask (rows / rowsPerMask) x width");
+    return nullptr;
+  }
+  if (kIsa != Isa::kNone) {
+    SoftmaxRowsAvx2(scores, mask, probs, rows, width, rows_per_mask, static_cast<float>(divisor));
+    return nullptr;
+  }
+  const float d = static_cast<float>(divisor);  // without AVX2: the same steps with libm's expf
+  for (size_t r = 0; r < rows; r++) {
+    const float *sr = scores + r * width, *m = mask + (r / rows_per_mask) * width;
+    float* p = probs + r * width;
+    float top = -std::numeric_limits<float>::infinity();
+    for (size_t j = 0; j < width; j++) top = std::max(top, p[j] = sr[j] / d + m[j]);
+    double sum = 0;
+    for (size_t j = 0; j < width; j++) sum += p[j] = std::exp(p[j] - top);
+    for (size_t j = 0; j < width; j++) p[j] /= static_cast<float>(sum);
+  }
+  return nullptr;
+}
+
+// softmaxGrad(probs, dy, dscores, width, divisor): dscores = (dy·p − Σ(dy·p)·p) / divisor per row, the sum in
+// double (autodiff's Softmax and RealDiv rules, as @kotune/engine's tensor ops do them).
+napi_value SoftmaxGrad(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
+  float *p, *dy, *ds;
+  size_t n, dy_len, ds_len;
+  uint32_t width;
+  double divisor;
+  if (argc != 5) {
+    napi_throw_type_error(env, nullptr, "softmaxGrad(probs, dy, dscores, width, divisor) takes 5 arguments");
+    return nullptr;
+  }
+  if (!Float32Data(env, argv[0], &p, &n, "probs") || !Float32Data(env, argv[1], &dy, &dy_len, "dy") ||
+      !Float32Data(env, argv[2], &ds, &ds_len, "dscores")) {
+    return nullptr;
+  }
+  if (napi_get_value_uint32(env, argv[3], &width) != napi_ok || napi_get_value_double(env, argv[4], &divisor) != napi_ok ||
+      width == 0 || n % width != 0 || dy_len != n || ds_len != n) {
+    napi_throw_range_error(env, nullptr, "softmaxGrad: probs, dy and dscores must be rows x width of one length");
+    return nullptr;
+  }
+  const float d = static_cast<float>(divisor);
+  for (size_t r = 0; r < n / width; r++) {
+    const float *pr = p + r * width, *dyr = dy + r * width;
+    float* dsr = ds + r * width;
+    double sum = 0;
+    for (size_t j = 0; j < width; j++) {
+      dsr[j] = dyr[j] * pr[j];
+      sum += dsr[j];
+    }
+    const float total = static_cast<float>(sum);
+    for (size_t j = 0; j < width; j++) dsr[j] = (dsr[j] - total * pr[j]) / d;
+  }
+  return nullptr;
+}
+
 // dotRows(queries, rows, dim, out): out[j·n + r] = Σ_d queries[j][d]·rows[r][d] for every query j and row r,
 // each sum in double and in order over d, as a JavaScript loop `s += q[d] * x[d]` computes it: the product
 // of two floats is exact in double, so a fused multiply-add rounds exactly as the loop does, and the scores
@@ -887,6 +1014,8 @@ NAPI_MODULE_INIT() {
   SetFunction(env, exports, "layerNorm", LayerNorm);
   SetFunction(env, exports, "layerNormGrad", LayerNormGrad);
   SetFunction(env, exports, "dotRows", DotRows);
+  SetFunction(env, exports, "softmax", Softmax);
+  SetFunction(env, exports, "softmaxGrad", SoftmaxGrad);
   SetFunction(env, exports, "openBlasThreads", OpenBlasThreads);
   SetString(env, exports, "openBlasLibrary", openblas.library);
   SetString(env, exports, "openBlasConfig", openblas.config);
