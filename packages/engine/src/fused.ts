@@ -93,7 +93,7 @@ export function layerNorm(x: tf.Tensor, weight: tf.Tensor1D, bias: tf.Tensor1D, 
  */
 export function scaledMaskedSoftmax(scores: tf.Tensor, divisor: number, mask: tf.Tensor): tf.Tensor {
   const perBatchRow = scores.rank === 4 && mask.rank === 4 && mask.shape[0] === scores.shape[0] && mask.shape[1] === 1 && mask.shape[2] === 1 && mask.shape[3] === scores.shape[3];
-  if (nativeKernelsOn() && perBatchRow && scores.dtype === 'float32' && mask.dtype === 'float32') {
+  if (nativeKernelsOn() && perBatchRow && scores.size > 0 && scores.dtype === 'float32' && mask.dtype === 'float32') {
     // One pass each way: scale, mask, exponentiate and normalise a row at a time.
     return withGradient(([scores], save) => {
       const probs = nativeScaledMaskedSoftmax(scores!, divisor, mask);

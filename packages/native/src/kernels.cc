@@ -320,6 +320,7 @@ class Pool {
 // writes its own C columns, so no two threads touch the same memory). Small products stay on one thread.
 void ParallelBuiltinGemm(Isa isa, int batch, int m, int n, int k, const float* a, bool trans_a, const float* b,
                          bool trans_b, float* c) {
+  if (batch == 0) return;  // nothing to compute (and the split below divides by batch)
   const int nr = isa == Isa::kAvx512 ? Avx512Tile::NR : Avx2Tile::NR;
   const double flops = 2.0 * batch * m * n * k;
   const int threads = flops < 4e6 ? 1 : kBuiltinThreads;  // below ~50 µs of work a hand-off costs more than it saves
@@ -520,7 +521,9 @@ struct GeluTerms {
 __attribute__((target("avx2,fma"))) inline __m256 Exp8(__m256 x) {
   // Below −87.34 the result (< 1.2e-38, expf's smallest normal) is 0: a masked attention score must weigh nothing.
   const __m256 underflow = _mm256_cmp_ps(x, _mm256_set1_ps(-87.33654f), _CMP_LT_OQ);
-  x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.33654f)), _mm256_set1_ps(88.72283f));
+  // The clamp's operands in this order let a NaN through (min/max return their second operand on a NaN), so
+  // exp(NaN) is NaN: a NaN attention score makes its row NaN, as the tensor ops do, instead of weighing ~0.
+  x = _mm256_min_ps(_mm256_set1_ps(88.72283f), _mm256_max_ps(_mm256_set1_ps(-87.33654f), x));
   const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);  // ln 2 in two parts: r = x − n·ln 2, exactly
   r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);

@@ -57,6 +57,23 @@ test('geluGrad: dy·(Φ(x) + x·φ(x)) likewise', () => {
   console.log(`geluGrad: worst error ${worst.toFixed(2)} of the tolerance`);
 });
 
+test('softmax: masked keys weigh exactly 0, and a NaN score makes its whole row NaN (as the tensor ops do)', () => {
+  // Width 19: two 8-float blocks and a tail of 3; the NaN sits in the first block, then in the tail.
+  const width = 19;
+  const mask = Float32Array.from({ length: width }, (_, j) => (j % 4 === 1 ? -3.4e38 : 0));
+  for (const at of [2, 17]) {
+    const scores = Float32Array.from({ length: 2 * width }, (_, i) => (i % 7) - 3);
+    scores[width + at] = Number.NaN;
+    const probs = new Float32Array(2 * width);
+    kernels.softmax(scores, mask, probs, width, 2, 8);
+    for (let j = 0; j < width; j++) {
+      if (j % 4 === 1) assert.is(probs[j], 0, `masked key ${j}`);
+      else assert.ok(probs[j]! > 0, `kept key ${j}`);
+      assert.ok(Number.isNaN(probs[width + j]), `row with a NaN at ${at}: key ${j} is ${probs[width + j]}`);
+    }
+  }
+});
+
 test('arrays of different lengths or types are refused', () => {
   assert.throws(() => kernels.gelu(new Float32Array(3), new Float32Array(4)), /the same length/);
   assert.throws(() => kernels.geluGrad(new Float32Array(3), new Float32Array(3), [] as unknown as Float32Array), /dx must be a Float32Array/);

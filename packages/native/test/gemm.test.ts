@@ -47,12 +47,12 @@ function reference(a: Float32Array, b: Float32Array, batch: number, m: number, n
 }
 
 /**
- * The last two are big enough (≥ 4 MFLOP) for the built-in kernel's threads: one entry split by columns, and
- * three entries shared out whole.
+ * [0, 5, 7, 3] is an empty batch (nothing to write). The last two are big enough (≥ 4 MFLOP) for the built-in
+ * kernel's threads: one entry split by columns, and three entries shared out whole.
  */
 const shapes: [batch: number, m: number, n: number, k: number][] = [
   [1, 1, 1, 1], [1, 5, 7, 3], [1, 6, 16, 8], [1, 12, 32, 8], [1, 13, 33, 17], [1, 97, 65, 300],
-  [1, 30, 2100, 9], [3, 11, 19, 5], [2, 130, 40, 513], [1, 4, 3, 0], [1, 200, 301, 70], [3, 64, 50, 400],
+  [1, 30, 2100, 9], [3, 11, 19, 5], [2, 130, 40, 513], [1, 4, 3, 0], [0, 5, 7, 3], [1, 200, 301, 70], [3, 64, 50, 400],
 ];
 
 for (const gemm of kernels) {
