@@ -16,61 +16,8 @@ export type GemmKernel = 'openblas' | 'builtin' | 'builtin-avx2';
 export const NATIVE_CHOICES = ['auto', 'openblas', 'builtin', 'builtin-avx2', 'off'] as const;
 export type NativeChoice = (typeof NATIVE_CHOICES)[number];
 
-interface Binding {
-  gemm(kernel: number, a: Float32Array, b: Float32Array, c: Float32Array, batch: number, m: number, n: number, k: number, transA: boolean, transB: boolean): void;
-  adamw(p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, pOut: Float32Array, mOut: Float32Array, vOut: Float32Array, constants: number[]): void;
-  sumOfSquares(x: Float32Array): number;
-  gelu(x: Float32Array, y: Float32Array): void;
-  geluGrad(x: Float32Array, dy: Float32Array, dx: Float32Array): void;
-  dropout(x: Float32Array, y: Float32Array, seed: number, threshold: number, scale: number): void;
-  layerNorm(x: Float32Array, weight: Float32Array, bias: Float32Array, y: Float32Array, mean: Float32Array, rstd: Float32Array, eps: number): void;
-  layerNormGrad(x: Float32Array, weight: Float32Array, mean: Float32Array, rstd: Float32Array, dy: Float32Array, dx: Float32Array, dweight: Float32Array, dbias: Float32Array): void;
-  dotRows(queries: Float32Array, rows: Float32Array, dim: number, out: Float64Array): void;
-  softmax(scores: Float32Array, mask: Float32Array, probs: Float32Array, width: number, rowsPerMask: number, divisor: number): void;
-  softmaxGrad(probs: Float32Array, dy: Float32Array, dscores: Float32Array, width: number, divisor: number): void;
-  openBlasThreads(): number;
-  openBlasLibrary: string;
-  openBlasConfig: string;
-  builtinIsa: string;
-  builtinSupported: boolean;
-  builtinThreads: number;
-}
-
-/** AdamW's per-step constants, as @kotune/optim computes them (each is rounded to float32, as a tf.js scalar is). */
-export interface AdamWConstants {
-  beta1: number;
-  oneMinusBeta1: number;
-  beta2: number;
-  oneMinusBeta2: number;
-  /** `1 − lr·wd` for a decayed parameter, else 1. */
-  decay: number;
-  /** `√(1 − β₂ᵗ)`. */
-  biasCorrection2Sqrt: number;
-  eps: number;
-  /** `lr / (1 − β₁ᵗ)`. */
-  stepSize: number;
-  /** The clipping coefficient (1: none). */
-  gradScale: number;
-}
-
-export interface NativeKernels {
-  kernel: GemmKernel;
-  /**
-   * The product kernel, e.g. `OpenBLAS 0.3.21 (libopenblas.so.0, Cooperlake), 2 threads` or `built-in AVX-512
-   * kernel, 2 threads` (OpenBLAS reads OPENBLAS_NUM_THREADS, the built-in kernel OMP_NUM_THREADS; default: all cores).
-   */
-  describe(): string;
-  /**
-   * `c[i] = op(a[i]) · op(b[i])` for i < batch, with `op(a[i])` m×k and `op(b[i])` k×n, all row-major and
-   * stored entry after entry; `c` is overwritten. Lengths must be batch·m·k, batch·k·n and batch·m·n.
-   */
-  gemm(a: Float32Array, b: Float32Array, c: Float32Array, batch: number, m: number, n: number, k: number, transA: boolean, transB: boolean): void;
-  /**
-   * One AdamW update of a parameter `p` with gradient `g` and moments `m`, `v` into the `*Out` arrays (all of
-   * one length), per element in float32: g ← g·gradScale; m ← m·β₁ + g·(1−β₁); v ← v·β₂ + (g·g)·(1−β₂);
-   * p ← p·decay; p ← p − (m / (√v / biasCorrection2Sqrt + ε))·stepSize.
-   */
-  adamw(p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, pOut: Float32Array, mOut: Float32Array, vOut: Float32Array, c: AdamWConstants): void;
+/** The kernels the addon exports as they are (see `src/kernels.cc`). */
+export interface PassThroughKernels {
   /** Σ x², accumulated in double. */
   sumOfSquares(x: Float32Array): number;
   /** `y = x·Φ(x)`, Φ(x) = (1 + erf(x/√2))·0.5: PyTorch's exact GELU. */
@@ -99,6 +46,60 @@ export interface NativeKernels {
   softmax(scores: Float32Array, mask: Float32Array, probs: Float32Array, width: number, rowsPerMask: number, divisor: number): void;
   /** Its gradient: `dscores = (dy·p − Σ(dy·p)·p) / divisor` per row. */
   softmaxGrad(probs: Float32Array, dy: Float32Array, dscores: Float32Array, width: number, divisor: number): void;
+  /**
+   * `out[j·n + r] = Σ_d queries[j][d]·rows[r][d]` for the `queries` and the `n` `rows` (vectors of `dim` floats,
+   * stored one after another), each sum in double and in order over d: the same bits as the JavaScript loop
+   * `s += q[d] * x[d]`.
+   */
+  dotRows(queries: Float32Array, rows: Float32Array, dim: number, out: Float64Array): void;
+}
+
+interface Binding extends PassThroughKernels {
+  gemm(kernel: number, a: Float32Array, b: Float32Array, c: Float32Array, batch: number, m: number, n: number, k: number, transA: boolean, transB: boolean): void;
+  adamw(p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, pOut: Float32Array, mOut: Float32Array, vOut: Float32Array, constants: number[]): void;
+  openBlasThreads(): number;
+  openBlasLibrary: string;
+  openBlasConfig: string;
+  builtinIsa: string;
+  builtinSupported: boolean;
+  builtinThreads: number;
+}
+
+/** AdamW's per-step constants, as @kotune/optim computes them (each is rounded to float32, as a tf.js scalar is). */
+export interface AdamWConstants {
+  beta1: number;
+  oneMinusBeta1: number;
+  beta2: number;
+  oneMinusBeta2: number;
+  /** `1 − lr·wd` for a decayed parameter, else 1. */
+  decay: number;
+  /** `√(1 − β₂ᵗ)`. */
+  biasCorrection2Sqrt: number;
+  eps: number;
+  /** `lr / (1 − β₁ᵗ)`. */
+  stepSize: number;
+  /** The clipping coefficient (1: none). */
+  gradScale: number;
+}
+
+export interface NativeKernels extends Omit<PassThroughKernels, 'dotRows'> {
+  kernel: GemmKernel;
+  /**
+   * The product kernel, e.g. `OpenBLAS 0.3.21 (libopenblas.so.0, Cooperlake), 2 threads` or `built-in AVX-512
+   * kernel, 2 threads` (OpenBLAS reads OPENBLAS_NUM_THREADS, the built-in kernel OMP_NUM_THREADS; default: all cores).
+   */
+  describe(): string;
+  /**
+   * `c[i] = op(a[i]) · op(b[i])` for i < batch, with `op(a[i])` m×k and `op(b[i])` k×n, all row-major and
+   * stored entry after entry; `c` is overwritten. Lengths must be batch·m·k, batch·k·n and batch·m·n.
+   */
+  gemm(a: Float32Array, b: Float32Array, c: Float32Array, batch: number, m: number, n: number, k: number, transA: boolean, transB: boolean): void;
+  /**
+   * One AdamW update of a parameter `p` with gradient `g` and moments `m`, `v` into the `*Out` arrays (all of
+   * one length), per element in float32: g ← g·gradScale; m ← m·β₁ + g·(1−β₁); v ← v·β₂ + (g·g)·(1−β₂);
+   * p ← p·decay; p ← p − (m / (√v / biasCorrection2Sqrt + ε))·stepSize.
+   */
+  adamw(p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, pOut: Float32Array, mOut: Float32Array, vOut: Float32Array, c: AdamWConstants): void;
 }
 
 const ADDON = new URL('../build/kotune_native.node', import.meta.url).pathname;
@@ -126,6 +127,7 @@ export function parseNativeChoice(value: string): NativeChoice {
 
 function kernelsOf(b: Binding, kernel: GemmKernel): NativeKernels {
   const id = { builtin: 0, openblas: 1, 'builtin-avx2': 2 }[kernel];
+  const { sumOfSquares, gelu, geluGrad, dropout, layerNorm, layerNormGrad, softmax, softmaxGrad } = b;
   return {
     kernel,
     describe: () => {
@@ -139,25 +141,16 @@ function kernelsOf(b: Binding, kernel: GemmKernel): NativeKernels {
     gemm: (a, bb, c, batch, m, n, k, transA, transB) => b.gemm(id, a, bb, c, batch, m, n, k, transA, transB),
     adamw: (p, g, m, v, pOut, mOut, vOut, c) =>
       b.adamw(p, g, m, v, pOut, mOut, vOut, [c.beta1, c.oneMinusBeta1, c.beta2, c.oneMinusBeta2, c.decay, c.biasCorrection2Sqrt, c.eps, c.stepSize, c.gradScale]),
-    sumOfSquares: (x) => b.sumOfSquares(x),
-    gelu: (x, y) => b.gelu(x, y),
-    geluGrad: (x, dy, dx) => b.geluGrad(x, dy, dx),
-    dropout: (x, y, seed, threshold, scale) => b.dropout(x, y, seed, threshold, scale),
-    layerNorm: (...args) => b.layerNorm(...args),
-    layerNormGrad: (...args) => b.layerNormGrad(...args),
-    softmax: (...args) => b.softmax(...args),
-    softmaxGrad: (...args) => b.softmaxGrad(...args),
+    sumOfSquares, gelu, geluGrad, dropout, layerNorm, layerNormGrad, softmax, softmaxGrad,
   };
 }
 
 /**
- * `dotRows(queries, rows, dim, out)`: `out[j·n + r] = Σ_d queries[j][d]·rows[r][d]` for the `queries` and the `n`
- * `rows` (vectors of `dim` floats, stored one after another), each sum in double and in order over d: the same
- * bits as the JavaScript loop `s += q[d] * x[d]`. Undefined where the addon is missing or `KOTUNE_NATIVE=off`
- * (the product kernel chosen does not matter here).
+ * The addon's `dotRows` (see `PassThroughKernels`), for exact search: undefined where the addon is missing or
+ * `KOTUNE_NATIVE=off` (the product kernel chosen does not matter here).
  */
-export function loadDotRows(): Binding['dotRows'] | undefined {
-  if (process.env.KOTUNE_NATIVE?.trim().toLowerCase() === 'off') return undefined;
+export function loadDotRows(): PassThroughKernels['dotRows'] | undefined {
+  if (parseNativeChoice(process.env.KOTUNE_NATIVE ?? 'auto') === 'off') return undefined;
   return loadBinding()?.dotRows;
 }
 
