@@ -26,10 +26,7 @@ for (const backend of ['wasm', 'cpu'] as const) {
   test(`${backend}, native off: gelu equals the plain erf formula bit for bit, and its gradient autodiff's`, async () => {
     await initBackend({ backend, native: 'off', log: null });
     tf.tidy(() => {
-      const x = randn([3, 7, 40], 3);
-      const r = randn([3, 7, 40]);
-      const [y, dx] = valueAndGrads((x) => gelu(x!), [x], r);
-      const [yPlain, dxPlain] = valueAndGrads((x) => plainGelu(x!), [x], r);
+      const [[y, dx], [yPlain, dxPlain]] = geluCase();
       assert.equal(Array.from(y!.dataSync()), Array.from(yPlain!.dataSync()));
       // Two float32 routes to the same derivative (PyTorch's formula against the chain rule): a few ulps.
       assert.ok(relativeError(dx!, dxPlain!) <= 1e-6, `d/dx: ${relativeError(dx!, dxPlain!)}`);
@@ -39,12 +36,9 @@ for (const backend of ['wasm', 'cpu'] as const) {
   test(`${backend}, native builtin: gelu and its gradient equal the plain formula's to float32 rounding`, async () => {
     await initBackend({ backend, native: 'builtin', log: null });
     tf.tidy(() => {
-      const x = randn([3, 7, 40], 3);
-      const r = randn([3, 7, 40]);
-      const [y, dx] = valueAndGrads((x) => gelu(x!), [x], r);
-      const [yPlain, dxPlain] = valueAndGrads((x) => plainGelu(x!), [x], r);
-      // glibc's erff against the backend's erf (the cpu backend's is a 1.5e-7 approximation): a few ulps
-      // of the largest value; a wrong formula is off by O(1).
+      const [[y, dx], [yPlain, dxPlain]] = geluCase();
+      // The kernel's erf approximation (|error| ≤ 1.5e-7, as PyTorch's CPU erf) against the backend's erf: a few
+      // ulps of the largest value; a wrong formula is off by O(1).
       assert.ok(relativeError(y!, yPlain!) <= 1e-6, `y: ${relativeError(y!, yPlain!)}`);
       assert.ok(relativeError(dx!, dxPlain!) <= 1e-6, `d/dx: ${relativeError(dx!, dxPlain!)}`);
     });
@@ -68,6 +62,13 @@ for (const backend of ['wasm', 'cpu'] as const) {
       assertLayerNormGradients(ours, plain);
     });
   });
+}
+
+/** Value and gradient of `gelu`, then of the plain formula, on one input of std 3. */
+function geluCase(): [tf.Tensor[], tf.Tensor[]] {
+  const x = randn([3, 7, 40], 3);
+  const r = randn([3, 7, 40]);
+  return [valueAndGrads((x) => gelu(x!), [x], r), valueAndGrads((x) => plainGelu(x!), [x], r)];
 }
 
 /** Value and gradients of `layerNorm` and of the plain formula on one input with an offset mean, as residual streams have. */
