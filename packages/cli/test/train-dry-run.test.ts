@@ -1,20 +1,13 @@
 /** `kotune train --dry-run`: the printed plan, and bad data and config mistakes as the user sees them. */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { writeDryRunFixture } from '../../trainer/test/dry-run-fixture.ts';
 import { run } from '../src/commands/train.ts';
 import { CliError } from '../src/errors.ts';
 
-const dir = mkdtempSync(join(tmpdir(), 'kotune-train-dry-'));
-const lines = Array.from({ length: 23 }, (_, i) => JSON.stringify({ query: `질문 ${i}`, pos: [`답 ${i}`], neg: [`오답 ${i}a`, `오답 ${i}b`, `오답 ${i}c`] }));
-writeFileSync(join(dir, 'train.jsonl'), `${lines.join('\n')}\n`);
-writeFileSync(join(dir, 'eval.jsonl'), `${lines.slice(0, 5).join('\n')}\n`);
-writeFileSync(join(dir, 'run.json'), JSON.stringify({
-  _comment: 'tiny', task: 'reranker', model_name_or_path: 'BAAI/bge-reranker-large', train_data: 'train.jsonl', eval_data: 'eval.jsonl',
-  per_device_train_batch_size: 2, gradient_accumulation_steps: 3, train_group_size: 3, num_train_epochs: 2, warmup_ratio: 0.1,
-}));
+const { dir, lines } = writeDryRunFixture('kotune-train-dry-');
 
 async function captured(argv: string[]): Promise<string> {
   const original = console.log;

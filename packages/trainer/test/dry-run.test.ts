@@ -1,19 +1,12 @@
 /** `planTraining`: line, batch and step counts of a small run, and the eval file read as the evaluations read it. */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadTrainConfig, planTraining } from '../src/index.ts';
+import { writeDryRunFixture } from './dry-run-fixture.ts';
 
-const dir = mkdtempSync(join(tmpdir(), 'kotune-dry-'));
-const lines = Array.from({ length: 23 }, (_, i) => JSON.stringify({ query: `질문 ${i}`, pos: [`답 ${i}`], neg: [`오답 ${i}a`, `오답 ${i}b`, `오답 ${i}c`] }));
-writeFileSync(join(dir, 'train.jsonl'), `${lines.join('\n')}\n`);
-writeFileSync(join(dir, 'eval.jsonl'), `${lines.slice(0, 5).join('\n')}\n`);
-writeFileSync(join(dir, 'run.json'), JSON.stringify({
-  _comment: 'tiny', task: 'reranker', model_name_or_path: 'BAAI/bge-reranker-large', train_data: 'train.jsonl', eval_data: 'eval.jsonl',
-  per_device_train_batch_size: 2, gradient_accumulation_steps: 3, train_group_size: 3, num_train_epochs: 2, warmup_ratio: 0.1,
-}));
+const { dir, lines } = writeDryRunFixture('kotune-dry-');
 
 test('the plan: 23 lines / batch 2 = 12 batches, accumulation 3 -> 4 steps an epoch, 8 in all, warmup ceil(0.8) = 1', async () => {
   const plan = await planTraining(loadTrainConfig(join(dir, 'run.json')));
