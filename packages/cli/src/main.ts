@@ -3,6 +3,7 @@
  * `kotune <command> [options]`: each command lives in `commands/<command>.ts` and exports
  * `run(argv)`, loaded on demand so that `kotune metrics` does not pay for TensorFlow.js start-up.
  */
+import { fileURLToPath } from 'node:url';
 import { CliError } from './errors.ts';
 
 const COMMANDS: Record<string, { summary: string; load: () => Promise<{ run(argv: string[]): Promise<void> }> }> = {
@@ -35,6 +36,21 @@ async function main(argv: string[]): Promise<void> {
   const module = await command.load();
   await module.run(rest);
 }
+
+/**
+ * The folder the command was typed in, when that is not the current one: `pnpm kotune …` and `pnpm demo` run
+ * this file in the repository root wherever they are typed, and pnpm (as npm) passes that folder as INIT_CWD.
+ */
+function typedIn(): string | undefined {
+  const { INIT_CWD, npm_package_json, npm_lifecycle_event } = process.env;
+  const workspace = fileURLToPath(new URL('../../../package.json', import.meta.url));
+  const ours = npm_package_json === workspace && (npm_lifecycle_event === 'kotune' || npm_lifecycle_event === 'demo');
+  return ours && INIT_CWD ? INIT_CWD : undefined;
+}
+
+// Relative paths on the command line mean the user's folder.
+const userFolder = typedIn();
+if (userFolder) process.chdir(userFolder);
 
 main(process.argv.slice(2)).catch((error: unknown) => {
   if (error instanceof CliError) {
