@@ -16,7 +16,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Rng, TrainSampler, type TrainBatch } from '@kotune/data';
-import { initBackend, tf } from '@kotune/engine';
+import { initBackend } from '@kotune/engine';
 import {
   checkpointName, latestCheckpoint, readCheckpoint, removeStaleTemporaries, rotateCheckpoints, saveCheckpoint, type TrainerState,
 } from './checkpoint.ts';
