@@ -145,6 +145,21 @@ export function activeBackend(): BackendInfo | undefined {
   return active;
 }
 
+/**
+ * The version of each TensorFlow native package `initBackend` could load when asked for (the user installed
+ * it beside kotune), or undefined where it is absent; nothing is loaded.
+ */
+export function installedNativeBackends(): Record<'tensorflow-gpu' | 'tensorflow', string | undefined> {
+  const version = (pkg: string): string | undefined => {
+    try {
+      return (require(`${pkg}/package.json`) as { version: string }).version;
+    } catch {
+      return undefined;
+    }
+  };
+  return { 'tensorflow-gpu': version('@tensorflow/tfjs-node-gpu'), tensorflow: version('@tensorflow/tfjs-node') };
+}
+
 let defaultInit: Promise<BackendInfo> | undefined;
 
 /**
