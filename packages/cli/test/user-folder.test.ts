@@ -1,23 +1,22 @@
 /**
  * `pnpm kotune …` typed in a sub-folder of the repository: pnpm runs the script in the repository root, and
- * the relative paths the user typed must still mean their folder (INIT_CWD). Runs the real pnpm: the one
- * running this test (`npm_execpath` under `pnpm test`), else `npx -y pnpm@12`.
+ * the relative paths the user typed must still mean their folder (INIT_CWD). Runs the real pnpm.
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execFile } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { basename, join } from 'node:path';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { pnpmCommand } from '../../../test/support/pnpm.ts';
 
 const root = fileURLToPath(new URL('../../..', import.meta.url));
 const fixture = join(root, 'test/fixtures/xlmr-tiny/reranker');
 
 function pnpm(args: string[], cwd: string): Promise<{ code: number; out: string; err: string }> {
-  const own = process.env.npm_execpath;
-  const [command, ...first] = own && basename(own).startsWith('pnpm') ? [own] : ['npx', '-y', 'pnpm@12'];
+  const [command, ...first] = pnpmCommand();
   return new Promise((resolve) => {
-    execFile(command!, [...first, ...args], { cwd }, (error, out, err) => {
+    execFile(command, [...first, ...args], { cwd }, (error, out, err) => {
       resolve({ code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, out, err });
     });
   });
