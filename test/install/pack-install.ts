@@ -88,6 +88,9 @@ test('npx kotune --help, and kotune score on a fixture model: the first score', 
   assertOk(help, 'npx kotune --help');
   assert.match(help.out, /^usage: kotune <command>/);
   assert.match(help.out, /^  score /m);
+  const demo = await run('npx', ['--no-install', 'kotune', 'demo'], user);
+  assert.is(demo.code, 2, 'kotune demo outside a clone: a usage error');
+  assert.match(demo.err, /^kotune: demo: runs in a clone of the kotune repository/);
 
   cpSync(join(root, 'test/fixtures/xlmr-tiny/reranker'), join(user, 'models/reranker'), { recursive: true });
   writeFileSync(join(user, 'pairs.jsonl'), PAIRS.map(([query, passage]) => JSON.stringify({ query, passage })).join('\n') + '\n');
