@@ -1,6 +1,6 @@
 export {
-  CONFIG_KEYS, ConfigError, LOSSES, SCHEDULERS, TASKS, configHelp, everySteps, loadTrainConfig, lossKnobs, parseOverrides,
-  type ConfigKey, type LoadConfigOptions, type LossName, type SchedulerName, type Task, type TrainConfig,
+  CONFIG_KEYS, ConfigError, LOSSES, SCHEDULERS, TASK_LOSSES, TASKS, configHelp, everySteps, loadTrainConfig, lossKnobs, parseOverrides,
+  type ConfigKey, type EmbedderLoss, type LoadConfigOptions, type LossName, type RerankerLoss, type SchedulerName, type Task, type TrainConfig,
 } from './config.ts';
 export { formatPlan, planTraining, type TrainPlan } from './plan.ts';
 export { MetricsLog, isEvalLine, readMetricsLog, type EvalLogLine, type MetricsLine, type TrainLogLine } from './metrics-log.ts';

@@ -1,5 +1,7 @@
-export { configFromJson, configToJsonText, loadConfig, numLabels, withOverrides } from './configuration-xlm-roberta.ts';
-export type { ConfigOverrides, XLMRobertaConfig } from './configuration-xlm-roberta.ts';
+export {
+  configFromJson, configToJsonText, loadConfig, modelConfigFieldProblems, modelConfigProblems, numLabels, withOverrides, XLMR_CONFIG_FIELDS,
+} from './configuration-xlm-roberta.ts';
+export type { ConfigOverrides, XLMRobertaConfig, XLMRobertaConfigJson } from './configuration-xlm-roberta.ts';
 export {
   ACT2FN, XLMRobertaModel, XLMRobertaForSequenceClassification, createPositionIdsFromInputIds, firstToken,
   encoderParameterSpecs, classifierParameterSpecs, initParameters,

@@ -48,7 +48,10 @@ export async function run(argv: string[]): Promise<void> {
   try {
     config = loadTrainConfig(configPath, { overrides: parseOverrides(rest) });
   } catch (error) {
-    if (error instanceof ConfigError) throw new CliError(`train: ${error.message}`);
+    if (error instanceof ConfigError) {
+      const { problems } = error;
+      throw new CliError(problems.length === 1 ? `train: ${problems[0]}` : `train: ${problems.length} problems:\n  ${problems.join('\n  ')}`);
+    }
     throw error;
   }
   if (dryRun) {
