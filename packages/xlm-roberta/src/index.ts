@@ -15,3 +15,4 @@ export type { ScoreOptions } from './reranker.ts';
 export { Embedder } from './embedder.ts';
 export type { EmbedderSettings, EncodeOptions } from './embedder.ts';
 export type { LoadOptions } from './pretrained.ts';
+export type { TrainableModel } from './trainable.ts';
