@@ -12,7 +12,7 @@ import {
 
 const dir = mkdtempSync(join(tmpdir(), 'kotune-eval-'));
 
-test('eval cut-offs include every metric at 1, 3, 5, 10 and the INTERFACE.md set', () => {
+test('eval cut-offs include every metric at 1, 3, 5, 10 and the docs/evaluation.md set', () => {
   const names = metricNames(evalCutoffs());
   for (const k of [1, 3, 5, 10]) for (const m of ['f1', 'recall', 'precision', 'mrr', 'ndcg', 'accuracy']) assert.ok(names.includes(`${m}@${k}`), `${m}@${k}`);
   assert.ok(names.includes('map@100'));

@@ -11,7 +11,7 @@ import { quiet, tinyConfig, toyDataDir, toyLines, writeConfig } from './support/
 await initBackend({ backend: 'wasm', log: null });
 const TRAIN_KEYS = ['epoch', 'grad_norm', 'learning_rate', 'loss', 'samples_per_second', 'step'];
 
-/** metrics.jsonl follows INTERFACE.md: train lines with exactly its six keys, eval lines {step, eval}. */
+/** metrics.jsonl follows docs/run-folder.md: train lines with exactly its six keys, eval lines {step, eval}. */
 function checkMetricsLog(dir: string, totalSteps: number, rate: (step: number) => number): TrainLogLine[] {
   const lines = readMetricsLog(join(dir, 'metrics.jsonl'));
   const trainLines = lines.filter((l) => !isEvalLine(l)) as TrainLogLine[];
