@@ -14,7 +14,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { basename, dirname, extname, isAbsolute, resolve } from 'node:path';
 import type { ScheduleName } from '@kotune/optim';
-import { modelConfigFieldProblems, type XLMRobertaConfigJson } from '@kotune/xlm-roberta/config';
+import { modelConfigFieldProblems, XLMR_CONFIG_FIELDS, type XLMRobertaConfigJson } from '@kotune/xlm-roberta/config';
 
 export const TASKS = ['reranker', 'embedder'] as const;
 /** The losses each task takes; the first is its default. */
@@ -420,5 +420,15 @@ export function configHelp(): string {
         : spec.default === null || (Array.isArray(spec.default) && spec.default.length === 0) ? ''
           : ` [${JSON.stringify(spec.default)}]`;
     return `  ${key.padEnd(width)}  ${spec.help}${choices}${fallback}`;
+  }).join('\n');
+}
+
+/** The `kotune train --help` table of `model_config` keys, from the XLM-R config's one table. */
+export function modelConfigHelp(): string {
+  const fields = Object.values(XLMR_CONFIG_FIELDS);
+  const width = Math.max(...fields.map((f) => f.key.length));
+  return fields.map((f) => {
+    const choices = typeof f.type !== 'string' ? `: ${f.type.join(' | ')}` : '';
+    return `  ${f.key.padEnd(width)}  ${f.help}${choices}${f.default === null ? '' : ` [${JSON.stringify(f.default)}]`}`;
   }).join('\n');
 }

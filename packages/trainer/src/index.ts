@@ -1,5 +1,5 @@
 export {
-  CONFIG_KEYS, ConfigError, LOSSES, SCHEDULERS, TASK_LOSSES, TASKS, configHelp, everySteps, loadTrainConfig, lossKnobs, parseOverrides,
+  CONFIG_KEYS, ConfigError, LOSSES, SCHEDULERS, TASK_LOSSES, TASKS, configHelp, everySteps, modelConfigHelp, loadTrainConfig, lossKnobs, parseOverrides,
   type ConfigKey, type EmbedderLoss, type LoadConfigOptions, type LossName, type RerankerLoss, type SchedulerName, type Task, type TrainConfig,
 } from './config.ts';
 export { formatPlan, planTraining, type TrainPlan } from './plan.ts';

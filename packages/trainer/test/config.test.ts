@@ -3,7 +3,10 @@ import * as assert from 'uvu/assert';
 import { mkdtempSync, mkdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CONFIG_KEYS, ConfigError, configHelp, everySteps, loadTrainConfig, lossKnobs, parseOverrides, SCHEDULERS, type ConfigKey } from '../src/index.ts';
+import { XLMR_CONFIG_FIELDS } from '@kotune/xlm-roberta/config';
+import {
+  CONFIG_KEYS, ConfigError, configHelp, everySteps, loadTrainConfig, lossKnobs, modelConfigHelp, parseOverrides, SCHEDULERS, type ConfigKey,
+} from '../src/index.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'kotune-config-'));
 mkdirSync(join(dir, 'sub'));
@@ -134,6 +137,9 @@ test('the schema is the one definition: loaded defaults are its defaults, --help
   assert.match(line('sentence_pooling_method'), ': cls | mean');
   assert.match(line('task'), '(required)');
   assert.match(line('learning_rate'), '[0.00005]');
+  const modelHelp = modelConfigHelp().split('\n').map((l) => l.trim().split(/\s+/)[0]);
+  assert.equal(modelHelp, Object.values(XLMR_CONFIG_FIELDS).map((f) => f.key), 'model_config keys from the XLM-R config table');
+  assert.match(modelConfigHelp(), /hidden_size +width of every layer, a multiple of num_attention_heads \[768\]/);
 });
 
 test('every problem is reported at once, each naming the file and key; model_config fields are checked by the XLM-R schema', () => {
