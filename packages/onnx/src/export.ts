@@ -37,6 +37,8 @@ const ALIGNMENT = 4096;
 export interface OnnxExportOptions {
   /** External data files: `'auto'` (default) when the weights pass 2 GB, or always / never. */
   externalData?: boolean | 'auto';
+  /** Largest external data file (default `MAX_DATA_FILE_BYTES`); smaller files suit a browser's cache. */
+  dataFileBytes?: number;
 }
 
 export interface OnnxExportResult {
@@ -96,7 +98,7 @@ export async function writeOnnx(model: Reranker | Embedder, dir: string, options
   await writeModelFolder(onnxDir, (staging) => {
     let tensor = inlineTensor;
     if (external) {
-      const data = writeExternalData(graph.initializers, staging, 'model.onnx');
+      const data = writeExternalData(graph.initializers, staging, 'model.onnx', options.dataFileBytes ?? MAX_DATA_FILE_BYTES);
       dataFiles = data.files;
       bytes += data.bytes;
       tensor = (initializer) => data.tensors.get(initializer.name) ?? inlineTensor(initializer);
@@ -120,7 +122,7 @@ export async function writeOnnx(model: Reranker | Embedder, dir: string, options
  * Writes the initializers of at least `EXTERNAL_MIN_BYTES` into `<model>_data`, `<model>_data_1`, ... and
  * returns the TensorProtos that point at them.
  */
-function writeExternalData(initializers: Initializer[], dir: string, modelFile: string): { files: string[]; bytes: number; tensors: Map<string, TensorProto> } {
+function writeExternalData(initializers: Initializer[], dir: string, modelFile: string, fileBytes: number): { files: string[]; bytes: number; tensors: Map<string, TensorProto> } {
   const files: string[] = [];
   const tensors = new Map<string, TensorProto>();
   let fd = -1;
@@ -130,9 +132,9 @@ function writeExternalData(initializers: Initializer[], dir: string, modelFile: 
     for (const initializer of initializers) {
       const raw = rawBytes(initializer.data);
       if (raw.byteLength < EXTERNAL_MIN_BYTES) continue;
-      if (raw.byteLength > MAX_DATA_FILE_BYTES) throw new Error(`ONNX export: tensor "${initializer.name}" (${raw.byteLength} bytes) is larger than a data file may be`);
+      if (raw.byteLength > fileBytes) throw new Error(`ONNX export: tensor "${initializer.name}" (${raw.byteLength} bytes) is larger than a data file may be (${fileBytes} bytes)`);
       let offset = Math.ceil(end / ALIGNMENT) * ALIGNMENT;
-      if (fd < 0 || offset + raw.byteLength > MAX_DATA_FILE_BYTES) {
+      if (fd < 0 || offset + raw.byteLength > fileBytes) {
         if (fd >= 0) closeSync(fd);
         files.push(`${modelFile}_data${files.length === 0 ? '' : `_${files.length}`}`);
         fd = openSync(join(dir, files.at(-1)!), 'w');
