@@ -93,7 +93,9 @@ async function pageText(chromium: string, url: string, selector: string, flags: 
     }
     return text;
   } finally {
+    const exited = new Promise((done) => browser.once('exit', done));
     browser.kill();
+    await exited;
   }
 }
 
@@ -143,7 +145,7 @@ test('the browser page scores the exported reranker as kotune does', async () =>
   } finally {
     site.close();
     cdn.close();
-    rmSync(work, { recursive: true, force: true });
+    rmSync(work, { recursive: true, force: true, maxRetries: 5 });
   }
 });
 
