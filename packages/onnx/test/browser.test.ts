@@ -138,7 +138,10 @@ test('the browser page scores the exported reranker as kotune does', async () =>
   const [sitePort, cdnPort] = await Promise.all([listen(site), listen(cdn)]);
   try {
     const shown = await pageText(CHROMIUM, `http://127.0.0.1:${sitePort}/`, '#scores', [
-      `--user-data-dir=${join(work, 'profile')}`, `--host-resolver-rules=MAP cdn.jsdelivr.net:443 127.0.0.1:${cdnPort}`, '--ignore-certificate-errors',
+      `--user-data-dir=${join(work, 'profile')}`, '--ignore-certificate-errors',
+      // Every host name but the CDN's resolves to nothing: the browser reaches only the two local servers.
+      `--host-resolver-rules=MAP cdn.jsdelivr.net:443 127.0.0.1:${cdnPort}, MAP * ~NOTFOUND, EXCLUDE 127.0.0.1`,
+      '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-domain-reliability',
     ]);
     assert.ok(shown.startsWith('['), `the page shows scores, not ${JSON.stringify(shown)}`);
     assert.ok(report('browser page vs Reranker.score(normalize)', maxRelativeError(JSON.parse(shown) as number[], expected)) <= 1e-5);
