@@ -1,6 +1,6 @@
 /**
- * Writes a model folder's ONNX export, `DIR/onnx/model.onnx`, where transformers.js
- * (`from_pretrained(DIR)`), optimum and sentence-transformers' ONNX backend look for it. The folder's other
+ * Writes a model folder's ONNX export, `DIR/onnx/model.onnx`, where transformers.js (`from_pretrained(DIR)`)
+ * and optimum look for it. The folder's other
  * files (config, tokenizer, sentence-transformers pooling) stay as they are: they are what a client needs
  * around the graph.
  *
@@ -86,10 +86,17 @@ export function modelGraph(model: Reranker | Embedder) {
 
 /**
  * Writes `dir/onnx/model.onnx` (and its data files) for a loaded model. Files are written under temporary
- * names and renamed into place, so no reader sees half an export.
+ * names and renamed into place, so no reader sees half an export. Only `dir/onnx/` is written (and the
+ * external-data setting of `dir/config.json`, when there is one): `model.save(dir)` writes the rest of a folder
+ * transformers.js can load.
  */
 export async function writeOnnx(model: Reranker | Embedder, dir: string, options: OnnxExportOptions = {}): Promise<OnnxExportResult> {
   const { task, graph } = modelGraph(model);
+  const fileBytes = options.dataFileBytes ?? MAX_DATA_FILE_BYTES;
+  if (!Number.isInteger(fileBytes) || fileBytes < ALIGNMENT || fileBytes > MAX_DATA_FILE_BYTES) {
+    throw new Error(`ONNX export: dataFileBytes must be an integer from ${ALIGNMENT} to ${MAX_DATA_FILE_BYTES}, got ${fileBytes}`);
+  }
+  const architecture = task === 'reranker' ? 'XLMRobertaForSequenceClassification' : 'XLMRobertaModel';
   const weightBytes = graph.initializers.reduce((sum, t) => sum + t.data.byteLength, 0);
   const external = options.externalData === undefined || options.externalData === 'auto' ? weightBytes > INLINE_LIMIT_BYTES : options.externalData;
   const onnxDir = join(dir, 'onnx');
@@ -98,15 +105,14 @@ export async function writeOnnx(model: Reranker | Embedder, dir: string, options
   await writeModelFolder(onnxDir, (staging) => {
     let tensor = inlineTensor;
     if (external) {
-      const data = writeExternalData(graph.initializers, staging, 'model.onnx', options.dataFileBytes ?? MAX_DATA_FILE_BYTES);
+      const data = writeExternalData(graph.initializers, staging, 'model.onnx', fileBytes);
       dataFiles = data.files;
       bytes += data.bytes;
       tensor = (initializer) => data.tensors.get(initializer.name) ?? inlineTensor(initializer);
     }
     const proto = graph.model({
-      graphName: task === 'reranker' ? 'XLMRobertaForSequenceClassification' : 'XLMRobertaModel',
-      opset: OPSET, irVersion: IR_VERSION, producerVersion: version,
-      docString: `${task === 'reranker' ? 'XLMRobertaForSequenceClassification' : 'XLMRobertaModel'} (eval mode), exported by kotune`,
+      graphName: architecture, opset: OPSET, irVersion: IR_VERSION, producerVersion: version,
+      docString: `${architecture} (eval mode), exported by kotune`,
       tensor,
     });
     const encoded = toBinary(ModelProtoSchema, proto);
@@ -169,10 +175,12 @@ function removeStaleDataFiles(onnxDir: string, keep: string[]): void {
 /**
  * Records in `config.json` how many external data files transformers.js must fetch
  * (`transformers.js_config.use_external_data_format`), or removes that setting when there are none. The file
- * is left untouched when nothing changes; otherwise rewritten as Python writes it, other keys kept in place.
+ * is left untouched when nothing changes (or absent); otherwise rewritten as Python writes it, other keys kept
+ * in place.
  */
 function updateTransformersJsConfig(dir: string, dataFiles: number): void {
   const path = join(dir, 'config.json');
+  if (!existsSync(path)) return;
   const json = JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>;
   const settings = { ...(json['transformers.js_config'] as Record<string, unknown> | undefined) };
   if ((settings.use_external_data_format ?? 0) === dataFiles) return;

@@ -64,6 +64,12 @@ test('a tensor larger than a data file may be is an error naming it; the folder 
     assert.match((error as Error).message, 'tensor "embeddings.word_embeddings.weight" (4096256 bytes) is larger than a data file may be (1000000 bytes)');
   }
   assert.ok(existsSync(join(dir, 'onnx', 'model.onnx')));
+  try {
+    await exportedCopy(EMBEDDER_DIR, { externalData: true, dataFileBytes: 100 });
+    assert.unreachable('should fail');
+  } catch (error) {
+    assert.match((error as Error).message, 'dataFileBytes must be an integer from 4096 to 2146435072, got 100');
+  }
 });
 
 test.run();

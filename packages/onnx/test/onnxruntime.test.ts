@@ -6,14 +6,15 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fromBinary } from '@bufbuild/protobuf';
 import { initBackend } from '@kotune/engine';
 import { Embedder, Reranker } from '@kotune/xlm-roberta';
 import * as ort from 'onnxruntime-node';
 import { ModelProtoSchema, TensorProto_DataType, type ValueInfoProto } from '../src/gen/onnx_pb.ts';
-import { IR_VERSION, OPSET } from '../src/index.ts';
+import { IR_VERSION, OPSET, writeOnnx } from '../src/index.ts';
 import {
   cases, EMBEDDER_DIR, exportedCopy, kotuneOutput, maxRelativeError, ortOutput, padBatch, randomSequence, report, RERANKER_DIR, type Batch,
 } from './support.ts';
@@ -109,6 +110,17 @@ test('onnxruntime fuses the graph: Attention, SkipLayerNormalization and BiasGel
     assert.is(ops.BiasGelu, layers);
     for (const unfused of ['Softmax', 'Erf', 'ReduceMean', 'Pow', 'Sqrt', 'Transpose', 'LayerNormalization']) assert.is(ops[unfused], undefined, unfused);
   }
+});
+
+test('writeOnnx: a model in memory into a folder of its own (only onnx/ is written), the same logits', async () => {
+  const dir = join(mkdtempSync(join(tmpdir(), 'kotune-onnx-')), 'bench');
+  const result = await writeOnnx(reranker, dir);
+  assert.equal(readdirSync(dir), ['onnx']);
+  assert.equal(result, { task: 'reranker', modelPath: join(dir, 'onnx', 'model.onnx'), dataPaths: [], bytes: statSync(result.modelPath).size });
+  const batch = fromCase(cases.reranker_forward.pairs_only_second);
+  const s = await session(dir, 'all');
+  assert.ok(maxRelativeError((await ortOutput(s, batch)).data, kotuneOutput(reranker, batch)) <= TOLERANCE);
+  await s.release();
 });
 
 test.after(() => {
