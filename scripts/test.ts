@@ -50,7 +50,8 @@ function runFile(file: string): Promise<FileResult> {
       const skipped = count('Skipped') ?? 0;
       let failed: number;
       if (total === undefined || passed === undefined) failed = 1; // failed to load or crashed before uvu reported
-      else failed = total - passed + (code === 0 || total - passed > 0 ? 0 : 1); // uvu's Total leaves the skipped out
+      // uvu's Total leaves the skipped tests out.
+      else failed = total - passed + (code === 0 || total - passed > 0 ? 0 : 1);
       resolve({ file: relative(root, file), passed: passed ?? 0, failed, skipped, output, seconds: (Date.now() - started) / 1000 });
     });
   });

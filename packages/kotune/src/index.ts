@@ -1,6 +1,6 @@
 /**
  * `kotune`: the whole API in one import — the model and its `Reranker` / `Embedder` (@kotune/xlm-roberta), the
- * trainer, evaluation and mining, losses, optimizer, metrics, data, tokenizer, weights, hub and the backend
+ * trainer, evaluation and mining, ONNX export, losses, optimizer, metrics, data, tokenizer, weights, hub and the backend
  * (`initBackend`, `tf`). Each also installs on its own as `@kotune/<name>`.
  */
 export * from '@kotune/engine';
@@ -14,3 +14,4 @@ export * from '@kotune/metrics';
 export * from '@kotune/data';
 export * from '@kotune/trainer';
 export * from '@kotune/eval';
+export * from '@kotune/onnx';

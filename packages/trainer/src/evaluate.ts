@@ -60,12 +60,12 @@ export async function evaluate(config: TrainConfig, model: TrainModel, set: Eval
   const batchSize = config.per_device_eval_batch_size;
   if (model.kind === 'reranker' && set.kind === 'reranker') {
     const maxLength = Math.min(config.max_len, model.maxSequenceLength);
-    const score = (pairs: [string, string][]) => model.reranker.score(pairs, { normalize: false, batchSize, maxLength });
+    const score = (pairs: [string, string][]) => model.score(pairs, { normalize: false, batchSize, maxLength });
     const scores = await scoreCandidates(set.queries, score, { progress: false, chunkPairs: Math.max(batchSize, 256) });
     return rerankedMetrics(set.queries, scores, cutoffs).means;
   }
   if (model.kind === 'embedder' && set.kind === 'embedder') {
-    const encode = (maxLength: number) => (texts: string[]) => model.embedder.encode(texts, { batchSize, maxLength });
+    const encode = (maxLength: number) => (texts: string[]) => model.encode(texts, { batchSize, maxLength });
     const corpus = await encodeIntoMatrix(set.corpus, set.corpus.length, encode(config.passage_max_len), { progress: false });
     const queryVectors = await encode(config.query_max_len)(set.queries.map((q) => q.query));
     const hits = searchTopK(corpus, queryVectors, Math.min(depthOf(cutoffs), set.corpus.length));

@@ -15,6 +15,7 @@ import { pool, POOLING_MODES, type PoolingMode } from './pooling.ts';
 import { checkTokenizer, configOverrides, freshConfig, resolveFolder, stderrLog, type LoadOptions } from './pretrained.ts';
 import { readSentenceTransformerFolder, writeSentenceTransformerFiles } from './sentence-transformers.ts';
 import { mapSortedBatches } from './sorted-batches.ts';
+import type { TrainableModel } from './trainable.ts';
 
 export interface EmbedderSettings {
   /** Default: the folder's `1_Pooling`, else CLS (FlagEmbedding's BGE default). */
@@ -38,7 +39,8 @@ export interface EncodeOptions {
   maxLength?: number;
 }
 
-export class Embedder {
+export class Embedder implements TrainableModel {
+  readonly kind = 'embedder';
   readonly config: XLMRobertaConfig;
   readonly tokenizer: XLMRTokenizer;
   readonly model: XLMRobertaModel;
@@ -106,6 +108,10 @@ export class Embedder {
     const tokenizer = XLMRTokenizer.fromFolder(tokenizerDir);
     const full = freshConfig(config, tokenizer, configOverrides(settings));
     return new Embedder(full, tokenizer, initParameters(encoderParameterSpecs(full, { addPoolingLayer: true }), full, seed), settings);
+  }
+
+  get maxSequenceLength(): number {
+    return this.model.maxSequenceLength;
   }
 
   /** Sentence embeddings `[B, H]` (pooled, normalised when the embedder normalises); inputs `[B, S]`. */

@@ -15,6 +15,7 @@ import {
 } from './modeling-xlm-roberta.ts';
 import { checkTokenizer, configOverrides, freshConfig, resolveFolder, stderrLog, type LoadOptions } from './pretrained.ts';
 import { mapSortedBatches } from './sorted-batches.ts';
+import type { TrainableModel } from './trainable.ts';
 
 export interface ScoreOptions {
   /** Sigmoid of the logits (FlagEmbedding `normalize=True`); default false: raw logits. */
@@ -27,7 +28,8 @@ export interface ScoreOptions {
 
 const DEFAULT_MAX_LENGTH = 512;
 
-export class Reranker {
+export class Reranker implements TrainableModel {
+  readonly kind = 'reranker';
   readonly config: XLMRobertaConfig;
   readonly tokenizer: XLMRTokenizer;
   readonly model: XLMRobertaForSequenceClassification;
@@ -67,6 +69,10 @@ export class Reranker {
       ...classifierParameterSpecs(full),
     ];
     return new Reranker(full, tokenizer, initParameters(specs, full, seed));
+  }
+
+  get maxSequenceLength(): number {
+    return this.model.roberta.maxSequenceLength;
   }
 
   /** Logits `[B]` (one label) or `[B, num_labels]`; `inputIds` / `attentionMask` are `[B, S]`. */

@@ -96,7 +96,7 @@ export async function run(argv: string[]): Promise<void> {
   freshRunFolder(config.output_dir, v['output-dir'] === undefined);
 
   await initBackend({ backend: config.backend ?? undefined }); // prints the "backend: ..." line
-  const queries = (await Promise.all(config.eval_data.map(readRerankQueries))).flat();
+  const queries = (await Promise.all(config.eval_data.map((path) => readRerankQueries(path)))).flat();
   const batchSize = config.per_device_eval_batch_size;
 
   // The trainer starts from this very model: the same config, tokenizer and seed give the same weights.
