@@ -1,12 +1,14 @@
-// Builds build/kotune_native.node from src/kernels.cc with the system C++ compiler against Node's own
-// headers (no node-gyp: it would download headers, and this needs one compiler call). Runs at
+// Builds build/kotune_native.node from src/*.cc (one file per job, see src/kernels.h) with the system C++
+// compiler against Node's own headers (no node-gyp: it would download headers, and this needs a compiler call
+// per file and one to link). Runs at
 // `pnpm install`; where it cannot build (no compiler, no headers, not x86-64 Linux) it says why and
 // exits 0, and the engine keeps the backends' own kernels. Plain JavaScript: it runs before the
 // workspace's TypeScript tooling is installed.
-import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
+import { execFile, execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const output = join(here, 'build', 'kotune_native.node');
@@ -31,15 +33,27 @@ if (process.platform !== 'linux' || process.arch !== 'x64') skip(`needs x86-64 L
 const headers = nodeHeaders();
 if (!headers) skip("Node's headers (node_api.h) were not found; set npm_config_nodedir to Node's install prefix");
 
-mkdirSync(dirname(output), { recursive: true });
+// Each source compiles in a process of its own, all at once (the files are independent), then one call links them.
+const sources = readdirSync(join(here, 'src')).filter((f) => f.endsWith('.cc')).sort();
+const objects = join(dirname(output), `objects.${process.pid}.tmp`);
 const temporary = `${output}.${process.pid}.tmp`;
+const run = promisify(execFile);
+const flags = ['-O3', '-std=c++17', '-ffp-contract=off', '-fPIC', '-Wall', '-Wextra'];
+mkdirSync(objects, { recursive: true });
 try {
-  execFileSync(compiler, ['-O3', '-std=c++17', '-ffp-contract=off', '-shared', '-fPIC', '-Wall', '-Wextra', `-I${headers}`, join(here, 'src', 'kernels.cc'), '-o', temporary, '-ldl'], {
-    stdio: ['ignore', 'inherit', 'inherit'],
-  });
+  const compiled = await Promise.all(sources.map(async (source) => {
+    const object = join(objects, source.replace(/\.cc$/, '.o'));
+    const { stderr } = await run(compiler, [...flags, `-I${headers}`, '-c', join(here, 'src', source), '-o', object]);
+    if (stderr) process.stderr.write(stderr);
+    return object;
+  }));
+  execFileSync(compiler, [...flags, '-shared', ...compiled, '-o', temporary, '-ldl'], { stdio: ['ignore', 'inherit', 'inherit'] });
   renameSync(temporary, output);
+  rmSync(objects, { recursive: true, force: true });
 } catch (err) {
   rmSync(temporary, { force: true });
+  rmSync(objects, { recursive: true, force: true });
+  if (err.stderr) process.stderr.write(err.stderr);
   skip(`${compiler} failed: ${err.code === 'ENOENT' ? 'not installed' : err.message.split('\n')[0]}`);
 }
 console.log(`@kotune/native: built ${output}`);

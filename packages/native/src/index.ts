@@ -1,5 +1,5 @@
 /**
- * kotune's native kernels (`src/kernels.cc`, built at install by `build.mjs`) on float32 typed arrays, in
+ * kotune's native kernels (`src/*.cc`, one file per job, built at install by `build.mjs`) on float32 typed arrays, in
  * place: the matrix product `c = op(a) · op(b)`, on OpenBLAS when the machine has it (opened at run time) or
  * on the addon's own AVX2/AVX-512 kernel; a fused AdamW update; a sum of squares; GELU, dropout,
  * LayerNorm and attention softmax with their gradients; float64 dot products for exact search. The engine runs the wasm and cpu
@@ -16,7 +16,7 @@ export type GemmKernel = 'openblas' | 'builtin' | 'builtin-avx2';
 export const NATIVE_CHOICES = ['auto', 'openblas', 'builtin', 'builtin-avx2', 'off'] as const;
 export type NativeChoice = (typeof NATIVE_CHOICES)[number];
 
-/** The kernels the addon exports as they are (see `src/kernels.cc`). */
+/** The kernels the addon exports as they are (see `src/binding.cc`). */
 export interface PassThroughKernels {
   /** Σ x², accumulated in double. */
   sumOfSquares(x: Float32Array): number;
