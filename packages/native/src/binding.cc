@@ -349,6 +349,108 @@ napi_value JsDotRows(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+// The encoder kernel for a gemm kernel id (the same ids as gemm's), or false with an error thrown.
+bool EncoderKernelOf(napi_env env, napi_value value, EncoderKernel* kernel) {
+  int32_t id;
+  if (napi_get_value_int32(env, value, &id) != napi_ok || id < kBuiltin || id > kBuiltinAvx2 ||
+      (id == kOpenBlas && !openblas.sgemm) || kIsa == Isa::kNone) {
+    napi_throw_error(env, nullptr, "encoder layer: that kernel is not available on this machine (the encoder needs AVX2 and FMA)");
+    return false;
+  }
+  *kernel = static_cast<EncoderKernel>(id);
+  return true;
+}
+
+bool PositiveInts(napi_env env, const napi_value* values, int count, int32_t* out, const char* what) {
+  for (int i = 0; i < count; i++) {
+    if (napi_get_value_int32(env, values[i], &out[i]) != napi_ok || out[i] <= 0) {
+      napi_throw_type_error(env, nullptr, what);
+      return false;
+    }
+  }
+  return true;
+}
+
+// packEncoderLayer(kernel, weights, hidden, ffn): a new Float32Array holding the layer's 16 tensors (query weight,
+// bias, key weight, bias, value weight, bias, attention output dense weight, bias, its LayerNorm weight, bias,
+// intermediate dense weight, bias, output dense weight, bias, its LayerNorm weight, bias) laid out for `kernel`.
+napi_value JsPackEncoderLayer(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  if (!Check(env, napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr), "packEncoderLayer: bad arguments")) return nullptr;
+  EncoderKernel kernel;
+  int32_t sizes[2];
+  if (argc != 4) {
+    napi_throw_type_error(env, nullptr, "packEncoderLayer(kernel, weights, hidden, ffn) takes 4 arguments");
+    return nullptr;
+  }
+  if (!EncoderKernelOf(env, argv[0], &kernel) || !PositiveInts(env, argv + 2, 2, sizes, "packEncoderLayer: hidden and ffn must be positive integers")) return nullptr;
+  const size_t hidden = sizes[0], ffn = sizes[1];
+  const size_t lengths[16] = {hidden * hidden, hidden, hidden * hidden, hidden, hidden * hidden, hidden, hidden * hidden, hidden,
+                              hidden, hidden, ffn * hidden, ffn, hidden * ffn, hidden, hidden, hidden};
+  float* t[16];
+  for (uint32_t i = 0; i < 16; i++) {
+    napi_value element;
+    size_t length;
+    if (napi_get_element(env, argv[1], i, &element) != napi_ok || !Float32Data(env, element, &t[i], &length, "each weight")) return nullptr;
+    if (length != lengths[i]) {
+      napi_throw_range_error(env, nullptr, ("packEncoderLayer: weight " + std::to_string(i) + " has " + std::to_string(length) +
+                                            " floats, the layer's shapes need " + std::to_string(lengths[i])).c_str());
+      return nullptr;
+    }
+  }
+  const EncoderLayerWeights w{{t[0], t[2], t[4]}, {t[1], t[3], t[5]}, t[6], t[7], t[8], t[9], t[10], t[11], t[12], t[13], t[14], t[15]};
+  const size_t length = PackedEncoderLayerLength(kernel, sizes[0], sizes[1]);
+  void* data = nullptr;
+  napi_value buffer, result;
+  if (!Check(env, napi_create_arraybuffer(env, length * sizeof(float), &data, &buffer), "packEncoderLayer: out of memory") ||
+      !Check(env, napi_create_typedarray(env, napi_float32_array, length, buffer, 0, &result), "packEncoderLayer: out of memory")) {
+    return nullptr;
+  }
+  PackEncoderLayer(kernel, w, sizes[0], sizes[1], static_cast<float*>(data));
+  return result;
+}
+
+// encoderLayer(kernel, packed, x, mask, y, [batch, seq, hidden, heads, ffn], divisor, eps): y = the layer (see
+// encoder.cc) applied to x [batch·seq, hidden] with the additive mask [batch, seq]; y must not be x.
+napi_value JsEncoderLayer(napi_env env, napi_callback_info info) {
+  size_t argc = 8;
+  napi_value argv[8];
+  if (!Check(env, napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr), "encoderLayer: bad arguments")) return nullptr;
+  if (argc != 8) {
+    napi_throw_type_error(env, nullptr, "encoderLayer(kernel, packed, x, mask, y, [batch, seq, hidden, heads, ffn], divisor, eps) takes 8 arguments");
+    return nullptr;
+  }
+  EncoderKernel kernel;
+  float *packed, *x, *mask, *y;
+  size_t packed_len, x_len, mask_len, y_len;
+  int32_t dims[5];
+  double divisor, eps;
+  if (!EncoderKernelOf(env, argv[0], &kernel) || !Float32Data(env, argv[1], &packed, &packed_len, "packed") ||
+      !Float32Data(env, argv[2], &x, &x_len, "x") || !Float32Data(env, argv[3], &mask, &mask_len, "mask") ||
+      !Float32Data(env, argv[4], &y, &y_len, "y")) {
+    return nullptr;
+  }
+  napi_value dim_values[5];
+  for (uint32_t i = 0; i < 5; i++) {
+    if (napi_get_element(env, argv[5], i, &dim_values[i]) != napi_ok) dim_values[i] = nullptr;
+  }
+  if (!PositiveInts(env, dim_values, 5, dims, "encoderLayer: batch, seq, hidden, heads and ffn must be positive integers")) return nullptr;
+  if (napi_get_value_double(env, argv[6], &divisor) != napi_ok || napi_get_value_double(env, argv[7], &eps) != napi_ok) {
+    napi_throw_type_error(env, nullptr, "encoderLayer: divisor and eps must be numbers");
+    return nullptr;
+  }
+  const EncoderShape shape{dims[0], dims[1], dims[2], dims[3], dims[4], static_cast<float>(divisor), static_cast<float>(eps)};
+  const size_t tokens = size_t(shape.batch) * shape.seq;
+  if (shape.hidden % shape.heads != 0 || packed_len != PackedEncoderLayerLength(kernel, shape.hidden, shape.ffn) ||
+      x_len != tokens * shape.hidden || y_len != x_len || mask_len != tokens || x == y) {
+    napi_throw_range_error(env, nullptr, "encoderLayer: x and y must be distinct [batch·seq, hidden] arrays, mask [batch, seq], packed the layer packed for this kernel and these sizes, hidden a multiple of heads");
+    return nullptr;
+  }
+  EncoderLayerForward(kernel, packed, shape, x, mask, y);
+  return nullptr;
+}
+
 napi_value JsOpenBlasThreads(napi_env env, napi_callback_info) {
   napi_value result;
   napi_create_int32(env, openblas.get_num_threads ? openblas.get_num_threads() : 0, &result);
@@ -385,6 +487,8 @@ NAPI_MODULE_INIT() {
   SetFunction(env, exports, "dotRows", JsDotRows);
   SetFunction(env, exports, "softmax", JsSoftmax);
   SetFunction(env, exports, "softmaxGrad", JsSoftmaxGrad);
+  SetFunction(env, exports, "packEncoderLayer", JsPackEncoderLayer);
+  SetFunction(env, exports, "encoderLayer", JsEncoderLayer);
   SetFunction(env, exports, "openBlasThreads", JsOpenBlasThreads);
   SetString(env, exports, "openBlasLibrary", openblas.library);
   SetString(env, exports, "openBlasConfig", openblas.config);

@@ -53,13 +53,6 @@ void OpenBlasGemm(int batch, int m, int n, int k, const float* a, bool trans_a, 
 
 namespace {
 
-// op(X) of a row-major X: op(X)(i, p) is X[i·ld + p], or X[p·ld + i] when transposed.
-struct Matrix {
-  const float* data;
-  bool trans;
-  int ld;
-};
-
 // Cache blocks: an A block (MC x KC) stays in L2, a B panel (KC x NR) in L1, a B block (KC x NC) in L3.
 // The register tile MR x NR depends on the vector width (below); MC and NC are multiples of both.
 constexpr int KC = 256, MC = 96, NC = 2048;
@@ -226,8 +219,6 @@ Isa DetectIsa() {
 const Isa kIsa = DetectIsa();
 const bool kBuiltinSupported = kIsa != Isa::kNone;
 
-namespace {
-
 // C (row stride ldc) = op(A) · op(B) on one thread with the given tile.
 void BuiltinGemm(Isa isa, int m, int n, int k, const Matrix& a, const Matrix& b, float* c, int ldc) {
   if (isa == Isa::kAvx512) {
@@ -237,7 +228,52 @@ void BuiltinGemm(Isa isa, int m, int n, int k, const Matrix& a, const Matrix& b,
   }
 }
 
+// A weight packed once: op(B) = Wᵀ (k x n) as BlockedGemm's PackB lays it out, for every KC block of k one after
+// another (block p0 holds its panels of NR columns, n rounded up to whole panels, p-major inside a panel).
+int PanelWidth(Isa isa) { return isa == Isa::kAvx512 ? Avx512Tile::NR : Avx2Tile::NR; }
+
+size_t PackedWeightLength(Isa isa, int n, int k) {
+  const int nr = PanelWidth(isa);
+  return size_t((n + nr - 1) / nr * nr) * k;
+}
+
+void PackWeight(Isa isa, const float* w, int n, int k, float* out) {
+  const int nr = PanelWidth(isa), n_pad = (n + nr - 1) / nr * nr;
+  for (int p0 = 0; p0 < k; p0 += KC) PackB(Matrix{w, true, k}, p0, std::min(KC, k - p0), 0, n, nr, out + size_t(p0) * n_pad);
+}
+
+namespace {
+
+template <typename Tile>
+void PackedRows(int i0, int mc, int n, int k, const float* a, int lda, const float* packed, float* c, int ldc) {
+  thread_local std::vector<float> packed_a(MC * KC);
+  const int n_pad = (n + Tile::NR - 1) / Tile::NR * Tile::NR;
+  for (int p0 = 0; p0 < k; p0 += KC) {
+    const int kc = std::min(KC, k - p0);
+    PackA(Matrix{a, false, lda}, i0, mc, p0, kc, Tile::MR, packed_a.data());
+    const float* block = packed + size_t(p0) * n_pad;
+    for (int jr = 0; jr < n; jr += Tile::NR) {
+      for (int ir = 0; ir < mc; ir += Tile::MR) {
+        Tile::Run(kc, packed_a.data() + ir * kc, block + size_t(jr) * kc, c + int64_t(i0 + ir) * ldc + jr, ldc, p0 > 0,
+                  std::min(Tile::MR, mc - ir), std::min(Tile::NR, n - jr));
+      }
+    }
+  }
+}
+
 }  // namespace
+
+// Rows [i0, i0 + mc) of C = A · Wᵀ (A row-major k wide, row stride lda) from W packed by PackWeight, on one thread:
+// each element takes the same operations in the same order as BuiltinGemm gives it.
+void PackedGemmRows(Isa isa, int i0, int mc, int n, int k, const float* a, int lda, const float* packed, float* c, int ldc) {
+  if (isa == Isa::kAvx512) {
+    PackedRows<Avx512Tile>(i0, mc, n, k, a, lda, packed, c, ldc);
+  } else {
+    PackedRows<Avx2Tile>(i0, mc, n, k, a, lda, packed, c, ldc);
+  }
+}
+
+const int kGemmRowBlock = MC;
 
 // `batch` products on kBuiltinThreads threads: whole batch entries per thread when there are enough of them,
 // else each entry's columns split in ranges of whole register tiles (each thread packs its own B columns and

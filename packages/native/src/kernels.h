@@ -8,6 +8,7 @@
 //   softmax.cc      attention softmax and its gradient
 //   adamw.cc        the fused AdamW update and the sum of squares for gradient clipping
 //   search.cc       float64 dot products for exact search
+//   encoder.cc      a whole encoder layer for inference (products, fused attention, GELU, LayerNorms)
 //   binding.cc      the N-API functions: argument checks, then a call to one of the kernels declared here
 //
 // Why native: tfjs-backend-wasm's products run on 128-bit wasm SIMD at ~28 GFLOP/s a core inside the model,
@@ -46,11 +47,57 @@ struct OpenBlas {
 extern OpenBlas openblas;
 void OpenOpenBlas();
 
+// op(X) of a row-major X: op(X)(i, p) is X[i·ld + p], or X[p·ld + i] when transposed.
+struct Matrix {
+  const float* data;
+  bool trans;
+  int ld;
+};
+
+// C (row stride ldc) = op(A) · op(B) on the calling thread, built-in kernel with the given tile.
+void BuiltinGemm(Isa isa, int m, int n, int k, const Matrix& a, const Matrix& b, float* c, int ldc);
+
+// A Linear weight W [n, k] (PyTorch's [out, in]) packed once for products x · Wᵀ (PackWeight writes
+// PackedWeightLength floats), and rows [i0, i0 + mc) of C = A · Wᵀ from it on the calling thread: the same bits as
+// BuiltinGemm(A, Wᵀ). Row blocks of kGemmRowBlock rows keep the packed A block in L2.
+size_t PackedWeightLength(Isa isa, int n, int k);
+void PackWeight(Isa isa, const float* w, int n, int k, float* out);
+void PackedGemmRows(Isa isa, int i0, int mc, int n, int k, const float* a, int lda, const float* packed, float* c, int ldc);
+extern const int kGemmRowBlock;
+
 // c[i] = op(a[i]) · op(b[i]) for i < batch, row-major, each operand's entries stored one after another; c is
 // overwritten. The built-in kernel runs on kBuiltinThreads threads with the given tile; OpenBLAS on its own.
 void ParallelBuiltinGemm(Isa isa, int batch, int m, int n, int k, const float* a, bool trans_a, const float* b,
                          bool trans_b, float* c);
 void OpenBlasGemm(int batch, int m, int n, int k, const float* a, bool trans_a, const float* b, bool trans_b, float* c);
+
+// ---- encoder.cc ---------------------------------------------------------------------------------------------
+
+// The product kernel a native encoder layer runs on.
+enum class EncoderKernel { kBuiltin = 0, kOpenBlas = 1, kBuiltinAvx2 = 2 };
+Isa IsaOf(EncoderKernel kernel);
+
+// The 16 tensors of an XLM-RoBERTa layer, PyTorch's layouts (Linear weights [out, in]).
+struct EncoderLayerWeights {
+  const float* qkv_weight[3];  // query, key, value: [H, H] each
+  const float* qkv_bias[3];    // [H] each
+  const float *out_weight, *out_bias, *ln1_weight, *ln1_bias;  // attention.output: dense [H, H], LayerNorm [H]
+  const float *ffn1_weight, *ffn1_bias;                        // intermediate.dense [FFN, H]
+  const float *ffn2_weight, *ffn2_bias, *ln2_weight, *ln2_bias;  // output: dense [H, FFN], LayerNorm [H]
+};
+
+struct EncoderShape {
+  int batch, seq, hidden, heads, ffn;
+  float divisor;  // the scores' divisor, √(H / heads)
+  float eps;      // layer_norm_eps
+};
+
+// The layer's weights laid out for `kernel` in one array of PackedEncoderLayerLength floats.
+size_t PackedEncoderLayerLength(EncoderKernel kernel, int hidden, int ffn);
+void PackEncoderLayer(EncoderKernel kernel, const EncoderLayerWeights& w, int hidden, int ffn, float* out);
+// y = the layer applied to x [batch·seq, H], with the additive attention mask [batch, seq] (0 or float32's min).
+void EncoderLayerForward(EncoderKernel kernel, const float* packed, const EncoderShape& shape, const float* x,
+                         const float* mask, float* y);
 
 // ---- thread_pool.cc -----------------------------------------------------------------------------------------
 
