@@ -13,3 +13,5 @@ export type { ScoreOptions } from './reranker.ts';
 export { Embedder } from './embedder.ts';
 export type { EmbedderSettings, EncodeOptions } from './embedder.ts';
 export type { LoadOptions } from './pretrained.ts';
+export { writeModelFolder } from './folder.ts';
+export { pythonJsonText } from './json-text.ts';
