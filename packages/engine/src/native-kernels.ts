@@ -273,14 +273,14 @@ function recordingGradients(): boolean {
 /**
  * A whole post-LN encoder layer (erf GELU) for inference on the native kernels: `x` `[batch, seq, hidden]`, `mask`
  * the additive attention mask `[batch, 1, 1, seq]`, the scores divided by `√(hidden / heads)`. Undefined where it
- * cannot run: native kernels off or unsupported here, or while gradients are being recorded (it has no gradient
- * yet); the caller then runs the layer op by op. The weights are packed once and reused while unchanged.
+ * cannot run: native kernels off or unsupported here, heads of more than 256 dimensions, or while gradients are
+ * being recorded (it has no gradient yet); the caller then runs the layer op by op. The weights are packed once and reused while unchanged.
  */
 export function nativeEncoderLayer(x: tf.Tensor, mask: tf.Tensor, weights: EncoderLayerWeights, heads: number, eps: number): tf.Tensor | undefined {
   if (!nativeKernelsOn() || !native!.encoderLayer || recordingGradients() || x.rank !== 3 || weights.length !== 16) return undefined;
   if (x.dtype !== 'float32' || mask.dtype !== 'float32' || weights.some((w) => w.dtype !== 'float32')) return undefined;
   const [batch, seq, hidden] = x.shape as [number, number, number];
-  if (mask.size !== batch * seq || hidden % heads !== 0 || x.size === 0) return undefined;
+  if (mask.size !== batch * seq || hidden % heads !== 0 || hidden / heads > 256 || x.size === 0) return undefined;
   const ffn = weights[10]!.shape[0]!;
   const packed = packedLayer(weights, hidden, ffn);
   return tf.engine().runKernel(ENCODER_LAYER, { x, mask }, { packed, heads, ffn, divisor: Math.sqrt(hidden / heads), eps } as unknown as tf.NamedAttrMap) as tf.Tensor;

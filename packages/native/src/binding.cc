@@ -442,9 +442,9 @@ napi_value JsEncoderLayer(napi_env env, napi_callback_info info) {
   }
   const EncoderShape shape{dims[0], dims[1], dims[2], dims[3], dims[4], static_cast<float>(divisor), static_cast<float>(eps)};
   const size_t tokens = size_t(shape.batch) * shape.seq;
-  if (shape.hidden % shape.heads != 0 || packed_len != PackedEncoderLayerLength(kernel, shape.hidden, shape.ffn) ||
+  if (shape.hidden % shape.heads != 0 || shape.hidden / shape.heads > kGemmDepthBlock || packed_len != PackedEncoderLayerLength(kernel, shape.hidden, shape.ffn) ||
       x_len != tokens * shape.hidden || y_len != x_len || mask_len != tokens || x == y) {
-    napi_throw_range_error(env, nullptr, "encoderLayer: x and y must be distinct [batch·seq, hidden] arrays, mask [batch, seq], packed the layer packed for this kernel and these sizes, hidden a multiple of heads");
+    napi_throw_range_error(env, nullptr, "encoderLayer: x and y must be distinct [batch·seq, hidden] arrays, mask [batch, seq], packed the layer packed for this kernel and these sizes, hidden a multiple of heads with at most 256 dimensions a head");
     return nullptr;
   }
   EncoderLayerForward(kernel, packed, shape, x, mask, y);

@@ -46,6 +46,7 @@ namespace kotune {
 
 namespace {
 
+// kKeyBlock is a multiple of kGemmDepthBlock (256), so a key block starts a block of the packed values.
 constexpr int kQueryBlock = 64, kKeyBlock = 512;
 
 // Offsets of the parts of a packed layer (see PackEncoderLayer), in floats.
@@ -152,50 +153,60 @@ struct AttentionShape {
   float divisor;  // √d, as the op-by-op model passes it
 };
 
-// ctx rows of query block `qb` of head h of sequence b (see the design note at the top).
+// ctx rows of head h of sequence b (see the design note at the top): its keys and values packed once as the
+// product kernel's right operands, then the query rows in blocks of kQueryBlock.
 void FusedAttention(Isa isa, const AttentionShape& s, const float* qkv, const float* mask, const int* key_end, float* ctx,
-                    int b, int h, int q0) {
-  const int d = s.hidden / s.heads, ld = 3 * s.hidden, rows = std::min(kQueryBlock, s.seq - q0), keys = key_end[b];
-  const float* q = qkv + (int64_t(b) * s.seq + q0) * ld + h * d;
+                    int b, int h) {
+  const int d = s.hidden / s.heads, ld = 3 * s.hidden, keys = key_end[b];
+  const float* q = qkv + int64_t(b) * s.seq * ld + h * d;
   const float* k = qkv + int64_t(b) * s.seq * ld + s.hidden + h * d;
   const float* v = qkv + int64_t(b) * s.seq * ld + 2 * s.hidden + h * d;
   const float* m = mask + int64_t(b) * s.seq;
-  float* out = ctx + (int64_t(b) * s.seq + q0) * s.hidden + h * d;
-  thread_local std::vector<float> scores, partial, acc, top;
+  thread_local std::vector<float> keys_packed, values_packed, scores, partial, acc, top;
+  keys_packed.resize(PackedWeightLength(isa, keys, d));  // kᵀ: d x keys
+  values_packed.resize(PackedWeightLength(isa, d, keys));  // v: keys x d
+  PackRight(isa, Matrix{k, true, ld}, d, keys, keys_packed.data());
+  PackRight(isa, Matrix{v, false, ld}, keys, d, values_packed.data());
+  const size_t value_rows = PackedWeightLength(isa, d, 1);  // floats of one key's row of packed values
   scores.resize(size_t(kQueryBlock) * kKeyBlock);
-  if (keys <= kKeyBlock) {
-    // One block: the op-by-op model's softmax exactly (normalised probabilities), then probs · v.
-    BuiltinGemm(isa, rows, keys, d, Matrix{q, false, ld}, Matrix{k, true, ld}, scores.data(), keys);
-    SoftmaxRows(scores.data(), m, scores.data(), rows, keys, rows, s.divisor);
-    BuiltinGemm(isa, rows, d, keys, Matrix{scores.data(), false, keys}, Matrix{v, false, ld}, out, s.hidden);
-    return;
-  }
-  // Online softmax over key blocks: acc = Σ_blocks e^(z − top)·v with the running top, divided by the running sum.
-  partial.resize(size_t(kQueryBlock) * d);
-  acc.assign(size_t(rows) * d, 0.0f);
-  top.assign(rows, -std::numeric_limits<float>::infinity());
-  std::vector<double> sums(rows, 0.0);
-  for (int k0 = 0; k0 < keys; k0 += kKeyBlock) {
-    const int width = std::min(kKeyBlock, keys - k0);
-    BuiltinGemm(isa, rows, width, d, Matrix{q, false, ld}, Matrix{k + int64_t(k0) * ld, true, ld}, scores.data(), width);
-    for (int r = 0; r < rows; r++) {
-      float* z = scores.data() + int64_t(r) * width;
-      float block_top = -std::numeric_limits<float>::infinity();
-      for (int j = 0; j < width; j++) block_top = std::max(block_top, z[j] = z[j] / s.divisor + m[k0 + j]);
-      const float new_top = std::max(top[r], block_top);
-      // e^(old top − new top): 0 for the first block (Exp8 is 0 below −87.34, and of −∞).
-      const float rescale = Exp1(top[r] - new_top);
-      top[r] = new_top;
-      sums[r] = sums[r] * rescale + ExpShifted(z, width, new_top);
-      float* acc_row = acc.data() + int64_t(r) * d;
-      for (int j = 0; j < d; j++) acc_row[j] *= rescale;
+  for (int q0 = 0; q0 < s.seq; q0 += kQueryBlock) {
+    const int rows = std::min(kQueryBlock, s.seq - q0);
+    const float* qb = q + int64_t(q0) * ld;
+    float* out = ctx + (int64_t(b) * s.seq + q0) * s.hidden + h * d;
+    if (keys <= kKeyBlock) {
+      // One block: the op-by-op model's softmax exactly (normalised probabilities), then probs · v.
+      PackedGemmRows(isa, 0, rows, keys, d, qb, ld, keys_packed.data(), scores.data(), keys);
+      SoftmaxRows(scores.data(), m, scores.data(), rows, keys, rows, s.divisor);
+      PackedGemmRows(isa, 0, rows, d, keys, scores.data(), keys, values_packed.data(), out, s.hidden);
+      continue;
     }
-    BuiltinGemm(isa, rows, d, width, Matrix{scores.data(), false, width}, Matrix{v + int64_t(k0) * ld, false, ld}, partial.data(), d);
-    for (size_t i = 0; i < size_t(rows) * d; i++) acc[i] += partial[i];
-  }
-  for (int r = 0; r < rows; r++) {
-    const float sum = static_cast<float>(sums[r]);
-    for (int j = 0; j < d; j++) out[int64_t(r) * s.hidden + j] = acc[int64_t(r) * d + j] / sum;
+    // Online softmax over key blocks: acc = Σ_blocks e^(z − top)·v with the running top, divided by the running sum.
+    partial.resize(size_t(kQueryBlock) * d);
+    acc.assign(size_t(rows) * d, 0.0f);
+    top.assign(rows, -std::numeric_limits<float>::infinity());
+    std::vector<double> sums(rows, 0.0);
+    for (int k0 = 0; k0 < keys; k0 += kKeyBlock) {
+      const int width = std::min(kKeyBlock, keys - k0);
+      PackedGemmRows(isa, 0, rows, width, d, qb, ld, keys_packed.data() + size_t(k0) * d, scores.data(), width);
+      for (int r = 0; r < rows; r++) {
+        float* z = scores.data() + int64_t(r) * width;
+        float block_top = -std::numeric_limits<float>::infinity();
+        for (int j = 0; j < width; j++) block_top = std::max(block_top, z[j] = z[j] / s.divisor + m[k0 + j]);
+        const float new_top = std::max(top[r], block_top);
+        // e^(old top − new top): 0 for the first block (Exp8 is 0 below −87.34, and of −∞).
+        const float rescale = Exp1(top[r] - new_top);
+        top[r] = new_top;
+        sums[r] = sums[r] * rescale + ExpShifted(z, width, new_top);
+        float* acc_row = acc.data() + int64_t(r) * d;
+        for (int j = 0; j < d; j++) acc_row[j] *= rescale;
+      }
+      PackedGemmRows(isa, 0, rows, d, width, scores.data(), width, values_packed.data() + size_t(k0) * value_rows, partial.data(), d);
+      for (size_t i = 0; i < size_t(rows) * d; i++) acc[i] += partial[i];
+    }
+    for (int r = 0; r < rows; r++) {
+      const float sum = static_cast<float>(sums[r]);
+      for (int j = 0; j < d; j++) out[int64_t(r) * s.hidden + j] = acc[int64_t(r) * d + j] / sum;
+    }
   }
 }
 
@@ -219,10 +230,8 @@ void LayerForward(EncoderKernel kernel, const float* packed, const LayerLayout& 
   });
 
   const AttentionShape a{shape.batch, shape.seq, hidden, shape.heads, shape.divisor};
-  const int query_blocks = (shape.seq + kQueryBlock - 1) / kQueryBlock;
-  RunOnPool(shape.batch * shape.heads * query_blocks, [&](int t) {
-    const int qb = t % query_blocks, h = (t / query_blocks) % shape.heads, b = t / query_blocks / shape.heads;
-    FusedAttention(isa, a, buffers.qkv, mask, key_end.data(), buffers.ctx, b, h, qb * kQueryBlock);
+  RunOnPool(shape.batch * shape.heads, [&](int t) {
+    FusedAttention(isa, a, buffers.qkv, mask, key_end.data(), buffers.ctx, t / shape.heads, t % shape.heads);
   });
 
   Linear(kernel, tokens, hidden, hidden, buffers.ctx, packed + l.out, buffers.a, [&](int i0, int mc) {

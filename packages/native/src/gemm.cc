@@ -228,7 +228,7 @@ void BuiltinGemm(Isa isa, int m, int n, int k, const Matrix& a, const Matrix& b,
   }
 }
 
-// A weight packed once: op(B) = Wᵀ (k x n) as BlockedGemm's PackB lays it out, for every KC block of k one after
+// A right operand packed once: op(B) (k x n) as BlockedGemm's PackB lays it out, for every KC block of k one after
 // another (block p0 holds its panels of NR columns, n rounded up to whole panels, p-major inside a panel).
 int PanelWidth(Isa isa) { return isa == Isa::kAvx512 ? Avx512Tile::NR : Avx2Tile::NR; }
 
@@ -237,10 +237,12 @@ size_t PackedWeightLength(Isa isa, int n, int k) {
   return size_t((n + nr - 1) / nr * nr) * k;
 }
 
-void PackWeight(Isa isa, const float* w, int n, int k, float* out) {
+void PackRight(Isa isa, const Matrix& b, int k, int n, float* out) {
   const int nr = PanelWidth(isa), n_pad = (n + nr - 1) / nr * nr;
-  for (int p0 = 0; p0 < k; p0 += KC) PackB(Matrix{w, true, k}, p0, std::min(KC, k - p0), 0, n, nr, out + size_t(p0) * n_pad);
+  for (int p0 = 0; p0 < k; p0 += KC) PackB(b, p0, std::min(KC, k - p0), 0, n, nr, out + size_t(p0) * n_pad);
 }
+
+void PackWeight(Isa isa, const float* w, int n, int k, float* out) { PackRight(isa, Matrix{w, true, k}, k, n, out); }
 
 namespace {
 
@@ -274,6 +276,7 @@ void PackedGemmRows(Isa isa, int i0, int mc, int n, int k, const float* a, int l
 }
 
 const int kGemmRowBlock = MC;
+const int kGemmDepthBlock = KC;
 
 // `batch` products on kBuiltinThreads threads: whole batch entries per thread when there are enough of them,
 // else each entry's columns split in ranges of whole register tiles (each thread packs its own B columns and

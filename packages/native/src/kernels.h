@@ -60,10 +60,13 @@ void BuiltinGemm(Isa isa, int m, int n, int k, const Matrix& a, const Matrix& b,
 // A Linear weight W [n, k] (PyTorch's [out, in]) packed once for products x · Wᵀ (PackWeight writes
 // PackedWeightLength floats), and rows [i0, i0 + mc) of C = A · Wᵀ from it on the calling thread: the same bits as
 // BuiltinGemm(A, Wᵀ). Row blocks of kGemmRowBlock rows keep the packed A block in L2.
+// PackRight packs any right operand op(B) (k x n) the same way, for products on the same rows (attention's keys
+// and values); the panel of column j0 (a multiple of the panel width) starts at j0·k when k ≤ kGemmDepthBlock.
 size_t PackedWeightLength(Isa isa, int n, int k);
 void PackWeight(Isa isa, const float* w, int n, int k, float* out);
+void PackRight(Isa isa, const Matrix& b, int k, int n, float* out);
 void PackedGemmRows(Isa isa, int i0, int mc, int n, int k, const float* a, int lda, const float* packed, float* c, int ldc);
-extern const int kGemmRowBlock;
+extern const int kGemmRowBlock, kGemmDepthBlock;
 
 // c[i] = op(a[i]) · op(b[i]) for i < batch, row-major, each operand's entries stored one after another; c is
 // overwritten. The built-in kernel runs on kBuiltinThreads threads with the given tile; OpenBLAS on its own.
