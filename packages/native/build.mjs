@@ -48,7 +48,7 @@ const messages = [];
 async function compile(args, label) {
   try {
     const { stdout, stderr } = await run(compiler, args, { maxBuffer: 64 << 20 });
-    messages.push(`== ${label}\n${stdout}${stderr}`);
+    if (`${stdout}${stderr}` !== '') messages.push(`== ${label}\n${stdout}${stderr}`);
   } catch (err) {
     const text = `${err.stdout ?? ''}${err.stderr ?? ''}`;
     messages.push(`== ${label}\n${text}`);
