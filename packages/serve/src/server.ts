@@ -3,7 +3,7 @@
  *
  *   POST /rerank           TEI: {query, texts, raw_scores, return_text, truncate} → [{index, text?, score}], best first
  *   POST /embed            TEI: {inputs, normalize, prompt_name, dimensions, truncate} → [[floats]]
- *   GET  /health, /info    TEI
+ *   GET  /health, /info    TEI (and /metrics: Prometheus text with the queue and batch counters)
  *   POST /v1/rerank        Cohere / Jina: {model, query, documents, top_n, return_documents} → {results: [{index, relevance_score}]}
  *   POST /v1/embeddings    OpenAI (as TEI serves it; also /embeddings): {model, input} → {data: [{embedding, index}], usage}
  *
@@ -250,6 +250,9 @@ export async function createServer(options: ServeOptions): Promise<KotuneServer>
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, useDefaults: true, allErrors: false, verbose: true } },
   });
 
+  // JSON bodies only, as TEI (axum's `Json`): fastify's text/plain parser would hand a string to the schema.
+  app.removeContentTypeParser('text/plain');
+
   const errorShape = (request: FastifyRequest) => ((request.routeOptions.config as { openAi?: boolean } | undefined)?.openAi ? 'openai' : 'tei');
   const sendError = (request: FastifyRequest, reply: FastifyReply, error: ApiError) => {
     reply.code(error.statusCode).headers(error.headers);
@@ -296,6 +299,19 @@ export async function createServer(options: ServeOptions): Promise<KotuneServer>
   app.get('/health', { config: { open: true } }, async (_request, reply) => {
     if (!worker.healthy) throw new ApiError(503, 'Unhealthy', 'unhealthy');
     return reply.send();
+  });
+
+  // Prometheus text, open like TEI's /metrics: TEI's names for the queue and the batches (sizes and tokens of the
+  // rounds as summaries: their sum and count), ours for the inputs being computed.
+  app.get('/metrics', { config: { open: true } }, async (_request, reply) => {
+    const stats = batcher.stats();
+    const lines = [
+      '# TYPE te_queue_size gauge', `te_queue_size ${stats.queued}`,
+      '# TYPE kotune_computing_inputs gauge', `kotune_computing_inputs ${stats.computing}`,
+      '# TYPE te_batch_next_size summary', `te_batch_next_size_sum ${stats.roundInputs}`, `te_batch_next_size_count ${stats.rounds}`,
+      '# TYPE te_batch_next_tokens summary', `te_batch_next_tokens_sum ${stats.roundTokens}`, `te_batch_next_tokens_count ${stats.rounds}`,
+    ];
+    return reply.type('text/plain; version=0.0.4').send(`${lines.join('\n')}\n`);
   });
 
   /** TEI's `Info` (router/src/lib.rs) for one model; `models` lists every served model's. */
