@@ -271,6 +271,12 @@ export async function createServer(options: ServeOptions): Promise<KotuneServer>
     }
   });
 
+  // While closing, answers end their connection: a keep-alive socket would otherwise hold close() open until its
+  // idle timeout.
+  app.addHook('onSend', async (_request, reply) => {
+    if (closing) reply.header('connection', 'close');
+  });
+
   app.setErrorHandler((error: FastifyError, request, reply) => {
     if (error instanceof ClientGone) {
       reply.hijack(); // nobody to answer: the connection is gone
