@@ -226,6 +226,8 @@ export async function createServer(options: ServeOptions): Promise<KotuneServer>
     const dimensions = settings.dimensions ?? null;
     if (dimensions === 0) throw inputValidation('`dimensions` should be positive');
     if (dimensions !== null && dimensions > model.hiddenSize) throw inputValidation('`dimensions` should be smaller than the maximum embedding dimension.');
+    // Unsaid, `normalize` is the folder's (its Normalize module, as sentence-transformers and `kotune encode`);
+    // TEI defaults to true. The two differ only for a sentence-transformers folder without Normalize.
     const normalize = settings.normalize ?? model.normalize;
     const checked = checker.texts(texts, prefix, settings.truncate);
     const tokenized = performance.now();

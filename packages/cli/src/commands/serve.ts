@@ -41,7 +41,7 @@ export async function run(argv: string[]): Promise<void> {
     models: (v.model as string[]).map(parseModelFlag),
     host: v.host as string,
     port,
-    apiKey: (v['api-key'] as string | undefined) ?? (process.env.KOTUNE_API_KEY || null),
+    apiKey: v['api-key'] as string | undefined, // unset: KOTUNE_API_KEY, read by createServer
     backend: v.backend as string | undefined,
     autoTruncate: Boolean(v['auto-truncate']),
     maxClientBatchSize: intFlag('serve', 'max-client-batch-size', v['max-client-batch-size'], 32),
