@@ -4,7 +4,7 @@
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { l2Normalize, tf } from '@kotune/engine';
+import { ensureBackend, l2Normalize, tf } from '@kotune/engine';
 import { XLMRTokenizer } from '@kotune/tokenizer';
 import { loadStateDict, writeSafetensors } from '@kotune/weights';
 import { encoderParameters, tensorsToWrite } from './checkpoint.ts';
@@ -15,6 +15,7 @@ import { pool, POOLING_MODES, type PoolingMode } from './pooling.ts';
 import { checkTokenizer, configOverrides, freshConfig, resolveFolder, stderrLog, type LoadOptions } from './pretrained.ts';
 import { readSentenceTransformerFolder, writeSentenceTransformerFiles } from './sentence-transformers.ts';
 import { mapSortedBatches } from './sorted-batches.ts';
+import type { TrainableModel } from './trainable.ts';
 
 export interface EmbedderSettings {
   /** Default: the folder's `1_Pooling`, else CLS (FlagEmbedding's BGE default). */
@@ -38,7 +39,8 @@ export interface EncodeOptions {
   maxLength?: number;
 }
 
-export class Embedder {
+export class Embedder implements TrainableModel {
+  readonly kind = 'embedder';
   readonly config: XLMRobertaConfig;
   readonly tokenizer: XLMRTokenizer;
   readonly model: XLMRobertaModel;
@@ -77,13 +79,14 @@ export class Embedder {
    * or a plain Hugging Face folder / hub id (CLS + normalise unless `options` say otherwise).
    */
   static async load(pathOrId: string, options: LoadOptions & EmbedderSettings = {}): Promise<Embedder> {
+    const log = options.log === undefined ? stderrLog : options.log;
+    await ensureBackend(log);
     const folder = await resolveFolder(pathOrId, options);
     const st = readSentenceTransformerFolder(folder);
     const modelFolder = join(folder, st?.transformerPath ?? '');
     const config = withOverrides(loadConfig(modelFolder), configOverrides(options));
     const tokenizer = XLMRTokenizer.fromFolder(modelFolder);
     checkTokenizer(tokenizer, config, modelFolder);
-    const log = options.log === undefined ? stderrLog : options.log;
     const params = encoderParameters(await loadStateDict(modelFolder), config, modelFolder, { log });
     try {
       return new Embedder(config, tokenizer, params, {
@@ -105,6 +108,10 @@ export class Embedder {
     const tokenizer = XLMRTokenizer.fromFolder(tokenizerDir);
     const full = freshConfig(config, tokenizer, configOverrides(settings));
     return new Embedder(full, tokenizer, initParameters(encoderParameterSpecs(full, { addPoolingLayer: true }), full, seed), settings);
+  }
+
+  get maxSequenceLength(): number {
+    return this.model.maxSequenceLength;
   }
 
   /** Sentence embeddings `[B, H]` (pooled, normalised when the embedder normalises); inputs `[B, S]`. */
