@@ -16,6 +16,7 @@
  * `prompt_name`, the folder's prompt before each text, as `kotune encode --prefix`. The models run in a worker
  * thread (inference-worker.ts) fed by the batcher (batcher.ts); this thread parses, validates, counts tokens,
  * queues and answers, and never computes a forward pass, so /health, 503s and disconnects stay prompt under load.
+ * The contract (every field, default and error, and where it differs from TEI): docs/serve.md.
  */
 import { randomUUID, timingSafeEqual, createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
