@@ -15,6 +15,7 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<{ run(argv
   mine: { summary: 'mine hard negatives for {query, pos, neg} JSONL', load: () => import('./commands/mine.ts') },
   'score-data': { summary: 'add teacher pos_scores / neg_scores from a reranker', load: () => import('./commands/score-data.ts') },
   metrics: { summary: 'IR metrics of a TREC run against TREC qrels', load: () => import('./commands/metrics.ts') },
+  serve: { summary: 'serve rerankers and embedders over HTTP (TEI, Cohere / Jina and OpenAI request formats)', load: () => import('./commands/serve.ts') },
   export: { summary: 'write DIR/onnx/model.onnx for onnxruntime and transformers.js', load: () => import('./commands/export.ts') },
   doctor: { summary: 'what runs here: backend, native kernels and BLAS, threads, memory limits, what a GPU needs', load: () => import('./commands/doctor.ts') },
 };

@@ -83,11 +83,16 @@ export class Reranker implements TrainableModel {
     });
   }
 
+  /** The pair length `score` cuts to when not told: FlagReranker's 512, capped at the model's positions. */
+  defaultMaxLength(): number {
+    return Math.min(DEFAULT_MAX_LENGTH, this.model.roberta.maxSequenceLength);
+  }
+
   /** One score per pair, in input order: the logit, or its sigmoid with `normalize`. */
   async score(pairs: [string, string][], options: ScoreOptions = {}): Promise<number[]> {
     if (numLabels(this.config) !== 1) throw new Error(`score: the model has ${numLabels(this.config)} labels; a reranker has one`);
     const limit = this.model.roberta.maxSequenceLength;
-    const maxLength = options.maxLength ?? Math.min(DEFAULT_MAX_LENGTH, limit);
+    const maxLength = options.maxLength ?? this.defaultMaxLength();
     if (!Number.isInteger(maxLength) || maxLength > limit) {
       throw new Error(`score: maxLength ${maxLength} must be an integer ≤ ${limit}, the longest input the model's position table allows`);
     }
