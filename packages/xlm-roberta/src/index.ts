@@ -1,5 +1,5 @@
 export {
-  configFromJson, configToJsonText, loadConfig, modelConfigFieldProblems, modelConfigProblems, numLabels, withOverrides, XLMR_CONFIG_FIELDS,
+  configFromJson, configToJsonText, loadConfig, modelConfigFieldProblems, modelConfigProblems, numLabels, withOverrides, XLMR_CONFIG_EXTRA_KEYS, XLMR_CONFIG_FIELDS,
 } from './configuration-xlm-roberta.ts';
 export type { ConfigOverrides, XLMRobertaConfig, XLMRobertaConfigJson } from './configuration-xlm-roberta.ts';
 export {
