@@ -1,10 +1,12 @@
 /**
  * Writes a model folder so that no reader ever sees a half-written file: everything is written into a
- * staging folder next to the files (`dir/.save-<pid>-<n>/`), then each file is renamed into place. Files of
- * `dir` that the save does not produce are left alone (a training run keeps its checkpoints and logs there).
+ * staging folder next to the files (`dir/.save-<pid>-<n>/`), with `checksums.json` (the size and SHA-256 of
+ * each file, checked when the folder is loaded), then each file is renamed into place. Files of `dir` that the
+ * save does not produce are left alone (a training run keeps its checkpoints and logs there).
  */
 import { mkdirSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { writeManifest } from '@kotune/weights';
 
 let saves = 0;
 
@@ -14,6 +16,7 @@ export async function writeModelFolder(dir: string, write: (staging: string) => 
   mkdirSync(staging);
   try {
     await write(staging);
+    await writeManifest(staging);
     publish(staging, dir);
   } finally {
     rmSync(staging, { recursive: true, force: true });
