@@ -60,3 +60,12 @@ export function describeFileError(error: unknown): string | null {
   const { path, dest } = error as NodeJS.ErrnoException & { dest?: string };
   return path ? `${path}${dest ? ` -> ${dest}` : ''}: ${reason}` : reason;
 }
+
+/**
+ * `text` with every Node file-system error inside it put into words: `cannot read (ENOENT: no such file or
+ * directory, open '/x')` → `cannot read (no such file or folder)`. The CLI's last line of defence for messages
+ * that quote an error; the error's own message is better worded where it is thrown.
+ */
+export function wordFileErrors(text: string): string {
+  return text.replace(/\b(E[A-Z]{2,}): [^,()\n]+(, \w+ '[^'\n]*'( -> '[^'\n]*')?)?/g, (whole, code: string) => FILE_ERRORS[code] ?? whole);
+}

@@ -4,7 +4,7 @@ import { mkdtempSync, writeFileSync, createWriteStream } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { once } from 'node:events';
-import { readJsonl, DataError, describeFileError, fileErrorReason } from '../src/index.ts';
+import { readJsonl, DataError, describeFileError, fileErrorReason, wordFileErrors } from '../src/index.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'kotune-jsonl-'));
 function file(name: string, text: string | Buffer): string {
@@ -99,6 +99,8 @@ test('file-system errors in words, naming the path', () => {
   assert.is(fileErrorReason(error('ENOSPC')), 'no space left on the disk');
   assert.is(describeFileError(new Error('plain')), null);
   assert.is(describeFileError(Object.assign(new Error('x'), { code: 'ERR_INVALID_ARG_TYPE' })), null, 'Node\'s own ERR_ codes are not file errors');
+  assert.is(wordFileErrors("/q.txt: cannot read (ENOENT: no such file or directory, open '/q.txt')"), '/q.txt: cannot read (no such file or folder)');
+  assert.is(wordFileErrors("x: EACCES: permission denied, rename '/a' -> '/b'; EWEIRD: odd"), 'x: permission denied; EWEIRD: odd');
 });
 
 test('empty file and file without trailing newline', async () => {
