@@ -2,7 +2,9 @@
  * Runs every uvu test file of the workspace (`packages/* /test/**.test.ts` and `test/**.test.ts`),
  * each in its own process so that a file that fails to load, or leaves a backend in a strange
  * state, cannot hide the others. uvu prints per-file totals but no grand total: this sums them and
- * ends with the line `N passed, N failed, N skipped`, exiting 1 on any failure.
+ * ends with the line `N passed, N failed, N skipped`, exiting 1 on any failure. A file whose tests cannot run
+ * here (e.g. no native addon) registers them with uvu's `test.skip` and prints why on a `skip: ` line, shown
+ * under the file's result.
  *
  *   pnpm test                 all files
  *   pnpm test tokenizer       files whose path contains "tokenizer"
@@ -68,8 +70,10 @@ async function worker() {
     const result = await runFile(files[next++]!);
     results.push(result);
     const status = result.failed > 0 ? 'FAIL' : 'ok  ';
-    process.stdout.write(`${status} ${result.file}  (${result.passed} passed, ${result.failed} failed, ${result.seconds.toFixed(1)}s)\n`);
+    const skipped = result.skipped > 0 ? `, ${result.skipped} skipped` : '';
+    process.stdout.write(`${status} ${result.file}  (${result.passed} passed, ${result.failed} failed${skipped}, ${result.seconds.toFixed(1)}s)\n`);
     if (result.failed > 0) process.stdout.write(result.output.replace(/^/gm, '    | ') + '\n');
+    else for (const line of result.output.match(/^skip: .*$/gm) ?? []) process.stdout.write(`    ${line}\n`);
   }
 }
 await Promise.all(Array.from({ length: workers }, worker));

@@ -41,11 +41,11 @@ function jsonErrorOffset(text: string): number {
       i++;
       if (c === '"') return;
       if (c !== '\\') continue;
-      const escape = text[i];
-      if (escape === 'u') {
+      const escaped = text[i];
+      if (escaped === 'u') {
         i++;
         for (let k = 0; k < 4; k++) if (/[0-9a-fA-F]/.test(text[i] ?? '')) i++; else fail();
-      } else if (escape !== undefined && '"\\/bfnrt'.includes(escape)) i++;
+      } else if (escaped !== undefined && '"\\/bfnrt'.includes(escaped)) i++;
       else fail();
     }
   };

@@ -1,5 +1,5 @@
 export * as tf from '@tensorflow/tfjs';
-export { initBackend, activeBackend, parseBackendName, backendFromArgv, BACKEND_NAMES } from './backend.ts';
+export { initBackend, activeBackend, ensureBackend, installedNativeBackends, parseBackendName, backendFromArgv, BACKEND_NAMES, DEFAULT_BACKENDS } from './backend.ts';
 export type { BackendInfo, BackendName, InitOptions } from './backend.ts';
 export { linear, matMul, withWeightCache } from './matmul.ts';
 export { l2Normalize } from './normalize.ts';

@@ -11,6 +11,7 @@
  * cannot run is an error, never a silent fallback.
  */
 import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
 
 export type GemmKernel = 'openblas' | 'builtin' | 'builtin-avx2';
 export const NATIVE_CHOICES = ['auto', 'openblas', 'builtin', 'builtin-avx2', 'off'] as const;
@@ -113,7 +114,7 @@ function loadBinding(): Binding | undefined {
     binding = createRequire(import.meta.url)(ADDON) as Binding;
   } catch (err) {
     bindingError = (err as NodeJS.ErrnoException).code === 'MODULE_NOT_FOUND'
-      ? 'the addon is not built (pnpm -F @kotune/native build; needs g++ and Node\'s headers)'
+      ? `the addon is not built (node ${fileURLToPath(new URL('../build.mjs', import.meta.url))} builds it, or says why it cannot)`
       : `the addon did not load: ${(err as Error).message.split('\n')[0]}`;
   }
   return binding;

@@ -12,6 +12,7 @@
  * The configured instructions are put before queries and passages as the training batches have them.
  */
 import { applyFormat, readTrainExamples } from '@kotune/data';
+import { ensureBackend } from '@kotune/engine';
 import {
   depthOf, encodeIntoMatrix, evalCutoffs, readRerankQueries, rerankedMetrics, retrievalMetrics, scoreCandidates, searchTopK,
   type EvalQuery, type RerankQuery,
@@ -54,6 +55,7 @@ export async function readEvalSet(config: TrainConfig): Promise<EvalSet | null> 
 
 /** Mean metrics (`mrr@10`, `ndcg@10`, `accuracy@1`, ...) of the model on the set. */
 export async function evaluate(config: TrainConfig, model: TrainModel, set: EvalSet): Promise<Record<string, number>> {
+  await ensureBackend(); // a model made with `random` before any backend was chosen would run on tfjs's pure-JS default
   const cutoffs = evalCutoffs();
   const batchSize = config.per_device_eval_batch_size;
   if (model.kind === 'reranker' && set.kind === 'reranker') {

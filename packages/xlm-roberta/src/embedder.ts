@@ -4,7 +4,7 @@
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { l2Normalize, tf } from '@kotune/engine';
+import { ensureBackend, l2Normalize, tf } from '@kotune/engine';
 import { XLMRTokenizer } from '@kotune/tokenizer';
 import { loadStateDict, writeSafetensors } from '@kotune/weights';
 import { encoderParameters, tensorsToWrite } from './checkpoint.ts';
@@ -79,13 +79,14 @@ export class Embedder implements TrainableModel {
    * or a plain Hugging Face folder / hub id (CLS + normalise unless `options` say otherwise).
    */
   static async load(pathOrId: string, options: LoadOptions & EmbedderSettings = {}): Promise<Embedder> {
+    const log = options.log === undefined ? stderrLog : options.log;
+    await ensureBackend(log);
     const folder = await resolveFolder(pathOrId, options);
     const st = readSentenceTransformerFolder(folder);
     const modelFolder = join(folder, st?.transformerPath ?? '');
     const config = withOverrides(loadConfig(modelFolder), configOverrides(options));
     const tokenizer = XLMRTokenizer.fromFolder(modelFolder);
     checkTokenizer(tokenizer, config, modelFolder);
-    const log = options.log === undefined ? stderrLog : options.log;
     const params = encoderParameters(await loadStateDict(modelFolder), config, modelFolder, { log });
     try {
       return new Embedder(config, tokenizer, params, {

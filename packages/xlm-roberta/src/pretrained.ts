@@ -9,7 +9,11 @@ import { configFromJson, withOverrides, type ConfigOverrides, type XLMRobertaCon
 import type { Log } from './checkpoint.ts';
 
 export interface LoadOptions extends ConfigOverrides, Pick<ResolveOptions, 'revision' | 'cacheDir' | 'offline' | 'hubUrl'> {
-  /** Warnings (ignored tensors, a freshly initialised head); default stderr, null for silence. */
+  /**
+   * Warnings (ignored tensors, a freshly initialised head) and, when loading initialises the backend (nothing
+   * chose one: `initBackend`'s default, wasm with the native kernels), its start-up line; default stderr, null for
+   * silence.
+   */
   log?: Log;
   /** Seed for a head the checkpoint lacks (a reranker loaded from a base model); default 42. */
   seed?: number;

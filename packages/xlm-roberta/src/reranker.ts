@@ -4,7 +4,7 @@
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { tf } from '@kotune/engine';
+import { ensureBackend, tf } from '@kotune/engine';
 import { XLMRTokenizer } from '@kotune/tokenizer';
 import { loadStateDict, writeSafetensors } from '@kotune/weights';
 import { sequenceClassificationParameters, tensorsToWrite } from './checkpoint.ts';
@@ -47,11 +47,12 @@ export class Reranker implements TrainableModel {
    * classifier gets a fresh one) and the tokenizer files of the same folder.
    */
   static async load(pathOrId: string, options: LoadOptions = {}): Promise<Reranker> {
+    const log = options.log === undefined ? stderrLog : options.log;
+    await ensureBackend(log);
     const folder = await resolveFolder(pathOrId, options);
     const config = withOverrides(loadConfig(folder), configOverrides(options));
     const tokenizer = XLMRTokenizer.fromFolder(folder);
     checkTokenizer(tokenizer, config, folder);
-    const log = options.log === undefined ? stderrLog : options.log;
     const params = sequenceClassificationParameters(await loadStateDict(folder), config, folder, { seed: options.seed ?? 42, log });
     return new Reranker(config, tokenizer, params);
   }
