@@ -10,7 +10,7 @@
  * which 0.5 s reading from the page cache), once when a folder is written and once when it is loaded.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 
@@ -86,6 +86,23 @@ export async function writeManifest(dir: string): Promise<Manifest> {
   const manifest: Manifest = { version: 1, algorithm: 'sha256', files };
   writeFileSync(join(dir, MANIFEST_FILE), `${JSON.stringify(manifest, null, 2)}\n`);
   return manifest;
+}
+
+/**
+ * Records anew the size and SHA-256 of `files` (small ones: each is read whole) in `dir/checksums.json`, when
+ * the folder has one: for a writer that changes a file of a saved folder in place (the ONNX export adds its
+ * settings to config.json). The manifest is replaced through a temporary name.
+ */
+export function updateManifest(dir: string, files: readonly string[]): void {
+  const manifest = readManifest(dir);
+  if (!manifest) return;
+  for (const file of files) {
+    const bytes = readFileSync(join(dir, file));
+    manifest.files[file] = { size: bytes.length, sha256: createHash('sha256').update(bytes).digest('hex') };
+  }
+  const path = join(dir, MANIFEST_FILE);
+  writeFileSync(`${path}.tmp-${process.pid}`, `${JSON.stringify(manifest, null, 2)}\n`);
+  renameSync(`${path}.tmp-${process.pid}`, path);
 }
 
 export interface ManifestCheck {

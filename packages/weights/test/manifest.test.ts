@@ -2,10 +2,10 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, truncateSync, writeFileSync, writeSync, closeSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileSync, writeSync, closeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { MANIFEST_FILE, readManifest, sha256File, verifyManifest, writeManifest } from '../src/index.ts';
+import { MANIFEST_FILE, readManifest, sha256File, updateManifest, verifyManifest, writeManifest } from '../src/index.ts';
 
 /** A folder like a model export: two files at the root, one in a module folder, and a hidden staging entry. */
 function folder(): string {
@@ -72,6 +72,18 @@ test('writeManifest keeps the entries of files of the recorded size and hashes t
   await verifyManifest(dir).then(() => assert.unreachable('should throw'),
     (e: Error) => assert.match(e.message, /not a kotune checksum manifest \(version 1, sha256\); delete it to load the folder unverified$/));
   assert.ok(readFileSync(join(dir, 'config.json')).length > 0);
+});
+
+test('updateManifest records a file rewritten in place, and does nothing in a folder without a manifest', async () => {
+  const dir = folder();
+  await writeManifest(dir);
+  writeFileSync(join(dir, 'config.json'), '{"hidden_size": 32, "transformers.js_config": {}}\n');
+  assert.equal((await verifyManifest(dir)).problems, ['config.json has 50 bytes, checksums.json says 20']);
+  updateManifest(dir, ['config.json']);
+  assert.equal(await verifyManifest(dir), { present: true, problems: [] });
+  const bare = folder();
+  updateManifest(bare, ['config.json']);
+  assert.not.ok(readdirSync(bare).includes(MANIFEST_FILE));
 });
 
 test.run();

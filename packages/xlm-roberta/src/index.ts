@@ -16,5 +16,5 @@ export { Embedder } from './embedder.ts';
 export type { EmbedderSettings, EncodeOptions } from './embedder.ts';
 export type { LoadOptions } from './pretrained.ts';
 export type { TrainableModel } from './trainable.ts';
-export { writeModelFolder } from './folder.ts';
+export { rewriteFolderFile, writeModelFolder } from './folder.ts';
 export { pythonJsonText } from './json-text.ts';
