@@ -4,6 +4,7 @@
  * `run(argv)`, loaded on demand so that `kotune metrics` does not pay for TensorFlow.js start-up.
  */
 import { fileURLToPath } from 'node:url';
+import { describeFileError, wordFileErrors } from '@kotune/data';
 import { CliError } from './errors.ts';
 
 const COMMANDS: Record<string, { summary: string; load: () => Promise<{ run(argv: string[]): Promise<void> }> }> = {
@@ -60,7 +61,10 @@ main(process.argv.slice(2)).catch((error: unknown) => {
     console.error(`kotune: ${error.message}`);
     process.exit(2);
   }
-  console.error(error instanceof Error ? `kotune: ${error.message}` : error);
+  // A file-system error nobody put into words (`ENOENT: no such file ...`), thrown or quoted, still reads as a sentence.
+  console.error(error instanceof Error ? `kotune: ${describeFileError(error) ?? wordFileErrors(error.message)}` : error);
   if (process.env.KOTUNE_DEBUG && error instanceof Error) console.error(error.stack);
-  process.exit(1);
+  // A run stopped by a signal exits as the signal would have ended it (130, 143): its error carries the code.
+  const exitCode = (error as { exitCode?: unknown } | null)?.exitCode;
+  process.exit(typeof exitCode === 'number' ? exitCode : 1);
 });

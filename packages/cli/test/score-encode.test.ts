@@ -81,4 +81,16 @@ test('bad lines stop with file:line: reason and leave no output file', async () 
   }
 });
 
+test('an --output that cannot be written stops before any work, in words naming it', async () => {
+  const input = file('one.jsonl', ['{"query": "q", "passage": "p"}']);
+  const missing = join(work, 'no-such-folder', 'out.jsonl');
+  for (const [output, message] of [
+    [missing, `--output ${missing}: cannot write there: no such file or folder`],
+    [work, `--output ${work} is a folder; give a file path`],
+  ]) {
+    await score(['--model', join(FIXTURE, 'reranker'), '--input', input, '--output', output!]).then(
+      () => assert.unreachable('expected an error'), (e: Error) => assert.is(e.message, message));
+  }
+});
+
 test.run();

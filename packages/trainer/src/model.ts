@@ -11,11 +11,13 @@ export type TrainModel = Reranker | Embedder;
 
 export async function loadTrainModel(config: TrainConfig, checkpointDir: string | null, log: (line: string) => void): Promise<TrainModel> {
   const source = checkpointDir ?? config.model_name_or_path;
+  // A checkpoint is verified as a whole before a resume (`checkpointProblems`); a model folder is verified here.
+  const verify = checkpointDir === null;
   // The saved config.json of a checkpoint already holds the dropout; giving it again changes nothing.
   const dropout: ConfigOverrides = config.dropout === null ? {} : { hiddenDropoutProb: config.dropout, attentionProbsDropoutProb: config.dropout };
   if (config.task === 'reranker') {
     return source !== null
-      ? Reranker.load(source, { ...dropout, seed: config.seed, log })
+      ? Reranker.load(source, { ...dropout, seed: config.seed, log, verify })
       : Reranker.random(config.model_config!, config.tokenizer_name_or_path!, config.seed, dropout);
   }
   const settings = {
@@ -24,6 +26,6 @@ export async function loadTrainModel(config: TrainConfig, checkpointDir: string 
     normalize: config.normalize_embeddings,
   };
   return source !== null
-    ? Embedder.load(source, { ...settings, log })
+    ? Embedder.load(source, { ...settings, log, verify })
     : Embedder.random(config.model_config!, config.tokenizer_name_or_path!, config.seed, settings);
 }
