@@ -11,6 +11,8 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { createRequire } from 'node:module';
+import { totalmem } from 'node:os';
+import { fitsWasm, formatEstimate, gigabytes, WASM_MEMORY_BYTES, type MemoryEstimate } from './memory-plan.ts';
 import { useNativeKernels } from './native-kernels.ts';
 import { registerWasmKernels } from './wasm-kernels.ts';
 
@@ -35,6 +37,8 @@ const require = createRequire(import.meta.url);
 let active: BackendInfo | undefined;
 /** The `native` option of the call that chose `active`. */
 let activeNative: string | undefined;
+/** Whether `active` was asked for by name (`backend`, `KOTUNE_BACKEND`) rather than chosen by default. */
+let activeForced = false;
 
 /** Accepts the names users type: `gpu`, `node`, `tfjs-node`, `tfjs-node-gpu` as aliases. */
 export function parseBackendName(value: string): BackendName {
@@ -99,6 +103,24 @@ export interface InitOptions {
   native?: string;
   /** Where the start-up line and fall-through reasons go; default stderr. Pass `null` for silence. */
   log?: ((line: string) => void) | null;
+  /**
+   * The run's memory (`trainingMemory` / `inferenceMemory`): when wasm cannot hold it, the default choice skips
+   * wasm for cpu with one line saying why, and a forced wasm is an error.
+   */
+  memory?: MemoryEstimate;
+}
+
+/** Why wasm cannot run a run of `memory`, or undefined when it can (or nothing is known). */
+function wasmTooSmall(memory: MemoryEstimate | undefined): string | undefined {
+  if (memory === undefined || fitsWasm(memory)) return undefined;
+  return `${formatEstimate(memory)}, more than wasm's ${gigabytes(WASM_MEMORY_BYTES)} can hold`;
+}
+
+/** A line when even the machine's memory is short of the estimate (the cpu backend has no cap of its own). */
+function machineTooSmall(memory: MemoryEstimate | undefined): string | undefined {
+  if (memory === undefined || memory.total <= totalmem()) return undefined;
+  return `memory: ${formatEstimate(memory)}, more than this machine's ${gigabytes(totalmem())} if the inputs reach their ` +
+    'maximum lengths (batches are padded to their longest input): lower the batch or the lengths, or turn on gradient_checkpointing, if it runs out';
 }
 
 /**
@@ -110,7 +132,12 @@ export async function initBackend(options: InitOptions = {}): Promise<BackendInf
   const log = options.log === undefined ? (line: string) => process.stderr.write(`${line}\n`) : options.log;
   const requested = options.backend ?? process.env.KOTUNE_BACKEND;
   const forced = requested ? parseBackendName(requested) : undefined;
-  if (active && (!forced || forced === active.name) && (options.native === undefined || options.native === activeNative)) {
+  const tooSmall = wasmTooSmall(options.memory);
+  if (forced === 'wasm' && tooSmall) {
+    throw new Error(`backend wasm was requested but cannot run this: ${tooSmall}; use --backend cpu (no such cap), or lower the batch or the lengths`);
+  }
+  const keepActive = active && (forced ? forced === active.name : !(tooSmall && active.name === 'wasm' && !activeForced));
+  if (active && keepActive && (options.native === undefined || options.native === activeNative)) {
     if (tf.getBackend() !== backendRegistryName(active.name)) await tf.setBackend(backendRegistryName(active.name));
     return active;
   }
@@ -118,6 +145,12 @@ export async function initBackend(options: InitOptions = {}): Promise<BackendInf
   const skipped: string[] = [];
   for (const name of order) {
     let description: string;
+    if (name === 'wasm' && tooSmall && !forced) {
+      const reason = `wasm skipped: ${tooSmall}`;
+      skipped.push(reason);
+      log?.(`backend: ${reason}; using the next one`);
+      continue;
+    }
     try {
       description = await attempts[name]();
     } catch (err) {
@@ -129,8 +162,11 @@ export async function initBackend(options: InitOptions = {}): Promise<BackendInf
     }
     if (name === 'wasm' || name === 'cpu') description += `; products: ${useNativeKernels(options.native)}`;
     activeNative = options.native;
+    activeForced = forced !== undefined;
     active = { name, description: `backend: ${description}`, skipped };
     log?.(active.description);
+    const short = machineTooSmall(options.memory);
+    if (short) log?.(short);
     return active;
   }
   throw new Error(`no TensorFlow.js backend could be initialised:\n${skipped.join('\n')}`);
@@ -166,11 +202,13 @@ let defaultInit: Promise<BackendInfo> | undefined;
  * The active backend, or the default one initialised now (as `initBackend()`, honouring `KOTUNE_BACKEND`)
  * when nothing chose one yet. `Reranker.load`, `Embedder.load`, `train` and `evaluate` call it, so that a
  * program that never calls `initBackend` runs on wasm with the native kernels, not on TensorFlow.js's own
- * default, the pure-JS cpu backend (about 50x slower).
+ * default, the pure-JS cpu backend (about 50x slower). With `memory`, a wasm that was chosen by default and
+ * cannot hold the run gives way to cpu (one line says why); one that was asked for by name is an error.
  */
-export async function ensureBackend(log?: InitOptions['log']): Promise<BackendInfo> {
-  if (active) return active;
-  defaultInit ??= initBackend({ log }).finally(() => (defaultInit = undefined));
+export async function ensureBackend(log?: InitOptions['log'], memory?: MemoryEstimate): Promise<BackendInfo> {
+  if (active && (active.name !== 'wasm' || !wasmTooSmall(memory))) return active;
+  if (active) return initBackend({ backend: activeForced ? 'wasm' : undefined, native: activeNative, log, memory });
+  defaultInit ??= initBackend({ log, memory }).finally(() => (defaultInit = undefined));
   return defaultInit;
 }
 

@@ -83,7 +83,7 @@ export const CONFIG_KEYS = {
   model_name_or_path: { type: 'string', default: null, nullable: true, path: 'name-or-path', help: 'pretrained model: folder, HF cache repo id' },
   model_config: {
     type: 'model-config', default: null, nullable: true,
-    help: 'fresh random init instead: config.json keys {hidden_size, num_hidden_layers, ...} (with tokenizer_name_or_path)',
+    help: 'fresh random init instead: config.json keys {hidden_size, num_hidden_layers, ...} or a config.json file (with tokenizer_name_or_path)',
   },
   tokenizer_name_or_path: { type: 'string', default: null, nullable: true, path: 'name-or-path', help: 'tokenizer folder or repo id (default: the model\'s)' },
   train_data: { type: 'paths', path: 'path', help: 'training JSONL file(s) of {query, pos, neg}' },
@@ -236,7 +236,7 @@ function expected(spec: KeySpec): string {
   const { type } = spec;
   const base = typeof type !== 'string' ? `one of ${type.join(' | ')}`
     : { string: 'a string', int: 'an integer', number: 'a number', boolean: 'true or false', paths: 'a path or a list of paths',
-      'path-or-bool': 'true, false or a checkpoint path', 'model-config': 'an object of config.json keys' }[type];
+      'path-or-bool': 'true, false or a checkpoint path', 'model-config': 'an object of config.json keys or the path of a config.json file' }[type];
   return acceptsNull(spec) ? `${base} or null` : base;
 }
 
@@ -277,6 +277,18 @@ function checkValue(key: ConfigKey, value: unknown, where: string, baseDir: stri
       if (typeof value !== 'string' || value === '') return wrong();
       return { value: resolvePath(value) };
     case 'model-config': {
+      if (typeof value === 'string' && value !== '') {
+        // A config.json file (`_` keys are comments, as in a training config): its problems are named by its path.
+        const file = isAbsolute(value) ? value : resolve(baseDir, value);
+        let json: Record<string, unknown>;
+        try {
+          json = readConfigFile(file);
+        } catch (error) {
+          if (error instanceof ConfigError) return { problems: error.problems.map((p) => `${where}: model_config: ${p}`) };
+          throw error;
+        }
+        return checkValue(key, json, `${where}: model_config ${file}`, baseDir);
+      }
       if (typeof value !== 'object' || Array.isArray(value)) return wrong();
       const json = value as Record<string, unknown>;
       const known: readonly string[] = [...Object.values(XLMR_CONFIG_FIELDS).map((f) => f.key), ...XLMR_CONFIG_EXTRA_KEYS];
@@ -312,7 +324,8 @@ function parseOverrideValue(key: ConfigKey, text: string | true): unknown {
       return text === 'true' ? true : text === 'false' ? false : text;
     case 'model-config':
     case 'paths':
-      if (type === 'paths' && !text.trimStart().startsWith('[')) return text;
+      // A path: `--model_config examples/models/xlm-roberta-large.json`, `--train_data a.jsonl`.
+      if (!text.trimStart().startsWith(type === 'paths' ? '[' : '{')) return text;
       try {
         return JSON.parse(text);
       } catch {
@@ -402,7 +415,16 @@ export function loadTrainConfig(path: string | null, options: LoadConfigOptions 
     }
   };
   if (path !== null) take(Object.entries(readConfigFile(path)), path, dirname(resolve(cwd, path)));
+  const fileModel = given.model_name_or_path;
   take(Object.entries(options.overrides ?? {}), 'command line', cwd);
+  // The model comes from one of two keys; the command line's replaces the file's. A fresh model in place of
+  // the file's pretrained one (`--model_config its-architecture.json`) keeps that model's tokenizer by default.
+  const overrides = options.overrides ?? {};
+  if (overrides.model_config != null && overrides.model_name_or_path === undefined && typeof fileModel === 'string') {
+    given.model_name_or_path = null;
+    if (overrides.tokenizer_name_or_path === undefined) given.tokenizer_name_or_path ??= fileModel;
+  }
+  if (overrides.model_name_or_path != null && overrides.model_config === undefined) given.model_config = null;
 
   const where = path ?? 'command line';
   for (const key of Object.keys(CONFIG_KEYS) as ConfigKey[]) {

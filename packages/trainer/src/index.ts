@@ -4,6 +4,7 @@ export {
 } from './config.ts';
 export { formatPlan, planTraining, type TrainPlan } from './plan.ts';
 export { preflight, type Preflight } from './preflight.ts';
+export { largestForward, trainingMemoryOf } from './memory.ts';
 export { LOCK_FILE, shellCommand, type LockHolder } from './lock.ts';
 export { MetricsLog, isEvalLine, readMetricsLog, type EvalLogLine, type MetricsLine, type TrainLogLine } from './metrics-log.ts';
 export { Progress, formatDuration, type ProgressOptions, type StepStats } from './progress.ts';

@@ -25,6 +25,7 @@ import { NonFiniteLossError, RunProblemsError, TrainingStoppedError } from './er
 import type { TrainModel } from './model.ts';
 import { microBatchGradients } from './objective.ts';
 import { NonFiniteGradientError } from './optimization.ts';
+import { trainingMemoryOf } from './memory.ts';
 import { formatPlan } from './plan.ts';
 import { preflight } from './preflight.ts';
 import { Progress } from './progress.ts';
@@ -62,7 +63,8 @@ export interface TrainResult {
 
 export async function train(config: TrainConfig, options: TrainOptions = {}): Promise<TrainResult> {
   const print = options.print ?? ((line: string) => process.stderr.write(`${line}\n`));
-  await initBackend({ backend: config.backend ?? undefined, log: print }); // prints the one "backend: ..." line
+  // Prints the "backend: ..." line; a run wasm cannot hold goes to cpu, with one more line saying why (memory.ts).
+  await initBackend({ backend: config.backend ?? undefined, log: print, memory: await trainingMemoryOf(config) });
   const { plan, problems, notes } = await preflight(config);
   for (const note of notes) print(note);
   if (problems.length > 0 || plan === null) throw new RunProblemsError(problems);

@@ -4,7 +4,7 @@
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ensureBackend, l2Normalize, tf } from '@kotune/engine';
+import { l2Normalize, tf } from '@kotune/engine';
 import { XLMRTokenizer } from '@kotune/tokenizer';
 import { loadStateDict, writeSafetensors } from '@kotune/weights';
 import { encoderParameters, tensorsToWrite } from './checkpoint.ts';
@@ -12,7 +12,9 @@ import { configToJsonText, loadConfig, withOverrides, type ConfigOverrides, type
 import { writeModelFolder } from './folder.ts';
 import { encoderParameterSpecs, initParameters, XLMRobertaModel, type ForwardOptions } from './modeling-xlm-roberta.ts';
 import { pool, POOLING_MODES, type PoolingMode } from './pooling.ts';
-import { checkTokenizer, configOverrides, freshConfig, resolveFolder, stderrLog, type LoadOptions } from './pretrained.ts';
+import {
+  checkTokenizer, configOverrides, DEFAULT_BATCH_SIZE, ensureBackendFor, freshConfig, resolveFolder, stderrLog, type LoadOptions,
+} from './pretrained.ts';
 import { readSentenceTransformerFolder, writeSentenceTransformerFiles } from './sentence-transformers.ts';
 import { mapSortedBatches } from './sorted-batches.ts';
 import type { TrainableModel } from './trainable.ts';
@@ -80,11 +82,11 @@ export class Embedder implements TrainableModel {
    */
   static async load(pathOrId: string, options: LoadOptions & EmbedderSettings = {}): Promise<Embedder> {
     const log = options.log === undefined ? stderrLog : options.log;
-    await ensureBackend(log);
     const folder = await resolveFolder(pathOrId, options);
     const st = readSentenceTransformerFolder(folder);
     const modelFolder = join(folder, st?.transformerPath ?? '');
     const config = withOverrides(loadConfig(modelFolder), configOverrides(options));
+    await ensureBackendFor(config, log);
     const tokenizer = XLMRTokenizer.fromFolder(modelFolder);
     checkTokenizer(tokenizer, config, modelFolder);
     const params = encoderParameters(await loadStateDict(modelFolder), config, modelFolder, { log });
@@ -132,7 +134,7 @@ export class Embedder implements TrainableModel {
     const inputs = this.doLowerCase ? texts.map((t) => t.toLowerCase()) : texts;
     const { inputIds } = this.tokenizer.encodeBatch(inputs, { maxLength, padding: false, prefix: options.prefix ?? '' });
     const normalize = options.normalize ?? this.normalize;
-    return mapSortedBatches(inputIds, options.batchSize ?? 32, this.tokenizer.padId, (ids, mask) => this.forward(ids, mask, { normalize }));
+    return mapSortedBatches(inputIds, options.batchSize ?? DEFAULT_BATCH_SIZE, this.tokenizer.padId, (ids, mask) => this.forward(ids, mask, { normalize }));
   }
 
   /** The trainable variables under their checkpoint names (`XLMRobertaModel` layout; the frozen pooler excluded). */

@@ -2,6 +2,7 @@
  * What `Reranker` and `Embedder` share when they come to life: resolving a folder or hub id, the config with
  * the caller's overrides, and the tokenizer checked against the model.
  */
+import { ensureBackend, inferenceMemory, type BackendInfo } from '@kotune/engine';
 import { resolveModelPath, type ResolveOptions } from '@kotune/hub';
 import { XLMRTokenizer } from '@kotune/tokenizer';
 import { MANIFEST_FILE, verifyManifest } from '@kotune/weights';
@@ -25,6 +26,19 @@ export interface LoadOptions extends ConfigOverrides, Pick<ResolveOptions, 'revi
 }
 
 export const stderrLog: Log = (line) => process.stderr.write(`${line}\n`);
+
+/** Inputs a forward takes by default (`score`'s and `encode`'s `batchSize`). */
+export const DEFAULT_BATCH_SIZE = 32;
+
+/**
+ * The backend that runs `config`'s model (`ensureBackend`): one that can hold its weights and a default batch
+ * (32 inputs of up to 512 tokens, or the model's positions when fewer), so that a model too large for wasm's 4 GB
+ * goes to cpu with one line saying why, before any weight is loaded.
+ */
+export function ensureBackendFor(config: XLMRobertaConfig, log: Log): Promise<BackendInfo> {
+  const length = Math.min(512, config.maxPositionEmbeddings - config.padTokenId - 1);
+  return ensureBackend(log, inferenceMemory(config, { sequences: DEFAULT_BATCH_SIZE, length }));
+}
 
 /** The local folder of `pathOrId`, its files checked against its `checksums.json` when it has one (`verify`). */
 export async function resolveFolder(pathOrId: string, options: LoadOptions): Promise<string> {

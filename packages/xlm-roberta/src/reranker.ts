@@ -4,7 +4,7 @@
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ensureBackend, tf } from '@kotune/engine';
+import { tf } from '@kotune/engine';
 import { XLMRTokenizer } from '@kotune/tokenizer';
 import { loadStateDict, writeSafetensors } from '@kotune/weights';
 import { sequenceClassificationParameters, tensorsToWrite } from './checkpoint.ts';
@@ -13,7 +13,9 @@ import { writeModelFolder } from './folder.ts';
 import {
   classifierParameterSpecs, encoderParameterSpecs, initParameters, XLMRobertaForSequenceClassification, type ForwardOptions,
 } from './modeling-xlm-roberta.ts';
-import { checkTokenizer, configOverrides, freshConfig, resolveFolder, stderrLog, type LoadOptions } from './pretrained.ts';
+import {
+  checkTokenizer, configOverrides, DEFAULT_BATCH_SIZE, ensureBackendFor, freshConfig, resolveFolder, stderrLog, type LoadOptions,
+} from './pretrained.ts';
 import { mapSortedBatches } from './sorted-batches.ts';
 import type { TrainableModel } from './trainable.ts';
 
@@ -48,9 +50,9 @@ export class Reranker implements TrainableModel {
    */
   static async load(pathOrId: string, options: LoadOptions = {}): Promise<Reranker> {
     const log = options.log === undefined ? stderrLog : options.log;
-    await ensureBackend(log);
     const folder = await resolveFolder(pathOrId, options);
     const config = withOverrides(loadConfig(folder), configOverrides(options));
+    await ensureBackendFor(config, log);
     const tokenizer = XLMRTokenizer.fromFolder(folder);
     checkTokenizer(tokenizer, config, folder);
     const params = sequenceClassificationParameters(await loadStateDict(folder), config, folder, { seed: options.seed ?? 42, log });
@@ -97,7 +99,7 @@ export class Reranker implements TrainableModel {
       throw new Error(`score: maxLength ${maxLength} must be an integer ≤ ${limit}, the longest input the model's position table allows`);
     }
     const { inputIds } = this.tokenizer.encodeRerankerPairs(pairs, { maxLength, padding: false });
-    const logits = await mapSortedBatches(inputIds, options.batchSize ?? 32, this.tokenizer.padId, (ids, mask) => this.forward(ids, mask));
+    const logits = await mapSortedBatches(inputIds, options.batchSize ?? DEFAULT_BATCH_SIZE, this.tokenizer.padId, (ids, mask) => this.forward(ids, mask));
     return logits.map(([logit]) => (options.normalize ? 1 / (1 + Math.exp(-logit!)) : logit!));
   }
 

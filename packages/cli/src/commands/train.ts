@@ -6,8 +6,9 @@
  */
 import {
   configHelp, ConfigError, formatPlan, loadTrainConfig, modelConfigHelp, parseOverrides, preflight, RunProblemsError, shellCommand, train,
-  TrainingStoppedError,
+  trainingMemoryOf, TrainingStoppedError,
 } from '@kotune/trainer';
+import { fitsWasm, formatEstimate } from '@kotune/engine';
 import { commandUsage, type Flags } from '../args.ts';
 import { CliError } from '../errors.ts';
 
@@ -81,6 +82,8 @@ export async function run(argv: string[]): Promise<void> {
     const { plan, problems, notes } = await preflight(config);
     if (plan) console.log(formatPlan(config, plan));
     for (const note of notes) console.log(`note: ${note}`);
+    const memory = await trainingMemoryOf(config);
+    if (memory) console.log(`memory: ${formatEstimate(memory)}: ${fitsWasm(memory) ? 'fits the wasm backend' : 'more than wasm\'s 4 GB holds, so it runs on cpu'}`);
     if (problems.length > 0) throw new RunProblemsError(problems);
     console.log('dry run: the config, model, output_dir and data are valid; no model loaded, nothing written');
     return;
