@@ -14,6 +14,7 @@ import { createRequire } from 'node:module';
 import { totalmem } from 'node:os';
 import { fitsWasm, formatEstimate, gigabytes, WASM_MEMORY_BYTES, type MemoryEstimate } from './memory-plan.ts';
 import { useNativeKernels } from './native-kernels.ts';
+import { checkTfjsInternals } from './tfjs-internals.ts';
 import { registerWasmKernels } from './wasm-kernels.ts';
 
 export type BackendName = 'tensorflow-gpu' | 'tensorflow' | 'wasm' | 'cpu';
@@ -160,7 +161,10 @@ export async function initBackend(options: InitOptions = {}): Promise<BackendInf
       log?.(`backend: ${reason}; trying the next one`);
       continue;
     }
-    if (name === 'wasm' || name === 'cpu') description += `; products: ${useNativeKernels(options.native)}`;
+    if (name === 'wasm' || name === 'cpu') {
+      checkTfjsInternals(name); // a tfjs without what kotune relies on stops here, whichever backend was asked for
+      description += `; products: ${useNativeKernels(options.native)}`;
+    }
     activeNative = options.native;
     activeForced = forced !== undefined;
     active = { name, description: `backend: ${description}`, skipped };

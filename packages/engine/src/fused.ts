@@ -10,10 +10,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { withGradient } from './custom-grad.ts';
-import {
-  nativeDropout, nativeGelu, nativeGeluGrad, nativeKernelsOn, nativeLayerNorm, nativeLayerNormGrad, nativeScaledMaskedSoftmax,
-  nativeScaledMaskedSoftmaxGrad,
-} from './native-kernels.ts';
+import { nativeDropout, nativeGelu, nativeKernelsOn, nativeLayerNorm, nativeScaledMaskedSoftmax } from './native-kernels.ts';
 
 /** 1/√(2π), the standard normal density's constant. */
 const INV_SQRT_2PI = 1 / Math.sqrt(2 * Math.PI);
@@ -26,13 +23,8 @@ const INV_SQRT_2PI = 1 / Math.sqrt(2 * Math.PI);
  * saves Φ for the backward.
  */
 export function gelu(x: tf.Tensor): tf.Tensor {
-  return nativeKernelsOn() && x.dtype === 'float32' ? nativeGeluWithGradient(x) : geluOps(x);
+  return nativeKernelsOn() && x.dtype === 'float32' ? nativeGelu(x) : geluOps(x);
 }
-
-const nativeGeluWithGradient = withGradient(([x], save) => {
-  save([x!]);
-  return { value: nativeGelu(x!), gradFunc: (dy, [x]) => [nativeGeluGrad(x!, dy)] };
-});
 
 const geluOps = withGradient(([x], save) => {
   const cdf = tf.mul(tf.add(1, tf.erf(tf.div(x!, Math.SQRT2))), 0.5);
@@ -58,11 +50,7 @@ export function layerNorm(x: tf.Tensor, weight: tf.Tensor1D, bias: tf.Tensor1D, 
   }
   if (nativeKernelsOn() && [x, weight, bias].every((t) => t.dtype === 'float32')) {
     // One pass each way; the backward recomputes the normalised rows from x and two numbers per row.
-    return withGradient(([x, weight, bias], save) => {
-      const [y, mean, rstd] = nativeLayerNorm(x!, weight!, bias!, eps);
-      save([x!, weight!, mean, rstd]);
-      return { value: y, gradFunc: (dy, [x, weight, mean, rstd]) => nativeLayerNormGrad(x!, weight!, mean!, rstd!, dy) };
-    })(x, weight, bias);
+    return nativeLayerNorm(x, weight, bias, eps);
   }
   return withGradient(([x, weight, bias], save) => {
     const centered = tf.sub(x!, tf.mean(x!, -1, true));
@@ -95,11 +83,7 @@ export function scaledMaskedSoftmax(scores: tf.Tensor, divisor: number, mask: tf
   const perBatchRow = scores.rank === 4 && mask.rank === 4 && mask.shape[0] === scores.shape[0] && mask.shape[1] === 1 && mask.shape[2] === 1 && mask.shape[3] === scores.shape[3];
   if (nativeKernelsOn() && perBatchRow && scores.size > 0 && scores.dtype === 'float32' && mask.dtype === 'float32') {
     // One pass each way: scale, mask, exponentiate and normalise a row at a time.
-    return withGradient(([scores], save) => {
-      const probs = nativeScaledMaskedSoftmax(scores!, divisor, mask);
-      save([probs]);
-      return { value: probs, gradFunc: (dy, [probs]) => [nativeScaledMaskedSoftmaxGrad(probs!, dy, divisor)] };
-    })(scores);
+    return nativeScaledMaskedSoftmax(scores, divisor, mask);
   }
   return withGradient(([scores], save) => {
     const probs = tf.softmax(tf.add(tf.div(scores!, divisor), mask));
@@ -131,10 +115,7 @@ export function dropout(x: tf.Tensor, rate: number, seed: number): tf.Tensor {
   const [hashSeed, threshold, scale] = [seed >>> 0, Math.floor(rate * 2 ** 32), 1 / (1 - rate)];
   if (nativeKernelsOn() && x.dtype === 'float32') {
     // One pass each way, the mask made on the fly from the seed both times: nothing full-size is kept.
-    return withGradient(([x]) => ({
-      value: nativeDropout(x!, hashSeed, threshold, scale),
-      gradFunc: (dy) => [nativeDropout(dy, hashSeed, threshold, scale)],
-    }))(x);
+    return nativeDropout(x, hashSeed, threshold, scale);
   }
   return tf.tidy(() => {
     const mask = tf.tensor(dropoutMask(x.size, hashSeed, threshold, scale), x.shape, 'float32');

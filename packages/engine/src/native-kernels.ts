@@ -163,6 +163,42 @@ for (const backendName of BACKENDS) {
 }
 
 /**
+ * The gradients of the differentiable kernels, in tf.js's gradient registry: the engine saves what each names
+ * (`inputsToSave`, `outputsToSave`) when it records the kernel for a backward, and calls `gradFunc` with it,
+ * as for tf.js's own kernels. One registration each, where a `tf.customGrad` would make a closure per call.
+ * Each backward is one native kernel, from values the forward saved (see `fused.ts` for the formulas).
+ */
+const GRADIENTS: tf.GradConfig[] = [
+  { kernelName: GELU, inputsToSave: ['x'], gradFunc: (dy, [x]) => ({ x: () => nativeGeluGrad(x!, dy as tf.Tensor) }) },
+  {
+    // The mask is made again from the seed: nothing is saved.
+    kernelName: DROPOUT,
+    gradFunc: (dy, _, attrs) => {
+      const { seed, threshold, scale } = attrs as unknown as { seed: number; threshold: number; scale: number };
+      return { x: () => nativeDropout(dy as tf.Tensor, seed, threshold, scale) };
+    },
+  },
+  {
+    // Outputs [y, mean, rstd]: the backward recomputes the normalised rows from x and the two statistics. Only
+    // y reaches a loss (tf.js passes zeros for the others' gradients, which the rule does not read).
+    kernelName: LAYER_NORM, inputsToSave: ['x', 'weight'], outputsToSave: [false, true, true],
+    gradFunc: (dys, [x, weight, mean, rstd]) => {
+      const [dx, dweight, dbias] = nativeLayerNormGrad(x!, weight!, mean!, rstd!, (dys as tf.Tensor[])[0]!);
+      return { x: () => dx, weight: () => dweight, bias: () => dbias };
+    },
+  },
+  {
+    // The mask is an input, not a parameter: its gradient is zeros, asked for only if a mask depends on one.
+    kernelName: SOFTMAX, outputsToSave: [true],
+    gradFunc: (dy, [probs], attrs) => ({
+      scores: () => nativeScaledMaskedSoftmaxGrad(probs!, dy as tf.Tensor, (attrs as { divisor: number }).divisor),
+      mask: () => tf.zeros([probs!.shape[0]!, 1, 1, probs!.shape.at(-1)!]),
+    }),
+  },
+];
+for (const config of GRADIENTS) if (!tf.getGradient(config.kernelName)) tf.registerGradient(config);
+
+/**
  * Loads the kernels `choice` names (`auto`, `openblas`, `builtin`, `builtin-avx2`, `off`; default
  * `KOTUNE_NATIVE`, else `auto`) for later calls, and says which product kernel runs: `OpenBLAS 0.3.21
  * (...), 1 thread`, or why none does. A kernel asked for by name that cannot run throws.
@@ -196,47 +232,48 @@ export function nativeAdamW(p: tf.Tensor, g: tf.Tensor, m: tf.Tensor, v: tf.Tens
   return tf.engine().runKernel(ADAMW, { p, g, m, v }, constants as unknown as tf.NamedAttrMap) as unknown as [tf.Tensor, tf.Tensor, tf.Tensor];
 }
 
-/** GELU (`fused.ts`'s formula) on the native kernel, for a float32 tensor; only while `nativeKernelsOn()`. */
+/** GELU (`fused.ts`'s formula) on the native kernel, for a float32 tensor, with its gradient; only while `nativeKernelsOn()`. */
 export function nativeGelu(x: tf.Tensor): tf.Tensor {
   return tf.engine().runKernel(GELU, { x }, {}) as tf.Tensor;
 }
 
-/** GELU's gradient `dy·(Φ(x) + x·φ(x))` on the native kernel; only while `nativeKernelsOn()`. */
-export function nativeGeluGrad(x: tf.Tensor, dy: tf.Tensor): tf.Tensor {
+/** GELU's gradient `dy·(Φ(x) + x·φ(x))` on the native kernel. */
+function nativeGeluGrad(x: tf.Tensor, dy: tf.Tensor): tf.Tensor {
   return tf.engine().runKernel(GELU_GRAD, { x, dy }, {}) as tf.Tensor;
 }
 
 /**
  * `x` times the dropout mask of `seed` (kept where the element's hash ≥ `threshold`, scaled by `scale`; see
- * `fused.ts`), made on the fly; only while `nativeKernelsOn()`.
+ * `fused.ts`), made on the fly, with its gradient (the same mask on `dy`); only while `nativeKernelsOn()`.
  */
 export function nativeDropout(x: tf.Tensor, seed: number, threshold: number, scale: number): tf.Tensor {
   return tf.engine().runKernel(DROPOUT, { x }, { seed, threshold, scale }) as tf.Tensor;
 }
 
-/**
- * LayerNorm over the last axis on the native kernel: `[y, mean, rstd]`, the statistics one per row (for
- * `nativeLayerNormGrad`); only while `nativeKernelsOn()`.
- */
-export function nativeLayerNorm(x: tf.Tensor, weight: tf.Tensor, bias: tf.Tensor, eps: number): [tf.Tensor, tf.Tensor, tf.Tensor] {
-  return tf.engine().runKernel(LAYER_NORM, { x, weight, bias }, { eps }) as unknown as [tf.Tensor, tf.Tensor, tf.Tensor];
+/** LayerNorm over the last axis on the native kernel, with its gradient; only while `nativeKernelsOn()`. */
+export function nativeLayerNorm(x: tf.Tensor, weight: tf.Tensor, bias: tf.Tensor, eps: number): tf.Tensor {
+  const [y, mean, rstd] = tf.engine().runKernel(LAYER_NORM, { x, weight, bias }, { eps }) as unknown as [tf.Tensor, tf.Tensor, tf.Tensor];
+  // A recorded backward keeps its own references to the statistics (`outputsToSave`).
+  mean.dispose();
+  rstd.dispose();
+  return y;
 }
 
-/** LayerNorm's `[dx, dweight, dbias]` from the forward's input and statistics; only while `nativeKernelsOn()`. */
-export function nativeLayerNormGrad(x: tf.Tensor, weight: tf.Tensor, mean: tf.Tensor, rstd: tf.Tensor, dy: tf.Tensor): [tf.Tensor, tf.Tensor, tf.Tensor] {
+/** LayerNorm's `[dx, dweight, dbias]` from the forward's input and its per-row statistics. */
+function nativeLayerNormGrad(x: tf.Tensor, weight: tf.Tensor, mean: tf.Tensor, rstd: tf.Tensor, dy: tf.Tensor): [tf.Tensor, tf.Tensor, tf.Tensor] {
   return tf.engine().runKernel(LAYER_NORM_GRAD, { x, weight, mean, rstd, dy }, {}) as unknown as [tf.Tensor, tf.Tensor, tf.Tensor];
 }
 
 /**
- * `softmax(scores / divisor + mask)` over the last axis on the native kernel, for scores [batch, heads, q, seq] and
- * an additive mask [batch, 1, 1, seq]; only while `nativeKernelsOn()`.
+ * `softmax(scores / divisor + mask)` over the last axis on the native kernel, with its gradient, for scores
+ * [batch, heads, q, seq] and an additive mask [batch, 1, 1, seq]; only while `nativeKernelsOn()`.
  */
 export function nativeScaledMaskedSoftmax(scores: tf.Tensor, divisor: number, mask: tf.Tensor): tf.Tensor {
   return tf.engine().runKernel(SOFTMAX, { scores, mask }, { divisor }) as tf.Tensor;
 }
 
-/** Its gradient `(dy·p − Σ(dy·p)·p) / divisor` from the probabilities; only while `nativeKernelsOn()`. */
-export function nativeScaledMaskedSoftmaxGrad(probs: tf.Tensor, dy: tf.Tensor, divisor: number): tf.Tensor {
+/** Its gradient `(dy·p − Σ(dy·p)·p) / divisor` from the probabilities. */
+function nativeScaledMaskedSoftmaxGrad(probs: tf.Tensor, dy: tf.Tensor, divisor: number): tf.Tensor {
   return tf.engine().runKernel(SOFTMAX_GRAD, { probs, dy }, { divisor }) as tf.Tensor;
 }
 
