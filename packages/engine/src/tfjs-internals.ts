@@ -36,7 +36,8 @@ export function tfjsInternalsProblems(name: string): string[] {
       // readSync must hand out the tensor's own array (the native kernels write outputs into it).
       const t = tf.tensor1d([1, 2]);
       const read = (backend!.readSync as (id: tf.DataId) => unknown).bind(backend);
-      if (read(t.dataId) !== read(t.dataId)) problems.push('the cpu backend\'s readSync returning the stored array itself');
+      const [first, second] = [read(t.dataId), read(t.dataId)];
+      if (first !== second) problems.push('the cpu backend\'s readSync returning the stored array itself');
       t.dispose();
     }
   }
