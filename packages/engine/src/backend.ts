@@ -15,7 +15,7 @@ import { totalmem } from 'node:os';
 import { fitsWasm, formatEstimate, gigabytes, WASM_MEMORY_BYTES, type MemoryEstimate } from './memory-plan.ts';
 import { useNativeKernels } from './native-kernels.ts';
 import { checkTfjsInternals } from './tfjs-internals.ts';
-import { registerWasmKernels } from './wasm-kernels.ts';
+import { KOTUNE_WASM, startKotuneWasm } from './wasm-kernels.ts';
 
 export type BackendName = 'tensorflow-gpu' | 'tensorflow' | 'wasm' | 'cpu';
 export const BACKEND_NAMES: readonly BackendName[] = ['tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'];
@@ -64,8 +64,7 @@ async function tryNative(pkg: '@tensorflow/tfjs-node-gpu' | '@tensorflow/tfjs-no
 
 async function tryWasm(): Promise<string> {
   await import('@tensorflow/tfjs-backend-wasm');
-  registerWasmKernels();
-  if (!(await tf.setBackend('wasm'))) throw new Error('the wasm backend did not initialise');
+  if (!(await startKotuneWasm())) throw new Error('the wasm backend did not initialise');
   await tf.ready();
   const wasm = (await import('@tensorflow/tfjs-backend-wasm')) as typeof import('@tensorflow/tfjs-backend-wasm');
   const simd = await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT');
@@ -176,8 +175,9 @@ export async function initBackend(options: InitOptions = {}): Promise<BackendInf
   throw new Error(`no TensorFlow.js backend could be initialised:\n${skipped.join('\n')}`);
 }
 
+/** The name tf.js knows the backend by (`tf.getBackend()`). */
 function backendRegistryName(name: BackendName): string {
-  return name === 'tensorflow-gpu' ? 'tensorflow' : name;
+  return name === 'tensorflow-gpu' ? 'tensorflow' : name === 'wasm' ? KOTUNE_WASM : name;
 }
 
 /** The backend `initBackend` chose, or undefined before the first call. */

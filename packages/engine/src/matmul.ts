@@ -14,6 +14,7 @@ import * as tf from '@tensorflow/tfjs';
 import { withGradient } from './custom-grad.ts';
 import { nativeKernelsOn, nativeProduct } from './native-kernels.ts';
 import { wasmBatchMatMul } from './wasm-batch-matmul.ts';
+import { KOTUNE_WASM } from './wasm-kernels.ts';
 
 /**
  * `torch.nn.functional.linear`: `x · weightᵀ + bias`, with `weight` in the checkpoint's `[out, in]` layout.
@@ -167,7 +168,7 @@ function product(a: tf.Tensor, b: tf.Tensor, transposeA = false, transposeB = fa
   if (transposeA && transposeB) return transposeLastTwo(product(b, a)); // aᵀ·bᵀ = (b·a)ᵀ
   const lhs = transposeA ? transposeLastTwo(a) : a;
   const rhs = transposeB ? transposeLastTwo(b) : b;
-  if (lhs.rank === 3 && tf.getBackend() === 'wasm') return wasmBatchMatMul(lhs as tf.Tensor3D, rhs as tf.Tensor3D);
+  if (lhs.rank === 3 && tf.getBackend() === KOTUNE_WASM) return wasmBatchMatMul(lhs as tf.Tensor3D, rhs as tf.Tensor3D);
   return tf.matMul(lhs as tf.Tensor3D, rhs as tf.Tensor3D);
 }
 

@@ -15,6 +15,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { loadNative, type AdamWConstants, type NativeKernels } from '@kotune/native';
+import { KOTUNE_WASM } from './wasm-kernels.ts';
 
 const PRODUCT = 'KotuneNativeMatMul';
 const ADAMW = 'KotuneNativeAdamW';
@@ -26,7 +27,8 @@ const LAYER_NORM_GRAD = 'KotuneNativeLayerNormGrad';
 const SOFTMAX = 'KotuneNativeSoftmax';
 const SOFTMAX_GRAD = 'KotuneNativeSoftmaxGrad';
 const ENCODER_LAYER = 'KotuneNativeEncoderLayer';
-const BACKENDS = ['wasm', 'cpu'] as const;
+/** The backends (registry names) the kernels run on: kotune's wasm and tfjs's cpu. */
+const BACKENDS = [KOTUNE_WASM, 'cpu'] as const;
 
 let native: NativeKernels | undefined;
 
@@ -39,7 +41,7 @@ interface CpuBackend { readSync(dataId: tf.DataId): tf.backend_util.BackendValue
 interface Storage { data(t: tf.TensorInfo): Float32Array; output(shape: number[]): { info: tf.TensorInfo; data: () => Float32Array } }
 
 function storageOf(backend: unknown): Storage {
-  if (tf.getBackend() === 'wasm') {
+  if (tf.getBackend() === KOTUNE_WASM) {
     const wasm = backend as BackendWasm;
     // Views are taken when used, after every allocation: growing the wasm memory detaches older ones.
     return {

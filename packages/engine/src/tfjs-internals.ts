@@ -44,10 +44,12 @@ export function tfjsInternalsProblems(name: string): string[] {
   if (problems.length === 0) {
     // The tape exists only while a gradient is being recorded (checked last: it runs a kernel on the backend).
     let tapeSeen = false;
-    tf.tidy(() => tf.grad((x: tf.Tensor) => {
+    const x = tf.scalar(1);
+    const dx = tf.grad((x: tf.Tensor) => {
       tapeSeen = Array.isArray(state?.activeTape);
       return tf.mul(x, x);
-    })(tf.scalar(1)));
+    })(x);
+    tf.dispose([x, dx]); // (inside a tf.tidy, tf.grad leaves one tensor behind)
     if (!tapeSeen) problems.push('engine.state.activeTape');
   }
   return problems;

@@ -18,6 +18,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
+import { KOTUNE_WASM } from './wasm-kernels.ts';
 
 const KERNEL_NAME = 'KotuneBatchMatMulByEntry';
 
@@ -56,13 +57,13 @@ function batchMatMulByEntry(args: { inputs: tf.NamedTensorInfoMap; backend: unkn
   return out;
 }
 
-if (!tf.getKernel(KERNEL_NAME, 'wasm')) {
-  tf.registerKernel({ kernelName: KERNEL_NAME, backendName: 'wasm', kernelFunc: batchMatMulByEntry as tf.KernelFunc });
+if (!tf.getKernel(KERNEL_NAME, KOTUNE_WASM)) {
+  tf.registerKernel({ kernelName: KERNEL_NAME, backendName: KOTUNE_WASM, kernelFunc: batchMatMulByEntry as tf.KernelFunc });
 }
 
 /**
  * `a[i] · b[i]` for every i, with `a: [batch, m, k]`, `b: [batch, k, n]` float32 (no transposes,
- * no broadcasting). Only for the wasm backend; it has no gradient of its own (callers wrap it in
+ * no broadcasting). Only for kotune's wasm backend; it has no gradient of its own (callers wrap it in
  * `tf.customGrad`).
  */
 export function wasmBatchMatMul(a: tf.Tensor3D, b: tf.Tensor3D): tf.Tensor3D {

@@ -1,5 +1,9 @@
 /**
- * Two tfjs-backend-wasm 4.22 kernels replaced by faster equivalents of the same contract.
+ * kotune's wasm backend: tfjs-backend-wasm 4.22's own backend instance, registered a second time under the name
+ * `kotune-wasm` with a copy of its kernels in which two are replaced by faster equivalents of the same contract.
+ * The replacements apply only while kotune's backend is active: a tfjs user in the same process who selects
+ * `wasm` runs tfjs's kernels, unchanged (the instance, its heap and its tensors are shared, so tensors pass
+ * between the two names without a copy).
  *
  * Identity. The engine saves every tensor a gradient needs with `keep(clone(t))`, and `clone` runs
  * Identity; the wasm kernel copies the whole buffer, where the cpu and webgl backends only add a reference
@@ -18,11 +22,17 @@ import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 
 type KernelArgs = Parameters<tf.KernelFunc>[0];
 
-const builtins = new Map<string, tf.KernelFunc>();
+/** The registry name of kotune's wasm backend (`tf.getBackend()` while it runs). */
+export const KOTUNE_WASM = 'kotune-wasm';
+/** Below tfjs's own backends (cpu 1, wasm and webgl 2): never the one tfjs picks for a program that picks none. */
+const KOTUNE_WASM_PRIORITY = -1;
+
+/** tfjs-backend-wasm's own kernel, which the replacements fall back to. */
+const builtin = (name: string): tf.KernelFunc => tf.getKernel(name, 'wasm')!.kernelFunc;
 
 function sharedIdentity(args: KernelArgs): tf.TensorInfo {
   const x = args.inputs.x!;
-  if (x.dtype === 'string') return builtins.get('Identity')!(args) as tf.TensorInfo;
+  if (x.dtype === 'string') return builtin('Identity')(args) as tf.TensorInfo;
   (args.backend as unknown as BackendWasm).incRef(x.dataId);
   return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
 }
@@ -32,7 +42,7 @@ function gatherRows(args: KernelArgs): tf.TensorInfo {
   const { axis, batchDims } = args.attrs as { axis: number; batchDims: number };
   const backend = args.backend as unknown as BackendWasm;
   if (tf.util.parseAxisParam(axis, x.shape)[0] !== 0 || batchDims !== 0 || (x.dtype !== 'float32' && x.dtype !== 'int32') || x.shape.length === 0) {
-    return builtins.get('GatherV2')!(args) as tf.TensorInfo;
+    return builtin('GatherV2')(args) as tf.TensorInfo;
   }
   const ids = backend.typedArrayFromHeap(indices);
   const rows = x.shape[0]!;
@@ -53,16 +63,18 @@ function gatherRows(args: KernelArgs): tf.TensorInfo {
 const replacements: Record<string, tf.KernelFunc> = { Identity: sharedIdentity as tf.KernelFunc, GatherV2: gatherRows as tf.KernelFunc };
 
 /**
- * Installs the replacements; call after `@tensorflow/tfjs-backend-wasm` has registered its kernels and
- * before the wasm backend starts. Calling it again does nothing.
+ * Starts tfjs-backend-wasm's backend (imported by the caller) and makes kotune's the active one: registered
+ * once, with every wasm kernel (each with its setupFunc, which binds its wasm function when the backend starts)
+ * and the replacements. Kernels kotune adds (`Kotune*`) are registered for `KOTUNE_WASM` where they are defined.
  */
-export function registerWasmKernels(): void {
-  for (const [name, kernelFunc] of Object.entries(replacements)) {
-    const builtin = tf.getKernel(name, 'wasm');
-    if (!builtin || builtin.kernelFunc === kernelFunc) continue;
-    builtins.set(name, builtin.kernelFunc);
-    tf.unregisterKernel(name, 'wasm');
-    // The builtin's setupFunc binds its wasm function when the backend starts; the fallback needs it.
-    tf.registerKernel({ kernelName: name, backendName: 'wasm', kernelFunc, setupFunc: builtin.setupFunc });
+export async function startKotuneWasm(): Promise<boolean> {
+  if (!(await tf.setBackend('wasm'))) return false;
+  await tf.ready();
+  const instance = tf.findBackend('wasm')!;
+  if (!tf.findBackendFactory(KOTUNE_WASM)) tf.registerBackend(KOTUNE_WASM, () => instance, KOTUNE_WASM_PRIORITY);
+  for (const config of tf.getKernelsForBackend('wasm')) {
+    if (tf.getKernel(config.kernelName, KOTUNE_WASM)) continue;
+    tf.registerKernel({ ...config, backendName: KOTUNE_WASM, kernelFunc: replacements[config.kernelName] ?? config.kernelFunc });
   }
+  return tf.setBackend(KOTUNE_WASM);
 }

@@ -38,7 +38,7 @@ async function child(task: 'score' | 'encode', folder: string): Promise<void> {
     return (model instanceof Reranker ? model.forward(inputIds, mask) : model.forward(inputIds, mask)).dataSync();
   });
   const seconds = (performance.now() - start) / 1000;
-  const heap = tf.getBackend() === 'wasm' ? mb((tf.backend() as unknown as { wasm: { HEAPU8: Uint8Array } }).wasm.HEAPU8.length) : null;
+  const heap = tf.getBackend() === 'kotune-wasm' ? mb((tf.backend() as unknown as { wasm: { HEAPU8: Uint8Array } }).wasm.HEAPU8.length) : null;
   console.log(JSON.stringify({
     task, backend: info.description, seconds, loaded_rss_mb: mb(loadedRss), peak_rss_mb: Math.round(process.resourceUsage().maxRSS / 1024),
     wasm_heap_mb: heap, finite: Array.from(output).every(Number.isFinite),

@@ -44,7 +44,7 @@ function assertFast({ out, err }: { out: string; err: string }): void {
   const backendLines = err.split('\n').filter((line) => line.startsWith('backend: '));
   assert.equal(backendLines.length, 1, err);
   assert.match(backendLines[0]!, /^backend: wasm \(/);
-  assert.match(out, /^wasm\n/);
+  assert.match(out, /^kotune-wasm\n/); // kotune's wasm backend (@kotune/engine's wasm-kernels.ts)
 }
 
 test('Reranker.load initialises the default backend when the caller has not; two loads at once initialise it once', async () => {
