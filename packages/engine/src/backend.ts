@@ -12,7 +12,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { createRequire } from 'node:module';
 import { totalmem } from 'node:os';
-import { fitsWasm, formatEstimate, gigabytes, WASM_MEMORY_BYTES, type MemoryEstimate } from './memory-plan.ts';
+import { fitsWasm, formatEstimate, gigabytes, type MemoryEstimate } from './memory-plan.ts';
 import { useNativeKernels } from './native-kernels.ts';
 import { checkTfjsInternals } from './tfjs-internals.ts';
 import { KOTUNE_WASM, startKotuneWasm } from './wasm-kernels.ts';
@@ -113,7 +113,7 @@ export interface InitOptions {
 /** Why wasm cannot run a run of `memory`, or undefined when it can (or nothing is known). */
 function wasmTooSmall(memory: MemoryEstimate | undefined): string | undefined {
   if (memory === undefined || fitsWasm(memory)) return undefined;
-  return `${formatEstimate(memory)}, more than wasm's ${gigabytes(WASM_MEMORY_BYTES)} can hold`;
+  return `${formatEstimate(memory)}, more than wasm's 4 GB (2³² bytes) can hold`;
 }
 
 /** A line when even the machine's memory is short of the estimate (the cpu backend has no cap of its own). */

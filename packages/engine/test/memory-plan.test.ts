@@ -51,7 +51,7 @@ test('by default a run wasm cannot hold goes to cpu with one line saying why; on
   const info = await initBackend({ log: (l) => lines.push(l), memory: trainingMemory(XLMR_BASE, { forward: { sequences: 4, length: 128 } }) });
   assert.is(info.name, 'cpu');
   assert.is(tf.getBackend(), 'cpu');
-  assert.match(lines[0]!, /^backend: wasm skipped: training a 278M-parameter encoder .* needs about \d+\.\d GB \(.*\), more than wasm's 4\.3 GB can hold; using the next one$/);
+  assert.match(lines[0]!, /^backend: wasm skipped: training a 278M-parameter encoder .* needs about \d+\.\d GB \(.*\), more than wasm's 4 GB \(2³² bytes\) can hold; using the next one$/);
   assert.match(lines[1]!, /^backend: cpu \(pure JavaScript\)/);
 });
 
@@ -71,7 +71,7 @@ test('an explicit backend is respected: cpu stays cpu for a tiny run; wasm for a
     await initBackend({ backend: 'wasm', ...quiet, memory: trainingMemory(XLMR_LARGE, { forward: { sequences: 8, length: 128 } }) });
     assert.unreachable('wasm cannot hold XLM-R large training');
   } catch (err) {
-    assert.match(String(err), /backend wasm was requested but cannot run this: training a 560M-parameter encoder .* more than wasm's 4\.3 GB can hold; use --backend cpu/);
+    assert.match(String(err), /backend wasm was requested but cannot run this: training a 560M-parameter encoder .* more than wasm's 4 GB \(2³² bytes\) can hold; use --backend cpu/);
   }
   // A wasm asked for by name is not moved by ensureBackend either: the user hears why it cannot run.
   await initBackend({ backend: 'wasm', ...quiet });

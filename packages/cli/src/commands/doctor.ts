@@ -82,7 +82,8 @@ export async function run(argv: string[]): Promise<void> {
   say('cpu', `${cpus()[0]?.model.trim() ?? 'unknown'}: ${cpus().length} logical cores, ${availableParallelism()} available to this process` +
     `${allowed ? ` (affinity ${allowed})` : ''}; container CPU quota: ${limits.cpus !== undefined ? `${limits.cpus} CPUs (cgroup ${limits.version})` : 'none'}`);
   say('memory', `${gb(totalmem())} total, ${gb(freemem())} free; container limit: ${limits.memory !== undefined ? `${gb(limits.memory)} (cgroup ${limits.version})` : 'none'}; ` +
-    `V8 heap limit ${gb(getHeapStatistics().heap_size_limit)} (node --max-old-space-size); the wasm backend's memory is capped at 4 GB, the cpu backend's is not`);
+    `V8 heap limit ${gb(getHeapStatistics().heap_size_limit)} (node --max-old-space-size); the wasm backend's memory is capped at 4 GB, the cpu backend's is not; ` +
+    'a run whose estimate (weights, gradients, AdamW moments, activations) wasm cannot hold goes to cpu, with a line saying so');
 
   // The backend, as every command would pick it.
   const reasons: string[] = [];
