@@ -287,7 +287,7 @@ function checkValue(key: ConfigKey, value: unknown, where: string, baseDir: stri
           if (error instanceof ConfigError) return { problems: error.problems.map((p) => `${where}: model_config: ${p}`) };
           throw error;
         }
-        return checkValue(key, json, `${where}: model_config ${file}`, baseDir);
+        return checkValue(key, json, file, baseDir);
       }
       if (typeof value !== 'object' || Array.isArray(value)) return wrong();
       const json = value as Record<string, unknown>;

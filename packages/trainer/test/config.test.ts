@@ -172,7 +172,7 @@ test('every problem is reported at once, each naming the file and key; model_con
     /mc1\.json: model_config: "hidden_size" must be a number, got "128"\n.*mc1\.json: model_config: "num_hidden_layers" must be >= 1, got 0/);
   throwsConfig(() => loadTrainConfig(config('mc2.json', { ...fresh, model_config: { hidden_dropout_prob: 1.5 } })),
     /model_config: "hidden_dropout_prob" must be in \[0, 1\), got 1\.5/);
-  throwsConfig(() => loadTrainConfig(config('mc3.json', { ...fresh, model_config: [128] })), /model_config must be an object of config\.json keys or null, got an array/);
+  throwsConfig(() => loadTrainConfig(config('mc3.json', { ...fresh, model_config: [128] })), /model_config must be an object of config\.json keys or the path of a config\.json file or null, got an array/);
   const ok = loadTrainConfig(config('mc4.json', { ...fresh, model_config: { hidden_size: 64, num_attention_heads: 4, torch_dtype: 'float32' } }));
   assert.equal(ok.model_config, { hidden_size: 64, num_attention_heads: 4, torch_dtype: 'float32' }, 'other config.json keys pass through');
 });
@@ -195,6 +195,27 @@ test('model_config: an unknown key gets a did-you-mean, the sizes must go togeth
   assert.ok(loadTrainConfig(config('mk7.json', embedder)));
   throwsConfig(() => loadTrainConfig(config('mk8.json', { ...embedder, passage_max_len: 256 })),
     /max_position_embeddings 130 leaves 128 positions for tokens, but the longest text holds 256 tokens \(query_max_len 32, passage_max_len 256\)/);
+});
+
+test('model_config may name a config.json file (its _ keys are comments); given on the command line it replaces the file\'s model, keeping its tokenizer', () => {
+  const arch = config('arch.json', { _comment: 'an architecture', hidden_size: 64, num_attention_heads: 4, max_position_embeddings: 514 });
+  const fromFile = loadTrainConfig(config('mf1.json', { task: 'reranker', train_data: 'a', tokenizer_name_or_path: 'tok', model_config: 'arch.json' }));
+  assert.equal(fromFile.model_config, { hidden_size: 64, num_attention_heads: 4, max_position_embeddings: 514 });
+  const recipe = config('mf2.json', { ...minimal, model_name_or_path: 'BAAI/bge-reranker-large' });
+  const fresh = loadTrainConfig(recipe, { overrides: parseOverrides(['--model_config', arch]) });
+  assert.is(fresh.model_name_or_path, null);
+  assert.is(fresh.tokenizer_name_or_path, 'BAAI/bge-reranker-large', 'the replaced model\'s tokenizer');
+  assert.equal(fresh.model_config!.hidden_size, 64);
+  const own = loadTrainConfig(recipe, { overrides: parseOverrides(['--model_config', arch, '--tokenizer_name_or_path', 'tok']) });
+  assert.is(own.tokenizer_name_or_path, 'tok');
+  // And the other way round: a model on the command line replaces the file's fresh one.
+  assert.is(loadTrainConfig(config('mf3.json', { task: 'reranker', train_data: 'a', tokenizer_name_or_path: 'tok', model_config: 'arch.json' }),
+    { overrides: parseOverrides(['--model_name_or_path', 'BAAI/bge-m3']) }).model_config, null);
+  throwsConfig(() => loadTrainConfig(recipe, { overrides: parseOverrides(['--model_config', join(dir, 'missing.json')]) }),
+    /^command line: model_config: \S*missing\.json: cannot read the config: /);
+  const badArch = config('bad-arch.json', { hiden_size: 64 });
+  throwsConfig(() => loadTrainConfig(recipe, { overrides: parseOverrides(['--model_config', badArch]) }),
+    /^\S*bad-arch\.json: model_config: unknown key "hiden_size" \(did you mean "hidden_size"\?\)$/);
 });
 
 test('null stands for a derived default (HF\'s None): loss, eval_steps, batch_sampler, output_dir', () => {
