@@ -4,7 +4,8 @@
  * Default: wasm (XNNPACK + SIMD), else cpu (pure JS): the backends our tests run. On wasm and cpu the model's
  * products, GELU, dropout and LayerNorm, and the optimizer's AdamW updates and gradient norms go to the
  * native kernels of @kotune/native when it is built (`KOTUNE_NATIVE`, see `native-kernels.ts`); the start-up
- * line says which kernel multiplies.
+ * line says which kernel multiplies. A run whose memory estimate (`memory-plan.ts`) wasm's 4 GB cannot hold
+ * skips wasm for cpu, with one line saying why. kotune's wasm is registered as `kotune-wasm` (`wasm-kernels.ts`).
  * tfjs-node-gpu (CUDA) and tfjs-node (native CPU) run only when asked for (`--backend`, `KOTUNE_BACKEND`) and
  * installed by the user (optional peers): their install script downloads libtensorflow, the GPU one needs
  * the CUDA 11.2 / cuDNN 8 libraries, and no test of ours runs them.
