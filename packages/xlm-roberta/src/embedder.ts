@@ -152,12 +152,16 @@ export class Embedder {
     return mapSortedBatches(inputIds, options.batchSize ?? 32, this.tokenizer.padId, (ids, mask) => this.forward(ids, mask, { normalize }));
   }
 
-  /** sentence-transformers' choice: the explicit prefix, else the named prompt, else the default prompt, else none. */
+  /**
+   * sentence-transformers' choice: the explicit prefix, else the named prompt, else the default prompt, else
+   * none. As there, `query` and `document` always exist (empty unless the folder gives them), so that a pipeline
+   * can ask for them whatever the model.
+   */
   private promptFor({ prefix, promptName }: EncodeOptions): string {
     if (prefix !== undefined) return prefix;
     const name = promptName ?? this.defaultPromptName;
     if (name === null) return '';
-    const prompt = this.prompts[name];
+    const prompt = this.prompts[name] ?? (name === 'query' || name === 'document' ? '' : undefined);
     if (prompt === undefined) throw new Error(`encode: no prompt named ${JSON.stringify(name)}; the embedder has ${Object.keys(this.prompts).map((p) => JSON.stringify(p)).join(', ') || 'none'}`);
     return prompt;
   }

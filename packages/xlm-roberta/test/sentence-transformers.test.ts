@@ -131,6 +131,11 @@ test('v6 layout: new module paths, pooling_mode, embedding_dimension, the length
   assert.equal(Array.from(document!), Array.from(passage!));
   assert.ok(await embeddingsError(embedder, expected.cls_normalized, { prefix: '' }) <= 1e-5); // 1e-5 relative
   await rejects(() => embedder.encode(['x'], { promptName: 'passage' }), /no prompt named "passage"; the embedder has "document", "query"/);
+  const [empty] = await embedder.encode([texts[1]!], { prefix: '' });
+  embedder.prompts = {};
+  const [query] = await embedder.encode([texts[1]!], { promptName: 'query' });
+  assert.equal(Array.from(query!), Array.from(empty!), '`query` and `document` exist, empty, where a folder has none (as sentence-transformers)');
+  embedder.prompts = { document: 'passage: ', query: 'query: ' };
 
   // Saved in the layout every version reads, the prompts and the default prompt with it.
   const out = join(work, 'v6-resaved');
