@@ -5,7 +5,7 @@ export {
 export { formatPlan, planTraining, type TrainPlan } from './plan.ts';
 export { MetricsLog, isEvalLine, readMetricsLog, type EvalLogLine, type MetricsLine, type TrainLogLine } from './metrics-log.ts';
 export { Progress, formatDuration, type ProgressOptions, type StepStats } from './progress.ts';
-export { PLOT_FILES, writePlots } from './plots.ts';
+export { PLOT_FILES, lineChartPng, writePlots, type Series } from './plots.ts';
 export {
   OPTIMIZER_FILE, TRAINER_STATE_FILE, latestCheckpoint, listCheckpoints, readCheckpoint, removeStaleTemporaries,
   rotateCheckpoints, saveCheckpoint, type CheckpointInfo, type TrainerState,

@@ -17,12 +17,13 @@ const WIDTH = 900;
 const HEIGHT = 450;
 const COLORS = ['#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b', '#e377c2', '#7f7f7f', '#bcbd22', '#17becf'];
 
-interface Series {
+export interface Series {
   label: string;
   points: { x: number; y: number }[];
 }
 
-function renderPng(title: string, yLabel: string, series: Series[]): Buffer {
+/** A PNG line chart of `series` against the optimizer step (also drawn by the learning bench). */
+export function lineChartPng(title: string, yLabel: string, series: Series[]): Buffer {
   const canvas = createCanvas(WIDTH, HEIGHT);
   const context = canvas.getContext('2d');
   context.fillStyle = '#ffffff'; // PNGs are transparent by default, unreadable in dark viewers
@@ -71,8 +72,8 @@ export function writePlots(dir: string, lines: readonly MetricsLine[]): string[]
     written.push(path);
   };
   if (train.length > 0) {
-    write(PLOT_FILES.loss, renderPng('training loss', 'loss', [{ label: 'loss', points: train.map((l) => ({ x: l.step, y: l.loss })) }]));
-    write(PLOT_FILES.learningRate, renderPng('learning rate', 'learning rate',
+    write(PLOT_FILES.loss, lineChartPng('training loss', 'loss', [{ label: 'loss', points: train.map((l) => ({ x: l.step, y: l.loss })) }]));
+    write(PLOT_FILES.learningRate, lineChartPng('learning rate', 'learning rate',
       [{ label: 'learning_rate', points: train.map((l) => ({ x: l.step, y: l.learning_rate })) }]));
   }
   if (evals.length > 0) {
@@ -81,7 +82,7 @@ export function writePlots(dir: string, lines: readonly MetricsLine[]): string[]
       label: name,
       points: evals.filter((l) => Number.isFinite(l.eval[name])).map((l) => ({ x: l.step, y: l.eval[name] })),
     }));
-    write(PLOT_FILES.eval, renderPng('evaluation', 'metric', series));
+    write(PLOT_FILES.eval, lineChartPng('evaluation', 'metric', series));
   }
   return written;
 }
