@@ -9,7 +9,9 @@
  *   reranker  the demo's random-init 1-layer reranker (dropout off), KorSTS groups of 1 positive + 3 negatives,
  *             batch 32 groups, lr 2e-3, warmup 0.1, weight decay 0.01, 200 steps; kotune's `bce` vs
  *             sentence-transformers' BinaryCrossEntropyLoss with its CrossEncoderTrainer over the same pairs (the
- *             loss that matches one of kotune's exactly: its listwise losses have no one-hot target)
+ *             loss that matches one of kotune's exactly: its listwise losses have no one-hot target). Its trainer
+ *             shuffles the rows one by one, so a batch holds a varying share of positives where kotune's holds
+ *             exactly 1 in 4: the same loss on average, a noisier curve
  *
  * Both sides run on one thread (the wasm backend with OMP/OPENBLAS_NUM_THREADS=1; torch.set_num_threads(1)).
  * The initial model, sentence-transformers' model and kotune's export are all scored by sentence-transformers'
