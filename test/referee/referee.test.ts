@@ -129,7 +129,7 @@ function registerTests(python: string): void {
     // The worst error per folder, for the record (the README quotes them).
     const byFolder = new Map<string, number>();
     for (const [label, error] of Object.entries(worst)) {
-      const folder = label.replace(/ (encode|score|kotune|vs) .*$/, '');
+      const folder = label.replace(/ (encode|score|kotune|vs)\b.*$/, '');
       byFolder.set(folder, Math.max(byFolder.get(folder) ?? 0, error));
     }
     for (const [folder, error] of byFolder) console.log(`  ${folder}: max rel error ${error.toExponential(2)}`);
