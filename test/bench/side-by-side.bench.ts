@@ -107,8 +107,8 @@ async function runOurs(name: string, work: string): Promise<void> {
       ? model.tokenizer.encodeRerankerPairs(pairs, { maxLength: bench.seq, padding: 'longest' })
       : model.tokenizer.encodeBatch(batch.passages, { maxLength: bench.seq, padding: 'longest' });
     const infer = model.kind === 'reranker'
-      ? () => model.reranker.score(pairs, { maxLength: bench.seq, batchSize: pairs.length })
-      : () => model.embedder.encode(batch.passages, { maxLength: bench.seq, batchSize: batch.passages.length });
+      ? () => model.score(pairs, { maxLength: bench.seq, batchSize: pairs.length })
+      : () => model.encode(batch.passages, { maxLength: bench.seq, batchSize: batch.passages.length });
     const outputs = (await infer()).flatMap((x) => (typeof x === 'number' ? [x] : [...x])); // the first warm-up call
     process.stderr.write(`  kotune ${name} ${inferName}...\n`);
     results[inferName] = { seconds_per_step: await time(bench.warmup - 1, bench.inferenceSteps, infer), ...tokensOf([inferIds]), outputs };

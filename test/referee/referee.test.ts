@@ -13,7 +13,7 @@
  *
  * Tolerance: max|kotune − Python| / max|Python| ≤ 1e-5 over each output (README; measured errors are printed).
  * Runs where a Python with torch, transformers and sentence-transformers is found or can be made from a local
- * wheel mirror (python.ts); elsewhere every test is skipped, with the reason on a `SKIP:` line.
+ * wheel mirror (python.ts); elsewhere every test is skipped, with the reason on a `skip:` line.
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -58,7 +58,7 @@ type FolderResult = { path: string; kind: string; overlong_error?: string | null
 
 const referee = await findReferee({}, (line) => console.log(line));
 if ('reason' in referee) {
-  console.log(`SKIP: ${referee.reason}`);
+  console.log(`skip: ${referee.reason}`);
   for (const name of NAMES) test.skip(name);
 } else {
   console.log(`python referee: ${Object.entries(referee.versions).map(([k, v]) => `${k} ${v}`).join(', ')}`);

@@ -18,7 +18,7 @@ export type Flags = Record<string, FlagSpec>;
 
 /** Flags every command understands. */
 const COMMON: Flags = {
-  backend: { type: 'string', help: 'tensorflow-gpu | tensorflow | wasm | cpu (default: the first that loads)' },
+  backend: { type: 'string', help: 'wasm | cpu | tensorflow | tensorflow-gpu (default: wasm, else cpu; tensorflow* need @tensorflow/tfjs-node(-gpu), see kotune doctor)' },
   help: { type: 'boolean', short: 'h', help: 'show this help' },
 };
 

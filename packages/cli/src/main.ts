@@ -3,6 +3,7 @@
  * `kotune <command> [options]`: each command lives in `commands/<command>.ts` and exports
  * `run(argv)`, loaded on demand so that `kotune metrics` does not pay for TensorFlow.js start-up.
  */
+import { fileURLToPath } from 'node:url';
 import { CliError } from './errors.ts';
 
 const COMMANDS: Record<string, { summary: string; load: () => Promise<{ run(argv: string[]): Promise<void> }> }> = {
@@ -14,6 +15,8 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<{ run(argv
   mine: { summary: 'mine hard negatives for {query, pos, neg} JSONL', load: () => import('./commands/mine.ts') },
   'score-data': { summary: 'add teacher pos_scores / neg_scores from a reranker', load: () => import('./commands/score-data.ts') },
   metrics: { summary: 'IR metrics of a TREC run against TREC qrels', load: () => import('./commands/metrics.ts') },
+  export: { summary: 'write DIR/onnx/model.onnx for onnxruntime and transformers.js', load: () => import('./commands/export.ts') },
+  doctor: { summary: 'what runs here: backend, native kernels and BLAS, threads, memory limits, what a GPU needs', load: () => import('./commands/doctor.ts') },
 };
 
 function usage(): string {
@@ -35,6 +38,21 @@ async function main(argv: string[]): Promise<void> {
   const module = await command.load();
   await module.run(rest);
 }
+
+/**
+ * The folder the command was typed in, when that is not the current one: `pnpm kotune …` and `pnpm demo` run
+ * this file in the repository root wherever they are typed, and pnpm (as npm) passes that folder as INIT_CWD.
+ */
+function typedIn(): string | undefined {
+  const { INIT_CWD, npm_package_json, npm_lifecycle_event } = process.env;
+  const workspace = fileURLToPath(new URL('../../../package.json', import.meta.url));
+  const ours = npm_package_json === workspace && (npm_lifecycle_event === 'kotune' || npm_lifecycle_event === 'demo');
+  return ours && INIT_CWD ? INIT_CWD : undefined;
+}
+
+// Relative paths on the command line mean the user's folder.
+const userFolder = typedIn();
+if (userFolder) process.chdir(userFolder);
 
 main(process.argv.slice(2)).catch((error: unknown) => {
   if (error instanceof CliError) {

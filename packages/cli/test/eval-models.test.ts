@@ -10,7 +10,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } fro
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { evaluateRankings, rankCandidates } from '@kotune/metrics';
-import { evalCutoffs } from '@kotune/eval';
+import { evalCutoffs, readRerankQueries } from '@kotune/eval';
 import { run as evalCommand } from '../src/commands/eval.ts';
 import { run as scoreData } from '../src/commands/score-data.ts';
 
@@ -47,7 +47,9 @@ test('reranker eval: first stage and fixture reranker rows, JSON, markdown and P
     JSON.stringify({ query: pairs[4][0], candidates: [5, 6, 7, 4].map((i) => ({ text: pairs[i][1], relevance: i === 4 ? 1 : 0 })) }),
   ].join('\n'));
   const cutoffs = evalCutoffs();
-  const firstStage = evaluateRankings([{ ranked: [0, 1, 2, 3], relevant: [0] }, { ranked: [0, 1, 2, 3], relevant: [3] }], cutoffs).means;
+  // Query 0's candidates come in a seeded random order (as listed the positive would be first); query 1's as listed.
+  const [query0] = await readRerankQueries(data);
+  const firstStage = evaluateRankings([{ ranked: [0, 1, 2, 3], relevant: [...query0!.relevant] }, { ranked: [0, 1, 2, 3], relevant: [3] }], cutoffs).means;
   const reference = evaluateRankings([
     { ranked: rankCandidates([0, 1, 2, 3].map((i) => ({ id: i, score: logits[i] }))), relevant: [0] },
     { ranked: rankCandidates([5, 6, 7, 4].map((i) => ({ id: i, score: logits[i] }))), relevant: [4] },
@@ -59,7 +61,9 @@ test('reranker eval: first stage and fixture reranker rows, JSON, markdown and P
   const summary = JSON.parse(readFileSync(join(outDir, 'eval.json'), 'utf8'));
   assert.is(summary.task, 'reranker');
   assert.is(summary.queries, 2);
-  assertMetricsClose(summary.systems['first stage (file order)'], firstStage, 'first stage');
+  assert.equal(Object.keys(summary.systems), ['first stage (file order; {query, pos, neg} lines in random order, seed 42)',
+    `BM25 (${model} tokenizer pieces)`, model], 'baselines first, each model once');
+  assertMetricsClose(summary.systems['first stage (file order; {query, pos, neg} lines in random order, seed 42)'], firstStage, 'first stage');
   assertMetricsClose(summary.systems[model], reference, 'reranker');
   assert.match(out, /\*\*Top-k 1\*\*/);
   assert.match(out, new RegExp(`\\| ${model.replace(/[/.]/g, '\\$&')} \\| ${reference['f1@1'].toFixed(4)} \\| ${reference['recall@1'].toFixed(4)} \\|`));

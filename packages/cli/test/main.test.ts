@@ -22,7 +22,7 @@ function kotune(...args: string[]): Promise<{ code: number; out: string; err: st
 test('kotune --help lists every command', async () => {
   const { code, out } = await kotune('--help');
   assert.is(code, 0);
-  for (const name of ['demo', 'train', 'score', 'encode', 'eval', 'mine', 'score-data', 'metrics']) {
+  for (const name of ['demo', 'train', 'score', 'encode', 'eval', 'mine', 'score-data', 'metrics', 'export', 'doctor']) {
     assert.match(out, new RegExp(`^  ${name} `, 'm'), name);
   }
 });

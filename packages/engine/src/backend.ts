@@ -1,13 +1,13 @@
 /**
  * Picks the TensorFlow.js backend at run time.
  *
- * Order: tfjs-node-gpu (CUDA), tfjs-node (native CPU), wasm (XNNPACK + SIMD), cpu (pure JS). On wasm
- * and cpu the model's products, GELU, dropout and LayerNorm, and the optimizer's AdamW updates and
- * gradient norms go to the native kernels of @kotune/native when it is built (`KOTUNE_NATIVE`, see
- * `native-kernels.ts`); the start-up line says which kernel multiplies.
- * The two native packages are optionalDependencies: their install script downloads libtensorflow,
- * which fails without internet, and their addon fails to load without the CUDA 11.2 / cuDNN 8
- * libraries. Either failure falls through to the next backend with the reason on one line.
+ * Default: wasm (XNNPACK + SIMD), else cpu (pure JS): the backends our tests run. On wasm and cpu the model's
+ * products, GELU, dropout and LayerNorm, and the optimizer's AdamW updates and gradient norms go to the
+ * native kernels of @kotune/native when it is built (`KOTUNE_NATIVE`, see `native-kernels.ts`); the start-up
+ * line says which kernel multiplies.
+ * tfjs-node-gpu (CUDA) and tfjs-node (native CPU) run only when asked for (`--backend`, `KOTUNE_BACKEND`) and
+ * installed by the user (optional peers): their install script downloads libtensorflow, the GPU one needs
+ * the CUDA 11.2 / cuDNN 8 libraries, and no test of ours runs them.
  */
 import * as tf from '@tensorflow/tfjs';
 import { createRequire } from 'node:module';
@@ -16,6 +16,8 @@ import { registerWasmKernels } from './wasm-kernels.ts';
 
 export type BackendName = 'tensorflow-gpu' | 'tensorflow' | 'wasm' | 'cpu';
 export const BACKEND_NAMES: readonly BackendName[] = ['tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'];
+/** Tried in this order when no backend is asked for. */
+export const DEFAULT_BACKENDS: readonly BackendName[] = ['wasm', 'cpu'];
 
 export interface BackendInfo {
   name: BackendName;
@@ -112,7 +114,7 @@ export async function initBackend(options: InitOptions = {}): Promise<BackendInf
     if (tf.getBackend() !== backendRegistryName(active.name)) await tf.setBackend(backendRegistryName(active.name));
     return active;
   }
-  const order = forced ? [forced] : BACKEND_NAMES;
+  const order = forced ? [forced] : DEFAULT_BACKENDS;
   const skipped: string[] = [];
   for (const name of order) {
     let description: string;
@@ -141,6 +143,35 @@ function backendRegistryName(name: BackendName): string {
 /** The backend `initBackend` chose, or undefined before the first call. */
 export function activeBackend(): BackendInfo | undefined {
   return active;
+}
+
+/**
+ * The version of each TensorFlow native package `initBackend` could load when asked for (the user installed
+ * it beside kotune), or undefined where it is absent; nothing is loaded.
+ */
+export function installedNativeBackends(): Record<'tensorflow-gpu' | 'tensorflow', string | undefined> {
+  const version = (pkg: string): string | undefined => {
+    try {
+      return (require(`${pkg}/package.json`) as { version: string }).version;
+    } catch {
+      return undefined;
+    }
+  };
+  return { 'tensorflow-gpu': version('@tensorflow/tfjs-node-gpu'), tensorflow: version('@tensorflow/tfjs-node') };
+}
+
+let defaultInit: Promise<BackendInfo> | undefined;
+
+/**
+ * The active backend, or the default one initialised now (as `initBackend()`, honouring `KOTUNE_BACKEND`)
+ * when nothing chose one yet. `Reranker.load`, `Embedder.load`, `train` and `evaluate` call it, so that a
+ * program that never calls `initBackend` runs on wasm with the native kernels, not on TensorFlow.js's own
+ * default, the pure-JS cpu backend (about 50x slower).
+ */
+export async function ensureBackend(log?: InitOptions['log']): Promise<BackendInfo> {
+  if (active) return active;
+  defaultInit ??= initBackend({ log }).finally(() => (defaultInit = undefined));
+  return defaultInit;
 }
 
 /** Reads `--backend NAME` / `--backend=NAME` from argv, for scripts that take no other flags. */

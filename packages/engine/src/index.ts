@@ -1,7 +1,8 @@
 export * as tf from '@tensorflow/tfjs';
-export { initBackend, activeBackend, parseBackendName, backendFromArgv, BACKEND_NAMES } from './backend.ts';
+export { initBackend, activeBackend, ensureBackend, installedNativeBackends, parseBackendName, backendFromArgv, BACKEND_NAMES, DEFAULT_BACKENDS } from './backend.ts';
 export type { BackendInfo, BackendName, InitOptions } from './backend.ts';
 export { linear, matMul, withWeightCache } from './matmul.ts';
 export { l2Normalize } from './normalize.ts';
 export { dropout, gelu, layerNorm, mix32, scaledMaskedSoftmax } from './fused.ts';
-export { nativeAdamW, nativeSquaredNorm } from './native-kernels.ts';
+export { nativeAdamW, nativeEncoderLayer, nativeSquaredNorm } from './native-kernels.ts';
+export type { EncoderLayerWeights } from './native-kernels.ts';

@@ -25,6 +25,7 @@ const LAYER_NORM = 'KotuneNativeLayerNorm';
 const LAYER_NORM_GRAD = 'KotuneNativeLayerNormGrad';
 const SOFTMAX = 'KotuneNativeSoftmax';
 const SOFTMAX_GRAD = 'KotuneNativeSoftmaxGrad';
+const ENCODER_LAYER = 'KotuneNativeEncoderLayer';
 const BACKENDS = ['wasm', 'cpu'] as const;
 
 let native: NativeKernels | undefined;
@@ -140,9 +141,20 @@ function softmaxGradKernel({ inputs, backend, attrs }: KernelArgs): tf.TensorInf
   return dscores.info;
 }
 
+function encoderLayerKernel({ inputs, backend, attrs }: KernelArgs): tf.TensorInfo {
+  const { x, mask } = inputs as Record<'x' | 'mask', tf.TensorInfo>;
+  const { packed, heads, ffn, divisor, eps } = attrs as unknown as { packed: Float32Array; heads: number; ffn: number; divisor: number; eps: number };
+  const [batch, seq, hidden] = x.shape as [number, number, number];
+  const storage = storageOf(backend);
+  const y = storage.output(x.shape);
+  native!.encoderLayer!(packed, storage.data(x), storage.data(mask), y.data(), [batch, seq, hidden, heads, ffn], divisor, eps);
+  return y.info;
+}
+
 const KERNELS: [string, unknown][] = [
   [PRODUCT, productKernel], [ADAMW, adamwKernel], [GELU, geluKernel], [GELU_GRAD, geluGradKernel], [DROPOUT, dropoutKernel],
   [LAYER_NORM, layerNormKernel], [LAYER_NORM_GRAD, layerNormGradKernel], [SOFTMAX, softmaxKernel], [SOFTMAX_GRAD, softmaxGradKernel],
+  [ENCODER_LAYER, encoderLayerKernel],
 ];
 for (const backendName of BACKENDS) {
   for (const [kernelName, kernelFunc] of KERNELS) {
@@ -226,6 +238,52 @@ export function nativeScaledMaskedSoftmax(scores: tf.Tensor, divisor: number, ma
 /** Its gradient `(dy·p − Σ(dy·p)·p) / divisor` from the probabilities; only while `nativeKernelsOn()`. */
 export function nativeScaledMaskedSoftmaxGrad(probs: tf.Tensor, dy: tf.Tensor, divisor: number): tf.Tensor {
   return tf.engine().runKernel(SOFTMAX_GRAD, { probs, dy }, { divisor }) as tf.Tensor;
+}
+
+/**
+ * The 16 tensors of a post-LN encoder layer, in `packEncoderLayer`'s order: query weight, bias, key weight, bias,
+ * value weight, bias, attention output dense weight, bias, its LayerNorm weight, bias, intermediate dense weight,
+ * bias, output dense weight, bias, its LayerNorm weight, bias.
+ */
+export type EncoderLayerWeights = readonly tf.Tensor[];
+
+/** A layer's weights packed for the product kernel, with the data ids they were packed from. */
+interface PackedLayer { dataIds: tf.DataId[]; kernel: string; packed: Float32Array }
+
+/**
+ * Packed layers, by the layer's query weight: packed on first use, packed again when any of the 16 tensors holds
+ * new data (`Variable.assign` after an optimizer step gives it a new data id), dropped with the weight.
+ */
+const packedLayers = new WeakMap<tf.Tensor, PackedLayer>();
+
+function packedLayer(weights: EncoderLayerWeights, hidden: number, ffn: number): Float32Array {
+  const cached = packedLayers.get(weights[0]!);
+  if (cached && cached.kernel === native!.kernel && cached.dataIds.every((id, i) => id === weights[i]!.dataId)) return cached.packed;
+  const storage = storageOf(tf.backend());
+  const packed = native!.packEncoderLayer!(weights.map((w) => storage.data(w)), hidden, ffn);
+  packedLayers.set(weights[0]!, { dataIds: weights.map((w) => w.dataId), kernel: native!.kernel, packed });
+  return packed;
+}
+
+/** Whether tf.js records operations for a gradient right now (inside `tf.grads`, `minimize`, a custom gradient's forward). */
+function recordingGradients(): boolean {
+  return (tf.engine() as unknown as { state: { gradientDepth: number } }).state.gradientDepth > 0;
+}
+
+/**
+ * A whole post-LN encoder layer (erf GELU) for inference on the native kernels: `x` `[batch, seq, hidden]`, `mask`
+ * the additive attention mask `[batch, 1, 1, seq]`, the scores divided by `√(hidden / heads)`. Undefined where it
+ * cannot run: native kernels off or unsupported here, heads of more than 256 dimensions, or while gradients are
+ * being recorded (it has no gradient yet); the caller then runs the layer op by op. The weights are packed once and reused while unchanged.
+ */
+export function nativeEncoderLayer(x: tf.Tensor, mask: tf.Tensor, weights: EncoderLayerWeights, heads: number, eps: number): tf.Tensor | undefined {
+  if (!nativeKernelsOn() || !native!.encoderLayer || recordingGradients() || x.rank !== 3 || weights.length !== 16) return undefined;
+  if (x.dtype !== 'float32' || mask.dtype !== 'float32' || weights.some((w) => w.dtype !== 'float32')) return undefined;
+  const [batch, seq, hidden] = x.shape as [number, number, number];
+  if (mask.size !== batch * seq || hidden % heads !== 0 || hidden / heads > 256 || x.size === 0) return undefined;
+  const ffn = weights[10]!.shape[0]!;
+  const packed = packedLayer(weights, hidden, ffn);
+  return tf.engine().runKernel(ENCODER_LAYER, { x, mask }, { packed, heads, ffn, divisor: Math.sqrt(hidden / heads), eps } as unknown as tf.NamedAttrMap) as tf.Tensor;
 }
 
 /** `Σ t²` of a float32 tensor as a number, one native pass accumulated in double; undefined where the native kernels are off. */

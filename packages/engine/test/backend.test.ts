@@ -1,16 +1,18 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { initBackend, parseBackendName, tf } from '../src/index.ts';
+import { addonMissing, nativeTest } from '../../native/test/support.ts';
 
-test('auto selection falls through the missing native packages to wasm and says why', async () => {
+test('by default wasm runs, with the native kernels where the addon is built; tfjs-node(-gpu) is never tried unasked', async () => {
   const lines: string[] = [];
   const info = await initBackend({ backend: undefined, log: (l) => lines.push(l) });
-  // CI has no libtensorflow, so the native packages are absent; wasm must load.
   assert.is(info.name, 'wasm');
-  assert.match(info.description, /^backend: wasm \(threads \d+, (simd|no simd)\); products: (OpenBLAS .*, \d+ threads?|built-in AVX(2|-512) kernel, \d+ threads?)$/);
-  assert.is(lines.at(-1), info.description);
-  assert.is(info.skipped.length, 2);
-  for (const reason of info.skipped) assert.not.match(reason, /\n/);
+  const products = addonMissing === undefined
+    ? /(OpenBLAS .*, \d+ threads?|built-in AVX(2|-512) kernel, \d+ threads?)/
+    : /the backend's own \(native kernels: .*\)/;
+  assert.match(info.description, new RegExp(`^backend: wasm \\(threads \\d+, (simd|no simd)\\); products: ${products.source}$`));
+  assert.equal(lines, [info.description]);
+  assert.equal(info.skipped, []);
   assert.ok(tf.grad((x: tf.Tensor) => x.square())(tf.scalar(3)).arraySync() === 6, 'gradients are registered');
 });
 
@@ -32,7 +34,7 @@ test('forcing an unavailable native backend is a clear error, not a crash', asyn
   }
 });
 
-test('the native kernels are picked by name, says which runs, and a kernel that cannot run is an error', async () => {
+nativeTest('the native kernels are picked by name, says which runs, and a kernel that cannot run is an error', async () => {
   const builtin = await initBackend({ backend: 'wasm', native: 'builtin', log: null });
   assert.match(builtin.description, /; products: built-in AVX(2|-512) kernel, \d+ threads?$/);
   const off = await initBackend({ backend: 'cpu', native: 'off', log: null });

@@ -7,7 +7,7 @@ import { cacheKey, EmbeddingCache, fileSha256, type CacheKeyParts } from './embe
 import type { EvalQuery } from './inputs.ts';
 import { ProgressBar } from './progress.ts';
 import { evalCutoffs } from './report.ts';
-import { searchTopK, VectorMatrix, type Hit } from './topk.ts';
+import { VectorMatrix, type Hit } from './topk.ts';
 
 /** Embeddings of `texts`, one vector per text. */
 export type EncodeTexts = (texts: string[]) => Promise<Float32Array[]>;

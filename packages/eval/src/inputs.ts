@@ -1,19 +1,25 @@
 /**
  * Evaluation inputs, each line checked with a `path:line: ` error that names the field:
- * - reranker sets: FlagEmbedding lines `{"query", "pos": [...], "neg": [...]}` (candidates = pos then neg,
- *   in file order, as the first-stage ranking) or candidate lines `{"query", "candidates": [{"text",
- *   "relevance"}]}` listing a first stage's ranking best first (relevance > 0 is relevant);
+ * - reranker sets: FlagEmbedding lines `{"query", "pos": [...], "neg": [...]}` (candidates = pos and neg in a
+ *   seeded random order: in file order every positive would come first, a "first stage" that knows the
+ *   answer, and a reranker whose scores tie would inherit that knowledge) or candidate lines `{"query",
+ *   "candidates": [{"text", "relevance"}]}` listing a first stage's ranking best first (relevance > 0 is relevant);
  * - embedder sets: a corpus `{"id", "text"}` and queries `{"query", "relevant": [ids]}` (`id` optional).
  */
-import { DataError, parseTrainExample, readJsonl } from '@kotune/data';
+import { DataError, parseTrainExample, readJsonl, Rng } from '@kotune/data';
+
+/** Seed of the candidate order of `{query, pos, neg}` lines (`readRerankQueries`). */
+export const CANDIDATE_ORDER_SEED = 42;
 
 export interface RerankQuery {
   query: string;
-  /** First-stage order. */
+  /** First-stage order: a `candidates` line's, or pos + neg shuffled. */
   candidates: string[];
   /** Positions in `candidates` that are relevant. */
   relevant: Set<number>;
   line: number;
+  /** Where the order of `candidates` comes from. */
+  order: 'first-stage' | 'shuffled';
 }
 
 function isObject(value: unknown): value is Record<string, unknown> {
@@ -36,10 +42,14 @@ function parseCandidatesLine(value: Record<string, unknown>, path: string, line:
     candidates.push(text as string);
     if ((relevance as number) > 0) relevant.add(i);
   });
-  return { query: value.query as string, candidates, relevant, line };
+  return { query: value.query as string, candidates, relevant, line, order: 'first-stage' };
 }
 
-export async function readRerankQueries(path: string): Promise<RerankQuery[]> {
+/**
+ * A reranker set. The candidates of a `{query, pos, neg}` line are shuffled by `Rng(seed, line)`: the same
+ * order on every run, whatever the other lines.
+ */
+export async function readRerankQueries(path: string, { seed = CANDIDATE_ORDER_SEED }: { seed?: number } = {}): Promise<RerankQuery[]> {
   const queries: RerankQuery[] = [];
   for await (const { line, value } of readJsonl(path)) {
     if (isObject(value) && 'candidates' in value) {
@@ -47,8 +57,12 @@ export async function readRerankQueries(path: string): Promise<RerankQuery[]> {
       continue;
     }
     const example = parseTrainExample(value, path, line);
-    const candidates = [...example.pos, ...example.neg];
-    queries.push({ query: example.query, candidates, relevant: new Set(example.pos.map((_, i) => i)), line });
+    const listed = [...example.pos.map((text) => ({ text, relevant: true })), ...example.neg.map((text) => ({ text, relevant: false }))];
+    new Rng(seed, line).shuffle(listed);
+    queries.push({
+      query: example.query, candidates: listed.map((c) => c.text), relevant: new Set(listed.flatMap((c, i) => (c.relevant ? [i] : []))),
+      line, order: 'shuffled',
+    });
   }
   if (queries.length === 0) throw new DataError(path, undefined, 'no queries');
   return queries;

@@ -11,6 +11,8 @@ import type { ScorePairs } from './rerank-eval.ts';
 
 export interface LoadedScorer {
   score: ScorePairs;
+  /** The model's tokenizer pieces (ids) of a text, e.g. as BM25 terms. */
+  tokenize(text: string): number[];
   dispose(): void;
 }
 
@@ -28,6 +30,7 @@ export async function loadScorer(model: string, options: { batchSize?: number; m
   const reranker = await Reranker.load(model);
   return {
     score: (pairs) => reranker.score(pairs, { normalize: options.normalize ?? false, batchSize: options.batchSize, maxLength: options.maxLength }),
+    tokenize: (text) => reranker.tokenizer.tokenize(text),
     dispose: () => reranker.dispose(),
   };
 }

@@ -6,7 +6,7 @@ import type { IrCutoffs, IrMetrics } from '@kotune/metrics';
 
 export const EVAL_KS = [1, 3, 5, 10] as const;
 
-/** Every metric at each k of `ks`, plus the INTERFACE.md set (mrr@10, ndcg@10, map@100). */
+/** Every metric at each k of `ks`, plus the docs/evaluation.md set (mrr@10, ndcg@10, map@100). */
 export function evalCutoffs(ks: readonly number[] = EVAL_KS): IrCutoffs {
   const withTen = [...new Set([...ks, 10])].sort((a, b) => a - b);
   return { accuracyAtK: ks, precisionRecallAtK: ks, mrrAtK: withTen, ndcgAtK: withTen, mapAtK: [100] };

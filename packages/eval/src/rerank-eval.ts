@@ -1,8 +1,10 @@
 /**
- * Reranker evaluation: metrics of the first-stage order of each query's candidates, then of the order a
- * reranker's scores give (ties keep the first-stage order).
+ * Reranker evaluation: metrics of the first-stage order of each query's candidates (`firstStageName` says
+ * what that order is), of BM25 over the candidates, and of the order a reranker's scores give (ties keep the
+ * first-stage order).
  */
 import { evaluateRankings, rankCandidates, type IrCutoffs, type IrEvaluation } from '@kotune/metrics';
+import { Bm25Index } from './bm25.ts';
 import type { RerankQuery } from './inputs.ts';
 import { ProgressBar } from './progress.ts';
 import { evalCutoffs } from './report.ts';
@@ -12,6 +14,28 @@ export type ScorePairs = (pairs: [string, string][]) => Promise<number[]>;
 
 export function firstStageMetrics(queries: readonly RerankQuery[], cutoffs: IrCutoffs = evalCutoffs()): IrEvaluation {
   return evaluateRankings(queries.map((q) => ({ ranked: q.candidates.map((_, i) => i), relevant: q.relevant })), cutoffs);
+}
+
+/** What the first-stage row of a table is: the file's ranking, a seeded random order, or both. */
+export function firstStageName(queries: readonly RerankQuery[], seed: number): string {
+  const shuffled = queries.filter((q) => q.order === 'shuffled').length;
+  if (shuffled === 0) return 'first stage (file order)';
+  if (shuffled === queries.length) return `random order (seed ${seed})`;
+  return `first stage (file order; {query, pos, neg} lines in random order, seed ${seed})`;
+}
+
+/**
+ * BM25 scores of each query's candidates, over `tokenize`'s terms, with idf from every distinct candidate of
+ * the set (ties keep the first-stage order when ranked).
+ */
+export function bm25Scores<Token>(queries: readonly RerankQuery[], tokenize: (text: string) => Token[]): number[][] {
+  const documents = [...new Set(queries.flatMap((q) => q.candidates))];
+  const row = new Map(documents.map((text, i) => [text, i]));
+  const index = new Bm25Index(documents.map(tokenize));
+  return queries.map((q) => {
+    const scores = index.scores(tokenize(q.query));
+    return q.candidates.map((text) => scores.get(row.get(text)!) ?? 0);
+  });
 }
 
 export function rerankedMetrics(queries: readonly RerankQuery[], scores: readonly number[][], cutoffs: IrCutoffs = evalCutoffs()): IrEvaluation {
@@ -26,7 +50,7 @@ export function rerankedMetrics(queries: readonly RerankQuery[], scores: readonl
  * queries per chunk, so that small groups still fill a batch).
  */
 export async function scoreCandidates(
-  queries: readonly RerankQuery[],
+  queries: readonly Pick<RerankQuery, 'query' | 'candidates'>[],
   score: ScorePairs,
   { chunkPairs = 256, label = 'scoring', progress = true }: { chunkPairs?: number; label?: string; progress?: boolean } = {},
 ): Promise<number[][]> {

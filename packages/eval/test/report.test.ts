@@ -6,12 +6,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { evaluateRankings, metricNames } from '@kotune/metrics';
 import {
-  evalCutoffs, firstStageMetrics, markdownTables, readRerankQueries, renderBarChart, rerankedMetrics, scoreCandidates, type ScorePairs,
+  bm25Scores, evalCutoffs, firstStageMetrics, firstStageName, markdownTables, readRerankQueries, renderBarChart, rerankedMetrics, scoreCandidates,
+  whitespaceWords, type ScorePairs,
 } from '../src/index.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'kotune-eval-'));
 
-test('eval cut-offs include every metric at 1, 3, 5, 10 and the INTERFACE.md set', () => {
+test('eval cut-offs include every metric at 1, 3, 5, 10 and the docs/evaluation.md set', () => {
   const names = metricNames(evalCutoffs());
   for (const k of [1, 3, 5, 10]) for (const m of ['f1', 'recall', 'precision', 'mrr', 'ndcg', 'accuracy']) assert.ok(names.includes(`${m}@${k}`), `${m}@${k}`);
   assert.ok(names.includes('map@100'));
@@ -43,11 +44,40 @@ test('reranker evaluation: first stage vs a scorer that knows the answer vs one 
   const before = firstStageMetrics(queries).means;
   const good = rerankedMetrics(queries, await scoreCandidates(queries, oracle, { chunkPairs: 2, progress: false })).means;
   const bad = rerankedMetrics(queries, await scoreCandidates(queries, inverse, { progress: false })).means;
-  assert.is(before['mrr@10'], (1 + 1 / 3) / 2); // q1 positive first; q2's relevant third
+  const q1Positive = queries[0]!.candidates.indexOf('a'); // q1's candidates in a seeded random order
+  assert.equal([...queries[0]!.relevant], [q1Positive]);
+  assert.is(before['mrr@10'], (1 / (q1Positive + 1) + 1 / 3) / 2); // q2's relevant third, as its candidates list says
   assert.is(good['mrr@10'], 1);
   assert.is(bad['mrr@10'], (1 / 4 + 1 / 3) / 2); // ties among irrelevant keep first-stage order
   // the same numbers through the generic function
-  assert.equal(before, evaluateRankings([{ ranked: [0, 1, 2, 3], relevant: [0] }, { ranked: [0, 1, 2], relevant: [2] }], evalCutoffs()).means);
+  assert.equal(before, evaluateRankings([{ ranked: [0, 1, 2, 3], relevant: [q1Positive] }, { ranked: [0, 1, 2], relevant: [2] }], evalCutoffs()).means);
+  assert.is(firstStageName(queries, 42), 'first stage (file order; {query, pos, neg} lines in random order, seed 42)');
+});
+
+test('{query, pos, neg} lines: a seeded random candidate order, so the first stage and tied scores do not know the answer', async () => {
+  const data = join(dir, 'pos-neg.jsonl');
+  const lines = Array.from({ length: 200 }, (_, i) => ({ query: `q${i}`, pos: [`p${i}`], neg: Array.from({ length: 9 }, (_, j) => `n${i}-${j}`) }));
+  writeFileSync(data, lines.map((l) => JSON.stringify(l)).join('\n'));
+  const queries = await readRerankQueries(data);
+  assert.is(firstStageName(queries, 42), 'random order (seed 42)');
+  const positions = queries.map((q) => q.candidates.indexOf(`p${q.line - 1}`));
+  assert.equal(queries.map((q) => [...q.relevant]), positions.map((p) => [p]), 'relevant follows the positive');
+  assert.equal(new Set(positions).size, 10, 'the positive lands in every slot');
+  // MRR@10 of a random order of 1 relevant among 10 is mean(1/r) = 0.2929; 200 queries put it within ±0.06 (3 sd).
+  const random = firstStageMetrics(queries).means['mrr@10']!;
+  assert.ok(Math.abs(random - 0.2929) < 0.06, `first stage MRR@10 ${random}`);
+  const constant: ScorePairs = async (pairs) => pairs.map(() => 0.5);
+  const tied = rerankedMetrics(queries, await scoreCandidates(queries, constant, { progress: false })).means;
+  assert.is(tied['mrr@10'], random, 'a scorer that ties everything is no better than the random order');
+  assert.equal((await readRerankQueries(data)).map((q) => q.candidates), queries.map((q) => q.candidates), 'the same order on every read');
+  assert.not.equal((await readRerankQueries(data, { seed: 7 })).map((q) => q.candidates), queries.map((q) => q.candidates), 'another seed, another order');
+
+  // BM25 over the candidates: a positive that shares the query's words ranks first, whatever its slot.
+  const words = [{ query: 'red apple pie', pos: ['apple pie with red apples'], neg: ['blue sky', 'green grass today', 'a pie chart'] }];
+  writeFileSync(data, words.map((l) => JSON.stringify(l)).join('\n'));
+  const lexical = await readRerankQueries(data);
+  const bm25 = rerankedMetrics(lexical, bm25Scores(lexical, whitespaceWords)).means;
+  assert.is(bm25['mrr@10'], 1);
 });
 
 test('bad reranker lines name file, line and field; a scorer returning too few scores is caught', async () => {

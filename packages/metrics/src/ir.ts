@@ -27,7 +27,7 @@ export interface IrCutoffs {
   mapAtK: readonly number[];
 }
 
-/** The cut-offs of INTERFACE.md and the fixture: accuracy/precision/recall/F1 @ 1, 3, 5, 10; MRR@10; NDCG@10; MAP@100. */
+/** The cut-offs of docs/evaluation.md and the fixture: accuracy/precision/recall/F1 @ 1, 3, 5, 10; MRR@10; NDCG@10; MAP@100. */
 export const DEFAULT_CUTOFFS: IrCutoffs = {
   accuracyAtK: [1, 3, 5, 10],
   precisionRecallAtK: [1, 3, 5, 10],

@@ -51,7 +51,7 @@ export function readQrels(path: string): Qrels {
   return qrels;
 }
 
-/** Reads a run; a document listed twice for a query keeps its first line (INTERFACE.md). */
+/** Reads a run; a document listed twice for a query keeps its first line (docs/evaluation.md). */
 export function readRun(path: string): Run {
   const run: Run = new Map();
   const seen = new Map<string, Set<string>>();

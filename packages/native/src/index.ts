@@ -1,9 +1,10 @@
 /**
- * kotune's native kernels (`src/kernels.cc`, built at install by `build.mjs`) on float32 typed arrays, in
- * place: the matrix product `c = op(a) · op(b)`, on OpenBLAS when the machine has it (opened at run time) or
- * on the addon's own AVX2/AVX-512 kernel; a fused AdamW update; a sum of squares; GELU, dropout,
- * LayerNorm and attention softmax with their gradients; float64 dot products for exact search. The engine runs the wasm and cpu
- * backends' model and optimizer on them, @kotune/eval its search; this package knows nothing of TensorFlow.js.
+ * kotune's native kernels (`src/*.cc`, one file per job, built at install by `build.mjs`) on float32 typed
+ * arrays, in place: the matrix product `c = op(a) · op(b)`, on OpenBLAS when the machine has it (opened at run
+ * time) or on the addon's own AVX2/AVX-512 kernel; a fused AdamW update; a sum of squares; GELU, dropout,
+ * LayerNorm and attention softmax with their gradients; a whole encoder layer for inference; float64 dot
+ * products for exact search. The engine runs the wasm and cpu backends' model and optimizer on them,
+ * @kotune/eval its search; this package knows nothing of TensorFlow.js.
  *
  * `KOTUNE_NATIVE` (or `loadNative`'s argument) chooses: `auto` (default: products on OpenBLAS, else
  * built-in), `openblas`, `builtin`, `builtin-avx2` (the built-in product without AVX-512, for CPUs that clock
@@ -11,12 +12,13 @@
  * cannot run is an error, never a silent fallback.
  */
 import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
 
 export type GemmKernel = 'openblas' | 'builtin' | 'builtin-avx2';
 export const NATIVE_CHOICES = ['auto', 'openblas', 'builtin', 'builtin-avx2', 'off'] as const;
 export type NativeChoice = (typeof NATIVE_CHOICES)[number];
 
-/** The kernels the addon exports as they are (see `src/kernels.cc`). */
+/** The kernels the addon exports as they are (see `src/binding.cc`). */
 export interface PassThroughKernels {
   /** Σ x², accumulated in double. */
   sumOfSquares(x: Float32Array): number;
@@ -54,7 +56,12 @@ export interface PassThroughKernels {
   dotRows(queries: Float32Array, rows: Float32Array, dim: number, out: Float64Array): void;
 }
 
+/** Sizes of an encoder layer call: `[batch, seq, hidden, heads, ffn]`. */
+export type EncoderDims = [batch: number, seq: number, hidden: number, heads: number, ffn: number];
+
 interface Binding extends PassThroughKernels {
+  packEncoderLayer(kernel: number, weights: Float32Array[], hidden: number, ffn: number): Float32Array;
+  encoderLayer(kernel: number, packed: Float32Array, x: Float32Array, mask: Float32Array, y: Float32Array, dims: EncoderDims, divisor: number, eps: number): void;
   gemm(kernel: number, a: Float32Array, b: Float32Array, c: Float32Array, batch: number, m: number, n: number, k: number, transA: boolean, transB: boolean): void;
   adamw(p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, pOut: Float32Array, mOut: Float32Array, vOut: Float32Array, constants: number[]): void;
   openBlasThreads(): number;
@@ -100,6 +107,20 @@ export interface NativeKernels extends Omit<PassThroughKernels, 'dotRows'> {
    * p ← p·decay; p ← p − (m / (√v / biasCorrection2Sqrt + ε))·stepSize.
    */
   adamw(p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, pOut: Float32Array, mOut: Float32Array, vOut: Float32Array, c: AdamWConstants): void;
+  /**
+   * An XLM-RoBERTa layer's 16 tensors laid out once for `encoderLayer` on this product kernel: query weight, bias,
+   * key weight, bias, value weight, bias, attention output dense weight, bias, its LayerNorm weight, bias,
+   * intermediate dense weight, bias, output dense weight, bias, its LayerNorm weight, bias (Linear weights
+   * `[out, in]`). Undefined where the CPU lacks AVX2 with FMA.
+   */
+  packEncoderLayer?(weights: Float32Array[], hidden: number, ffn: number): Float32Array;
+  /**
+   * `y` = the whole post-LN encoder layer applied to `x` ([batch·seq, hidden]) with the additive attention mask
+   * ([batch, seq]: 0, or float32's min for a masked key), from `packEncoderLayer`'s array: the products, fused
+   * attention (softmax(q·kᵀ / divisor + mask)·v, never more than a block of scores at a time), GELU, residuals and
+   * LayerNorms (`eps`) in one call on all threads (see src/encoder.cc).
+   */
+  encoderLayer?(packed: Float32Array, x: Float32Array, mask: Float32Array, y: Float32Array, dims: EncoderDims, divisor: number, eps: number): void;
 }
 
 const ADDON = new URL('../build/kotune_native.node', import.meta.url).pathname;
@@ -113,7 +134,7 @@ function loadBinding(): Binding | undefined {
     binding = createRequire(import.meta.url)(ADDON) as Binding;
   } catch (err) {
     bindingError = (err as NodeJS.ErrnoException).code === 'MODULE_NOT_FOUND'
-      ? 'the addon is not built (pnpm -F @kotune/native build; needs g++ and Node\'s headers)'
+      ? `the addon is not built (node ${fileURLToPath(new URL('../build.mjs', import.meta.url))} builds it, or says why it cannot)`
       : `the addon did not load: ${(err as Error).message.split('\n')[0]}`;
   }
   return binding;
@@ -142,6 +163,13 @@ function kernelsOf(b: Binding, kernel: GemmKernel): NativeKernels {
     adamw: (p, g, m, v, pOut, mOut, vOut, c) =>
       b.adamw(p, g, m, v, pOut, mOut, vOut, [c.beta1, c.oneMinusBeta1, c.beta2, c.oneMinusBeta2, c.decay, c.biasCorrection2Sqrt, c.eps, c.stepSize, c.gradScale]),
     sumOfSquares, gelu, geluGrad, dropout, layerNorm, layerNormGrad, softmax, softmaxGrad,
+    ...(b.builtinSupported
+      ? {
+          packEncoderLayer: (weights: Float32Array[], hidden: number, ffn: number) => b.packEncoderLayer(id, weights, hidden, ffn),
+          encoderLayer: (packed: Float32Array, x: Float32Array, mask: Float32Array, y: Float32Array, dims: EncoderDims, divisor: number, eps: number) =>
+            b.encoderLayer(id, packed, x, mask, y, dims, divisor, eps),
+        }
+      : {}),
   };
 }
 

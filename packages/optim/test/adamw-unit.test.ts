@@ -8,6 +8,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readFileSync } from 'node:fs';
 import { initBackend, tf } from '@kotune/engine';
+import { nativeTest } from '../../native/test/support.ts';
 import {
   AdamW, clipGradNorm, decayParameterNames, GradientAccumulator, learningRateSchedule, scheduleMultiplier, warmupStepsFor,
 } from '../src/index.ts';
@@ -87,7 +88,7 @@ test('HF decay grouping equals adamw.decay_parameters of the reranker exactly', 
 
 /** The update as tensor ops (`off`) and as the native fused kernel with its double-accumulated norms (`builtin`). */
 for (const [backend, native] of (['cpu', 'wasm'] as const).flatMap((b) => (['off', 'builtin'] as const).map((n) => [b, n] as const))) {
-  test(`${backend}, native ${native}: clip → AdamW → schedule, 4 steps, equals torch (grads, norm, clip coef, lr, params, exp_avg, exp_avg_sq)`, async () => {
+  (native === 'off' ? test : nativeTest)(`${backend}, native ${native}: clip → AdamW → schedule, 4 steps, equals torch (grads, norm, clip coef, lr, params, exp_avg, exp_avg_sq)`, async () => {
     await initBackend({ backend, native, log: null });
     const before = tf.memory().numTensors;
     const params = makeParams();
@@ -126,7 +127,7 @@ for (const [backend, native] of (['cpu', 'wasm'] as const).flatMap((b) => (['off
   });
 
   if (native === 'builtin') {
-    test(`${backend}: the native fused update gives the same bits as the tensor ops (decay, clipping scale, 5 steps)`, async () => {
+    nativeTest(`${backend}: the native fused update gives the same bits as the tensor ops (decay, clipping scale, 5 steps)`, async () => {
       const params = { off: makeParams(), builtin: makeParams() };
       const opts = Object.fromEntries((['off', 'builtin'] as const).map((n) => [n, new AdamW(params[n], { weightDecay: 0.1 })]));
       const steps = unit.steps as any[];

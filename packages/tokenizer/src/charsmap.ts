@@ -22,6 +22,7 @@ import { Normalizer } from './hf.ts';
  * Regional_Indicator, Hangul L/V/T jamo, CR). Texts without them are one cluster per code point, which lets the
  * common case skip `Intl.Segmenter`. Over-inclusive on purpose (all of Mc): a false positive only costs time. */
 const CLUSTER_JOINER =
+  // biome-ignore lint/suspicious/noMisleadingCharacterClass: a set of single code points (U+200D among them), not a sequence
   /[\r\p{Grapheme_Extend}\p{Mc}\u200D\p{Emoji_Modifier}\p{Regional_Indicator}\u0E33\u0EB3\u1100-\u11FF\uA960-\uA97F\uD7B0-\uD7FF\u0600-\u0605\u06DD\u070F\u0890\u0891\u08E2\u0D4E\u{110BD}\u{110CD}\u{111C2}\u{111C3}\u{1193F}\u{11941}\u{11A3A}\u{11A84}-\u{11A89}\u{11D46}\u{11F02}]/u;
 
 const utf8 = new TextEncoder();

@@ -72,7 +72,6 @@ export const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json', 'spec
 
 const FLAG_RERANKER_MAX_LENGTH = 512;
 const FLAG_QUERY_MAX_LEN = 32;
-const FLAG_PASSAGE_MAX_LEN = 128;
 
 type Json = Record<string, unknown>;
 

@@ -2,6 +2,10 @@
  * Training configuration: a JSON file whose keys are the Hugging Face `TrainingArguments` and FlagEmbedding
  * argument names, plus `--key value` overrides from the command line. Defaults are theirs.
  *
+ * Every key is defined once, in `CONFIG_KEYS` (type, default, allowed values, help); the `TrainConfig` type,
+ * the defaults, the checks and `kotune train --help` all come from it. `model_config` (a fresh model's
+ * `config.json` keys) is checked against @kotune/xlm-roberta's one definition of the XLM-R config.
+ *
  * Comments: JSON has none, so any key that starts with `_` (`"_comment"`, `"_needs"`, ...) is ignored.
  * Relative paths in the file resolve against the file's folder; relative paths given on the command line
  * resolve against the working directory. A model or tokenizer name resolves as a path only when it starts
@@ -9,194 +13,174 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { basename, dirname, extname, isAbsolute, resolve } from 'node:path';
+import type { ScheduleName } from '@kotune/optim';
+import { modelConfigFieldProblems, XLMR_CONFIG_FIELDS, type XLMRobertaConfigJson } from '@kotune/xlm-roberta/config';
 
 export const TASKS = ['reranker', 'embedder'] as const;
-export const LOSSES = ['group_ce', 'bce', 'mnrl', 'mnrl_symmetric', 'infonce'] as const;
-export const SCHEDULERS = ['linear', 'constant', 'constant_with_warmup', 'cosine'] as const;
+/** The losses each task takes; the first is its default. */
+export const TASK_LOSSES = {
+  reranker: ['group_ce', 'bce'],
+  embedder: ['mnrl', 'mnrl_symmetric', 'infonce'],
+} as const;
+export const LOSSES = [...TASK_LOSSES.reranker, ...TASK_LOSSES.embedder] as const;
+/** @kotune/optim's schedules, in the order `--help` lists them (the check below keeps the two lists equal). */
+export const SCHEDULERS = ['linear', 'constant', 'constant_with_warmup', 'cosine'] as const satisfies readonly ScheduleName[];
 export type Task = (typeof TASKS)[number];
 export type LossName = (typeof LOSSES)[number];
+export type RerankerLoss = (typeof TASK_LOSSES.reranker)[number];
+export type EmbedderLoss = (typeof TASK_LOSSES.embedder)[number];
 export type SchedulerName = (typeof SCHEDULERS)[number];
+// Fails to compile when @kotune/optim gains a schedule this list lacks.
+const everySchedule: Exclude<ScheduleName, SchedulerName> extends never ? true : never = true;
+void everySchedule;
 
-export interface TrainConfig {
-  task: Task;
-  loss: LossName;
-  model_name_or_path: string | null;
-  model_config: Record<string, unknown> | null;
-  tokenizer_name_or_path: string | null;
-  train_data: string[];
-  eval_data: string[];
-  output_dir: string;
-  run_name: string;
-  learning_rate: number;
-  num_train_epochs: number;
-  max_steps: number;
-  per_device_train_batch_size: number;
-  per_device_eval_batch_size: number;
-  gradient_accumulation_steps: number;
-  gradient_checkpointing: boolean;
-  train_group_size: number;
-  query_max_len: number;
-  passage_max_len: number;
-  max_len: number;
-  warmup_ratio: number;
-  warmup_steps: number;
-  weight_decay: number;
-  max_grad_norm: number;
-  lr_scheduler_type: SchedulerName;
-  seed: number;
-  logging_steps: number;
-  save_steps: number;
-  save_total_limit: number | null;
-  eval_steps: number | null;
-  metric_for_best_model: string;
-  temperature: number | null;
-  scale: number | null;
-  use_inbatch_neg: boolean;
-  mini_batch_size: number;
-  query_instruction_for_retrieval: string | null;
-  query_instruction_format: string;
-  passage_instruction_for_retrieval: string | null;
-  passage_instruction_format: string;
-  sentence_pooling_method: 'cls' | 'mean' | null;
-  normalize_embeddings: boolean;
-  knowledge_distillation: boolean;
-  batch_sampler: 'batch_sampler' | 'no_duplicates' | null;
-  dataloader_drop_last: boolean;
-  shuffle: boolean;
-  skip_bad_lines: boolean;
-  dropout: number | null;
-  backend: string | null;
-  resume_from_checkpoint: string | boolean | null;
+/** How a key's value is written and read. */
+interface ValueTypes {
+  string: string;
+  int: number;
+  number: number;
+  boolean: boolean;
+  /** One path or a list; always a list once read. */
+  paths: string[];
+  /** true / false, or a checkpoint folder. */
+  'path-or-bool': string | boolean;
+  /** A fresh model's config.json keys, checked by @kotune/xlm-roberta. */
+  'model-config': XLMRobertaConfigJson;
 }
+type ValueType = keyof ValueTypes | readonly string[];
 
-export type ConfigKey = keyof TrainConfig;
-
-type ValueType = 'string' | 'int' | 'number' | 'boolean' | 'paths' | 'object' | 'path-or-bool' | readonly string[];
+/** A default that depends on other keys; `DERIVED_DEFAULTS` computes it, `help` says what it is. */
+interface Derived {
+  derived: string;
+}
+const derived = (help: string): Derived => ({ derived: help });
 
 interface KeySpec {
   type: ValueType;
-  /** `null` is accepted (and is the default unless `default` says otherwise). */
-  nullable?: boolean;
+  /** Absent: the key is required. A `Derived` default is filled in from the other keys. */
+  default?: unknown;
+  /** `null` is a value with a meaning of its own (said in `help`), e.g. "the model's own". */
+  nullable?: true;
   /** Resolved against the config file's folder (or the working directory for command-line values). */
   path?: 'path' | 'name-or-path';
   min?: number;
   /** The bound `min` is excluded. */
-  minExclusive?: boolean;
+  minExclusive?: true;
   max?: number;
   help: string;
 }
 
-/** Every key, in the order `--help` lists them. Defaults live in `DEFAULTS` below. */
-export const CONFIG_KEYS: Record<ConfigKey, KeySpec> = {
-  task: { type: TASKS, help: 'reranker (cross-encoder) or embedder (bi-encoder)' },
-  loss: { type: LOSSES, nullable: true, help: 'group_ce | bce (reranker, default group_ce); mnrl | mnrl_symmetric | infonce (embedder, default mnrl)' },
-  model_name_or_path: { type: 'string', nullable: true, path: 'name-or-path', help: 'pretrained model: folder, HF cache repo id' },
-  model_config: { type: 'object', nullable: true, help: 'fresh random init instead: {hidden_size, num_hidden_layers, ...} (with tokenizer_name_or_path)' },
-  tokenizer_name_or_path: { type: 'string', nullable: true, path: 'name-or-path', help: 'tokenizer folder or repo id (default: the model\'s)' },
+/** Every key, in the order `--help` lists them. */
+export const CONFIG_KEYS = {
+  task: { type: TASKS, help: 'a cross-encoder reranker or a bi-encoder embedder' },
+  loss: {
+    type: LOSSES, default: derived('group_ce for rerankers, mnrl for embedders'),
+    help: `training objective (rerankers take ${TASK_LOSSES.reranker.join(' or ')}, embedders the others)`,
+  },
+  model_name_or_path: { type: 'string', default: null, nullable: true, path: 'name-or-path', help: 'pretrained model: folder, HF cache repo id' },
+  model_config: {
+    type: 'model-config', default: null, nullable: true,
+    help: 'fresh random init instead: config.json keys {hidden_size, num_hidden_layers, ...} (with tokenizer_name_or_path)',
+  },
+  tokenizer_name_or_path: { type: 'string', default: null, nullable: true, path: 'name-or-path', help: 'tokenizer folder or repo id (default: the model\'s)' },
   train_data: { type: 'paths', path: 'path', help: 'training JSONL file(s) of {query, pos, neg}' },
-  eval_data: { type: 'paths', path: 'path', help: 'evaluation JSONL file(s) of {query, pos, neg} (default none)' },
-  output_dir: { type: 'string', nullable: true, path: 'path', help: 'run folder (default checkpoints/<run_name> under the working directory)' },
-  run_name: { type: 'string', nullable: true, help: 'run name (default: the config file name)' },
-  learning_rate: { type: 'number', min: 0, minExclusive: true, help: 'peak learning rate' },
-  num_train_epochs: { type: 'number', min: 0, minExclusive: true, help: 'epochs (fractions allowed); ignored when max_steps > 0' },
-  max_steps: { type: 'int', min: -1, help: 'optimizer steps; -1 = from num_train_epochs' },
-  per_device_train_batch_size: { type: 'int', min: 1, help: 'queries per micro-batch' },
-  per_device_eval_batch_size: { type: 'int', min: 1, help: 'texts or pairs per evaluation forward' },
-  gradient_accumulation_steps: { type: 'int', min: 1, help: 'micro-batches per optimizer step' },
-  gradient_checkpointing: { type: 'boolean', help: 'keep only each encoder layer\'s input and recompute the layer in the backward: much less memory for longer sequences or bigger batches, ~1/3 more time per step' },
-  train_group_size: { type: 'int', min: 1, help: 'passages per query: 1 positive + (G-1) negatives' },
-  query_max_len: { type: 'int', min: 1, help: 'query tokens kept' },
-  passage_max_len: { type: 'int', min: 1, help: 'passage tokens kept' },
-  max_len: { type: 'int', min: 4, help: 'reranker pair length at evaluation, special tokens included (training pairs hold query_max_len + passage_max_len)' },
-  warmup_ratio: { type: 'number', min: 0, max: 1, help: 'warmup as a fraction of the steps' },
-  warmup_steps: { type: 'int', min: 0, help: 'warmup steps (overrides warmup_ratio when > 0)' },
-  weight_decay: { type: 'number', min: 0, help: 'AdamW decoupled weight decay (not on biases and LayerNorm)' },
-  max_grad_norm: { type: 'number', min: 0, help: 'gradient clipping norm (0 = off)' },
-  lr_scheduler_type: { type: SCHEDULERS, help: 'learning-rate schedule' },
-  seed: { type: 'int', min: 0, help: 'seed of sampling, dropout and fresh inits' },
-  logging_steps: { type: 'number', min: 0, minExclusive: true, help: 'log every N steps (< 1: a fraction of the steps)' },
-  save_steps: { type: 'number', min: 0, minExclusive: true, help: 'checkpoint every N steps (< 1: a fraction of the steps)' },
-  save_total_limit: { type: 'int', nullable: true, min: 1, help: 'checkpoints kept (the best one is kept too); default all' },
-  eval_steps: { type: 'number', nullable: true, min: 0, minExclusive: true, help: 'evaluate every N steps (default logging_steps)' },
-  metric_for_best_model: { type: 'string', help: 'eval metric that picks the best checkpoint (higher is better)' },
-  temperature: { type: 'number', nullable: true, min: 0, minExclusive: true, help: 'infonce temperature (default 0.02); for mnrl, scale = 1/temperature' },
-  scale: { type: 'number', nullable: true, min: 0, minExclusive: true, help: 'mnrl / mnrl_symmetric similarity scale (default 20)' },
-  use_inbatch_neg: { type: 'boolean', help: 'infonce: other queries\' passages are negatives too' },
-  mini_batch_size: { type: 'int', min: 0, help: 'GradCache mini-batch (cached MNRL) when > 0' },
-  query_instruction_for_retrieval: { type: 'string', nullable: true, help: 'instruction put before every query' },
-  query_instruction_format: { type: 'string', help: 'format with two {}: instruction, query' },
-  passage_instruction_for_retrieval: { type: 'string', nullable: true, help: 'instruction put before every passage' },
-  passage_instruction_format: { type: 'string', help: 'format with two {}: instruction, passage' },
-  sentence_pooling_method: { type: ['cls', 'mean'], nullable: true, help: 'embedder pooling (default: the model folder\'s, else cls)' },
-  normalize_embeddings: { type: 'boolean', help: 'embedder: L2-normalise the embeddings' },
-  knowledge_distillation: { type: 'boolean', help: 'train on the lines\' pos_scores / neg_scores' },
-  batch_sampler: { type: ['batch_sampler', 'no_duplicates'], nullable: true, help: 'no_duplicates keeps copies of a text out of one batch (default: embedders no_duplicates)' },
-  dataloader_drop_last: { type: 'boolean', help: 'drop incomplete batches' },
-  shuffle: { type: 'boolean', help: 'shuffle the training lines' },
-  skip_bad_lines: { type: 'boolean', help: 'skip malformed lines (counted) instead of stopping' },
-  dropout: { type: 'number', nullable: true, min: 0, max: 1, help: 'hidden and attention dropout (0 = off; default: the model config\'s)' },
-  backend: { type: 'string', nullable: true, help: 'tensorflow-gpu | tensorflow | wasm | cpu' },
-  resume_from_checkpoint: { type: 'path-or-bool', nullable: true, path: 'path', help: 'true = newest checkpoint in output_dir, or a checkpoint folder' },
+  eval_data: { type: 'paths', default: [], path: 'path', help: 'evaluation JSONL file(s) of {query, pos, neg} (default none)' },
+  output_dir: { type: 'string', default: derived('checkpoints/<run_name> under the working directory'), path: 'path', help: 'run folder' },
+  run_name: { type: 'string', default: derived('the config file\'s name, else "run"'), help: 'run name' },
+  learning_rate: { type: 'number', default: 5e-5, min: 0, minExclusive: true, help: 'peak learning rate' },
+  num_train_epochs: { type: 'number', default: 3, min: 0, minExclusive: true, help: 'epochs (fractions allowed); ignored when max_steps > 0' },
+  max_steps: { type: 'int', default: -1, min: -1, help: 'optimizer steps; -1 = from num_train_epochs' },
+  per_device_train_batch_size: { type: 'int', default: 8, min: 1, help: 'queries per micro-batch' },
+  per_device_eval_batch_size: { type: 'int', default: 8, min: 1, help: 'texts or pairs per evaluation forward' },
+  gradient_accumulation_steps: { type: 'int', default: 1, min: 1, help: 'micro-batches per optimizer step' },
+  gradient_checkpointing: {
+    type: 'boolean', default: false,
+    help: 'keep only each encoder layer\'s input and recompute the layer in the backward: much less memory for longer sequences or bigger batches, ~1/3 more time per step',
+  },
+  train_group_size: { type: 'int', default: 8, min: 1, help: 'passages per query: 1 positive + (G-1) negatives' },
+  query_max_len: { type: 'int', default: 32, min: 1, help: 'query tokens kept' },
+  passage_max_len: { type: 'int', default: 128, min: 1, help: 'passage tokens kept' },
+  max_len: { type: 'int', default: 512, min: 4, help: 'reranker pair length at evaluation, special tokens included (training pairs hold query_max_len + passage_max_len)' },
+  warmup_ratio: { type: 'number', default: 0, min: 0, max: 1, help: 'warmup as a fraction of the steps' },
+  warmup_steps: { type: 'int', default: 0, min: 0, help: 'warmup steps (overrides warmup_ratio when > 0)' },
+  weight_decay: { type: 'number', default: 0, min: 0, help: 'AdamW decoupled weight decay (not on biases and LayerNorm)' },
+  max_grad_norm: { type: 'number', default: 1, min: 0, help: 'gradient clipping norm (0 = off)' },
+  lr_scheduler_type: { type: SCHEDULERS, default: 'linear', help: 'learning-rate schedule' },
+  seed: { type: 'int', default: 42, min: 0, help: 'seed of sampling, dropout and fresh inits' },
+  logging_steps: { type: 'number', default: 500, min: 0, minExclusive: true, help: 'log every N steps (< 1: a fraction of the steps)' },
+  save_steps: { type: 'number', default: 500, min: 0, minExclusive: true, help: 'checkpoint every N steps (< 1: a fraction of the steps)' },
+  save_total_limit: { type: 'int', default: null, nullable: true, min: 1, help: 'checkpoints kept (the best one is kept too); null = all' },
+  eval_steps: { type: 'number', default: derived('logging_steps'), min: 0, minExclusive: true, help: 'evaluate every N steps (< 1: a fraction of the steps)' },
+  metric_for_best_model: { type: 'string', default: 'ndcg@10', help: 'eval metric that picks the best checkpoint (higher is better)' },
+  temperature: {
+    type: 'number', default: null, nullable: true, min: 0, minExclusive: true,
+    help: 'infonce temperature (null = 0.02); for mnrl, scale = 1/temperature',
+  },
+  scale: { type: 'number', default: null, nullable: true, min: 0, minExclusive: true, help: 'mnrl / mnrl_symmetric similarity scale (null = 20, or 1/temperature)' },
+  use_inbatch_neg: { type: 'boolean', default: true, help: 'infonce: other queries\' passages are negatives too' },
+  mini_batch_size: { type: 'int', default: 0, min: 0, help: 'GradCache mini-batch (cached MNRL) when > 0' },
+  query_instruction_for_retrieval: { type: 'string', default: null, nullable: true, help: 'instruction put before every query' },
+  query_instruction_format: { type: 'string', default: '{}{}', help: 'format with two {}: instruction, query' },
+  passage_instruction_for_retrieval: { type: 'string', default: null, nullable: true, help: 'instruction put before every passage' },
+  passage_instruction_format: { type: 'string', default: '{}{}', help: 'format with two {}: instruction, passage' },
+  sentence_pooling_method: { type: ['cls', 'mean'], default: null, nullable: true, help: 'embedder pooling (null = the model folder\'s, else cls)' },
+  normalize_embeddings: { type: 'boolean', default: true, help: 'embedder: L2-normalise the embeddings' },
+  knowledge_distillation: { type: 'boolean', default: false, help: 'train on the lines\' pos_scores / neg_scores' },
+  batch_sampler: {
+    type: ['batch_sampler', 'no_duplicates'], default: derived('no_duplicates for embedders, batch_sampler for rerankers'),
+    help: 'no_duplicates keeps copies of a text out of one batch',
+  },
+  dataloader_drop_last: { type: 'boolean', default: false, help: 'drop incomplete batches' },
+  shuffle: { type: 'boolean', default: true, help: 'shuffle the training lines' },
+  skip_bad_lines: { type: 'boolean', default: false, help: 'skip malformed lines (counted) instead of stopping' },
+  dropout: { type: 'number', default: null, nullable: true, min: 0, max: 1, help: 'hidden and attention dropout (0 = off; null = the model config\'s)' },
+  // A string, not a choice: @kotune/engine also takes aliases (gpu, node) and names the valid ones.
+  backend: { type: 'string', default: null, nullable: true, help: 'tensorflow-gpu | tensorflow | wasm | cpu (null = the first that loads)' },
+  resume_from_checkpoint: {
+    type: 'path-or-bool', default: null, nullable: true, path: 'path',
+    help: 'true = newest checkpoint in output_dir, or a checkpoint folder',
+  },
+} as const satisfies Record<string, KeySpec>;
+
+type Schema = typeof CONFIG_KEYS;
+export type ConfigKey = keyof Schema;
+type ValueOf<S extends KeySpec> =
+  | (S['type'] extends readonly (infer Choice)[] ? Choice : S['type'] extends keyof ValueTypes ? ValueTypes[S['type']] : never)
+  | (S extends { nullable: true } ? null : never);
+
+/** A complete configuration: every key of `CONFIG_KEYS` with its value type. */
+export type TrainConfig = { -readonly [K in ConfigKey]: ValueOf<Schema[K]> };
+
+type DerivedKey = { [K in ConfigKey]: Schema[K] extends { default: Derived } ? K : never }[ConfigKey];
+
+/** The derived defaults, from the other keys (already checked) and the config file's path. */
+const DERIVED_DEFAULTS: { [K in DerivedKey]: (config: TrainConfig, source: { path: string | null; cwd: string }) => TrainConfig[K] } = {
+  loss: (c) => TASK_LOSSES[c.task][0],
+  run_name: (_, { path }) => (path ? basename(path, extname(path)) : 'run'),
+  output_dir: (c, { cwd }) => resolve(cwd, 'checkpoints', c.run_name),
+  eval_steps: (c) => c.logging_steps,
+  batch_sampler: (c) => (c.task === 'embedder' ? 'no_duplicates' : 'batch_sampler'),
 };
 
-/** HF `TrainingArguments` / FlagEmbedding defaults; `null` entries are filled in by `finish()`. */
-const DEFAULTS: Omit<TrainConfig, 'task' | 'train_data'> = {
-  loss: null as unknown as LossName,
-  model_name_or_path: null,
-  model_config: null,
-  tokenizer_name_or_path: null,
-  eval_data: [],
-  output_dir: null as unknown as string,
-  run_name: null as unknown as string,
-  learning_rate: 5e-5,
-  num_train_epochs: 3,
-  max_steps: -1,
-  per_device_train_batch_size: 8,
-  per_device_eval_batch_size: 8,
-  gradient_accumulation_steps: 1,
-  gradient_checkpointing: false,
-  train_group_size: 8,
-  query_max_len: 32,
-  passage_max_len: 128,
-  max_len: 512,
-  warmup_ratio: 0,
-  warmup_steps: 0,
-  weight_decay: 0,
-  max_grad_norm: 1,
-  lr_scheduler_type: 'linear',
-  seed: 42,
-  logging_steps: 500,
-  save_steps: 500,
-  save_total_limit: null,
-  eval_steps: null,
-  metric_for_best_model: 'ndcg@10',
-  temperature: null,
-  scale: null,
-  use_inbatch_neg: true,
-  mini_batch_size: 0,
-  query_instruction_for_retrieval: null,
-  query_instruction_format: '{}{}',
-  passage_instruction_for_retrieval: null,
-  passage_instruction_format: '{}{}',
-  sentence_pooling_method: null,
-  normalize_embeddings: true,
-  knowledge_distillation: false,
-  batch_sampler: null,
-  dataloader_drop_last: false,
-  shuffle: true,
-  skip_bad_lines: false,
-  dropout: null,
-  backend: null,
-  resume_from_checkpoint: null,
-};
+function isDerived(value: unknown): value is Derived {
+  return value !== null && typeof value === 'object' && 'derived' in value;
+}
 
-const RERANKER_LOSSES: readonly LossName[] = ['group_ce', 'bce'];
+const specOf = (key: ConfigKey): KeySpec => CONFIG_KEYS[key];
+/** `null` stands for the default where the default is derived (`"eval_steps": null`), as HF's `None`. */
+const acceptsNull = (spec: KeySpec): boolean => spec.nullable === true || isDerived(spec.default);
+const isKey = (name: string): name is ConfigKey => Object.hasOwn(CONFIG_KEYS, name);
 
-/** A mistake in the configuration; the message names the file (or `command line`) and the key. */
+/** Mistakes in the configuration; the message names the file (or `command line`) and the key of each. */
 export class ConfigError extends Error {
-  constructor(message: string) {
-    super(message);
+  /** Every problem found, one sentence each; the message joins them. */
+  readonly problems: string[];
+
+  constructor(problems: string | string[]) {
+    const list = typeof problems === 'string' ? [problems] : problems;
+    super(list.join('\n'));
     this.name = 'ConfigError';
+    this.problems = list;
   }
 }
 
@@ -211,87 +195,88 @@ function describe(value: unknown): string {
   return `${typeof value} ${JSON.stringify(value)}`;
 }
 
-function expected(type: ValueType, nullable: boolean | undefined): string {
-  const base = Array.isArray(type) ? `one of ${type.join(' | ')}`
+function expected(spec: KeySpec): string {
+  const { type } = spec;
+  const base = typeof type !== 'string' ? `one of ${type.join(' | ')}`
     : { string: 'a string', int: 'an integer', number: 'a number', boolean: 'true or false', paths: 'a path or a list of paths',
-      object: 'an object', 'path-or-bool': 'true, false or a checkpoint path' }[type as string];
-  return nullable ? `${base} or null` : base!;
+      'path-or-bool': 'true, false or a checkpoint path', 'model-config': 'an object of config.json keys' }[type];
+  return acceptsNull(spec) ? `${base} or null` : base;
 }
 
-/** Checks one value against its key's spec and returns it normalised (paths resolved against `baseDir`). */
-function checkValue(key: ConfigKey, value: unknown, where: string, baseDir: string): unknown {
-  const spec = CONFIG_KEYS[key];
-  const fail = (detail?: string): never => {
-    throw new ConfigError(`${where}: ${key} must be ${expected(spec.type, spec.nullable)}, got ${describe(value)}${detail ? ` (${detail})` : ''}`);
-  };
-  if (value === null) return spec.nullable ? null : fail();
+/**
+ * Checks one value against its key's spec: returns it normalised (paths resolved against `baseDir`), or the
+ * sentences saying what is wrong with it.
+ */
+function checkValue(key: ConfigKey, value: unknown, where: string, baseDir: string): { value: unknown } | { problems: string[] } {
+  const spec = specOf(key);
+  const wrong = (detail?: string) => ({ problems: [`${where}: ${key} must be ${expected(spec)}, got ${describe(value)}${detail ? ` (${detail})` : ''}`] });
+  if (value === null) return acceptsNull(spec) ? { value } : wrong();
   const resolvePath = (p: string) => {
     if (spec.path === 'path' || p.startsWith('.') || existsSync(resolve(baseDir, p))) return isAbsolute(p) ? p : resolve(baseDir, p);
     return p;
   };
   const { type } = spec;
-  if (Array.isArray(type)) {
-    if (typeof value !== 'string' || !type.includes(value)) fail();
-    return value;
-  }
+  if (typeof type !== 'string') return typeof value === 'string' && type.includes(value) ? { value } : wrong();
   switch (type) {
     case 'string':
-      if (typeof value !== 'string') fail();
-      return spec.path ? resolvePath(value as string) : value;
+      if (typeof value !== 'string') return wrong();
+      return { value: spec.path ? resolvePath(value) : value };
     case 'int':
     case 'number': {
-      if (typeof value !== 'number' || !Number.isFinite(value)) fail();
-      const n = value as number;
-      if (type === 'int' && !Number.isInteger(n)) fail();
-      if (spec.min !== undefined && (spec.minExclusive ? n <= spec.min : n < spec.min)) fail(`must be ${spec.minExclusive ? '>' : '>='} ${spec.min}`);
-      if (spec.max !== undefined && n > spec.max) fail(`must be <= ${spec.max}`);
-      return n;
+      if (typeof value !== 'number' || !Number.isFinite(value) || (type === 'int' && !Number.isInteger(value))) return wrong();
+      if (spec.min !== undefined && (spec.minExclusive ? value <= spec.min : value < spec.min)) return wrong(`must be ${spec.minExclusive ? '>' : '>='} ${spec.min}`);
+      if (spec.max !== undefined && value > spec.max) return wrong(`must be <= ${spec.max}`);
+      return { value };
     }
     case 'boolean':
-      if (typeof value !== 'boolean') fail();
-      return value;
+      return typeof value === 'boolean' ? { value } : wrong();
     case 'paths': {
       const list = typeof value === 'string' ? [value] : value;
-      if (!Array.isArray(list) || list.some((p) => typeof p !== 'string' || p === '')) fail();
-      return (list as string[]).map(resolvePath);
+      if (!Array.isArray(list) || list.some((p) => typeof p !== 'string' || p === '')) return wrong();
+      return { value: (list as string[]).map(resolvePath) };
     }
-    case 'object':
-      if (typeof value !== 'object' || Array.isArray(value)) fail();
-      return value;
     case 'path-or-bool':
-      if (typeof value === 'boolean') return value;
-      if (typeof value !== 'string' || value === '') fail();
-      return resolvePath(value as string);
+      if (typeof value === 'boolean') return { value };
+      if (typeof value !== 'string' || value === '') return wrong();
+      return { value: resolvePath(value) };
+    case 'model-config': {
+      if (typeof value !== 'object' || Array.isArray(value)) return wrong();
+      // Each field's type and range; what the fields must satisfy together is checked when the model is built.
+      const problems = modelConfigFieldProblems(value as Record<string, unknown>);
+      return problems.length > 0 ? { problems: problems.map((p) => `${where}: model_config: ${p}`) } : { value };
+    }
   }
-  return fail();
 }
 
 /** Converts a command-line string to the key's type (`--seed 7` → 7, `--shuffle false` → false). */
 function parseOverrideValue(key: ConfigKey, text: string | true): unknown {
-  const { type, nullable } = CONFIG_KEYS[key];
+  const spec = specOf(key);
+  const { type } = spec;
   if (text === true) {
     if (type === 'boolean' || type === 'path-or-bool') return true;
-    throw new ConfigError(`command line: --${key} needs a value (${expected(type, nullable)})`);
+    throw new ConfigError(`command line: --${key} needs a value (${expected(spec)})`);
   }
-  if (nullable && text === 'null') return null;
-  if (Array.isArray(type) || type === 'string') return text;
-  if (type === 'int' || type === 'number') {
-    const n = text.trim() === '' ? NaN : Number(text);
-    return Number.isNaN(n) ? text : n;
-  }
-  if (type === 'boolean' || type === 'path-or-bool') {
-    if (text === 'true') return true;
-    if (text === 'false') return false;
-    return text;
-  }
-  if (type === 'object' || (type === 'paths' && text.trimStart().startsWith('['))) {
-    try {
-      return JSON.parse(text);
-    } catch {
-      throw new ConfigError(`command line: --${key} must be JSON (${expected(type, nullable)}), got ${JSON.stringify(text)}`);
+  if (acceptsNull(spec) && text === 'null') return null;
+  switch (type) {
+    case 'int':
+    case 'number': {
+      const n = text.trim() === '' ? NaN : Number(text);
+      return Number.isNaN(n) ? text : n;
     }
+    case 'boolean':
+    case 'path-or-bool':
+      return text === 'true' ? true : text === 'false' ? false : text;
+    case 'model-config':
+    case 'paths':
+      if (type === 'paths' && !text.trimStart().startsWith('[')) return text;
+      try {
+        return JSON.parse(text);
+      } catch {
+        throw new ConfigError(`command line: --${key} must be JSON (${expected(spec)}), got ${JSON.stringify(text)}`);
+      }
+    default:
+      return text; // strings and choices
   }
-  return text;
 }
 
 /**
@@ -305,16 +290,13 @@ export function parseOverrides(argv: readonly string[]): Partial<Record<ConfigKe
     if (!arg.startsWith('--')) throw new ConfigError(`command line: unexpected argument ${JSON.stringify(arg)} (overrides are --key value)`);
     const eq = arg.indexOf('=');
     const name = (eq === -1 ? arg.slice(2) : arg.slice(2, eq)).replaceAll('-', '_');
-    if (!(name in CONFIG_KEYS)) throw new ConfigError(`command line: unknown key --${name}; ${validKeysList()}`);
-    const key = name as ConfigKey;
+    if (!isKey(name)) throw new ConfigError(`command line: unknown key --${name}; ${validKeysList()}`);
     let text: string | true;
     if (eq !== -1) text = arg.slice(eq + 1);
     else if (i + 1 < argv.length && !argv[i + 1].startsWith('--')) text = argv[++i];
     else text = true;
-    const value = parseOverrideValue(key, text);
-    if (CONFIG_KEYS[key].type === 'paths' && key in out) {
-      out[key] = [...([] as unknown[]).concat(out[key]), ...([] as unknown[]).concat(value)];
-    } else out[key] = value;
+    const value = parseOverrideValue(name, text);
+    out[name] = specOf(name).type === 'paths' && name in out ? [...([] as unknown[]).concat(out[name]), ...([] as unknown[]).concat(value)] : value;
   }
   return out;
 }
@@ -325,78 +307,98 @@ export interface LoadConfigOptions {
   cwd?: string;
 }
 
+/** The config file's settings (`_` keys dropped), or a ConfigError naming the file. */
+function readConfigFile(path: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    throw new ConfigError(`${path}: cannot read (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text.charCodeAt(0) === 0xfeff ? text.slice(1) : text);
+  } catch (error) {
+    throw new ConfigError(`${path}: not valid JSON (${(error as Error).message})`);
+  }
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
+    throw new ConfigError(`${path}: expected a JSON object of settings, got ${describe(parsed)}`);
+  }
+  return Object.fromEntries(Object.entries(parsed).filter(([key]) => !key.startsWith('_')));
+}
+
 /**
  * Reads, checks and completes a training config. `path` may be null when everything comes from overrides.
- * Throws `ConfigError` for unknown keys (listing the valid ones), wrong types, and contradictions.
+ * Throws one `ConfigError` listing every problem found: unknown keys (with the valid ones), wrong types, a
+ * missing required key, and contradictions between keys.
  */
 export function loadTrainConfig(path: string | null, options: LoadConfigOptions = {}): TrainConfig {
   const cwd = options.cwd ?? process.cwd();
-  const raw: Partial<Record<ConfigKey, unknown>> = {};
-  if (path !== null) {
-    let text: string;
-    try {
-      text = readFileSync(path, 'utf8');
-    } catch (error) {
-      throw new ConfigError(`${path}: cannot read (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
+  const given: Partial<Record<ConfigKey, unknown>> = {};
+  const problems: string[] = [];
+  const invalid = new Set<ConfigKey>();
+  const take = (entries: [string, unknown][], where: string, baseDir: string) => {
+    for (const [key, value] of entries) {
+      if (!isKey(key)) {
+        problems.push(`${where}: unknown key "${key}"; ${validKeysList()}`);
+        continue;
+      }
+      const checked = checkValue(key, value, where, baseDir);
+      if ('problems' in checked) {
+        problems.push(...checked.problems);
+        invalid.add(key);
+      } else given[key] = checked.value;
     }
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(text.charCodeAt(0) === 0xfeff ? text.slice(1) : text);
-    } catch (error) {
-      throw new ConfigError(`${path}: not valid JSON (${(error as Error).message})`);
-    }
-    if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
-      throw new ConfigError(`${path}: expected a JSON object of settings, got ${describe(parsed)}`);
-    }
-    const baseDir = dirname(resolve(cwd, path));
-    for (const [key, value] of Object.entries(parsed)) {
-      if (key.startsWith('_')) continue;
-      if (!(key in CONFIG_KEYS)) throw new ConfigError(`${path}: unknown key "${key}"; ${validKeysList()}`);
-      raw[key as ConfigKey] = checkValue(key as ConfigKey, value, path, baseDir);
-    }
-  }
-  for (const [key, value] of Object.entries(options.overrides ?? {})) {
-    raw[key as ConfigKey] = checkValue(key as ConfigKey, value, 'command line', cwd);
-  }
-  const runName = (raw.run_name as string | null | undefined) ?? (path ? basename(path, extname(path)) : 'run');
-  return finish({ ...DEFAULTS, ...raw, run_name: runName } as TrainConfig, path ?? 'command line', cwd);
-}
-
-/** Fills the task-dependent defaults and rejects contradictory settings. */
-function finish(config: TrainConfig, where: string, cwd: string): TrainConfig {
-  const fail = (message: string): never => {
-    throw new ConfigError(`${where}: ${message}`);
   };
-  if ((config.task as unknown) === undefined) fail(`task is required (${TASKS.join(' | ')})`);
-  if ((config.train_data as unknown) === undefined || config.train_data.length === 0) fail('train_data is required');
-  config.loss ??= config.task === 'reranker' ? 'group_ce' : 'mnrl';
-  if (RERANKER_LOSSES.includes(config.loss) !== (config.task === 'reranker')) {
-    fail(`loss ${config.loss} is for ${config.task === 'reranker' ? 'embedders' : 'rerankers'}; a ${config.task} takes ` +
-      (config.task === 'reranker' ? RERANKER_LOSSES : LOSSES.filter((l) => !RERANKER_LOSSES.includes(l))).join(' | '));
+  if (path !== null) take(Object.entries(readConfigFile(path)), path, dirname(resolve(cwd, path)));
+  take(Object.entries(options.overrides ?? {}), 'command line', cwd);
+
+  const where = path ?? 'command line';
+  for (const key of Object.keys(CONFIG_KEYS) as ConfigKey[]) {
+    if (!('default' in specOf(key)) && given[key] === undefined && !invalid.has(key)) {
+      problems.push(`${where}: ${key} is required${key === 'task' ? ` (${TASKS.join(' | ')})` : ''}`);
+    }
   }
-  if (config.model_name_or_path !== null && config.model_config !== null) fail('give model_name_or_path or model_config, not both');
-  if (config.model_name_or_path === null) {
-    if (config.model_config === null) fail('model_name_or_path is required (or model_config with tokenizer_name_or_path for a fresh model)');
-    if (config.tokenizer_name_or_path === null) fail('model_config needs tokenizer_name_or_path');
+  if (problems.length > 0) throw new ConfigError(problems);
+
+  const config = Object.fromEntries((Object.entries(CONFIG_KEYS) as [ConfigKey, KeySpec][]).map(([key, spec]) =>
+    [key, given[key] ?? (isDerived(spec.default) ? undefined : spec.default)])) as TrainConfig;
+  const source = { path, cwd };
+  // In the schema's order, so that a derived default may use one derived before it (output_dir from run_name).
+  for (const key of Object.keys(DERIVED_DEFAULTS) as DerivedKey[]) {
+    (config as Record<DerivedKey, unknown>)[key] ??= DERIVED_DEFAULTS[key](config, source);
   }
-  if (config.loss === 'group_ce' && config.train_group_size < 2) fail('group_ce needs train_group_size >= 2 (a positive and a negative)');
-  if (config.scale !== null && config.temperature !== null) fail('give scale or temperature, not both (scale = 1 / temperature)');
-  if (config.scale !== null && !config.loss.startsWith('mnrl')) fail(`scale is for mnrl / mnrl_symmetric, not ${config.loss}`);
-  if (config.temperature !== null && !['mnrl', 'mnrl_symmetric', 'infonce'].includes(config.loss)) {
-    fail(`temperature is for the embedder losses, not ${config.loss}`);
-  }
-  if (config.mini_batch_size > 0 && config.task !== 'embedder') fail('mini_batch_size (GradCache) is for embedders');
-  if (config.knowledge_distillation && config.task === 'embedder' && config.loss !== 'infonce') {
-    fail(`knowledge_distillation for embedders goes with loss infonce (FlagEmbedding's kl_div over its scores), not ${config.loss}`);
-  }
-  if (config.eval_steps === null) config.eval_steps = config.logging_steps;
-  if (config.task === 'embedder' && config.batch_sampler === null) config.batch_sampler = 'no_duplicates';
-  if (config.task === 'reranker' && config.batch_sampler === null) config.batch_sampler = 'batch_sampler';
-  config.output_dir ??= resolve(cwd, 'checkpoints', config.run_name);
+  const contradictions = contradictionsOf(config);
+  if (contradictions.length > 0) throw new ConfigError(contradictions.map((c) => `${where}: ${c}`));
   return config;
 }
 
-/** `scale` of mnrl / mnrl_symmetric, `temperature` of infonce, as INTERFACE.md defines them. */
+/** Settings that are each valid but do not go together. */
+function contradictionsOf(config: TrainConfig): string[] {
+  const out: string[] = [];
+  const taskLosses: readonly LossName[] = TASK_LOSSES[config.task];
+  if (!taskLosses.includes(config.loss)) {
+    const other = config.task === 'reranker' ? 'embedders' : 'rerankers';
+    out.push(`loss ${config.loss} is for ${other}; a ${config.task} takes ${taskLosses.join(' | ')}`);
+  }
+  if (config.train_data.length === 0) out.push('train_data is required');
+  if (config.model_name_or_path !== null && config.model_config !== null) out.push('give model_name_or_path or model_config, not both');
+  if (config.model_name_or_path === null) {
+    if (config.model_config === null) out.push('model_name_or_path is required (or model_config with tokenizer_name_or_path for a fresh model)');
+    else if (config.tokenizer_name_or_path === null) out.push('model_config needs tokenizer_name_or_path');
+  }
+  if (config.loss === 'group_ce' && config.train_group_size < 2) out.push('group_ce needs train_group_size >= 2 (a positive and a negative)');
+  if (config.scale !== null && config.temperature !== null) out.push('give scale or temperature, not both (scale = 1 / temperature)');
+  if (config.scale !== null && config.loss !== 'mnrl' && config.loss !== 'mnrl_symmetric') out.push(`scale is for mnrl / mnrl_symmetric, not ${config.loss}`);
+  if (config.temperature !== null && config.task !== 'embedder') out.push(`temperature is for the embedder losses, not ${config.loss}`);
+  if (config.mini_batch_size > 0 && config.task !== 'embedder') out.push('mini_batch_size (GradCache) is for embedders');
+  if (config.knowledge_distillation && config.task === 'embedder' && config.loss !== 'infonce') {
+    out.push(`knowledge_distillation for embedders goes with loss infonce (FlagEmbedding's kl_div over its scores), not ${config.loss}`);
+  }
+  return out;
+}
+
+/** `scale` of mnrl / mnrl_symmetric, `temperature` of infonce (docs/training.md, "Losses and their knobs"). */
 export function lossKnobs(config: TrainConfig): { scale: number; temperature: number } {
   const temperature = config.temperature ?? 0.02;
   const scale = config.scale ?? (config.temperature !== null ? 1 / config.temperature : 20);
@@ -408,12 +410,25 @@ export function everySteps(value: number, totalSteps: number): number {
   return value < 1 ? Math.max(1, Math.ceil(value * totalSteps)) : Math.round(value);
 }
 
-/** The `kotune train --help` table of keys. */
+/** The `kotune train --help` table of keys: help, then the choices and the default. */
 export function configHelp(): string {
   const width = Math.max(...Object.keys(CONFIG_KEYS).map((k) => k.length));
-  return Object.entries(CONFIG_KEYS).map(([key, spec]) => {
-    const fallback = (DEFAULTS as Record<string, unknown>)[key];
-    const shown = fallback === null || fallback === undefined || (Array.isArray(fallback) && fallback.length === 0) ? '' : ` [${JSON.stringify(fallback)}]`;
-    return `  ${key.padEnd(width)}  ${spec.help}${shown}`;
+  return Object.entries(CONFIG_KEYS).map(([key, spec]: [string, KeySpec]) => {
+    const choices = typeof spec.type !== 'string' ? `: ${spec.type.join(' | ')}` : '';
+    const fallback = !('default' in spec) ? ' (required)'
+      : isDerived(spec.default) ? ` [default: ${spec.default.derived}]`
+        : spec.default === null || (Array.isArray(spec.default) && spec.default.length === 0) ? ''
+          : ` [${JSON.stringify(spec.default)}]`;
+    return `  ${key.padEnd(width)}  ${spec.help}${choices}${fallback}`;
+  }).join('\n');
+}
+
+/** The `kotune train --help` table of `model_config` keys, from the XLM-R config's one table. */
+export function modelConfigHelp(): string {
+  const fields = Object.values(XLMR_CONFIG_FIELDS);
+  const width = Math.max(...fields.map((f) => f.key.length));
+  return fields.map((f) => {
+    const choices = typeof f.type !== 'string' ? `: ${f.type.join(' | ')}` : '';
+    return `  ${f.key.padEnd(width)}  ${f.help}${choices}${f.default === null ? '' : ` [${JSON.stringify(f.default)}]`}`;
   }).join('\n');
 }

@@ -12,6 +12,7 @@
  * The configured instructions are put before queries and passages as the training batches have them.
  */
 import { applyFormat, readTrainExamples } from '@kotune/data';
+import { ensureBackend } from '@kotune/engine';
 import {
   depthOf, encodeIntoMatrix, evalCutoffs, readRerankQueries, rerankedMetrics, retrievalMetrics, scoreCandidates, searchTopK,
   type EvalQuery, type RerankQuery,
@@ -54,16 +55,17 @@ export async function readEvalSet(config: TrainConfig): Promise<EvalSet | null> 
 
 /** Mean metrics (`mrr@10`, `ndcg@10`, `accuracy@1`, ...) of the model on the set. */
 export async function evaluate(config: TrainConfig, model: TrainModel, set: EvalSet): Promise<Record<string, number>> {
+  await ensureBackend(); // a model made with `random` before any backend was chosen would run on tfjs's pure-JS default
   const cutoffs = evalCutoffs();
   const batchSize = config.per_device_eval_batch_size;
   if (model.kind === 'reranker' && set.kind === 'reranker') {
     const maxLength = Math.min(config.max_len, model.maxSequenceLength);
-    const score = (pairs: [string, string][]) => model.reranker.score(pairs, { normalize: false, batchSize, maxLength });
+    const score = (pairs: [string, string][]) => model.score(pairs, { normalize: false, batchSize, maxLength });
     const scores = await scoreCandidates(set.queries, score, { progress: false, chunkPairs: Math.max(batchSize, 256) });
     return rerankedMetrics(set.queries, scores, cutoffs).means;
   }
   if (model.kind === 'embedder' && set.kind === 'embedder') {
-    const encode = (maxLength: number) => (texts: string[]) => model.embedder.encode(texts, { batchSize, maxLength });
+    const encode = (maxLength: number) => (texts: string[]) => model.encode(texts, { batchSize, maxLength });
     const corpus = await encodeIntoMatrix(set.corpus, set.corpus.length, encode(config.passage_max_len), { progress: false });
     const queryVectors = await encode(config.query_max_len)(set.queries.map((q) => q.query));
     const hits = searchTopK(corpus, queryVectors, Math.min(depthOf(cutoffs), set.corpus.length));

@@ -1,11 +1,11 @@
 export {
-  CONFIG_KEYS, ConfigError, LOSSES, SCHEDULERS, TASKS, configHelp, everySteps, loadTrainConfig, lossKnobs, parseOverrides,
-  type ConfigKey, type LoadConfigOptions, type LossName, type SchedulerName, type Task, type TrainConfig,
+  CONFIG_KEYS, ConfigError, LOSSES, SCHEDULERS, TASK_LOSSES, TASKS, configHelp, everySteps, modelConfigHelp, loadTrainConfig, lossKnobs, parseOverrides,
+  type ConfigKey, type EmbedderLoss, type LoadConfigOptions, type LossName, type RerankerLoss, type SchedulerName, type Task, type TrainConfig,
 } from './config.ts';
 export { formatPlan, planTraining, type TrainPlan } from './plan.ts';
 export { MetricsLog, isEvalLine, readMetricsLog, type EvalLogLine, type MetricsLine, type TrainLogLine } from './metrics-log.ts';
 export { Progress, formatDuration, type ProgressOptions, type StepStats } from './progress.ts';
-export { PLOT_FILES, lineChartPng, writePlots, type Series } from './plots.ts';
+export { EVAL_PLOT_METRICS, PLOT_FILES, evalPlotSeries, lineChartPng, writePlots, type Series } from './plots.ts';
 export {
   OPTIMIZER_FILE, TRAINER_STATE_FILE, latestCheckpoint, listCheckpoints, readCheckpoint, removeStaleTemporaries,
   rotateCheckpoints, saveCheckpoint, type CheckpointInfo, type TrainerState,

@@ -1,5 +1,5 @@
 /**
- * `metrics.jsonl` in the run folder (INTERFACE.md): one JSON object a line, appended as training goes.
+ * `metrics.jsonl` in the run folder (docs/run-folder.md): one JSON object a line, appended as training goes.
  * Training lines `{step, epoch, loss, learning_rate, grad_norm, samples_per_second}`; evaluation lines
  * `{step, eval: {"mrr@10": ..., ...}}`. `step` counts optimizer steps from 1.
  */

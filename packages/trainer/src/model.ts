@@ -1,40 +1,23 @@
 /**
- * The model a run trains: a `Reranker` or an `Embedder` from @kotune/xlm-roberta, loaded from
- * `model_name_or_path` (a folder or a Hugging Face cache repo id), from a checkpoint when resuming (so the
- * base model's weights are never read again), or initialised afresh from `model_config` +
- * `tokenizer_name_or_path`.
+ * The model a run trains: a `Reranker` or an `Embedder` from @kotune/xlm-roberta (both `TrainableModel`s,
+ * told apart by `kind`), loaded from `model_name_or_path` (a folder or a Hugging Face cache repo id), from a
+ * checkpoint when resuming (so the base model's weights are never read again), or initialised afresh from
+ * `model_config` + `tokenizer_name_or_path`.
  */
 import { applyFormat } from '@kotune/data';
-import type { tf } from '@kotune/engine';
-import type { XLMRTokenizer } from '@kotune/tokenizer';
 import { Embedder, Reranker, type ConfigOverrides } from '@kotune/xlm-roberta';
 import type { TrainConfig } from './config.ts';
 
-interface Common {
-  tokenizer: XLMRTokenizer;
-  /** Longest input the position table allows, special tokens included. */
-  maxSequenceLength: number;
-  /** Trainable variables under their checkpoint names. */
-  variables(): Map<string, tf.Variable>;
-  /** Writes the Hugging Face / sentence-transformers folder. */
-  save(dir: string): Promise<void>;
-  dispose(): void;
-}
-
-export type TrainModel = (Common & { kind: 'reranker'; reranker: Reranker }) | (Common & { kind: 'embedder'; embedder: Embedder });
+export type TrainModel = Reranker | Embedder;
 
 export async function loadTrainModel(config: TrainConfig, checkpointDir: string | null, log: (line: string) => void): Promise<TrainModel> {
   const source = checkpointDir ?? config.model_name_or_path;
   // The saved config.json of a checkpoint already holds the dropout; giving it again changes nothing.
   const dropout: ConfigOverrides = config.dropout === null ? {} : { hiddenDropoutProb: config.dropout, attentionProbsDropoutProb: config.dropout };
   if (config.task === 'reranker') {
-    const reranker = source !== null
-      ? await Reranker.load(source, { ...dropout, seed: config.seed, log })
+    return source !== null
+      ? Reranker.load(source, { ...dropout, seed: config.seed, log })
       : Reranker.random(config.model_config!, config.tokenizer_name_or_path!, config.seed, dropout);
-    return {
-      kind: 'reranker', reranker, tokenizer: reranker.tokenizer, maxSequenceLength: reranker.model.roberta.maxSequenceLength,
-      variables: () => reranker.variables(), save: (dir) => reranker.save(dir), dispose: () => reranker.dispose(),
-    };
   }
   const settings = {
     ...dropout,
@@ -45,10 +28,7 @@ export async function loadTrainModel(config: TrainConfig, checkpointDir: string 
     ? await Embedder.load(source, { ...settings, log })
     : Embedder.random(config.model_config!, config.tokenizer_name_or_path!, config.seed, settings);
   Object.assign(embedder.prompts, instructionPrompts(config, log));
-  return {
-    kind: 'embedder', embedder, tokenizer: embedder.tokenizer, maxSequenceLength: embedder.model.maxSequenceLength,
-    variables: () => embedder.variables(), save: (dir) => embedder.save(dir), dispose: () => embedder.dispose(),
-  };
+  return embedder;
 }
 
 /**

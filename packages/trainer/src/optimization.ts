@@ -1,6 +1,6 @@
 /**
  * Gradient accumulation, clipping, AdamW and the learning-rate schedule, with their state for checkpoints.
- * Order per step (Hugging Face, INTERFACE.md): the micro-batches' gradients averaged (each divided by the
+ * Order per step (Hugging Face, docs/training.md): the micro-batches' gradients averaged (each divided by the
  * number of micro-batches this step takes, as HF's `current_gradient_accumulation_steps`) -> clip to
  * `max_grad_norm` -> AdamW step at the schedule's rate for this step -> schedule step. The rate is a function
  * of the step count, so the optimizer's step count is the scheduler's whole state.

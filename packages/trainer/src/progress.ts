@@ -1,7 +1,9 @@
 /**
  * What the terminal shows while training: on a TTY one progress line redrawn in place
  * (`step 120/400 [=====>    ] 30% loss 0.4123 lr 4.1e-6 12.5 samples/s ETA 3:05`), with log lines printed
- * above it; elsewhere (CI, a file) only the log lines, so that logs stay readable.
+ * above it; elsewhere (CI, a file, a pipe) the log lines and, every `plainIntervalSeconds`, a plain line
+ * (`step 120/400 30% loss 0.4123 lr 4.10e-6 12.5 samples/s elapsed 1:20 ETA 3:05`), so that a log file says
+ * how far a run is even between two `logging_steps`.
  */
 export interface StepStats {
   loss: number;
@@ -16,6 +18,8 @@ export interface ProgressOptions {
   stream?: NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
   /** Force the TTY behaviour on or off (default: the stream's `isTTY`). */
   tty?: boolean;
+  /** Off a TTY: seconds between two progress lines (default 30). */
+  plainIntervalSeconds?: number;
   now?: () => number;
 }
 
@@ -36,6 +40,8 @@ export class Progress {
   private readonly tty: boolean;
   private readonly now: () => number;
   private readonly startedAt: number;
+  private readonly plainInterval: number;
+  private lastPlainAt: number;
   private barShown = false;
   private lastBar = '';
 
@@ -46,6 +52,8 @@ export class Progress {
     this.tty = options.tty ?? Boolean(this.stream.isTTY);
     this.now = options.now ?? (() => performance.now());
     this.startedAt = this.now();
+    this.plainInterval = (options.plainIntervalSeconds ?? 30) * 1000;
+    this.lastPlainAt = this.startedAt;
   }
 
   /** Seconds left, extrapolated from the steps this run has done. */
@@ -65,9 +73,22 @@ export class Progress {
       `lr ${stats.learningRate.toExponential(2)} ${stats.samplesPerSecond.toFixed(1)} samples/s ETA ${formatDuration(this.eta(step))}`;
   }
 
-  /** Redraws the progress line (TTY only). */
+  /** The progress line off a TTY, with the time since this run started (exposed for tests; `update` prints it). */
+  plain(step: number, stats: StepStats): string {
+    return `step ${step}/${this.total} ${Math.floor(Math.min(1, step / this.total) * 100)}% loss ${stats.loss.toFixed(4)} ` +
+      `lr ${stats.learningRate.toExponential(2)} ${stats.samplesPerSecond.toFixed(1)} samples/s ` +
+      `elapsed ${formatDuration((this.now() - this.startedAt) / 1000)} ETA ${formatDuration(this.eta(step))}`;
+  }
+
+  /** Redraws the progress line on a TTY; elsewhere prints it once `plainIntervalSeconds` have passed since the last. */
   update(step: number, stats: StepStats): void {
-    if (!this.tty) return;
+    if (!this.tty) {
+      const now = this.now();
+      if (now - this.lastPlainAt < this.plainInterval) return;
+      this.lastPlainAt = now;
+      this.stream.write(`${this.plain(step, stats)}\n`);
+      return;
+    }
     let text = this.bar(step, stats);
     const columns = this.stream.columns ?? 0;
     if (columns > 10 && text.length >= columns) text = text.slice(0, columns - 1);

@@ -3,7 +3,10 @@ import * as assert from 'uvu/assert';
 import { mkdtempSync, mkdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CONFIG_KEYS, ConfigError, everySteps, loadTrainConfig, lossKnobs, parseOverrides } from '../src/index.ts';
+import { XLMR_CONFIG_FIELDS } from '@kotune/xlm-roberta/config';
+import {
+  CONFIG_KEYS, ConfigError, configHelp, everySteps, loadTrainConfig, lossKnobs, modelConfigHelp, parseOverrides, SCHEDULERS, type ConfigKey,
+} from '../src/index.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'kotune-config-'));
 mkdirSync(join(dir, 'sub'));
@@ -117,6 +120,56 @@ test('every key has a help line; fractional step intervals are a share of the to
   for (const [key, spec] of Object.entries(CONFIG_KEYS)) assert.ok(spec.help.length > 5, key);
   assert.is(everySteps(0.1, 95), 10);
   assert.is(everySteps(50, 95), 50);
+});
+
+test('the schema is the one definition: loaded defaults are its defaults, --help lists every key with its choices and default', () => {
+  const c = loadTrainConfig(config('schema.json', minimal), { cwd: '/w' });
+  for (const [key, spec] of Object.entries(CONFIG_KEYS) as [ConfigKey, { default?: unknown; path?: string }][]) {
+    const fallback = spec.default;
+    if (fallback === undefined || (fallback !== null && typeof fallback === 'object' && !Array.isArray(fallback)) || key in minimal) continue;
+    assert.equal(c[key], fallback, `${key} takes the schema's default`);
+  }
+  const help = configHelp().split('\n');
+  assert.equal(help.map((line) => line.trim().split(/\s+/)[0]), Object.keys(CONFIG_KEYS), 'one line per key, in schema order');
+  const line = (key: string) => help.find((l) => l.trim().startsWith(`${key} `))!;
+  assert.match(line('lr_scheduler_type'), `: ${SCHEDULERS.join(' | ')} ["linear"]`);
+  assert.match(line('loss'), ': group_ce | bce | mnrl | mnrl_symmetric | infonce [default: group_ce for rerankers, mnrl for embedders]');
+  assert.match(line('sentence_pooling_method'), ': cls | mean');
+  assert.match(line('task'), '(required)');
+  assert.match(line('learning_rate'), '[0.00005]');
+  const modelHelp = modelConfigHelp().split('\n').map((l) => l.trim().split(/\s+/)[0]);
+  assert.equal(modelHelp, Object.values(XLMR_CONFIG_FIELDS).map((f) => f.key), 'model_config keys from the XLM-R config table');
+  assert.match(modelConfigHelp(), /hidden_size +width of every layer, a multiple of num_attention_heads \[768\]/);
+});
+
+test('every problem is reported at once, each naming the file and key; model_config fields are checked by the XLM-R schema', () => {
+  try {
+    loadTrainConfig(config('many.json', { model_name_or_path: 'm', train_data: 'a', learning_rate: -1, shuffle: 'yes', lr_scheduler_type: 'poly', seed_: 1 }));
+    assert.unreachable();
+  } catch (error) {
+    assert.instance(error, ConfigError);
+    const { problems } = error as ConfigError;
+    assert.is(problems.length, 5, problems.join('\n'));
+    assert.match(problems[0]!, /many\.json: learning_rate must be a number, got number -1 \(must be > 0\)/);
+    assert.match(problems[1]!, /many\.json: shuffle must be true or false, got string "yes"/);
+    assert.match(problems[2]!, /many\.json: lr_scheduler_type must be one of linear/);
+    assert.match(problems[3]!, /many\.json: unknown key "seed_"/);
+    assert.match(problems[4]!, /many\.json: task is required \(reranker \| embedder\)/);
+  }
+  const fresh = { task: 'reranker', train_data: 'a', tokenizer_name_or_path: 'tok' };
+  throwsConfig(() => loadTrainConfig(config('mc1.json', { ...fresh, model_config: { hidden_size: '128', num_hidden_layers: 0 } })),
+    /mc1\.json: model_config: "hidden_size" must be a number, got "128"\n.*mc1\.json: model_config: "num_hidden_layers" must be >= 1, got 0/);
+  throwsConfig(() => loadTrainConfig(config('mc2.json', { ...fresh, model_config: { hidden_dropout_prob: 1.5 } })),
+    /model_config: "hidden_dropout_prob" must be in \[0, 1\), got 1\.5/);
+  throwsConfig(() => loadTrainConfig(config('mc3.json', { ...fresh, model_config: [128] })), /model_config must be an object of config\.json keys or null, got an array/);
+  const ok = loadTrainConfig(config('mc4.json', { ...fresh, model_config: { hidden_size: 64, num_attention_heads: 4, torch_dtype: 'float32' } }));
+  assert.equal(ok.model_config, { hidden_size: 64, num_attention_heads: 4, torch_dtype: 'float32' }, 'other config.json keys pass through');
+});
+
+test('null stands for a derived default (HF\'s None): loss, eval_steps, batch_sampler, output_dir', () => {
+  const c = loadTrainConfig(config('nulls.json', { ...minimal, loss: null, eval_steps: null, batch_sampler: null, output_dir: null, logging_steps: 7 }), { cwd: '/w' });
+  assert.equal([c.loss, c.eval_steps, c.batch_sampler, c.output_dir], ['group_ce', 7, 'batch_sampler', '/w/checkpoints/nulls']);
+  throwsConfig(() => loadTrainConfig(config('nulls2.json', { ...minimal, learning_rate: null })), /learning_rate must be a number, got null/);
 });
 
 test.run();

@@ -3,7 +3,11 @@ import * as assert from 'uvu/assert';
 import { appendFileSync, existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { MetricsLog, PLOT_FILES, Progress, formatDuration, readMetricsLog, writePlots, type MetricsLine } from '../src/index.ts';
+import { evaluateRankings } from '@kotune/metrics';
+import { evalCutoffs } from '@kotune/eval';
+import {
+  EVAL_PLOT_METRICS, evalPlotSeries, MetricsLog, PLOT_FILES, Progress, formatDuration, readMetricsLog, writePlots, type EvalLogLine, type MetricsLine,
+} from '../src/index.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'kotune-logging-'));
 
@@ -68,6 +72,43 @@ test('plots: loss, learning-rate and eval PNGs, written atomically and redrawn',
   for (const path of written) assert.equal(pngSize(path), [900, 450]);
   assert.not.equal(readFileSync(join(dir, PLOT_FILES.loss)), before, 'the loss plot was redrawn with the new step');
   assert.equal(readdirSync(dir).filter((f) => f.includes('.tmp')), [], 'no temporary files left');
+});
+
+test('progress off a TTY: a plain line with elapsed and ETA once the interval has passed, not at every step', () => {
+  let out = '';
+  const stream = { write: (s: string) => ((out += s), true), isTTY: false } as unknown as NodeJS.WritableStream;
+  let clock = 0;
+  const progress = new Progress({ totalSteps: 100, startStep: 10, stream, plainIntervalSeconds: 30, now: () => clock });
+  const stats = { loss: 0.5, learningRate: 1e-5, samplesPerSecond: 4 };
+  clock = 29_000;
+  progress.update(20, stats);
+  assert.is(out, '', 'not before 30 s');
+  clock = 30_000; // 10 steps in 30 s -> 3 s a step, 80 left
+  progress.update(20, stats);
+  assert.is(out, 'step 20/100 20% loss 0.5000 lr 1.00e-5 4.0 samples/s elapsed 0:30 ETA 4:00\n');
+  clock = 45_000;
+  progress.update(25, stats);
+  assert.is(out.split('\n').length, 2, 'the next one waits another 30 s');
+  clock = 61_000;
+  progress.update(30, stats);
+  assert.match(out, /\nstep 30\/100 30% .* elapsed 1:01 ETA 3:34\n$/);
+});
+
+test('the eval plot draws metric_for_best_model (emphasised) and MRR@10 / NDCG@10 / Recall@1,5 only, labelled with their last values', async () => {
+  // Real eval lines: every metric kotune computes (25 of them), as a run logs them.
+  const evals: EvalLogLine[] = [2, 4, 6].map((step) => ({
+    step,
+    eval: evaluateRankings([{ ranked: ['a', 'b', 'c'], relevant: step > 2 ? ['a'] : ['c'] }, { ranked: ['x', 'y'], relevant: ['y'] }], evalCutoffs()).means,
+  }));
+  assert.ok(Object.keys(evals[0]!.eval).length > 20);
+  const series = evalPlotSeries(evals, 'accuracy@3');
+  assert.equal(series.map((s) => s.label.split(/[ :]/)[0]), ['accuracy@3', ...EVAL_PLOT_METRICS]);
+  assert.equal(series.map((s) => s.emphasis), [true, false, false, false, false]);
+  assert.is(series[0]!.label, 'accuracy@3 (picks the best checkpoint): 1.0000');
+  assert.is(series.find((s) => s.label.startsWith('mrr@10'))!.label, `mrr@10: ${evals[2]!.eval['mrr@10']!.toFixed(4)}`);
+  assert.equal(evalPlotSeries(evals, 'mrr@10').map((s) => s.label.split(/[ :]/)[0]), [...EVAL_PLOT_METRICS], 'no metric twice');
+  const [path] = writePlots(dir, evals, { bestMetric: 'accuracy@3' });
+  assert.equal(pngSize(path!), [900, 450]);
 });
 
 test.run();

@@ -11,7 +11,7 @@ import { quiet, tinyConfig, toyDataDir, toyLines, writeConfig } from './support/
 await initBackend({ backend: 'wasm', log: null });
 const TRAIN_KEYS = ['epoch', 'grad_norm', 'learning_rate', 'loss', 'samples_per_second', 'step'];
 
-/** metrics.jsonl follows INTERFACE.md: train lines with exactly its six keys, eval lines {step, eval}. */
+/** metrics.jsonl follows docs/run-folder.md: train lines with exactly its six keys, eval lines {step, eval}. */
 function checkMetricsLog(dir: string, totalSteps: number, rate: (step: number) => number): TrainLogLine[] {
   const lines = readMetricsLog(join(dir, 'metrics.jsonl'));
   const trainLines = lines.filter((l) => !isEvalLine(l)) as TrainLogLine[];
@@ -50,7 +50,7 @@ test('a tiny reranker trains, its export reloads with the same scores, metrics.j
   const pairs = toyLines(3).map((l) => JSON.parse(l) as { query: string; pos: string[]; neg: string[] })
     .flatMap((e) => [[e.query, e.pos[0]!], [e.query, e.neg[0]!]] as [string, string][]);
   const reloaded = await Reranker.load(result.outputDir, { log: null });
-  const inMemory = trained.kind === 'reranker' ? await trained.reranker.score(pairs) : [];
+  const inMemory = trained.kind === 'reranker' ? await trained.score(pairs) : [];
   // Same float32 weights, same code: equal to the bit (tolerance 0).
   assert.equal(await reloaded.score(pairs), inMemory);
   const base = await Reranker.load(tinyConfig('reranker').model_name_or_path as string, { log: null });
@@ -72,7 +72,7 @@ test('a tiny embedder trains with GradCache (mini_batch_size 2) and reloads with
   const texts = ['질문 1: 날씨 어때', '답 1: 오늘은 맑아요', '전혀 다른 문장'];
   const reloaded = await Embedder.load(result.outputDir, { log: null });
   assert.equal(reloaded.prompts, { query: 'query: ', document: '<passage> ' }, 'the instructions are saved as sentence-transformers prompts');
-  const inMemory = trained.kind === 'embedder' ? await trained.embedder.encode(texts, { maxLength: 24 }) : [];
+  const inMemory = trained.kind === 'embedder' ? await trained.encode(texts, { maxLength: 24 }) : [];
   // Tolerance 0: the export holds the very float32 weights.
   assert.equal(await reloaded.encode(texts, { maxLength: 24 }), inMemory);
   reloaded.dispose();

@@ -4,7 +4,7 @@
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { l2Normalize, tf } from '@kotune/engine';
+import { ensureBackend, l2Normalize, tf } from '@kotune/engine';
 import { XLMRTokenizer } from '@kotune/tokenizer';
 import { loadStateDict, writeSafetensors } from '@kotune/weights';
 import { encoderParameters, tensorsToWrite } from './checkpoint.ts';
@@ -15,6 +15,7 @@ import { pool, POOLING_MODES, type PoolingMode } from './pooling.ts';
 import { checkTokenizer, configOverrides, freshConfig, resolveFolder, stderrLog, writeTokenizerFiles, type LoadOptions } from './pretrained.ts';
 import { readSentenceTransformerFolder, writeSentenceTransformerFiles } from './sentence-transformers.ts';
 import { mapSortedBatches } from './sorted-batches.ts';
+import type { TrainableModel } from './trainable.ts';
 
 export interface EmbedderSettings {
   /** Default: the folder's `1_Pooling`, else CLS (FlagEmbedding's BGE default). */
@@ -42,7 +43,8 @@ export interface EncodeOptions {
   maxLength?: number;
 }
 
-export class Embedder {
+export class Embedder implements TrainableModel {
+  readonly kind = 'embedder';
   readonly config: XLMRobertaConfig;
   readonly tokenizer: XLMRTokenizer;
   readonly model: XLMRobertaModel;
@@ -89,6 +91,8 @@ export class Embedder {
    * with a warning.
    */
   static async load(pathOrId: string, options: LoadOptions & EmbedderSettings = {}): Promise<Embedder> {
+    const log = options.log === undefined ? stderrLog : options.log;
+    await ensureBackend(log);
     const folder = await resolveFolder(pathOrId, options);
     const st = readSentenceTransformerFolder(folder);
     const modelFolder = join(folder, st?.transformerPath ?? '');
@@ -98,7 +102,6 @@ export class Embedder {
     }
     const tokenizer = XLMRTokenizer.fromFolder(modelFolder);
     checkTokenizer(tokenizer, config, modelFolder);
-    const log = options.log === undefined ? stderrLog : options.log;
     const limit = config.maxPositionEmbeddings - config.padTokenId - 1;
     // An absent model_max_length (Hugging Face's "very large integer") means the positions' limit, silently.
     let maxSeqLength = options.maxSeqLength ?? st?.maxSeqLength ?? (Number.isFinite(tokenizer.modelMaxLength) ? tokenizer.modelMaxLength : limit);
@@ -129,6 +132,10 @@ export class Embedder {
     const tokenizer = XLMRTokenizer.fromFolder(tokenizerDir);
     const full = freshConfig(config, tokenizer, configOverrides(settings));
     return new Embedder(full, tokenizer, initParameters(encoderParameterSpecs(full, { addPoolingLayer: true }), full, seed), settings);
+  }
+
+  get maxSequenceLength(): number {
+    return this.model.maxSequenceLength;
   }
 
   /** Sentence embeddings `[B, H]` (pooled, normalised when the embedder normalises); inputs `[B, S]`. */

@@ -1,5 +1,7 @@
-export { configFromJson, configToJsonText, loadConfig, numLabels, withOverrides } from './configuration-xlm-roberta.ts';
-export type { ConfigOverrides, XLMRobertaConfig } from './configuration-xlm-roberta.ts';
+export {
+  configFromJson, configToJsonText, loadConfig, modelConfigFieldProblems, modelConfigProblems, numLabels, withOverrides, XLMR_CONFIG_FIELDS,
+} from './configuration-xlm-roberta.ts';
+export type { ConfigOverrides, XLMRobertaConfig, XLMRobertaConfigJson } from './configuration-xlm-roberta.ts';
 export {
   ACT2FN, XLMRobertaModel, XLMRobertaForSequenceClassification, createPositionIdsFromInputIds, firstToken,
   encoderParameterSpecs, classifierParameterSpecs, initParameters,
@@ -13,3 +15,6 @@ export type { ScoreOptions } from './reranker.ts';
 export { Embedder } from './embedder.ts';
 export type { EmbedderSettings, EncodeOptions } from './embedder.ts';
 export type { LoadOptions } from './pretrained.ts';
+export type { TrainableModel } from './trainable.ts';
+export { writeModelFolder } from './folder.ts';
+export { pythonJsonText } from './json-text.ts';

@@ -23,7 +23,7 @@
  * `gradientCheckpointing` (transformers' `gradient_checkpointing_enable()`), a layer keeps only its input: the
  * backward runs the layer's forward again (same dropout masks) and differentiates that.
  */
-import { tf, dropout, gelu, layerNorm, linear, matMul, mix32, scaledMaskedSoftmax } from '@kotune/engine';
+import { tf, dropout, gelu, layerNorm, linear, matMul, mix32, nativeEncoderLayer, scaledMaskedSoftmax, type EncoderLayerWeights } from '@kotune/engine';
 import type { LoadedTensor } from '@kotune/weights';
 import { numLabels, type XLMRobertaConfig } from './configuration-xlm-roberta.ts';
 
@@ -407,22 +407,38 @@ class XLMRobertaIntermediate {
   }
 }
 
+/** The layer's tensors in the order @kotune/engine's native encoder layer takes them. */
+const NATIVE_LAYER_TENSORS = [
+  'attention.self.query', 'attention.self.key', 'attention.self.value', 'attention.output.dense', 'attention.output.LayerNorm',
+  'intermediate.dense', 'output.dense', 'output.LayerNorm',
+].flatMap((module) => [`${module}.weight`, `${module}.bias`]);
+
 class XLMRobertaLayer {
   private readonly attention: XLMRobertaAttention;
   private readonly intermediate: XLMRobertaIntermediate;
   private readonly output: XLMRobertaResidualOutput;
   private readonly parameters: tf.Variable[];
+  /** For the native whole-layer forward: its tensors, or undefined where it computes something else (another activation). */
+  private readonly nativeWeights?: EncoderLayerWeights;
 
-  constructor(config: XLMRobertaConfig, p: ParameterScope) {
+  constructor(private readonly config: XLMRobertaConfig, p: ParameterScope) {
     this.attention = new XLMRobertaAttention(config, p.child('attention'));
     this.intermediate = new XLMRobertaIntermediate(config, p.child('intermediate'));
     this.output = new XLMRobertaResidualOutput(config, p.child('output'));
     this.parameters = p.all();
+    if (ACT2FN[config.hiddenAct] === gelu) this.nativeWeights = NATIVE_LAYER_TENSORS.map((name) => p.get(name));
   }
 
-  /** The layer in a tidy of its own: what its backward does not need is freed when the layer ends. */
+  /**
+   * The layer in a tidy of its own: what its backward does not need is freed when the layer ends. Inference
+   * (no dropout, no gradient) runs the whole layer natively where @kotune/engine can: the same math in one call.
+   */
   forward(hidden: tf.Tensor3D, extendedMask: tf.Tensor4D, ctx: ForwardContext): tf.Tensor3D {
     if (ctx.gradientCheckpointing && ctx.training) return this.checkpointed(hidden, extendedMask, ctx);
+    if (!ctx.training && this.nativeWeights) {
+      const native = nativeEncoderLayer(hidden, extendedMask, this.nativeWeights, this.config.numAttentionHeads, this.config.layerNormEps);
+      if (native) return native as tf.Tensor3D;
+    }
     return tf.tidy(() => this.compute(hidden, extendedMask, ctx));
   }
 

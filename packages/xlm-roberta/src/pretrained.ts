@@ -11,7 +11,11 @@ import type { Log } from './checkpoint.ts';
 import { pythonJsonText } from './json-text.ts';
 
 export interface LoadOptions extends ConfigOverrides, Pick<ResolveOptions, 'revision' | 'cacheDir' | 'offline' | 'hubUrl'> {
-  /** Warnings (ignored tensors, a freshly initialised head); default stderr, null for silence. */
+  /**
+   * Warnings (ignored tensors, a freshly initialised head) and, when loading initialises the backend (nothing
+   * chose one: `initBackend`'s default, wasm with the native kernels), its start-up line; default stderr, null for
+   * silence.
+   */
   log?: Log;
   /** Seed for a head the checkpoint lacks (a reranker loaded from a base model); default 42. */
   seed?: number;

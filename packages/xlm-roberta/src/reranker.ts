@@ -4,7 +4,7 @@
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { tf } from '@kotune/engine';
+import { ensureBackend, tf } from '@kotune/engine';
 import { XLMRTokenizer } from '@kotune/tokenizer';
 import { loadStateDict, writeSafetensors } from '@kotune/weights';
 import { sequenceClassificationParameters, tensorsToWrite } from './checkpoint.ts';
@@ -15,6 +15,7 @@ import {
 } from './modeling-xlm-roberta.ts';
 import { checkTokenizer, configOverrides, freshConfig, resolveFolder, stderrLog, writeTokenizerFiles, type LoadOptions } from './pretrained.ts';
 import { mapSortedBatches } from './sorted-batches.ts';
+import type { TrainableModel } from './trainable.ts';
 
 export interface ScoreOptions {
   /** Sigmoid of the logits (FlagEmbedding `normalize=True`); default false: raw logits. */
@@ -27,7 +28,8 @@ export interface ScoreOptions {
 
 const DEFAULT_MAX_LENGTH = 512;
 
-export class Reranker {
+export class Reranker implements TrainableModel {
+  readonly kind = 'reranker';
   readonly config: XLMRobertaConfig;
   readonly tokenizer: XLMRTokenizer;
   readonly model: XLMRobertaForSequenceClassification;
@@ -45,11 +47,12 @@ export class Reranker {
    * classifier gets a fresh one) and the tokenizer files of the same folder.
    */
   static async load(pathOrId: string, options: LoadOptions = {}): Promise<Reranker> {
+    const log = options.log === undefined ? stderrLog : options.log;
+    await ensureBackend(log);
     const folder = await resolveFolder(pathOrId, options);
     const config = withOverrides(loadConfig(folder), configOverrides(options));
     const tokenizer = XLMRTokenizer.fromFolder(folder);
     checkTokenizer(tokenizer, config, folder);
-    const log = options.log === undefined ? stderrLog : options.log;
     const params = sequenceClassificationParameters(await loadStateDict(folder), config, folder, { seed: options.seed ?? 42, log });
     return new Reranker(config, tokenizer, params);
   }
@@ -66,6 +69,10 @@ export class Reranker {
       ...classifierParameterSpecs(full),
     ];
     return new Reranker(full, tokenizer, initParameters(specs, full, seed));
+  }
+
+  get maxSequenceLength(): number {
+    return this.model.roberta.maxSequenceLength;
   }
 
   /** Logits `[B]` (one label) or `[B, num_labels]`; `inputIds` / `attentionMask` are `[B, S]`. */

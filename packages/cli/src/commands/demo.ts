@@ -81,6 +81,10 @@ export async function run(argv: string[]): Promise<void> {
   if (v['output-dir'] !== undefined) overrides.output_dir = v['output-dir'];
   if (v['max-steps'] !== undefined) overrides.max_steps = intFlag('demo', 'max-steps', v['max-steps'], 0);
   if (v.backend !== undefined) overrides.backend = v.backend;
+  if (!existsSync(DEMO_CONFIG)) {
+    // The npm package ships the commands, not examples/ and the tokenizer's assets the demo trains on.
+    throw new CliError('demo: runs in a clone of the kotune repository (its examples/ and tokenizer assets are not in the npm package): npx -y pnpm@12 install && npx -y pnpm@12 demo');
+  }
   let config: TrainConfig;
   try {
     config = loadTrainConfig(DEMO_CONFIG, { overrides });
@@ -92,7 +96,7 @@ export async function run(argv: string[]): Promise<void> {
   freshRunFolder(config.output_dir, v['output-dir'] === undefined);
 
   await initBackend({ backend: config.backend ?? undefined }); // prints the "backend: ..." line
-  const queries = (await Promise.all(config.eval_data.map(readRerankQueries))).flat();
+  const queries = (await Promise.all(config.eval_data.map((path) => readRerankQueries(path)))).flat();
   const batchSize = config.per_device_eval_batch_size;
 
   // The trainer starts from this very model: the same config, tokenizer and seed give the same weights.

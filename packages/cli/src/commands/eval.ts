@@ -2,14 +2,18 @@
  * `kotune eval`: retrieval metrics of one or more rerankers or embedders, as a model-card table (F1, Recall,
  * Precision, MRR, NDCG at top-k 1, 3, 5, 10), a JSON file and a bar chart.
  *
- *   rerankers: --data FILE   {"query", "pos", "neg"} lines (first stage = pos then neg, as listed) or
- *                            {"query", "candidates": [{"text", "relevance"}]} lines (a first stage's ranking)
+ *   rerankers: --data FILE   {"query", "pos", "neg"} lines (candidates = pos and neg in a random order, seeded by
+ *                            --seed: as listed, every positive would come first) or {"query", "candidates":
+ *                            [{"text", "relevance"}]} lines (a first stage's ranking, kept). The table's first
+ *                            rows are baselines that do not know the answer: that order, then BM25 over the
+ *                            candidates with the first model's tokenizer pieces as terms.
  *   embedders: --corpus FILE {"id", "text"} lines and --queries FILE {"query", "relevant": [ids]} lines;
  *              the corpus embeddings are cached on disk per model, corpus content and options.
  */
 import { initBackend } from '@kotune/engine';
 import {
-  corpusTexts, defaultCacheDir, depthOf, EmbeddingCache, encodeCorpusCached, evalCutoffs, firstStageMetrics, loadEncoder, loadScorer,
+  bm25Scores, CANDIDATE_ORDER_SEED, corpusTexts, defaultCacheDir, depthOf, EmbeddingCache, encodeCorpusCached, evalCutoffs, firstStageMetrics,
+  firstStageName, loadEncoder, loadScorer,
   markdownTables, ProgressBar, readCorpusIds, readEvalQueries, readRerankQueries, rerankedMetrics, retrievalMetrics, scoreCandidates,
   searchTopK, writeBarChart, type SystemResult,
 } from '@kotune/eval';
@@ -30,6 +34,7 @@ const FLAGS: Flags = {
   'passage-prefix': { type: 'string', help: 'embedder: text put before each passage (e.g. "passage: ")' },
   'batch-size': { type: 'string', help: 'pairs or texts per forward pass', default: '32' },
   'max-length': { type: 'string', help: 'tokens per pair (reranker, specials included) or text (embedder; default the folder\'s max_seq_length)' },
+  seed: { type: 'string', default: String(CANDIDATE_ORDER_SEED), help: 'reranker: seed of the candidate order of {query, pos, neg} lines' },
   'output-dir': { type: 'string', help: 'write eval.json, eval.md and eval.png here' },
   title: { type: 'string', help: 'chart title' },
   'cache-dir': { type: 'string', help: `embedding cache folder (default ${defaultCacheDir()})` },
@@ -59,15 +64,21 @@ export async function run(argv: string[]): Promise<void> {
   if (type === 'reranker') {
     if (!v.data) fail('rerankers need --data FILE');
     if (v.corpus || v.queries) fail('--corpus / --queries are for embedders (--type embedder)');
-    const queries = await readRerankQueries(v.data as string);
+    const seed = Number(v.seed);
+    if (!Number.isSafeInteger(seed)) fail(`--seed must be an integer, got '${String(v.seed)}'`);
+    const queries = await readRerankQueries(v.data as string, { seed });
     await initBackend({ backend: v.backend as string | undefined });
     const first = firstStageMetrics(queries, cutoffs);
     queryCount = first.evaluated;
     skipped = first.skippedNoRelevant;
-    systems.push({ name: 'first stage (file order)', metrics: first.means });
-    for (const model of models) {
+    systems.push({ name: firstStageName(queries, seed), metrics: first.means });
+    for (const [i, model] of models.entries()) {
       const scorer = await loadScorer(model, { batchSize, maxLength });
       try {
+        if (i === 0) {
+          const bm25 = rerankedMetrics(queries, bm25Scores(queries, scorer.tokenize), cutoffs).means;
+          systems.push({ name: `BM25 (${model} tokenizer pieces)`, metrics: bm25 });
+        }
         const scores = await scoreCandidates(queries, scorer.score, { label: `scoring ${model}`, progress, chunkPairs: Math.max(batchSize, 256) });
         systems.push({ name: model, metrics: rerankedMetrics(queries, scores, cutoffs).means });
       } finally {

@@ -28,11 +28,11 @@ export async function run(argv: string[]): Promise<void> {
   const maxLength = v['max-length'] === undefined ? undefined : intFlag('score-data', 'max-length', v['max-length'], 512);
   const input = v.input as string;
   const raws: Record<string, unknown>[] = [];
-  const groups: (RerankQuery & { posCount: number })[] = [];
+  const groups: (Pick<RerankQuery, 'query' | 'candidates'> & { posCount: number })[] = [];
   for await (const { line, value } of readJsonl(input)) {
     const example = parseTrainExample(value, input, line);
     raws.push(value as Record<string, unknown>);
-    groups.push({ query: example.query, candidates: [...example.pos, ...example.neg], relevant: new Set(), line, posCount: example.pos.length });
+    groups.push({ query: example.query, candidates: [...example.pos, ...example.neg], posCount: example.pos.length });
   }
   await initBackend({ backend: v.backend as string | undefined });
   const scorer = await loadScorer(v.reranker as string, { batchSize, maxLength, normalize: Boolean(v.normalize) });

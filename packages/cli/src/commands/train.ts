@@ -4,7 +4,7 @@
  * Every config key can be given on the command line (`--learning_rate 1e-5`), parsed to the key's type;
  * command-line values win over the file's.
  */
-import { configHelp, ConfigError, formatPlan, loadTrainConfig, parseOverrides, planTraining, train } from '@kotune/trainer';
+import { configHelp, ConfigError, formatPlan, loadTrainConfig, modelConfigHelp, parseOverrides, planTraining, train } from '@kotune/trainer';
 import { commandUsage, type Flags } from '../args.ts';
 import { CliError } from '../errors.ts';
 
@@ -16,7 +16,8 @@ const FLAGS: Flags = {
 };
 
 function usage(): string {
-  return `${commandUsage('train', SYNOPSIS, FLAGS)}\n\nconfig keys (also --key value on the command line) [default]:\n${configHelp()}`;
+  return `${commandUsage('train', SYNOPSIS, FLAGS)}\n\nconfig keys (also --key value on the command line) [default]:\n${configHelp()}\n\n` +
+    `model_config keys (a fresh model's config.json; vocab_size and the special ids default to the tokenizer's) [default]:\n${modelConfigHelp()}`;
 }
 
 export async function run(argv: string[]): Promise<void> {
@@ -48,7 +49,10 @@ export async function run(argv: string[]): Promise<void> {
   try {
     config = loadTrainConfig(configPath, { overrides: parseOverrides(rest) });
   } catch (error) {
-    if (error instanceof ConfigError) throw new CliError(`train: ${error.message}`);
+    if (error instanceof ConfigError) {
+      const { problems } = error;
+      throw new CliError(problems.length === 1 ? `train: ${problems[0]}` : `train: ${problems.length} problems:\n  ${problems.join('\n  ')}`);
+    }
     throw error;
   }
   if (dryRun) {

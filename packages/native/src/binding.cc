@@ -1,0 +1,503 @@
+// The N-API functions: each checks its arguments (Float32Arrays of matching lengths, numbers in range) and calls
+// one kernel of kernels.h on the arrays' memory, in place. What each computes is documented at its kernel and in
+// ../src/index.ts.
+#include <node_api.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <string>
+
+#include "kernels.h"
+
+namespace kotune {
+
+namespace {
+
+// kBuiltinAvx2 is the built-in kernel held to AVX2 on an AVX-512 CPU (where AVX-512 may clock lower).
+enum Kernel { kBuiltin = 0, kOpenBlas = 1, kBuiltinAvx2 = 2 };
+
+bool Check(napi_env env, napi_status status, const char* what) {
+  if (status == napi_ok) return true;
+  napi_throw_error(env, nullptr, what);
+  return false;
+}
+
+bool Float32Data(napi_env env, napi_value value, float** data, size_t* length, const char* name) {
+  bool is_typed = false;
+  napi_is_typedarray(env, value, &is_typed);
+  napi_typedarray_type type;
+  void* raw = nullptr;
+  if (!is_typed || napi_get_typedarray_info(env, value, &type, length, &raw, nullptr, nullptr) != napi_ok ||
+      type != napi_float32_array) {
+    napi_throw_type_error(env, nullptr, (std::string(name) + " must be a Float32Array").c_str());
+    return false;
+  }
+  *data = static_cast<float*>(raw);
+  return true;
+}
+
+// gemm(kernel, a, b, c, batch, m, n, k, transA, transB): c[i] = op(a[i]) · op(b[i]) for i < batch,
+// each operand's entries stored one after another; c is overwritten.
+napi_value JsGemm(napi_env env, napi_callback_info info) {
+  size_t argc = 10;
+  napi_value argv[10];
+  if (!Check(env, napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr), "gemm: bad arguments")) return nullptr;
+  if (argc != 10) {
+    napi_throw_type_error(env, nullptr, "gemm(kernel, a, b, c, batch, m, n, k, transA, transB) takes 10 arguments");
+    return nullptr;
+  }
+  int32_t kernel, batch, m, n, k;
+  bool trans_a, trans_b;
+  float *a, *b, *c;
+  size_t a_len, b_len, c_len;
+  if (napi_get_value_int32(env, argv[0], &kernel) != napi_ok || napi_get_value_int32(env, argv[4], &batch) != napi_ok ||
+      napi_get_value_int32(env, argv[5], &m) != napi_ok || napi_get_value_int32(env, argv[6], &n) != napi_ok ||
+      napi_get_value_int32(env, argv[7], &k) != napi_ok || napi_get_value_bool(env, argv[8], &trans_a) != napi_ok ||
+      napi_get_value_bool(env, argv[9], &trans_b) != napi_ok) {
+    napi_throw_type_error(env, nullptr, "gemm: kernel, batch, m, n, k must be integers and transA, transB booleans");
+    return nullptr;
+  }
+  if (!Float32Data(env, argv[1], &a, &a_len, "a") || !Float32Data(env, argv[2], &b, &b_len, "b") ||
+      !Float32Data(env, argv[3], &c, &c_len, "c")) {
+    return nullptr;
+  }
+  if (batch < 0 || m < 0 || n < 0 || k < 0 || a_len != size_t(batch) * m * k || b_len != size_t(batch) * k * n ||
+      c_len != size_t(batch) * m * n) {
+    napi_throw_range_error(env, nullptr, "gemm: array lengths do not match batch x m x k, batch x k x n, batch x m x n");
+    return nullptr;
+  }
+  if ((kernel == kOpenBlas && !openblas.sgemm) || (kernel == kBuiltin && !kBuiltinSupported) ||
+      (kernel == kBuiltinAvx2 && !kBuiltinSupported) || kernel < kBuiltin || kernel > kBuiltinAvx2) {
+    napi_throw_error(env, nullptr, "gemm: that kernel is not available on this machine");
+    return nullptr;
+  }
+  if (kernel != kOpenBlas) {
+    ParallelBuiltinGemm(kernel == kBuiltinAvx2 ? Isa::kAvx2 : kIsa, batch, m, n, k, a, trans_a, b, trans_b, c);
+    return nullptr;
+  }
+  OpenBlasGemm(batch, m, n, k, a, trans_a, b, trans_b, c);
+  return nullptr;
+}
+
+// adamw(p, g, m, v, pOut, mOut, vOut, [beta1, 1-beta1, beta2, 1-beta2, decay, bc2Sqrt, eps, stepSize, gradScale]):
+// per element, in float32 and in this order (the order of @kotune/optim's AdamW ops):
+//   g ← g·gradScale;  m ← m·β₁ + g·(1−β₁);  v ← v·β₂ + (g·g)·(1−β₂);  p ← p·decay (1: no decay)
+//   p ← p − (m / (√v / bc2Sqrt + ε))·stepSize
+napi_value JsAdamW(napi_env env, napi_callback_info info) {
+  size_t argc = 8;
+  napi_value argv[8];
+  if (!Check(env, napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr), "adamw: bad arguments")) return nullptr;
+  if (argc != 8) {
+    napi_throw_type_error(env, nullptr, "adamw(p, g, m, v, pOut, mOut, vOut, constants) takes 8 arguments");
+    return nullptr;
+  }
+  const char* names[7] = {"p", "g", "m", "v", "pOut", "mOut", "vOut"};
+  float* arrays[7];
+  size_t lengths[7];
+  for (int i = 0; i < 7; i++) {
+    if (!Float32Data(env, argv[i], &arrays[i], &lengths[i], names[i])) return nullptr;
+    if (lengths[i] != lengths[0]) {
+      napi_throw_range_error(env, nullptr, "adamw: all seven arrays must have the same length");
+      return nullptr;
+    }
+  }
+  float constants[9];
+  for (uint32_t i = 0; i < 9; i++) {
+    napi_value element;
+    double value;
+    if (napi_get_element(env, argv[7], i, &element) != napi_ok || napi_get_value_double(env, element, &value) != napi_ok) {
+      napi_throw_type_error(env, nullptr, "adamw: constants must be an array of 9 numbers");
+      return nullptr;
+    }
+    constants[i] = static_cast<float>(value);  // as TensorFlow.js makes a float32 scalar of a number
+  }
+  const AdamWConstants c{constants[0], constants[1], constants[2], constants[3], constants[4],
+                         constants[5], constants[6], constants[7], constants[8]};
+  AdamWUpdate(arrays[0], arrays[1], arrays[2], arrays[3], arrays[4], arrays[5], arrays[6], lengths[0], c);
+  return nullptr;
+}
+
+// sumOfSquares(x): Σ x² accumulated in double (a float32 sum over millions of elements loses digits).
+napi_value JsSumOfSquares(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value arg;
+  napi_get_cb_info(env, info, &argc, &arg, nullptr, nullptr);
+  if (argc != 1) {
+    napi_throw_type_error(env, nullptr, "sumOfSquares(x) takes 1 argument");
+    return nullptr;
+  }
+  float* x;
+  size_t length;
+  if (!Float32Data(env, arg, &x, &length, "x")) return nullptr;
+  napi_value result;
+  napi_create_double(env, SumOfSquares(x, length), &result);
+  return result;
+}
+
+// Fetches the call's arguments as exactly `count` Float32Arrays of one length.
+bool EqualFloat32Arrays(napi_env env, napi_callback_info info, size_t count, const char* const* names, float** arrays,
+                        size_t* length, const char* call) {
+  size_t argc = 8;
+  napi_value argv[8];
+  if (napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr) != napi_ok || argc != count) {
+    napi_throw_type_error(env, nullptr, (std::string(call) + ": expected " + std::to_string(count) + " Float32Arrays").c_str());
+    return false;
+  }
+  for (size_t i = 0; i < count; i++) {
+    size_t n;
+    if (!Float32Data(env, argv[i], &arrays[i], &n, names[i])) return false;
+    if (i == 0) *length = n;
+    if (n != *length) {
+      napi_throw_range_error(env, nullptr, (std::string(call) + ": the arrays must have the same length").c_str());
+      return false;
+    }
+  }
+  return true;
+}
+
+// gelu(x, y): y = x·Φ(x), PyTorch's exact (erf) GELU.
+napi_value JsGelu(napi_env env, napi_callback_info info) {
+  static const char* const names[] = {"x", "y"};
+  float* a[2];
+  size_t n;
+  if (!EqualFloat32Arrays(env, info, 2, names, a, &n, "gelu")) return nullptr;
+  Gelu(a[0], a[1], n);
+  return nullptr;
+}
+
+// geluGrad(x, dy, dx): dx = dy·(Φ(x) + x·φ(x)) (PyTorch's GeluBackward).
+napi_value JsGeluGrad(napi_env env, napi_callback_info info) {
+  static const char* const names[] = {"x", "dy", "dx"};
+  float* a[3];
+  size_t n;
+  if (!EqualFloat32Arrays(env, info, 3, names, a, &n, "geluGrad")) return nullptr;
+  GeluGrad(a[0], a[1], a[2], n);
+  return nullptr;
+}
+
+// dropout(x, y, seed, threshold, scale): @kotune/engine's dropout mask applied (see elementwise.cc).
+napi_value JsDropout(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
+  float *x, *y;
+  size_t n, m;
+  uint32_t seed, threshold;
+  double scale;
+  if (argc != 5 || !Float32Data(env, argv[0], &x, &n, "x") || !Float32Data(env, argv[1], &y, &m, "y")) {
+    if (argc != 5) napi_throw_type_error(env, nullptr, "dropout(x, y, seed, threshold, scale) takes 5 arguments");
+    return nullptr;
+  }
+  if (n != m) {
+    napi_throw_range_error(env, nullptr, "dropout: x and y must have the same length");
+    return nullptr;
+  }
+  if (napi_get_value_uint32(env, argv[2], &seed) != napi_ok || napi_get_value_uint32(env, argv[3], &threshold) != napi_ok ||
+      napi_get_value_double(env, argv[4], &scale) != napi_ok) {
+    napi_throw_type_error(env, nullptr, "dropout: seed and threshold must be 32-bit unsigned integers, scale a number");
+    return nullptr;
+  }
+  Dropout(x, y, n, seed, threshold, static_cast<float>(scale));
+  return nullptr;
+}
+
+// layerNorm(x, weight, bias, y, mean, rstd, eps): over each row of `width` = weight's length,
+// y = (x − mean)·rstd·weight + bias with rstd = 1/√(biased variance + eps), the moments accumulated in
+// double; `mean` and `rstd` (one per row) are kept for the backward instead of the normalised rows.
+napi_value JsLayerNorm(napi_env env, napi_callback_info info) {
+  size_t argc = 7;
+  napi_value argv[7];
+  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
+  float *x, *w, *b, *y, *mean, *rstd;
+  size_t n, width, b_len, y_len, rows, rstd_len;
+  double eps;
+  if (argc != 7) {
+    napi_throw_type_error(env, nullptr, "layerNorm(x, weight, bias, y, mean, rstd, eps) takes 7 arguments");
+    return nullptr;
+  }
+  if (!Float32Data(env, argv[0], &x, &n, "x") || !Float32Data(env, argv[1], &w, &width, "weight") ||
+      !Float32Data(env, argv[2], &b, &b_len, "bias") || !Float32Data(env, argv[3], &y, &y_len, "y") ||
+      !Float32Data(env, argv[4], &mean, &rows, "mean") || !Float32Data(env, argv[5], &rstd, &rstd_len, "rstd")) {
+    return nullptr;
+  }
+  if (napi_get_value_double(env, argv[6], &eps) != napi_ok) {
+    napi_throw_type_error(env, nullptr, "layerNorm: eps must be a number");
+    return nullptr;
+  }
+  if (width == 0 || b_len != width || y_len != n || n != rows * width || rstd_len != rows) {
+    napi_throw_range_error(env, nullptr, "layerNorm: lengths must be x, y: rows x width; weight, bias: width; mean, rstd: rows");
+    return nullptr;
+  }
+  LayerNormRows(x, w, b, y, mean, rstd, rows, width, eps);
+  return nullptr;
+}
+
+// layerNormGrad(x, weight, mean, rstd, dy, dx, dweight, dbias): PyTorch's native_layer_norm_backward with
+// x̂ = (x − mean)·rstd and g = dy·weight per row: dx = rstd·(g − mean(g) − x̂·mean(g·x̂)); dweight = Σ_rows dy·x̂;
+// dbias = Σ_rows dy (sums in double).
+napi_value JsLayerNormGrad(napi_env env, napi_callback_info info) {
+  size_t argc = 8;
+  napi_value argv[8];
+  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
+  if (argc != 8) {
+    napi_throw_type_error(env, nullptr, "layerNormGrad(x, weight, mean, rstd, dy, dx, dweight, dbias) takes 8 arguments");
+    return nullptr;
+  }
+  static const char* const names[] = {"x", "weight", "mean", "rstd", "dy", "dx", "dweight", "dbias"};
+  float* a[8];
+  size_t len[8];
+  for (int i = 0; i < 8; i++) {
+    if (!Float32Data(env, argv[i], &a[i], &len[i], names[i])) return nullptr;
+  }
+  const size_t n = len[0], width = len[1], rows = len[2];
+  if (width == 0 || n != rows * width || len[3] != rows || len[4] != n || len[5] != n || len[6] != width || len[7] != width) {
+    napi_throw_range_error(env, nullptr, "layerNormGrad: lengths must be x, dy, dx: rows x width; weight, dweight, dbias: width; mean, rstd: rows");
+    return nullptr;
+  }
+  LayerNormGradRows(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], rows, width);
+  return nullptr;
+}
+
+// softmax(scores, mask, probs, width, rowsPerMask, divisor): attention probabilities over rows of `width`,
+// p = softmax(scores / divisor + mask), the mask row of row r at mask[(r / rowsPerMask)·width].
+napi_value JsSoftmax(napi_env env, napi_callback_info info) {
+  size_t argc = 6;
+  napi_value argv[6];
+  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
+  float *scores, *mask, *probs;
+  size_t n, mask_len, probs_len;
+  uint32_t width, rows_per_mask;
+  double divisor;
+  if (argc != 6) {
+    napi_throw_type_error(env, nullptr, "softmax(scores, mask, probs, width, rowsPerMask, divisor) takes 6 arguments");
+    return nullptr;
+  }
+  if (!Float32Data(env, argv[0], &scores, &n, "scores") || !Float32Data(env, argv[1], &mask, &mask_len, "mask") ||
+      !Float32Data(env, argv[2], &probs, &probs_len, "probs")) {
+    return nullptr;
+  }
+  if (napi_get_value_uint32(env, argv[3], &width) != napi_ok || napi_get_value_uint32(env, argv[4], &rows_per_mask) != napi_ok ||
+      napi_get_value_double(env, argv[5], &divisor) != napi_ok || width == 0 || rows_per_mask == 0) {
+    napi_throw_type_error(env, nullptr, "softmax: width and rowsPerMask must be positive integers, divisor a number");
+    return nullptr;
+  }
+  const size_t rows = n / width;
+  if (n % width != 0 || probs_len != n || mask_len != ((rows + rows_per_mask - 1) / rows_per_mask) * width ||
+      rows % rows_per_mask != 0) {
+    napi_throw_range_error(env, nullptr, "softmax: scores and probs must be rows x width, mask (rows / rowsPerMask) x width");
+    return nullptr;
+  }
+  SoftmaxRows(scores, mask, probs, rows, width, rows_per_mask, static_cast<float>(divisor));
+  return nullptr;
+}
+
+// softmaxGrad(probs, dy, dscores, width, divisor): dscores = (dy·p − Σ(dy·p)·p) / divisor per row, the sum in
+// double (autodiff's Softmax and RealDiv rules, as @kotune/engine's tensor ops do them).
+napi_value JsSoftmaxGrad(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
+  float *p, *dy, *ds;
+  size_t n, dy_len, ds_len;
+  uint32_t width;
+  double divisor;
+  if (argc != 5) {
+    napi_throw_type_error(env, nullptr, "softmaxGrad(probs, dy, dscores, width, divisor) takes 5 arguments");
+    return nullptr;
+  }
+  if (!Float32Data(env, argv[0], &p, &n, "probs") || !Float32Data(env, argv[1], &dy, &dy_len, "dy") ||
+      !Float32Data(env, argv[2], &ds, &ds_len, "dscores")) {
+    return nullptr;
+  }
+  if (napi_get_value_uint32(env, argv[3], &width) != napi_ok || napi_get_value_double(env, argv[4], &divisor) != napi_ok ||
+      width == 0 || n % width != 0 || dy_len != n || ds_len != n) {
+    napi_throw_range_error(env, nullptr, "softmaxGrad: probs, dy and dscores must be rows x width of one length");
+    return nullptr;
+  }
+  SoftmaxGradRows(p, dy, ds, n / width, width, static_cast<float>(divisor));
+  return nullptr;
+}
+
+// dotRows(queries, rows, dim, out): out[j·n + r] = Σ_d queries[j][d]·rows[r][d], each sum in double and in
+// order over d (see search.cc).
+napi_value JsDotRows(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
+  float *q, *x;
+  size_t q_len, x_len, out_len;
+  uint32_t dim;
+  void* raw = nullptr;
+  napi_typedarray_type type;
+  bool is_typed = false;
+  if (argc != 4) {
+    napi_throw_type_error(env, nullptr, "dotRows(queries, rows, dim, out) takes 4 arguments");
+    return nullptr;
+  }
+  if (!Float32Data(env, argv[0], &q, &q_len, "queries") || !Float32Data(env, argv[1], &x, &x_len, "rows")) return nullptr;
+  napi_is_typedarray(env, argv[3], &is_typed);
+  if (napi_get_value_uint32(env, argv[2], &dim) != napi_ok || dim == 0 || !is_typed ||
+      napi_get_typedarray_info(env, argv[3], &type, &out_len, &raw, nullptr, nullptr) != napi_ok || type != napi_float64_array) {
+    napi_throw_type_error(env, nullptr, "dotRows: dim must be a positive integer and out a Float64Array");
+    return nullptr;
+  }
+  if (q_len % dim != 0 || x_len % dim != 0 || out_len != (q_len / dim) * (x_len / dim)) {
+    napi_throw_range_error(env, nullptr, "dotRows: queries and rows must hold whole vectors of dim, out one score per pair");
+    return nullptr;
+  }
+  DotRows(q, q_len / dim, x, x_len / dim, dim, static_cast<double*>(raw));
+  return nullptr;
+}
+
+// The encoder kernel for a gemm kernel id (the same ids as gemm's), or false with an error thrown.
+bool EncoderKernelOf(napi_env env, napi_value value, EncoderKernel* kernel) {
+  int32_t id;
+  if (napi_get_value_int32(env, value, &id) != napi_ok || id < kBuiltin || id > kBuiltinAvx2 ||
+      (id == kOpenBlas && !openblas.sgemm) || kIsa == Isa::kNone) {
+    napi_throw_error(env, nullptr, "encoder layer: that kernel is not available on this machine (the encoder needs AVX2 and FMA)");
+    return false;
+  }
+  *kernel = static_cast<EncoderKernel>(id);
+  return true;
+}
+
+bool PositiveInts(napi_env env, const napi_value* values, int count, int32_t* out, const char* what) {
+  for (int i = 0; i < count; i++) {
+    if (napi_get_value_int32(env, values[i], &out[i]) != napi_ok || out[i] <= 0) {
+      napi_throw_type_error(env, nullptr, what);
+      return false;
+    }
+  }
+  return true;
+}
+
+// packEncoderLayer(kernel, weights, hidden, ffn): a new Float32Array holding the layer's 16 tensors (query weight,
+// bias, key weight, bias, value weight, bias, attention output dense weight, bias, its LayerNorm weight, bias,
+// intermediate dense weight, bias, output dense weight, bias, its LayerNorm weight, bias) laid out for `kernel`.
+napi_value JsPackEncoderLayer(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  if (!Check(env, napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr), "packEncoderLayer: bad arguments")) return nullptr;
+  EncoderKernel kernel;
+  int32_t sizes[2];
+  if (argc != 4) {
+    napi_throw_type_error(env, nullptr, "packEncoderLayer(kernel, weights, hidden, ffn) takes 4 arguments");
+    return nullptr;
+  }
+  if (!EncoderKernelOf(env, argv[0], &kernel) || !PositiveInts(env, argv + 2, 2, sizes, "packEncoderLayer: hidden and ffn must be positive integers")) return nullptr;
+  const size_t hidden = sizes[0], ffn = sizes[1];
+  const size_t lengths[16] = {hidden * hidden, hidden, hidden * hidden, hidden, hidden * hidden, hidden, hidden * hidden, hidden,
+                              hidden, hidden, ffn * hidden, ffn, hidden * ffn, hidden, hidden, hidden};
+  float* t[16];
+  for (uint32_t i = 0; i < 16; i++) {
+    napi_value element;
+    size_t length;
+    if (napi_get_element(env, argv[1], i, &element) != napi_ok || !Float32Data(env, element, &t[i], &length, "each weight")) return nullptr;
+    if (length != lengths[i]) {
+      napi_throw_range_error(env, nullptr, ("packEncoderLayer: weight " + std::to_string(i) + " has " + std::to_string(length) +
+                                            " floats, the layer's shapes need " + std::to_string(lengths[i])).c_str());
+      return nullptr;
+    }
+  }
+  const EncoderLayerWeights w{{t[0], t[2], t[4]}, {t[1], t[3], t[5]}, t[6], t[7], t[8], t[9], t[10], t[11], t[12], t[13], t[14], t[15]};
+  const size_t length = PackedEncoderLayerLength(kernel, sizes[0], sizes[1]);
+  void* data = nullptr;
+  napi_value buffer, result;
+  if (!Check(env, napi_create_arraybuffer(env, length * sizeof(float), &data, &buffer), "packEncoderLayer: out of memory") ||
+      !Check(env, napi_create_typedarray(env, napi_float32_array, length, buffer, 0, &result), "packEncoderLayer: out of memory")) {
+    return nullptr;
+  }
+  PackEncoderLayer(kernel, w, sizes[0], sizes[1], static_cast<float*>(data));
+  return result;
+}
+
+// encoderLayer(kernel, packed, x, mask, y, [batch, seq, hidden, heads, ffn], divisor, eps): y = the layer (see
+// encoder.cc) applied to x [batch·seq, hidden] with the additive mask [batch, seq]; y must not be x.
+napi_value JsEncoderLayer(napi_env env, napi_callback_info info) {
+  size_t argc = 8;
+  napi_value argv[8];
+  if (!Check(env, napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr), "encoderLayer: bad arguments")) return nullptr;
+  if (argc != 8) {
+    napi_throw_type_error(env, nullptr, "encoderLayer(kernel, packed, x, mask, y, [batch, seq, hidden, heads, ffn], divisor, eps) takes 8 arguments");
+    return nullptr;
+  }
+  EncoderKernel kernel;
+  float *packed, *x, *mask, *y;
+  size_t packed_len, x_len, mask_len, y_len;
+  int32_t dims[5];
+  double divisor, eps;
+  if (!EncoderKernelOf(env, argv[0], &kernel) || !Float32Data(env, argv[1], &packed, &packed_len, "packed") ||
+      !Float32Data(env, argv[2], &x, &x_len, "x") || !Float32Data(env, argv[3], &mask, &mask_len, "mask") ||
+      !Float32Data(env, argv[4], &y, &y_len, "y")) {
+    return nullptr;
+  }
+  napi_value dim_values[5];
+  for (uint32_t i = 0; i < 5; i++) {
+    if (napi_get_element(env, argv[5], i, &dim_values[i]) != napi_ok) dim_values[i] = nullptr;
+  }
+  if (!PositiveInts(env, dim_values, 5, dims, "encoderLayer: batch, seq, hidden, heads and ffn must be positive integers")) return nullptr;
+  if (napi_get_value_double(env, argv[6], &divisor) != napi_ok || napi_get_value_double(env, argv[7], &eps) != napi_ok) {
+    napi_throw_type_error(env, nullptr, "encoderLayer: divisor and eps must be numbers");
+    return nullptr;
+  }
+  const EncoderShape shape{dims[0], dims[1], dims[2], dims[3], dims[4], static_cast<float>(divisor), static_cast<float>(eps)};
+  const size_t tokens = size_t(shape.batch) * shape.seq;
+  if (shape.hidden % shape.heads != 0 || shape.hidden / shape.heads > kGemmDepthBlock || packed_len != PackedEncoderLayerLength(kernel, shape.hidden, shape.ffn) ||
+      x_len != tokens * shape.hidden || y_len != x_len || mask_len != tokens || x == y) {
+    napi_throw_range_error(env, nullptr, "encoderLayer: x and y must be distinct [batch·seq, hidden] arrays, mask [batch, seq], packed the layer packed for this kernel and these sizes, hidden a multiple of heads with at most 256 dimensions a head");
+    return nullptr;
+  }
+  EncoderLayerForward(kernel, packed, shape, x, mask, y);
+  return nullptr;
+}
+
+napi_value JsOpenBlasThreads(napi_env env, napi_callback_info) {
+  napi_value result;
+  napi_create_int32(env, openblas.get_num_threads ? openblas.get_num_threads() : 0, &result);
+  return result;
+}
+
+void SetString(napi_env env, napi_value object, const char* key, const std::string& value) {
+  napi_value v;
+  napi_create_string_utf8(env, value.c_str(), value.size(), &v);
+  napi_set_named_property(env, object, key, v);
+}
+
+void SetFunction(napi_env env, napi_value object, const char* key, napi_callback fn) {
+  napi_value v;
+  napi_create_function(env, key, NAPI_AUTO_LENGTH, fn, nullptr, &v);
+  napi_set_named_property(env, object, key, v);
+}
+
+}  // namespace
+
+}  // namespace kotune
+
+NAPI_MODULE_INIT() {
+  using namespace kotune;
+  OpenOpenBlas();
+  SetFunction(env, exports, "gemm", JsGemm);
+  SetFunction(env, exports, "adamw", JsAdamW);
+  SetFunction(env, exports, "sumOfSquares", JsSumOfSquares);
+  SetFunction(env, exports, "gelu", JsGelu);
+  SetFunction(env, exports, "geluGrad", JsGeluGrad);
+  SetFunction(env, exports, "dropout", JsDropout);
+  SetFunction(env, exports, "layerNorm", JsLayerNorm);
+  SetFunction(env, exports, "layerNormGrad", JsLayerNormGrad);
+  SetFunction(env, exports, "dotRows", JsDotRows);
+  SetFunction(env, exports, "softmax", JsSoftmax);
+  SetFunction(env, exports, "softmaxGrad", JsSoftmaxGrad);
+  SetFunction(env, exports, "packEncoderLayer", JsPackEncoderLayer);
+  SetFunction(env, exports, "encoderLayer", JsEncoderLayer);
+  SetFunction(env, exports, "openBlasThreads", JsOpenBlasThreads);
+  SetString(env, exports, "openBlasLibrary", openblas.library);
+  SetString(env, exports, "openBlasConfig", openblas.config);
+  SetString(env, exports, "builtinIsa", kIsa == Isa::kAvx512 ? "avx512" : kIsa == Isa::kAvx2 ? "avx2" : "");
+  napi_value builtin;
+  napi_get_boolean(env, kBuiltinSupported, &builtin);
+  napi_value builtin_threads;
+  napi_create_int32(env, kBuiltinThreads, &builtin_threads);
+  napi_set_named_property(env, exports, "builtinThreads", builtin_threads);
+  napi_set_named_property(env, exports, "builtinSupported", builtin);
+  return exports;
+}

@@ -1,0 +1,308 @@
+// Matrix product, C = op(A) · op(B), row-major. Two kernels:
+//   - OpenBLAS's cblas_sgemm, opened with dlopen at load time (Debian: libopenblas0-pthread); no
+//     header or link-time dependency, so the addon builds and loads where OpenBLAS is absent;
+//   - a built-in blocked kernel for x86-64 with AVX2 and FMA or AVX-512 (the BLIS loop structure:
+//     packed panels of B and A, a register tile) on OMP_NUM_THREADS threads, for machines without OpenBLAS.
+// Neither changes what is computed, only the order of the float32 sums.
+#include <dlfcn.h>
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstring>
+#include <functional>
+#include <vector>
+
+#include "kernels.h"
+
+namespace kotune {
+
+// ---- OpenBLAS, opened at run time -------------------------------------------------------------
+
+namespace {
+enum CblasConstant { kRowMajor = 101, kNoTrans = 111, kTrans = 112 };
+using GetStringFn = char* (*)();
+}  // namespace
+
+OpenBlas openblas;
+
+void OpenOpenBlas() {
+  for (const char* name : {"libopenblas.so.0", "libopenblas.so", "libopenblasp.so.0"}) {
+    void* handle = dlopen(name, RTLD_NOW | RTLD_LOCAL);
+    if (!handle) continue;
+    auto sgemm = reinterpret_cast<SgemmFn>(dlsym(handle, "cblas_sgemm"));
+    if (!sgemm) continue;
+    openblas.sgemm = sgemm;
+    openblas.get_num_threads = reinterpret_cast<GetIntFn>(dlsym(handle, "openblas_get_num_threads"));
+    auto get_config = reinterpret_cast<GetStringFn>(dlsym(handle, "openblas_get_config"));
+    openblas.library = name;
+    openblas.config = get_config ? get_config() : "";
+    return;
+  }
+}
+
+void OpenBlasGemm(int batch, int m, int n, int k, const float* a, bool trans_a, const float* b, bool trans_b, float* c) {
+  for (int i = 0; i < batch; i++) {
+    // cblas does not accept a zero leading dimension even for empty matrices.
+    openblas.sgemm(kRowMajor, trans_a ? kTrans : kNoTrans, trans_b ? kTrans : kNoTrans, m, n, k, 1.0f,
+                   a + int64_t(i) * m * k, std::max(1, trans_a ? m : k), b + int64_t(i) * k * n,
+                   std::max(1, trans_b ? k : n), 0.0f, c + int64_t(i) * m * n, std::max(1, n));
+  }
+}
+
+// ---- built-in kernel ----------------------------------------------------------------------------
+
+namespace {
+
+// Cache blocks: an A block (MC x KC) stays in L2, a B panel (KC x NR) in L1, a B block (KC x NC) in L3.
+// The register tile MR x NR depends on the vector width (below); MC and NC are multiples of both.
+constexpr int KC = 256, MC = 96, NC = 2048;
+
+// Packs op(A)[i0:i0+mc, p0:p0+kc] as row panels of mr, p-major inside a panel, zero-padded.
+void PackA(const Matrix& a, int i0, int mc, int p0, int kc, int mr, float* out) {
+  for (int ir = 0; ir < mc; ir += mr) {
+    const int rows = std::min(mr, mc - ir);
+    for (int r = 0; r < mr; r++) {
+      float* dst = out + r;
+      if (r >= rows) {
+        for (int p = 0; p < kc; p++) dst[p * mr] = 0.0f;
+      } else if (!a.trans) {
+        const float* src = a.data + int64_t(i0 + ir + r) * a.ld + p0;
+        for (int p = 0; p < kc; p++) dst[p * mr] = src[p];
+      } else {
+        for (int p = 0; p < kc; p++) dst[p * mr] = a.data[int64_t(p0 + p) * a.ld + i0 + ir + r];
+      }
+    }
+    out += mr * kc;
+  }
+}
+
+// Packs op(B)[p0:p0+kc, j0:j0+nc] as column panels of nr, p-major inside a panel, zero-padded.
+void PackB(const Matrix& b, int p0, int kc, int j0, int nc, int nr, float* out) {
+  for (int jr = 0; jr < nc; jr += nr) {
+    const int cols = std::min(nr, nc - jr);
+    if (!b.trans) {
+      for (int p = 0; p < kc; p++) {
+        const float* src = b.data + int64_t(p0 + p) * b.ld + j0 + jr;
+        std::memcpy(out + p * nr, src, cols * sizeof(float));
+        for (int j = cols; j < nr; j++) out[p * nr + j] = 0.0f;
+      }
+    } else {
+      for (int j = 0; j < nr; j++) {
+        if (j >= cols) {
+          for (int p = 0; p < kc; p++) out[p * nr + j] = 0.0f;
+          continue;
+        }
+        const float* src = b.data + int64_t(j0 + jr + j) * b.ld + p0;
+        for (int p = 0; p < kc; p++) out[p * nr + j] = src[p];
+      }
+    }
+    out += nr * kc;
+  }
+}
+
+// Writes (or adds) the first rows x cols of a full register tile to C.
+template <int MR, int NR>
+void StoreEdge(const float (&tile)[MR][NR], float* c, int ldc, bool accumulate, int rows, int cols) {
+  for (int r = 0; r < rows; r++) {
+    float* row = c + int64_t(r) * ldc;
+    for (int j = 0; j < cols; j++) row[j] = accumulate ? row[j] + tile[r][j] : tile[r][j];
+  }
+}
+
+// The register tiles: C[0:rows, 0:cols] (+)= packed A panel · packed B panel, over kc. Each row of the
+// tile is two vectors; the accumulators take 12 of AVX2's 16 registers and 24 of AVX-512's 32.
+struct Avx2Tile {
+  static constexpr int MR = 6, NR = 16;
+  __attribute__((target("avx2,fma"))) static void Run(int kc, const float* a, const float* b, float* c, int ldc,
+                                                      bool accumulate, int rows, int cols) {
+    __m256 acc[MR][2];
+    for (int r = 0; r < MR; r++) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
+    for (int p = 0; p < kc; p++, a += MR, b += NR) {
+      const __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
+      for (int r = 0; r < MR; r++) {
+        const __m256 ar = _mm256_broadcast_ss(a + r);
+        acc[r][0] = _mm256_fmadd_ps(ar, b0, acc[r][0]);
+        acc[r][1] = _mm256_fmadd_ps(ar, b1, acc[r][1]);
+      }
+    }
+    if (rows == MR && cols == NR) {
+      for (int r = 0; r < MR; r++) {
+        float* row = c + int64_t(r) * ldc;
+        if (accumulate) {
+          acc[r][0] = _mm256_add_ps(acc[r][0], _mm256_loadu_ps(row));
+          acc[r][1] = _mm256_add_ps(acc[r][1], _mm256_loadu_ps(row + 8));
+        }
+        _mm256_storeu_ps(row, acc[r][0]);
+        _mm256_storeu_ps(row + 8, acc[r][1]);
+      }
+      return;
+    }
+    alignas(32) float tile[MR][NR];
+    for (int r = 0; r < MR; r++) {
+      _mm256_store_ps(tile[r], acc[r][0]);
+      _mm256_store_ps(tile[r] + 8, acc[r][1]);
+    }
+    StoreEdge(tile, c, ldc, accumulate, rows, cols);
+  }
+};
+
+struct Avx512Tile {
+  static constexpr int MR = 12, NR = 32;
+  __attribute__((target("avx512f"))) static void Run(int kc, const float* a, const float* b, float* c, int ldc,
+                                                    bool accumulate, int rows, int cols) {
+    __m512 acc[MR][2];
+    for (int r = 0; r < MR; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+    for (int p = 0; p < kc; p++, a += MR, b += NR) {
+      const __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
+      for (int r = 0; r < MR; r++) {
+        const __m512 ar = _mm512_set1_ps(a[r]);
+        acc[r][0] = _mm512_fmadd_ps(ar, b0, acc[r][0]);
+        acc[r][1] = _mm512_fmadd_ps(ar, b1, acc[r][1]);
+      }
+    }
+    if (rows == MR && cols == NR) {
+      for (int r = 0; r < MR; r++) {
+        float* row = c + int64_t(r) * ldc;
+        if (accumulate) {
+          acc[r][0] = _mm512_add_ps(acc[r][0], _mm512_loadu_ps(row));
+          acc[r][1] = _mm512_add_ps(acc[r][1], _mm512_loadu_ps(row + 16));
+        }
+        _mm512_storeu_ps(row, acc[r][0]);
+        _mm512_storeu_ps(row + 16, acc[r][1]);
+      }
+      return;
+    }
+    alignas(64) float tile[MR][NR];
+    for (int r = 0; r < MR; r++) {
+      _mm512_store_ps(tile[r], acc[r][0]);
+      _mm512_store_ps(tile[r] + 16, acc[r][1]);
+    }
+    StoreEdge(tile, c, ldc, accumulate, rows, cols);
+  }
+};
+
+template <typename Tile>
+void BlockedGemm(int m, int n, int k, const Matrix& a, const Matrix& b, float* c, int ldc) {
+  static_assert(MC % Tile::MR == 0 && NC % Tile::NR == 0, "cache blocks must hold whole tiles");
+  if (k == 0) {
+    for (int i = 0; i < m; i++) std::fill(c + int64_t(i) * ldc, c + int64_t(i) * ldc + n, 0.0f);
+    return;
+  }
+  thread_local std::vector<float> packed_a(MC * KC), packed_b(KC * NC);
+  for (int j0 = 0; j0 < n; j0 += NC) {
+    const int nc = std::min(NC, n - j0);
+    for (int p0 = 0; p0 < k; p0 += KC) {
+      const int kc = std::min(KC, k - p0);
+      PackB(b, p0, kc, j0, nc, Tile::NR, packed_b.data());
+      for (int i0 = 0; i0 < m; i0 += MC) {
+        const int mc = std::min(MC, m - i0);
+        PackA(a, i0, mc, p0, kc, Tile::MR, packed_a.data());
+        for (int jr = 0; jr < nc; jr += Tile::NR) {
+          for (int ir = 0; ir < mc; ir += Tile::MR) {
+            Tile::Run(kc, packed_a.data() + ir * kc, packed_b.data() + jr * kc, c + int64_t(i0 + ir) * ldc + j0 + jr, ldc,
+                      p0 > 0, std::min(Tile::MR, mc - ir), std::min(Tile::NR, nc - jr));
+          }
+        }
+      }
+    }
+  }
+}
+
+Isa DetectIsa() {
+  __builtin_cpu_init();
+  if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma")) return Isa::kNone;
+  return __builtin_cpu_supports("avx512f") ? Isa::kAvx512 : Isa::kAvx2;
+}
+
+}  // namespace
+
+const Isa kIsa = DetectIsa();
+const bool kBuiltinSupported = kIsa != Isa::kNone;
+
+// C (row stride ldc) = op(A) · op(B) on one thread with the given tile.
+void BuiltinGemm(Isa isa, int m, int n, int k, const Matrix& a, const Matrix& b, float* c, int ldc) {
+  if (isa == Isa::kAvx512) {
+    BlockedGemm<Avx512Tile>(m, n, k, a, b, c, ldc);
+  } else {
+    BlockedGemm<Avx2Tile>(m, n, k, a, b, c, ldc);
+  }
+}
+
+// A right operand packed once: op(B) (k x n) as BlockedGemm's PackB lays it out, for every KC block of k one after
+// another (block p0 holds its panels of NR columns, n rounded up to whole panels, p-major inside a panel).
+int PanelWidth(Isa isa) { return isa == Isa::kAvx512 ? Avx512Tile::NR : Avx2Tile::NR; }
+
+size_t PackedWeightLength(Isa isa, int n, int k) {
+  const int nr = PanelWidth(isa);
+  return size_t((n + nr - 1) / nr * nr) * k;
+}
+
+void PackRight(Isa isa, const Matrix& b, int k, int n, float* out) {
+  const int nr = PanelWidth(isa), n_pad = (n + nr - 1) / nr * nr;
+  for (int p0 = 0; p0 < k; p0 += KC) PackB(b, p0, std::min(KC, k - p0), 0, n, nr, out + size_t(p0) * n_pad);
+}
+
+void PackWeight(Isa isa, const float* w, int n, int k, float* out) { PackRight(isa, Matrix{w, true, k}, k, n, out); }
+
+namespace {
+
+template <typename Tile>
+void PackedRows(int i0, int mc, int n, int k, const float* a, int lda, const float* packed, float* c, int ldc) {
+  thread_local std::vector<float> packed_a(MC * KC);
+  const int n_pad = (n + Tile::NR - 1) / Tile::NR * Tile::NR;
+  for (int p0 = 0; p0 < k; p0 += KC) {
+    const int kc = std::min(KC, k - p0);
+    PackA(Matrix{a, false, lda}, i0, mc, p0, kc, Tile::MR, packed_a.data());
+    const float* block = packed + size_t(p0) * n_pad;
+    for (int jr = 0; jr < n; jr += Tile::NR) {
+      for (int ir = 0; ir < mc; ir += Tile::MR) {
+        Tile::Run(kc, packed_a.data() + ir * kc, block + size_t(jr) * kc, c + int64_t(i0 + ir) * ldc + jr, ldc, p0 > 0,
+                  std::min(Tile::MR, mc - ir), std::min(Tile::NR, n - jr));
+      }
+    }
+  }
+}
+
+}  // namespace
+
+// Rows [i0, i0 + mc) of C = A · Wᵀ (A row-major k wide, row stride lda) from W packed by PackWeight, on one thread:
+// each element takes the same operations in the same order as BuiltinGemm gives it.
+void PackedGemmRows(Isa isa, int i0, int mc, int n, int k, const float* a, int lda, const float* packed, float* c, int ldc) {
+  if (isa == Isa::kAvx512) {
+    PackedRows<Avx512Tile>(i0, mc, n, k, a, lda, packed, c, ldc);
+  } else {
+    PackedRows<Avx2Tile>(i0, mc, n, k, a, lda, packed, c, ldc);
+  }
+}
+
+const int kGemmRowBlock = MC;
+const int kGemmDepthBlock = KC;
+
+// `batch` products on kBuiltinThreads threads: whole batch entries per thread when there are enough of them,
+// else each entry's columns split in ranges of whole register tiles (each thread packs its own B columns and
+// writes its own C columns, so no two threads touch the same memory). Small products stay on one thread.
+void ParallelBuiltinGemm(Isa isa, int batch, int m, int n, int k, const float* a, bool trans_a, const float* b,
+                         bool trans_b, float* c) {
+  if (batch == 0) return;  // nothing to compute (and the split below divides by batch)
+  const int nr = isa == Isa::kAvx512 ? Avx512Tile::NR : Avx2Tile::NR;
+  const double flops = 2.0 * batch * m * n * k;
+  const int threads = flops < 4e6 ? 1 : kBuiltinThreads;  // below ~50 µs of work a hand-off costs more than it saves
+  const int tiles = std::max(1, (n + nr - 1) / nr);
+  const int splits = batch >= threads ? 1 : std::min(tiles, (threads + batch - 1) / batch);
+  const int cols = (tiles + splits - 1) / splits * nr;
+  const std::function<void(int)> task = [&](int t) {
+    const int i = t / splits, j0 = (t % splits) * cols, j1 = std::min(n, j0 + cols);
+    if (j0 >= n && n > 0) return;
+    const float* ai = a + int64_t(i) * m * k;
+    const float* bi = b + int64_t(i) * k * n;
+    const Matrix op_b = trans_b ? Matrix{bi + int64_t(j0) * k, true, k} : Matrix{bi + j0, false, n};
+    BuiltinGemm(isa, m, std::max(0, j1 - j0), k, Matrix{ai, trans_a, trans_a ? m : k}, op_b, c + int64_t(i) * m * n + j0, n);
+  };
+  if (threads == 1) {
+    for (int t = 0; t < batch * splits; t++) task(t);
+    return;
+  }
+  RunOnPool(batch * splits, task);
+}
+
+}  // namespace kotune

@@ -1,0 +1,155 @@
+// kotune's native kernels for the TensorFlow.js wasm and cpu backends, on float32 data that lives in
+// JavaScript typed arrays (the wasm backend's heap, the cpu backend's arrays), without copies. One file per job:
+//
+//   gemm.cc         matrix products: OpenBLAS (opened at run time) or the built-in AVX2/AVX-512 kernel
+//   thread_pool.cc  the worker threads the built-in product shares out its work to
+//   elementwise.cc  GELU and its gradient, dropout (vector_math.h: the SIMD exp and erf they share with softmax)
+//   layer_norm.cc   LayerNorm and its gradient
+//   softmax.cc      attention softmax and its gradient
+//   adamw.cc        the fused AdamW update and the sum of squares for gradient clipping
+//   search.cc       float64 dot products for exact search
+//   encoder.cc      a whole encoder layer for inference (products, fused attention, GELU, LayerNorms)
+//   binding.cc      the N-API functions: argument checks, then a call to one of the kernels declared here
+//
+// Why native: tfjs-backend-wasm's products run on 128-bit wasm SIMD at ~28 GFLOP/s a core inside the model,
+// where OpenBLAS reaches ~95 on the same core; products are ~80% of a training step. The other kernels make one
+// pass over memory each instead of several tensor ops, each a pass (AdamW as ops is a dozen; the cpu backend
+// takes ~30 ns an element per op: 95 s a step for 278M parameters). The whole addon is built with
+// -ffp-contract=off (no fused multiply-adds the source does not write), so that the AdamW update does torch's
+// float32 operations in @kotune/optim's order and gives the same bits.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <string>
+
+namespace kotune {
+
+// ---- gemm.cc ------------------------------------------------------------------------------------------------
+
+// The widest tile this CPU runs, or none. AVX2 and FMA are required either way: the AVX2 tile
+// (`builtin-avx2`), GELU and dropout run on them also where AVX-512 is present.
+enum class Isa { kNone, kAvx2, kAvx512 };
+extern const Isa kIsa;
+extern const bool kBuiltinSupported;
+
+// OpenBLAS's cblas_sgemm, opened with dlopen at load time (Debian: libopenblas0-pthread); no header or
+// link-time dependency, so the addon builds and loads where OpenBLAS is absent.
+using SgemmFn = void (*)(int, int, int, int, int, int, float, const float*, int, const float*, int, float, float*, int);
+using GetIntFn = int (*)();
+struct OpenBlas {
+  SgemmFn sgemm = nullptr;
+  GetIntFn get_num_threads = nullptr;
+  std::string library;  // the soname that opened, e.g. libopenblas.so.0
+  std::string config;   // openblas_get_config(): version, target, threading
+};
+extern OpenBlas openblas;
+void OpenOpenBlas();
+
+// op(X) of a row-major X: op(X)(i, p) is X[i·ld + p], or X[p·ld + i] when transposed.
+struct Matrix {
+  const float* data;
+  bool trans;
+  int ld;
+};
+
+// C (row stride ldc) = op(A) · op(B) on the calling thread, built-in kernel with the given tile.
+void BuiltinGemm(Isa isa, int m, int n, int k, const Matrix& a, const Matrix& b, float* c, int ldc);
+
+// A Linear weight W [n, k] (PyTorch's [out, in]) packed once for products x · Wᵀ (PackWeight writes
+// PackedWeightLength floats), and rows [i0, i0 + mc) of C = A · Wᵀ from it on the calling thread: the same bits as
+// BuiltinGemm(A, Wᵀ). Row blocks of kGemmRowBlock rows keep the packed A block in L2.
+// PackRight packs any right operand op(B) (k x n) the same way, for products on the same rows (attention's keys
+// and values); the panel of column j0 (a multiple of the panel width) starts at j0·k when k ≤ kGemmDepthBlock.
+size_t PackedWeightLength(Isa isa, int n, int k);
+void PackWeight(Isa isa, const float* w, int n, int k, float* out);
+void PackRight(Isa isa, const Matrix& b, int k, int n, float* out);
+void PackedGemmRows(Isa isa, int i0, int mc, int n, int k, const float* a, int lda, const float* packed, float* c, int ldc);
+extern const int kGemmRowBlock, kGemmDepthBlock;
+
+// c[i] = op(a[i]) · op(b[i]) for i < batch, row-major, each operand's entries stored one after another; c is
+// overwritten. The built-in kernel runs on kBuiltinThreads threads with the given tile; OpenBLAS on its own.
+void ParallelBuiltinGemm(Isa isa, int batch, int m, int n, int k, const float* a, bool trans_a, const float* b,
+                         bool trans_b, float* c);
+void OpenBlasGemm(int batch, int m, int n, int k, const float* a, bool trans_a, const float* b, bool trans_b, float* c);
+
+// ---- encoder.cc ---------------------------------------------------------------------------------------------
+
+// The product kernel a native encoder layer runs on.
+enum class EncoderKernel { kBuiltin = 0, kOpenBlas = 1, kBuiltinAvx2 = 2 };
+Isa IsaOf(EncoderKernel kernel);
+
+// The 16 tensors of an XLM-RoBERTa layer, PyTorch's layouts (Linear weights [out, in]).
+struct EncoderLayerWeights {
+  const float* qkv_weight[3];  // query, key, value: [H, H] each
+  const float* qkv_bias[3];    // [H] each
+  const float *out_weight, *out_bias, *ln1_weight, *ln1_bias;  // attention.output: dense [H, H], LayerNorm [H]
+  const float *ffn1_weight, *ffn1_bias;                        // intermediate.dense [FFN, H]
+  const float *ffn2_weight, *ffn2_bias, *ln2_weight, *ln2_bias;  // output: dense [H, FFN], LayerNorm [H]
+};
+
+struct EncoderShape {
+  int batch, seq, hidden, heads, ffn;
+  float divisor;  // the scores' divisor, √(H / heads)
+  float eps;      // layer_norm_eps
+};
+
+// The layer's weights laid out for `kernel` in one array of PackedEncoderLayerLength floats.
+size_t PackedEncoderLayerLength(EncoderKernel kernel, int hidden, int ffn);
+void PackEncoderLayer(EncoderKernel kernel, const EncoderLayerWeights& w, int hidden, int ffn, float* out);
+// y = the layer applied to x [batch·seq, H], with the additive attention mask [batch, seq] (0 or float32's min).
+void EncoderLayerForward(EncoderKernel kernel, const float* packed, const EncoderShape& shape, const float* x,
+                         const float* mask, float* y);
+
+// ---- thread_pool.cc -----------------------------------------------------------------------------------------
+
+// Threads for the built-in product: OMP_NUM_THREADS where set (as PyTorch and OpenBLAS read it), else the
+// machine's cores.
+extern const int kBuiltinThreads;
+// Runs task(i) for i < count on kBuiltinThreads threads (the caller's among them), and returns when all are done.
+void RunOnPool(int count, const std::function<void(int)>& task);
+
+// ---- elementwise.cc -----------------------------------------------------------------------------------------
+
+// y = x·Φ(x), PyTorch's exact (erf) GELU.
+void Gelu(const float* x, float* y, size_t n);
+// dx = dy·(Φ(x) + x·φ(x)) (PyTorch's GeluBackward).
+void GeluGrad(const float* x, const float* dy, float* dx, size_t n);
+// y[i] = x[i]·scale where mix32(seed + (i + 1)·φ) ≥ threshold, else x[i]·0.
+void Dropout(const float* x, float* y, size_t n, uint32_t seed, uint32_t threshold, float scale);
+
+// ---- layer_norm.cc ------------------------------------------------------------------------------------------
+
+// Over each of `rows` rows of `width`: y = (x − mean)·rstd·weight + bias, moments in double; writes mean, rstd.
+void LayerNormRows(const float* x, const float* w, const float* b, float* y, float* mean, float* rstd, size_t rows,
+                   size_t width, double eps);
+// Its gradients from the forward's mean and rstd.
+void LayerNormGradRows(const float* x, const float* w, const float* mean, const float* rstd, const float* dy, float* dx,
+                       float* dweight, float* dbias, size_t rows, size_t width);
+
+// ---- softmax.cc ---------------------------------------------------------------------------------------------
+
+// probs = softmax(scores / divisor + mask) per row of `width`, the mask row of row r at mask[(r / rows_per_mask)·width].
+void SoftmaxRows(const float* scores, const float* mask, float* probs, size_t rows, size_t width, size_t rows_per_mask,
+                 float divisor);
+// dscores = (dy·p − Σ(dy·p)·p) / divisor per row.
+void SoftmaxGradRows(const float* p, const float* dy, float* ds, size_t rows, size_t width, float divisor);
+
+// ---- adamw.cc -----------------------------------------------------------------------------------------------
+
+// AdamW's per-step constants, each a float32 as TensorFlow.js makes a scalar of a number.
+struct AdamWConstants {
+  float beta1, one_minus_beta1, beta2, one_minus_beta2, decay, bc2_sqrt, eps, step_size, grad_scale;
+};
+void AdamWUpdate(const float* p, const float* g, const float* m, const float* v, float* p_out, float* m_out, float* v_out,
+                 size_t n, const AdamWConstants& c);
+// Σ x², accumulated in double.
+double SumOfSquares(const float* x, size_t n);
+
+// ---- search.cc ----------------------------------------------------------------------------------------------
+
+// out[j·n + r] = Σ_d q[j][d]·x[r][d] in double, in order over d, for nq queries and n rows of dim floats.
+void DotRows(const float* q, size_t nq, const float* x, size_t n, size_t dim, double* out);
+
+}  // namespace kotune
