@@ -14,7 +14,7 @@ import {
   classifierParameterSpecs, encoderParameterSpecs, initParameters, XLMRobertaForSequenceClassification, type ForwardOptions,
 } from './modeling-xlm-roberta.ts';
 import {
-  checkTokenizer, configOverrides, DEFAULT_BATCH_SIZE, ensureBackendFor, freshConfig, resolveFolder, stderrLog, type LoadOptions,
+  checkTokenizer, configOverrides, DEFAULT_BATCH_SIZE, ensureBackendFor, freshConfig, resolveFolder, stderrLog, writeTokenizerFiles, type LoadOptions,
 } from './pretrained.ts';
 import { mapSortedBatches } from './sorted-batches.ts';
 import type { TrainableModel } from './trainable.ts';
@@ -108,12 +108,15 @@ export class Reranker implements TrainableModel {
     return new Map(this.params);
   }
 
-  /** Writes `config.json`, `model.safetensors` and the tokenizer files (transformers' `save_pretrained` layout). */
+  /**
+   * Writes `config.json`, `model.safetensors` and the tokenizer files (transformers' `save_pretrained` layout),
+   * `model_max_length` capped at the model's positions.
+   */
   async save(dir: string): Promise<void> {
     await writeModelFolder(dir, async (staging) => {
       writeFileSync(join(staging, 'config.json'), configToJsonText(this.config, 'XLMRobertaForSequenceClassification'));
       await writeSafetensors(join(staging, 'model.safetensors'), tensorsToWrite(this.params), { format: 'pt' });
-      this.tokenizer.copyFilesTo(staging);
+      writeTokenizerFiles(this.tokenizer, staging, this.model.roberta.maxSequenceLength);
     });
   }
 
