@@ -49,6 +49,8 @@ export interface TrainingSetup {
   forwards: Encoded[];
   /** One optimizer step on the batch; returns its loss. */
   step(): number;
+  /** Seconds the last step spent in the optimizer alone (clipping and AdamW). */
+  optimizerSeconds: number;
   dispose(): void;
 }
 
@@ -85,8 +87,8 @@ export async function trainingSetup(task: Task, source: ModelSource, shape: Shap
   const params = model.variables();
   const optimization = new Optimization(config, params, { warmupSteps: 0, totalSteps: Number.MAX_SAFE_INTEGER });
   const rng = new Rng(config.seed);
-  return {
-    config, model, batch, forwards,
+  const setup: TrainingSetup = {
+    config, model, batch, forwards, optimizerSeconds: 0,
     step() {
       optimization.begin(microBatches.length);
       let loss = 0;
@@ -95,7 +97,9 @@ export async function trainingSetup(task: Task, source: ModelSource, shape: Shap
         optimization.add(result.grads);
         loss += result.loss / microBatches.length;
       }
+      const start = performance.now();
       optimization.step();
+      setup.optimizerSeconds = (performance.now() - start) / 1000;
       return loss;
     },
     dispose() {
@@ -103,4 +107,5 @@ export async function trainingSetup(task: Task, source: ModelSource, shape: Shap
       model.dispose();
     },
   };
+  return setup;
 }
