@@ -3,6 +3,7 @@ export { initBackend, activeBackend, ensureBackend, installedNativeBackends, par
 export type { BackendInfo, BackendName, InitOptions } from './backend.ts';
 export { linear, matMul, withWeightCache } from './matmul.ts';
 export { l2Normalize } from './normalize.ts';
-export { dropout, gelu, layerNorm, mix32, scaledMaskedSoftmax } from './fused.ts';
-export { nativeAdamW, nativeEncoderLayer, nativeSquaredNorm } from './native-kernels.ts';
+export { dropout, dropoutMask, gelu, layerNorm, mix32, scaledMaskedSoftmax } from './fused.ts';
+export { nativeAdamW, nativeEncoderLayer, nativeEncoderLayerTrain, nativeSquaredNorm } from './native-kernels.ts';
 export type { EncoderLayerWeights } from './native-kernels.ts';
+export type { EncoderDropoutMasks } from '@kotune/native';

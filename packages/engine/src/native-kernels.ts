@@ -14,7 +14,8 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
-import { loadNative, type AdamWConstants, type NativeKernels } from '@kotune/native';
+import { withGradient } from './custom-grad.ts';
+import { loadNative, type AdamWConstants, type EncoderDims, type EncoderDropoutMasks, type NativeKernels } from '@kotune/native';
 
 const PRODUCT = 'KotuneNativeMatMul';
 const ADAMW = 'KotuneNativeAdamW';
@@ -26,6 +27,8 @@ const LAYER_NORM_GRAD = 'KotuneNativeLayerNormGrad';
 const SOFTMAX = 'KotuneNativeSoftmax';
 const SOFTMAX_GRAD = 'KotuneNativeSoftmaxGrad';
 const ENCODER_LAYER = 'KotuneNativeEncoderLayer';
+const ENCODER_LAYER_TRAIN = 'KotuneNativeEncoderLayerTrain';
+const ENCODER_LAYER_BACKWARD = 'KotuneNativeEncoderLayerBackward';
 const BACKENDS = ['wasm', 'cpu'] as const;
 
 let native: NativeKernels | undefined;
@@ -151,10 +154,43 @@ function encoderLayerKernel({ inputs, backend, attrs }: KernelArgs): tf.TensorIn
   return y.info;
 }
 
+/** What the training layer's kernels take besides tensors. */
+interface TrainAttrs { dims: EncoderDims; divisor: number; eps: number; dropout: EncoderDropoutMasks; keepState: boolean }
+
+/** The 16 weights of a layer, named w0 … w15 among a kernel's inputs. */
+function weightInputs(weights: readonly tf.Tensor[]): Record<string, tf.Tensor> {
+  return Object.fromEntries(weights.map((w, i) => [`w${i}`, w]));
+}
+
+/** Outputs y, and the state for the backward where `keepState`. */
+function encoderLayerTrainKernel({ inputs, backend, attrs }: KernelArgs): tf.TensorInfo[] {
+  const { x, mask } = inputs as Record<'x' | 'mask', tf.TensorInfo>;
+  const weights = Array.from({ length: 16 }, (_, i) => inputs[`w${i}`] as tf.TensorInfo);
+  const { dims, divisor, eps, dropout, keepState } = attrs as unknown as TrainAttrs;
+  const storage = storageOf(backend);
+  const y = storage.output(x.shape);
+  const state = keepState ? storage.output([native!.encoderTrainStateLength!(dims)]) : undefined;
+  native!.encoderLayerTrainForward!(weights.map((w) => storage.data(w)), storage.data(x), storage.data(mask), y.data(), state?.data() ?? null, dims, divisor, eps, dropout);
+  return state ? [y.info, state.info] : [y.info];
+}
+
+/** Outputs dx, then the 16 weights' gradients. */
+function encoderLayerBackwardKernel({ inputs, backend, attrs }: KernelArgs): tf.TensorInfo[] {
+  const { x, mask, state, dy } = inputs as Record<'x' | 'mask' | 'state' | 'dy', tf.TensorInfo>;
+  const weights = Array.from({ length: 16 }, (_, i) => inputs[`w${i}`] as tf.TensorInfo);
+  const { dims, divisor, eps, dropout } = attrs as unknown as TrainAttrs;
+  const storage = storageOf(backend);
+  const dx = storage.output(x.shape);
+  const grads = weights.map((w) => storage.output(w.shape));
+  native!.encoderLayerBackward!(weights.map((w) => storage.data(w)), storage.data(x), storage.data(mask), storage.data(state), storage.data(dy), dx.data(),
+    grads.map((g) => g.data()), dims, divisor, eps, dropout);
+  return [dx.info, ...grads.map((g) => g.info)];
+}
+
 const KERNELS: [string, unknown][] = [
   [PRODUCT, productKernel], [ADAMW, adamwKernel], [GELU, geluKernel], [GELU_GRAD, geluGradKernel], [DROPOUT, dropoutKernel],
   [LAYER_NORM, layerNormKernel], [LAYER_NORM_GRAD, layerNormGradKernel], [SOFTMAX, softmaxKernel], [SOFTMAX_GRAD, softmaxGradKernel],
-  [ENCODER_LAYER, encoderLayerKernel],
+  [ENCODER_LAYER, encoderLayerKernel], [ENCODER_LAYER_TRAIN, encoderLayerTrainKernel], [ENCODER_LAYER_BACKWARD, encoderLayerBackwardKernel],
 ];
 for (const backendName of BACKENDS) {
   for (const [kernelName, kernelFunc] of KERNELS) {
@@ -284,6 +320,42 @@ export function nativeEncoderLayer(x: tf.Tensor, mask: tf.Tensor, weights: Encod
   const ffn = weights[10]!.shape[0]!;
   const packed = packedLayer(weights, hidden, ffn);
   return tf.engine().runKernel(ENCODER_LAYER, { x, mask }, { packed, heads, ffn, divisor: Math.sqrt(hidden / heads), eps } as unknown as tf.NamedAttrMap) as tf.Tensor;
+}
+
+/**
+ * A whole post-LN encoder layer (erf GELU) in training mode on the native kernels, with its gradient: `x`
+ * `[batch, seq, hidden]`, `mask` the additive attention mask `[batch, 1, 1, seq]`, dropout with the masks
+ * `dropout()` returns (called only when the layer runs here, so that the caller's seed stream moves only then).
+ * The forward keeps 6·hidden + ffn floats a token for the backward (not the [heads, seq, seq] probabilities:
+ * attention runs by blocks both ways, see @kotune/native's src/encoder_train.cc), or, with `recompute` (gradient
+ * checkpointing), nothing but its input: the backward runs the forward again first. Gradients flow to `x` and to
+ * the 16 weights. Undefined where it cannot run (native kernels off or unsupported, heads of more than 256
+ * dimensions); the caller then runs the layer op by op.
+ */
+export function nativeEncoderLayerTrain(x: tf.Tensor, mask: tf.Tensor, weights: EncoderLayerWeights, heads: number, eps: number,
+  dropout: () => EncoderDropoutMasks, recompute: boolean): tf.Tensor | undefined {
+  if (!nativeKernelsOn() || !native!.encoderLayerTrainForward || x.rank !== 3 || weights.length !== 16) return undefined;
+  if (x.dtype !== 'float32' || mask.dtype !== 'float32' || weights.some((w) => w.dtype !== 'float32')) return undefined;
+  const [batch, seq, hidden] = x.shape as [number, number, number];
+  if (mask.size !== batch * seq || hidden % heads !== 0 || hidden / heads > 256 || x.size === 0) return undefined;
+  const ffn = weights[10]!.shape[0]!;
+  const attrs = (keepState: boolean) =>
+    ({ dims: [batch, seq, hidden, heads, ffn], divisor: Math.sqrt(hidden / heads), eps, dropout: masks, keepState }) as unknown as tf.NamedAttrMap;
+  const masks = dropout();
+  const forward = (x: tf.Tensor, w: readonly tf.Tensor[], keepState: boolean) =>
+    tf.engine().runKernel(ENCODER_LAYER_TRAIN, { x, mask, ...weightInputs(w) }, attrs(keepState)) as unknown as tf.Tensor[];
+  return withGradient(([x, ...w], save) => {
+    const [y, state] = forward(x!, w, !recompute);
+    save(recompute ? [x!, mask, ...w] : [x!, mask, state!, ...w]);
+    return {
+      value: y!,
+      gradFunc: (dy, saved) => {
+        const [x, mask, ...rest] = saved;
+        const [state, w] = recompute ? [forward(x!, rest, true)[1]!, rest] : [rest[0]!, rest.slice(1)];
+        return tf.engine().runKernel(ENCODER_LAYER_BACKWARD, { x: x!, mask: mask!, state, dy, ...weightInputs(w) }, attrs(false)) as unknown as tf.Tensor[];
+      },
+    };
+  })(x, ...weights);
 }
 
 /** `Σ t²` of a float32 tensor as a number, one native pass accumulated in double; undefined where the native kernels are off. */

@@ -2,7 +2,7 @@
  * kotune's native kernels (`src/*.cc`, one file per job, built at install by `build.mjs`) on float32 typed
  * arrays, in place: the matrix product `c = op(a) · op(b)`, on OpenBLAS when the machine has it (opened at run
  * time) or on the addon's own AVX2/AVX-512 kernel; a fused AdamW update; a sum of squares; GELU, dropout,
- * LayerNorm and attention softmax with their gradients; a whole encoder layer for inference; float64 dot
+ * LayerNorm and attention softmax with their gradients; a whole encoder layer for inference and for training (with its backward); float64 dot
  * products for exact search. The engine runs the wasm and cpu backends' model and optimizer on them,
  * @kotune/eval its search; this package knows nothing of TensorFlow.js.
  *
@@ -62,6 +62,9 @@ export type EncoderDims = [batch: number, seq: number, hidden: number, heads: nu
 interface Binding extends PassThroughKernels {
   packEncoderLayer(kernel: number, weights: Float32Array[], hidden: number, ffn: number): Float32Array;
   encoderLayer(kernel: number, packed: Float32Array, x: Float32Array, mask: Float32Array, y: Float32Array, dims: EncoderDims, divisor: number, eps: number): void;
+  encoderTrainStateLength(dims: EncoderDims): number;
+  encoderLayerTrainForward(kernel: number, weights: Float32Array[], x: Float32Array, mask: Float32Array, y: Float32Array, state: Float32Array | null, dims: EncoderDims, divisor: number, eps: number, dropout: number[]): void;
+  encoderLayerBackward(kernel: number, weights: Float32Array[], x: Float32Array, mask: Float32Array, state: Float32Array, dy: Float32Array, dx: Float32Array, grads: Float32Array[], dims: EncoderDims, divisor: number, eps: number, dropout: number[]): void;
   gemm(kernel: number, a: Float32Array, b: Float32Array, c: Float32Array, batch: number, m: number, n: number, k: number, transA: boolean, transB: boolean): void;
   adamw(p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, pOut: Float32Array, mOut: Float32Array, vOut: Float32Array, constants: number[]): void;
   openBlasThreads(): number;
@@ -70,6 +73,16 @@ interface Binding extends PassThroughKernels {
   builtinIsa: string;
   builtinSupported: boolean;
   builtinThreads: number;
+}
+
+/**
+ * The dropout masks of a training layer's three sites, each Dropout's (`threshold`, `scale`, `seed`; threshold 0:
+ * that site off): attention probabilities (their index in [batch, heads, seq, seq]), the attention output and the
+ * feed-forward output (index in [batch·seq, hidden]).
+ */
+export interface EncoderDropoutMasks {
+  attention: { threshold: number; scale: number; seed: number };
+  hidden: { threshold: number; scale: number; attentionOutputSeed: number; outputSeed: number };
 }
 
 /** AdamW's per-step constants, as @kotune/optim computes them (each is rounded to float32, as a tf.js scalar is). */
@@ -121,6 +134,21 @@ export interface NativeKernels extends Omit<PassThroughKernels, 'dotRows'> {
    * LayerNorms (`eps`) in one call on all threads (see src/encoder.cc).
    */
   encoderLayer?(packed: Float32Array, x: Float32Array, mask: Float32Array, y: Float32Array, dims: EncoderDims, divisor: number, eps: number): void;
+  /** Floats of the state `encoderLayerTrainForward` keeps for `encoderLayerBackward` (6·hidden + ffn + 2·heads a token). */
+  encoderTrainStateLength?(dims: EncoderDims): number;
+  /**
+   * `y` = the layer (the 16 tensors unpacked, `packEncoderLayer`'s order) in training mode, dropout from `dropout`'s
+   * masks, applied to `x` with the additive `mask`; keeps what the backward needs in `state`, or nothing where
+   * `state` is null (the backward's caller then runs the forward again). Attention never holds more than a block
+   * of scores (see src/encoder_train.cc).
+   */
+  encoderLayerTrainForward?(weights: Float32Array[], x: Float32Array, mask: Float32Array, y: Float32Array, state: Float32Array | null, dims: EncoderDims, divisor: number, eps: number, dropout: EncoderDropoutMasks): void;
+  /** `dx` and the 16 tensors' gradients (written into `grads`, same order and lengths) from `dy` and the forward's x, mask and state. */
+  encoderLayerBackward?(weights: Float32Array[], x: Float32Array, mask: Float32Array, state: Float32Array, dy: Float32Array, dx: Float32Array, grads: Float32Array[], dims: EncoderDims, divisor: number, eps: number, dropout: EncoderDropoutMasks): void;
+}
+
+function dropoutArray(d: EncoderDropoutMasks): number[] {
+  return [d.attention.threshold, d.attention.scale, d.attention.seed, d.hidden.threshold, d.hidden.scale, d.hidden.attentionOutputSeed, d.hidden.outputSeed];
 }
 
 const ADDON = new URL('../build/kotune_native.node', import.meta.url).pathname;
@@ -168,6 +196,11 @@ function kernelsOf(b: Binding, kernel: GemmKernel): NativeKernels {
           packEncoderLayer: (weights: Float32Array[], hidden: number, ffn: number) => b.packEncoderLayer(id, weights, hidden, ffn),
           encoderLayer: (packed: Float32Array, x: Float32Array, mask: Float32Array, y: Float32Array, dims: EncoderDims, divisor: number, eps: number) =>
             b.encoderLayer(id, packed, x, mask, y, dims, divisor, eps),
+          encoderTrainStateLength: (dims: EncoderDims) => b.encoderTrainStateLength(dims),
+          encoderLayerTrainForward: (weights: Float32Array[], x: Float32Array, mask: Float32Array, y: Float32Array, state: Float32Array | null, dims: EncoderDims, divisor: number, eps: number, dropout: EncoderDropoutMasks) =>
+            b.encoderLayerTrainForward(id, weights, x, mask, y, state, dims, divisor, eps, dropoutArray(dropout)),
+          encoderLayerBackward: (weights: Float32Array[], x: Float32Array, mask: Float32Array, state: Float32Array, dy: Float32Array, dx: Float32Array, grads: Float32Array[], dims: EncoderDims, divisor: number, eps: number, dropout: EncoderDropoutMasks) =>
+            b.encoderLayerBackward(id, weights, x, mask, state, dy, dx, grads, dims, divisor, eps, dropoutArray(dropout)),
         }
       : {}),
   };
