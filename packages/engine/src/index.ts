@@ -4,6 +4,6 @@ export type { BackendInfo, BackendName, InitOptions } from './backend.ts';
 export { linear, matMul, withWeightCache } from './matmul.ts';
 export { l2Normalize } from './normalize.ts';
 export { dropout, dropoutMask, gelu, layerNorm, mix32, scaledMaskedSoftmax } from './fused.ts';
-export { nativeAdamW, nativeEncoderLayer, nativeEncoderLayerTrain, nativeSquaredNorm } from './native-kernels.ts';
+export { nativeAdamW, nativeEmbeddingGrad, nativeEncoderLayer, nativeEncoderLayerTrain, nativeSquaredNorm } from './native-kernels.ts';
 export type { EncoderLayerWeights } from './native-kernels.ts';
 export type { EncoderDropoutMasks } from '@kotune/native';

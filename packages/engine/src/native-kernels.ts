@@ -29,6 +29,7 @@ const SOFTMAX_GRAD = 'KotuneNativeSoftmaxGrad';
 const ENCODER_LAYER = 'KotuneNativeEncoderLayer';
 const ENCODER_LAYER_TRAIN = 'KotuneNativeEncoderLayerTrain';
 const ENCODER_LAYER_BACKWARD = 'KotuneNativeEncoderLayerBackward';
+const EMBEDDING_GRAD = 'KotuneNativeEmbeddingGrad';
 const BACKENDS = ['wasm', 'cpu'] as const;
 
 let native: NativeKernels | undefined;
@@ -187,15 +188,61 @@ function encoderLayerBackwardKernel({ inputs, backend, attrs }: KernelArgs): tf.
   return [dx.info, ...grads.map((g) => g.info)];
 }
 
+function embeddingGradKernel({ inputs, backend, attrs }: KernelArgs): tf.TensorInfo {
+  const { ids, dy } = inputs as Record<'ids' | 'dy', tf.TensorInfo>;
+  const { rows, padding } = attrs as { rows: number; padding: number };
+  const width = dy.shape.at(-1)!;
+  const storage = storageOf(backend);
+  const out = storage.output([rows, width]);
+  const idValues = tf.getBackend() === 'wasm'
+    ? ((backend as BackendWasm).typedArrayFromHeap(ids) as Int32Array)
+    : ((backend as CpuBackend).readSync(ids.dataId) as Int32Array);
+  native!.embeddingGrad(idValues, storage.data(dy), out.data(), width, padding);
+  return out.info;
+}
+
 const KERNELS: [string, unknown][] = [
   [PRODUCT, productKernel], [ADAMW, adamwKernel], [GELU, geluKernel], [GELU_GRAD, geluGradKernel], [DROPOUT, dropoutKernel],
   [LAYER_NORM, layerNormKernel], [LAYER_NORM_GRAD, layerNormGradKernel], [SOFTMAX, softmaxKernel], [SOFTMAX_GRAD, softmaxGradKernel],
   [ENCODER_LAYER, encoderLayerKernel], [ENCODER_LAYER_TRAIN, encoderLayerTrainKernel], [ENCODER_LAYER_BACKWARD, encoderLayerBackwardKernel],
+  [EMBEDDING_GRAD, embeddingGradKernel],
 ];
 for (const backendName of BACKENDS) {
   for (const [kernelName, kernelFunc] of KERNELS) {
     if (!tf.getKernel(kernelName, backendName)) tf.registerKernel({ kernelName, backendName, kernelFunc: kernelFunc as tf.KernelFunc });
   }
+}
+
+/**
+ * The cpu backend's Add, Mul and RealDiv on gradient-sized float32 tensors (the same shape, or one side a single
+ * value) go to one native pass: its own loops take 17-30 ns an element, and tf.js adds a parameter's gradients
+ * wherever it is used twice (the word embeddings of an embedder's queries and passages: 192M floats for XLM-R base),
+ * GradCache and accumulation add and divide whole gradients. One float32 operation an element either way, so the
+ * same bits. Smaller tensors and any other case keep the backend's kernel.
+ */
+const NATIVE_ELEMENTWISE_MIN = 1 << 16;
+const ELEMENTWISE_OPS = [['Add', 0], ['Mul', 1], ['RealDiv', 2]] as const;
+for (const [kernelName, op] of ELEMENTWISE_OPS) {
+  const own = tf.getKernel(kernelName, 'cpu');
+  if (!own || (own.kernelFunc as { kotuneNative?: boolean }).kotuneNative) continue;
+  const kernelFunc = Object.assign((args: KernelArgs) => {
+    const { a, b } = args.inputs as Record<'a' | 'b', tf.TensorInfo>;
+    const [aSize, bSize] = [tf.util.sizeFromShape(a.shape), tf.util.sizeFromShape(b.shape)];
+    if (native && a.dtype === 'float32' && b.dtype === 'float32' && Math.max(aSize, bSize) >= NATIVE_ELEMENTWISE_MIN) {
+      // x op s, or s op x where op commutes (IEEE add and multiply do, bit for bit).
+      const [x, s] = aSize >= bSize ? [a, b] : op !== 2 ? [b, a] : [undefined, undefined];
+      const sameShape = x && s && tf.util.arraysEqual(a.shape, b.shape);
+      if (x && s && (sameShape || (tf.util.sizeFromShape(s.shape) === 1 && s.shape.length <= x.shape.length))) {
+        const storage = storageOf(args.backend);
+        const out = storage.output(x.shape);
+        native.elementwise(op, storage.data(x), storage.data(s), out.data());
+        return out.info;
+      }
+    }
+    return (own.kernelFunc as (args: KernelArgs) => tf.TensorInfo)(args);
+  }, { kotuneNative: true });
+  tf.unregisterKernel(kernelName, 'cpu');
+  tf.registerKernel({ ...own, kernelFunc: kernelFunc as unknown as tf.KernelFunc });
 }
 
 /**
@@ -356,6 +403,17 @@ export function nativeEncoderLayerTrain(x: tf.Tensor, mask: tf.Tensor, weights: 
       },
     };
   })(x, ...weights);
+}
+
+/**
+ * nn.Embedding's gradient on the native kernels: a `[rows, width]` matrix, zero but for the rows of `ids` (int32, any
+ * shape), into which `dy`'s rows (`[...ids.shape, width]`) are added in order; ids equal to `paddingIdx` get none
+ * (PyTorch's `padding_idx`). tf.scatterND's sums, in one pass on all threads instead of a zeroing and a loop. Undefined
+ * where the native kernels are off.
+ */
+export function nativeEmbeddingGrad(ids: tf.Tensor, dy: tf.Tensor, rows: number, paddingIdx: number | null): tf.Tensor | undefined {
+  if (!nativeKernelsOn() || ids.dtype !== 'int32' || dy.dtype !== 'float32' || dy.size !== ids.size * dy.shape.at(-1)!) return undefined;
+  return tf.engine().runKernel(EMBEDDING_GRAD, { ids, dy }, { rows, padding: paddingIdx ?? -1 }) as tf.Tensor;
 }
 
 /** `Σ t²` of a float32 tensor as a number, one native pass accumulated in double; undefined where the native kernels are off. */

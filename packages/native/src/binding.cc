@@ -587,6 +587,59 @@ napi_value JsEncoderLayerBackward(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+// ---- sums.cc ------------------------------------------------------------------------------------------------------
+
+// elementwise(op, a, b, out): out = a op b (0 add, 1 multiply, 2 divide), b of a's length or a single float.
+napi_value JsElementwise(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  if (!Check(env, napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr), "elementwise: bad arguments")) return nullptr;
+  int32_t op;
+  float *a, *b, *out;
+  size_t a_len, b_len, out_len;
+  if (argc != 4 || napi_get_value_int32(env, argv[0], &op) != napi_ok || op < 0 || op > 2) {
+    napi_throw_type_error(env, nullptr, "elementwise(op, a, b, out) takes an op 0, 1 or 2 and three Float32Arrays");
+    return nullptr;
+  }
+  if (!Float32Data(env, argv[1], &a, &a_len, "a") || !Float32Data(env, argv[2], &b, &b_len, "b") || !Float32Data(env, argv[3], &out, &out_len, "out")) return nullptr;
+  if (out_len != a_len || (b_len != a_len && b_len != 1)) {
+    napi_throw_range_error(env, nullptr, "elementwise: out must have a's length, b a's or 1");
+    return nullptr;
+  }
+  ElementwiseBinary(static_cast<ElementwiseOp>(op), a, b, b_len, out, a_len);
+  return nullptr;
+}
+
+// embeddingGrad(ids, dy, out, width, padding): out [rows, width] = nn.Embedding's gradient (see sums.cc).
+napi_value JsEmbeddingGrad(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  if (!Check(env, napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr), "embeddingGrad: bad arguments")) return nullptr;
+  bool is_typed = false;
+  napi_typedarray_type type;
+  size_t ids_len = 0, dy_len, out_len;
+  void* ids = nullptr;
+  float *dy, *out;
+  int32_t width;
+  int64_t padding;
+  if (argc != 5 || napi_is_typedarray(env, argv[0], &is_typed) != napi_ok || !is_typed ||
+      napi_get_typedarray_info(env, argv[0], &type, &ids_len, &ids, nullptr, nullptr) != napi_ok || type != napi_int32_array) {
+    napi_throw_type_error(env, nullptr, "embeddingGrad(ids, dy, out, width, padding) takes ids as an Int32Array");
+    return nullptr;
+  }
+  if (!Float32Data(env, argv[1], &dy, &dy_len, "dy") || !Float32Data(env, argv[2], &out, &out_len, "out")) return nullptr;
+  if (napi_get_value_int32(env, argv[3], &width) != napi_ok || width <= 0 || napi_get_value_int64(env, argv[4], &padding) != napi_ok) {
+    napi_throw_type_error(env, nullptr, "embeddingGrad: width must be a positive integer, padding an integer (-1: none)");
+    return nullptr;
+  }
+  if (dy_len != ids_len * size_t(width) || out_len % size_t(width) != 0) {
+    napi_throw_range_error(env, nullptr, "embeddingGrad: dy must hold one row of width per id, out whole rows");
+    return nullptr;
+  }
+  EmbeddingGrad(static_cast<const int32_t*>(ids), ids_len, dy, out_len / width, width, padding, out);
+  return nullptr;
+}
+
 napi_value JsOpenBlasThreads(napi_env env, napi_callback_info) {
   napi_value result;
   napi_create_int32(env, openblas.get_num_threads ? openblas.get_num_threads() : 0, &result);
@@ -628,6 +681,8 @@ NAPI_MODULE_INIT() {
   SetFunction(env, exports, "encoderTrainStateLength", JsEncoderTrainStateLength);
   SetFunction(env, exports, "encoderLayerTrainForward", JsEncoderLayerTrainForward);
   SetFunction(env, exports, "encoderLayerBackward", JsEncoderLayerBackward);
+  SetFunction(env, exports, "elementwise", JsElementwise);
+  SetFunction(env, exports, "embeddingGrad", JsEmbeddingGrad);
   SetFunction(env, exports, "openBlasThreads", JsOpenBlasThreads);
   SetString(env, exports, "openBlasLibrary", openblas.library);
   SetString(env, exports, "openBlasConfig", openblas.config);

@@ -54,6 +54,16 @@ export interface PassThroughKernels {
    * `s += q[d] * x[d]`.
    */
   dotRows(queries: Float32Array, rows: Float32Array, dim: number, out: Float64Array): void;
+  /**
+   * `out = a op b` elementwise (op 0 add, 1 multiply, 2 divide), `b` of a's length or one float: one float32
+   * operation an element, on all threads (the same bits as the backends' own loops).
+   */
+  elementwise(op: 0 | 1 | 2, a: Float32Array, b: Float32Array, out: Float32Array): void;
+  /**
+   * nn.Embedding's gradient: `out` ([rows, width]) zeroed, then row i of `dy` added into row `ids[i]`, in order of i,
+   * skipping ids equal to `padding` (−1: none).
+   */
+  embeddingGrad(ids: Int32Array, dy: Float32Array, out: Float32Array, width: number, padding: number): void;
 }
 
 /** Sizes of an encoder layer call: `[batch, seq, hidden, heads, ffn]`. */
@@ -176,7 +186,7 @@ export function parseNativeChoice(value: string): NativeChoice {
 
 function kernelsOf(b: Binding, kernel: GemmKernel): NativeKernels {
   const id = { builtin: 0, openblas: 1, 'builtin-avx2': 2 }[kernel];
-  const { sumOfSquares, gelu, geluGrad, dropout, layerNorm, layerNormGrad, softmax, softmaxGrad } = b;
+  const { sumOfSquares, gelu, geluGrad, dropout, layerNorm, layerNormGrad, softmax, softmaxGrad, elementwise, embeddingGrad } = b;
   return {
     kernel,
     describe: () => {
@@ -190,7 +200,7 @@ function kernelsOf(b: Binding, kernel: GemmKernel): NativeKernels {
     gemm: (a, bb, c, batch, m, n, k, transA, transB) => b.gemm(id, a, bb, c, batch, m, n, k, transA, transB),
     adamw: (p, g, m, v, pOut, mOut, vOut, c) =>
       b.adamw(p, g, m, v, pOut, mOut, vOut, [c.beta1, c.oneMinusBeta1, c.beta2, c.oneMinusBeta2, c.decay, c.biasCorrection2Sqrt, c.eps, c.stepSize, c.gradScale]),
-    sumOfSquares, gelu, geluGrad, dropout, layerNorm, layerNormGrad, softmax, softmaxGrad,
+    sumOfSquares, gelu, geluGrad, dropout, layerNorm, layerNormGrad, softmax, softmaxGrad, elementwise, embeddingGrad,
     ...(b.builtinSupported
       ? {
           packEncoderLayer: (weights: Float32Array[], hidden: number, ffn: number) => b.packEncoderLayer(id, weights, hidden, ffn),

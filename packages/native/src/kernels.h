@@ -10,6 +10,7 @@
 //   search.cc       float64 dot products for exact search
 //   encoder.cc      a whole encoder layer for inference (products, fused attention, GELU, LayerNorms)
 //   encoder_train.cc  the encoder layer for training: a forward that keeps what its backward needs, the backward
+//   sums.cc         gradient-sized elementwise sums and scalings, and the embedding's gradient
 //   binding.cc      the N-API functions: argument checks, then a call to one of the kernels declared here
 //
 // Why native: tfjs-backend-wasm's products run on 128-bit wasm SIMD at ~28 GFLOP/s a core inside the model,
@@ -180,6 +181,15 @@ void AdamWUpdate(const float* p, const float* g, const float* m, const float* v,
                  size_t n, const AdamWConstants& c);
 // Σ x², accumulated in double.
 double SumOfSquares(const float* x, size_t n);
+
+// ---- sums.cc ------------------------------------------------------------------------------------------------
+
+enum class ElementwiseOp { kAdd = 0, kMul = 1, kDiv = 2 };
+// out[i] = a[i] op b[i] for i < n, or a[i] op b[0] where b_length is 1; one float32 operation an element.
+void ElementwiseBinary(ElementwiseOp op, const float* a, const float* b, size_t b_length, float* out, size_t n);
+// out [rows, width] = 0, then dy's row i (of count) added into out's row ids[i], in order of i; ids equal to
+// `padding` (−1: none) are skipped: nn.Embedding's gradient, as tf.scatterND sums it.
+void EmbeddingGrad(const int32_t* ids, size_t count, const float* dy, size_t rows, size_t width, int64_t padding, float* out);
 
 // ---- search.cc ----------------------------------------------------------------------------------------------
 

@@ -24,7 +24,7 @@
  * backward runs the layer's forward again (same dropout masks) and differentiates that.
  */
 import {
-  tf, dropout, dropoutMask, gelu, layerNorm, linear, matMul, mix32, nativeEncoderLayer, nativeEncoderLayerTrain, scaledMaskedSoftmax,
+  tf, dropout, dropoutMask, gelu, layerNorm, linear, matMul, mix32, nativeEmbeddingGrad, nativeEncoderLayer, nativeEncoderLayerTrain, scaledMaskedSoftmax,
   type EncoderDropoutMasks, type EncoderLayerWeights,
 } from '@kotune/engine';
 import type { LoadedTensor } from '@kotune/weights';
@@ -297,9 +297,10 @@ class LayerNorm {
 }
 
 /**
- * `nn.Embedding(padding_idx)` lookup: the rows of `weight` for `ids`. The backward scatter-adds `dy` into a
- * dense `[V, H]` gradient with ScatterNd, because tf.gather's own gradient needs UnsortedSegmentSum, which
- * the wasm backend lacks; and the `paddingIdx` row gets no gradient, as in PyTorch.
+ * `nn.Embedding(padding_idx)` lookup: the rows of `weight` for `ids`. The backward adds `dy` into a dense `[V, H]`
+ * gradient (dense as PyTorch's: its AdamW updates every row anyway), on the native kernels in one pass, else with
+ * ScatterNd, because tf.gather's own gradient needs UnsortedSegmentSum, which the wasm backend lacks; the
+ * `paddingIdx` row gets no gradient, as in PyTorch.
  */
 function embedding(weight: tf.Tensor2D, ids: tf.Tensor2D, paddingIdx: number | null): tf.Tensor3D {
   const [rows, width] = weight.shape;
@@ -308,6 +309,8 @@ function embedding(weight: tf.Tensor2D, ids: tf.Tensor2D, paddingIdx: number | n
     return {
       value: tf.gather(w as tf.Tensor2D, ids),
       gradFunc: (dy: tf.Tensor, [savedIds]: tf.Tensor[]) => {
+        const native = nativeEmbeddingGrad(savedIds!, dy, rows, paddingIdx);
+        if (native) return native;
         const flatIds = tf.reshape(savedIds!, [-1, 1]);
         let updates = tf.reshape(dy, [-1, width]);
         if (paddingIdx !== null) updates = tf.mul(updates, tf.cast(tf.notEqual(flatIds, paddingIdx), 'float32'));
