@@ -77,12 +77,14 @@ function productKernel({ inputs, backend, attrs }: KernelArgs): tf.TensorInfo {
   return out.info;
 }
 
-function adamwKernel({ inputs, backend, attrs }: KernelArgs): tf.TensorInfo[] {
+/** The new parameter as a new tensor; the moments m and v are updated where they are. */
+function adamwKernel({ inputs, backend, attrs }: KernelArgs): tf.TensorInfo {
   const { p, g, m, v } = inputs as Record<'p' | 'g' | 'm' | 'v', tf.TensorInfo>;
   const storage = storageOf(backend);
-  const [pOut, mOut, vOut] = [storage.output(p.shape), storage.output(p.shape), storage.output(p.shape)];
-  native!.adamw(storage.data(p), storage.data(g), storage.data(m), storage.data(v), pOut.data(), mOut.data(), vOut.data(), attrs as unknown as AdamWConstants);
-  return [pOut.info, mOut.info, vOut.info];
+  const pOut = storage.output(p.shape);
+  const [mData, vData] = [storage.data(m), storage.data(v)];
+  native!.adamw(storage.data(p), storage.data(g), mData, vData, pOut.data(), mData, vData, attrs as unknown as AdamWConstants);
+  return pOut.info;
 }
 
 function geluKernel({ inputs, backend }: KernelArgs): tf.TensorInfo {
@@ -270,13 +272,18 @@ export function nativeProduct(a: tf.Tensor, b: tf.Tensor, transposeA: boolean, t
 }
 
 /**
- * One fused AdamW update (see @kotune/native's `adamw`): the new parameter and moments as new tensors,
- * or undefined where the native kernels are off (the caller then uses tensor ops).
+ * One fused AdamW update (see @kotune/native's `adamw`): the new parameter as a new tensor, the moments `m` and `v`
+ * updated in place (they must hold data of their own: an optimizer's state, shared with no other tensor), or
+ * undefined where the native kernels are off (the caller then uses tensor ops). In place, because fresh moments
+ * would be two more parameter-sized allocations a step (2.2 GB for XLM-R base) for the allocator to zero and the
+ * collector to free; the parameter gets new data, so that what is cached by its data id (packed and transposed
+ * weights) is made again.
  */
-export function nativeAdamW(p: tf.Tensor, g: tf.Tensor, m: tf.Tensor, v: tf.Tensor, constants: AdamWConstants): [tf.Tensor, tf.Tensor, tf.Tensor] | undefined {
+export function nativeAdamW(p: tf.Tensor, g: tf.Tensor, m: tf.Tensor, v: tf.Tensor, constants: AdamWConstants): tf.Tensor | undefined {
   if (!nativeKernelsOn()) return undefined;
   for (const t of [p, g, m, v]) if (t.dtype !== 'float32') throw new Error(`nativeAdamW: float32 tensors expected, got ${t.dtype}`);
-  return tf.engine().runKernel(ADAMW, { p, g, m, v }, constants as unknown as tf.NamedAttrMap) as unknown as [tf.Tensor, tf.Tensor, tf.Tensor];
+  if (m.dataId === v.dataId) throw new Error('nativeAdamW: m and v share their data; each moment needs its own');
+  return tf.engine().runKernel(ADAMW, { p, g, m, v }, constants as unknown as tf.NamedAttrMap) as tf.Tensor;
 }
 
 /** GELU (`fused.ts`'s formula) on the native kernel, for a float32 tensor; only while `nativeKernelsOn()`. */
