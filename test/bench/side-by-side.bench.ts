@@ -37,8 +37,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { rerankerPairs } from '@kotune/data';
 import { backendFromArgv, initBackend } from '@kotune/engine';
-import type { Encoded } from '@kotune/tokenizer';
 import { lossKnobs } from '@kotune/trainer';
+import { fixed, geometricMean, maxRelativeDifference, runSide, time, tokensOf, type Timing } from './compare.ts';
 import { E5_SMALL_LIKE, FIXTURE, trainingSetup, type ModelSource, type Shape, type Task } from './training.ts';
 
 const PYTHON = '/usr/bin/python3';
@@ -70,21 +70,8 @@ const CONFIGS: Record<string, BenchConfig> = {
 };
 const SHAPES: Record<Task, Omit<Shape, 'seq'>> = { reranker: { queries: 4, groupSize: 4 }, embedder: { queries: 16, groupSize: 1 } };
 
-interface Timing { seconds_per_step: number; tokens: number; items: number; outputs?: number[] }
 interface SideResult { description: string; peak_rss_mb: number; results: Record<Workload, Timing> }
 interface TorchSpec { threads: number; workloads: Record<string, unknown>[] }
-
-function tokensOf(forwards: Encoded[]): { tokens: number; items: number } {
-  const rows = forwards.flatMap((f) => f.attentionMask);
-  return { tokens: rows.reduce((n, row) => n + row.reduce((a, b) => a + b, 0), 0), items: rows.length };
-}
-
-async function time(warmup: number, steps: number, step: () => unknown): Promise<number> {
-  for (let i = 0; i < warmup; i++) await step();
-  const start = performance.now();
-  for (let i = 0; i < steps; i++) await step();
-  return (performance.now() - start) / 1000 / steps;
-}
 
 /** Child process: our side of one config; writes the PyTorch spec (same folders, same ids) next to it. */
 async function runOurs(name: string, work: string): Promise<void> {
@@ -137,34 +124,6 @@ function threadCount(): number {
   return n;
 }
 
-function lastJsonLine(stdout: string): unknown {
-  return JSON.parse(stdout.trim().split('\n').at(-1)!);
-}
-
-/** Runs one side; its stderr is shown without the over-long lines (a wasm abort prints the whole minified module). */
-function runSide(command: string, args: string[], env: NodeJS.ProcessEnv = process.env): SideResult {
-  const r = spawnSync(command, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], env, maxBuffer: 1 << 28 });
-  const stderr = r.stderr.split('\n').filter((line) => line.trim() !== '' && line.length < 300);
-  if (stderr.length > 0) console.log(stderr.join('\n'));
-  if (r.status !== 0) {
-    throw new Error(`${command} ${args.join(' ')} failed (status ${r.status}): ${stderr.find((l) => /Error|Abort/.test(l)) ?? stderr.at(-1) ?? ''}`);
-  }
-  return lastJsonLine(r.stdout) as SideResult;
-}
-
-function maxRelativeDifference(a: number[], b: number[]): number {
-  let diff = 0;
-  let scale = 0;
-  a.forEach((x, i) => {
-    diff = Math.max(diff, Math.abs(x - b[i]!));
-    scale = Math.max(scale, Math.abs(b[i]!));
-  });
-  return diff / scale;
-}
-
-const geometricMean = (values: number[]): number => Math.exp(values.reduce((s, v) => s + Math.log(v), 0) / values.length);
-const fixed = (x: number | null, digits: number): string => (x === null ? 'n/a' : x.toFixed(digits));
-
 async function main(): Promise<void> {
   const only = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1]! : null;
   const names = Object.keys(CONFIGS).filter((n) => only === null || n === only);
@@ -180,11 +139,11 @@ async function main(): Promise<void> {
     const work = mkdtempSync(join(tmpdir(), 'kotune-bench-'));
     try {
       console.log(`${CONFIGS[name]!.label}: kotune...`);
-      const ours = runSide(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), '--child', name, work, ...backendArgs], threadEnv);
+      const ours = runSide<SideResult>(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), '--child', name, work, ...backendArgs], threadEnv);
       let torch = null;
       if (torchAvailable) {
         console.log(`${CONFIGS[name]!.label}: PyTorch...`);
-        torch = runSide(PYTHON, [TORCH_SCRIPT, join(work, 'torch-spec.json')], threadEnv) as SideResult & { torch: string; threads: number };
+        torch = runSide<SideResult & { torch: string; threads: number }>(PYTHON, [TORCH_SCRIPT, join(work, 'torch-spec.json')], threadEnv);
       }
       details[name] = { ours, torch };
     } catch (error) {

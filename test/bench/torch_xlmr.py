@@ -1,18 +1,23 @@
 """PyTorch yardstick of `pnpm bench` (side-by-side.bench.ts): the same XLM-RoBERTa math as Hugging Face's
 modeling_xlm_roberta.py (post-LN encoder, erf GELU, RoBERTa position ids, dropout in training) written in plain
-torch, because `transformers` cannot be installed here (no PyPI). Run with Debian's /usr/bin/python3 (torch 1.13
-+ OpenBLAS).
+torch, so that it runs on any torch from 1.13 (Debian's) to the newest (`pnpm bench scale` makes a venv with torch
+from the machine's local wheel mirror).
 
 usage: python3 torch_xlmr.py SPEC.json
 SPEC: {"threads": int, "workloads": [{"name", "task": "score" | "encode" | "train-reranker" | "train-embedder",
        "model": folder written by kotune (config.json + model.safetensors), "forwards": [{"inputIds", "attentionMask"}],
-       "warmup": int, "steps": int, "group_size"?, "scale"?, "learning_rate"?, "weight_decay"?, "max_grad_norm"?}]}
+       "warmup": int, "steps": int, "group_size"?, "scale"?, "learning_rate"?, "weight_decay"?, "max_grad_norm"?,
+       "mini_batch_size"?}]}
 A step is one forward of each entry of `forwards` (inference, no_grad), or for training the loss over them,
 backward, clipping and an AdamW step: the reranker's group cross-entropy (FlagEmbedding: logits viewed
 [-1, group_size], target 0) and the embedder's MNRL (sentence-transformers: cos_sim(queries, positives) * scale,
-target arange). Prints one JSON line: {"torch", "threads", "peak_rss_mb", "results": {name: {"seconds_per_step",
-"tokens", "items", "outputs" (inference: the first step's scores / embeddings)}}}.
+target arange; with `mini_batch_size`, through GradCache as sentence-transformers' CachedMultipleNegativesRankingLoss
+does it: embed every mini-batch without a graph, the loss and its gradient on the embeddings, then each mini-batch again
+with the same RNG state and backward of <its gradient, its embeddings>). Prints one JSON line: {"torch", "threads",
+"peak_rss_mb", "results": {name: {"seconds_per_step", "optimizer_seconds" (training: clipping + AdamW step alone, per
+step), "tokens", "items", "outputs" (inference: the first step's scores / embeddings)}}}.
 """
+import gc
 import json
 import math
 import resource
@@ -26,17 +31,18 @@ import torch.nn.functional as F
 
 
 def read_safetensors(path):
-    with open(path, "rb") as f:
-        data = f.read()
-    (n,) = struct.unpack("<Q", data[:8])
-    header = json.loads(data[8 : 8 + n])
-    header.pop("__metadata__", None)
-    base = 8 + n
+    """Tensor by tensor (the whole file in memory at once would add its size to the peak RSS)."""
     out = {}
-    for name, entry in header.items():
-        assert entry["dtype"] == "F32", f"{name}: {entry['dtype']}"
-        count = int(np.prod(entry["shape"]))
-        out[name] = torch.from_numpy(np.frombuffer(data, np.float32, count, base + entry["data_offsets"][0]).reshape(entry["shape"]).copy())
+    with open(path, "rb") as f:
+        (n,) = struct.unpack("<Q", f.read(8))
+        header = json.loads(f.read(n))
+        header.pop("__metadata__", None)
+        base = 8 + n
+        for name, entry in header.items():
+            assert entry["dtype"] == "F32", f"{name}: {entry['dtype']}"
+            begin, end = entry["data_offsets"]
+            f.seek(base + begin)
+            out[name] = torch.from_numpy(np.frombuffer(f.read(end - begin), np.float32).reshape(entry["shape"]).copy())
     return out
 
 
@@ -105,6 +111,30 @@ def run(w):
     model.train(training)
     optimizer = adamw(model, w) if training else None
     outputs = []
+    optimizer_seconds = []
+
+    def embedder_loss(queries, positives):
+        scores = F.normalize(queries, dim=-1) @ F.normalize(positives, dim=-1).T * w["scale"]
+        return F.cross_entropy(scores, torch.arange(scores.shape[0]))
+
+    def grad_cache(columns, size):
+        """Embeddings without a graph, the loss's gradient on them, then each mini-batch again under the same RNG state."""
+        chunks = [[(ids[i:i + size], mask[i:i + size]) for i in range(0, ids.shape[0], size)] for ids, mask in columns]
+        states, cached = [], []
+        with torch.no_grad():
+            for column in chunks:
+                states.append([])
+                parts = []
+                for ids, mask in column:
+                    states[-1].append(torch.get_rng_state())
+                    parts.append(model(ids, mask))
+                cached.append(torch.cat(parts).requires_grad_())
+        embedder_loss(*cached).backward()
+        for c, column in enumerate(chunks):
+            grads = cached[c].grad.split(size)
+            for (ids, mask), state, grad in zip(column, states[c], grads):
+                torch.set_rng_state(state)
+                (model(ids, mask) * grad).sum().backward()
 
     def step():
         if not training:
@@ -116,13 +146,17 @@ def run(w):
             (ids, mask), = forwards
             logits = model(ids, mask).view(-1, w["group_size"])
             loss = F.cross_entropy(logits, torch.zeros(logits.shape[0], dtype=torch.long))
+        elif w.get("mini_batch_size"):
+            grad_cache(forwards, w["mini_batch_size"])
+            loss = None
         else:
-            queries, positives = (model(ids, mask) for ids, mask in forwards)
-            scores = F.normalize(queries, dim=-1) @ F.normalize(positives, dim=-1).T * w["scale"]
-            loss = F.cross_entropy(scores, torch.arange(scores.shape[0]))
-        loss.backward()
+            loss = embedder_loss(*(model(ids, mask) for ids, mask in forwards))
+        if loss is not None:
+            loss.backward()
+        start = time.perf_counter()
         torch.nn.utils.clip_grad_norm_(model.parameters(), w["max_grad_norm"])
         optimizer.step()
+        optimizer_seconds.append(time.perf_counter() - start)
 
     for _ in range(w["warmup"]):
         step()
@@ -132,6 +166,7 @@ def run(w):
     seconds = (time.perf_counter() - start) / w["steps"]
     return {
         "seconds_per_step": seconds,
+        **({"optimizer_seconds": sum(optimizer_seconds[w["warmup"]:]) / w["steps"]} if optimizer_seconds else {}),
         "tokens": sum(int(mask.sum()) for _, mask in forwards),
         "items": sum(ids.shape[0] for ids, _ in forwards),
         **({"outputs": outputs[0]} if outputs else {}),
@@ -142,7 +177,10 @@ def main():
     spec = json.load(open(sys.argv[1]))
     torch.set_num_threads(spec["threads"])
     torch.manual_seed(0)
-    results = {w["name"]: run(w) for w in spec["workloads"]}
+    results = {}
+    for w in spec["workloads"]:
+        results[w["name"]] = run(w)
+        gc.collect()  # the previous model and optimizer go before the next are made
     print(json.dumps({
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),

@@ -27,19 +27,20 @@ export const E5_SMALL_LIKE = { hidden_size: 384, num_hidden_layers: 12, num_atte
 const CORPUS = fileURLToPath(new URL('../../examples/data/chatbot-train.jsonl', import.meta.url));
 
 export type Task = 'reranker' | 'embedder';
-export interface Shape { queries: number; groupSize: number; seq: number; microQueries?: number }
+/** `textWords`: words a bench text has (default 400: enough for 256 tokens). */
+export interface Shape { queries: number; groupSize: number; seq: number; microQueries?: number; textWords?: number }
 /** A saved folder (`model_name_or_path`) or a fresh model (`model_config`, the fixture's tokenizer). */
 export type ModelSource = { folder: string } | { modelConfig: Record<string, unknown> };
 
 let words: string[] | undefined;
-/** `count` Korean texts of 400 words each, cut from the example chatbot data (deterministic, ≫ 256 tokens). */
-export function benchTexts(count: number, offset = 0): string[] {
+/** `count` Korean texts of `length` words each (400: ≫ 256 tokens), cut from the example chatbot data (deterministic). */
+export function benchTexts(count: number, offset = 0, length = 400): string[] {
   words ??= readFileSync(CORPUS, 'utf8').split('\n').filter(Boolean)
     .flatMap((line) => { const r = JSON.parse(line) as { pos: string[]; neg: string[] }; return [...r.pos, ...r.neg]; })
     .join(' ').split(/\s+/);
   return Array.from({ length: count }, (_, i) => {
-    const start = ((offset + i) * 397) % (words!.length - 400);
-    return words!.slice(start, start + 400).join(' ');
+    const start = ((offset + i) * 397) % (words!.length - length);
+    return words!.slice(start, start + length).join(' ');
   });
 }
 
@@ -51,6 +52,8 @@ export interface TrainingSetup {
   forwards: Encoded[];
   /** One optimizer step on the batch; returns its loss. */
   step(): number;
+  /** Seconds the last step spent in the optimizer alone (clipping and AdamW). */
+  optimizerSeconds: number;
   dispose(): void;
 }
 
@@ -70,7 +73,7 @@ export async function trainingSetup(task: Task, source: ModelSource, shape: Shap
     },
   });
   const model = await loadTrainModel(config, null, () => {});
-  const texts = benchTexts(queries * (G + 1));
+  const texts = benchTexts(queries * (G + 1), 0, shape.textWords);
   const batch: TrainBatch = { epoch: 0, index: 0, groupSize: G, queries: texts.slice(0, queries), passages: texts.slice(queries), sources: [] };
   const microBatches: TrainBatch[] = task === 'reranker'
     ? Array.from({ length: Math.ceil(queries / micro) }, (_, i) => ({
@@ -87,8 +90,8 @@ export async function trainingSetup(task: Task, source: ModelSource, shape: Shap
   const params = model.variables();
   const optimization = new Optimization(config, params, { warmupSteps: 0, totalSteps: Number.MAX_SAFE_INTEGER });
   const rng = new Rng(config.seed);
-  return {
-    config, model, batch, forwards,
+  const setup: TrainingSetup = {
+    config, model, batch, forwards, optimizerSeconds: 0,
     step() {
       optimization.begin(microBatches.length);
       let loss = 0;
@@ -97,7 +100,9 @@ export async function trainingSetup(task: Task, source: ModelSource, shape: Shap
         optimization.add(result.grads);
         loss += result.loss / microBatches.length;
       }
+      const start = performance.now();
       optimization.step();
+      setup.optimizerSeconds = (performance.now() - start) / 1000;
       return loss;
     },
     dispose() {
@@ -105,4 +110,5 @@ export async function trainingSetup(task: Task, source: ModelSource, shape: Shap
       model.dispose();
     },
   };
+  return setup;
 }

@@ -110,15 +110,14 @@ export function scaledMaskedSoftmax(scores: tf.Tensor, divisor: number, mask: tf
  * The native kernel does both in one pass and makes the mask again for the backward instead of keeping it.
  */
 export function dropout(x: tf.Tensor, rate: number, seed: number): tf.Tensor {
-  if (!(rate >= 0 && rate < 1)) throw new Error(`dropout: rate must be in [0, 1), got ${rate}`);
   if (rate === 0) return x;
-  const [hashSeed, threshold, scale] = [seed >>> 0, Math.floor(rate * 2 ** 32), 1 / (1 - rate)];
+  const { seed: hashSeed, threshold, scale } = dropoutMask(rate, seed);
   if (nativeKernelsOn() && x.dtype === 'float32') {
     // One pass each way, the mask made on the fly from the seed both times: nothing full-size is kept.
     return nativeDropout(x, hashSeed, threshold, scale);
   }
   return tf.tidy(() => {
-    const mask = tf.tensor(dropoutMask(x.size, hashSeed, threshold, scale), x.shape, 'float32');
+    const mask = tf.tensor(maskValues(x.size, hashSeed, threshold, scale), x.shape, 'float32');
     return withGradient(([x], save) => {
       save([mask]);
       return { value: tf.mul(x!, mask), gradFunc: (dy, [mask]) => [tf.mul(dy, mask!)] };
@@ -126,8 +125,17 @@ export function dropout(x: tf.Tensor, rate: number, seed: number): tf.Tensor {
   });
 }
 
+/**
+ * The mask `dropout(x, rate, seed)` applies, as its three numbers: an element is kept where its hash ≥ `threshold`
+ * (`rate · 2³²`), then scaled by `scale`; `seed` as an unsigned 32-bit integer. The native training layer takes these.
+ */
+export function dropoutMask(rate: number, seed: number): { seed: number; threshold: number; scale: number } {
+  if (!(rate >= 0 && rate < 1)) throw new Error(`dropout: rate must be in [0, 1), got ${rate}`);
+  return { seed: seed >>> 0, threshold: Math.floor(rate * 2 ** 32), scale: 1 / (1 - rate) };
+}
+
 /** `scale` where hash(seed, i) ≥ `threshold`, else 0; the hash is `mix32` of seed + (i + 1)·φ (a Weyl sequence). */
-function dropoutMask(size: number, seed: number, threshold: number, scale: number): Float32Array {
+function maskValues(size: number, seed: number, threshold: number, scale: number): Float32Array {
   const mask = new Float32Array(size);
   let h = seed;
   for (let i = 0; i < size; i++) {

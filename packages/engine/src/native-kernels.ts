@@ -14,7 +14,8 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
-import { loadNative, type AdamWConstants, type NativeKernels } from '@kotune/native';
+import { withGradient } from './custom-grad.ts';
+import { loadNative, type AdamWConstants, type EncoderDims, type EncoderDropoutMasks, type NativeKernels } from '@kotune/native';
 import { KOTUNE_WASM } from './wasm-kernels.ts';
 
 const PRODUCT = 'KotuneNativeMatMul';
@@ -27,6 +28,9 @@ const LAYER_NORM_GRAD = 'KotuneNativeLayerNormGrad';
 const SOFTMAX = 'KotuneNativeSoftmax';
 const SOFTMAX_GRAD = 'KotuneNativeSoftmaxGrad';
 const ENCODER_LAYER = 'KotuneNativeEncoderLayer';
+const ENCODER_LAYER_TRAIN = 'KotuneNativeEncoderLayerTrain';
+const ENCODER_LAYER_BACKWARD = 'KotuneNativeEncoderLayerBackward';
+const EMBEDDING_GRAD = 'KotuneNativeEmbeddingGrad';
 /** The backends (registry names) the kernels run on: kotune's wasm and tfjs's cpu. */
 const BACKENDS = [KOTUNE_WASM, 'cpu'] as const;
 
@@ -75,12 +79,14 @@ function productKernel({ inputs, backend, attrs }: KernelArgs): tf.TensorInfo {
   return out.info;
 }
 
-function adamwKernel({ inputs, backend, attrs }: KernelArgs): tf.TensorInfo[] {
+/** The new parameter as a new tensor; the moments m and v are updated where they are. */
+function adamwKernel({ inputs, backend, attrs }: KernelArgs): tf.TensorInfo {
   const { p, g, m, v } = inputs as Record<'p' | 'g' | 'm' | 'v', tf.TensorInfo>;
   const storage = storageOf(backend);
-  const [pOut, mOut, vOut] = [storage.output(p.shape), storage.output(p.shape), storage.output(p.shape)];
-  native!.adamw(storage.data(p), storage.data(g), storage.data(m), storage.data(v), pOut.data(), mOut.data(), vOut.data(), attrs as unknown as AdamWConstants);
-  return [pOut.info, mOut.info, vOut.info];
+  const pOut = storage.output(p.shape);
+  const [mData, vData] = [storage.data(m), storage.data(v)];
+  native!.adamw(storage.data(p), storage.data(g), mData, vData, pOut.data(), mData, vData, attrs as unknown as AdamWConstants);
+  return pOut.info;
 }
 
 function geluKernel({ inputs, backend }: KernelArgs): tf.TensorInfo {
@@ -153,10 +159,57 @@ function encoderLayerKernel({ inputs, backend, attrs }: KernelArgs): tf.TensorIn
   return y.info;
 }
 
+/** What the training layer's kernels take besides tensors. */
+interface TrainAttrs { dims: EncoderDims; divisor: number; eps: number; dropout: EncoderDropoutMasks; keepState: boolean }
+
+/** The 16 weights of a layer, named w0 … w15 among a kernel's inputs. */
+function weightInputs(weights: readonly tf.Tensor[]): Record<string, tf.Tensor> {
+  return Object.fromEntries(weights.map((w, i) => [`w${i}`, w]));
+}
+
+/** Outputs y, and the state for the backward where `keepState`. */
+function encoderLayerTrainKernel({ inputs, backend, attrs }: KernelArgs): tf.TensorInfo[] {
+  const { x, mask } = inputs as Record<'x' | 'mask', tf.TensorInfo>;
+  const weights = Array.from({ length: 16 }, (_, i) => inputs[`w${i}`] as tf.TensorInfo);
+  const { dims, divisor, eps, dropout, keepState } = attrs as unknown as TrainAttrs;
+  const storage = storageOf(backend);
+  const y = storage.output(x.shape);
+  const state = keepState ? storage.output([native!.encoderTrainStateLength!(dims)]) : undefined;
+  native!.encoderLayerTrainForward!(weights.map((w) => storage.data(w)), storage.data(x), storage.data(mask), y.data(), state?.data() ?? null, dims, divisor, eps, dropout);
+  return state ? [y.info, state.info] : [y.info];
+}
+
+/** Outputs dx, then the 16 weights' gradients. */
+function encoderLayerBackwardKernel({ inputs, backend, attrs }: KernelArgs): tf.TensorInfo[] {
+  const { x, mask, state, dy } = inputs as Record<'x' | 'mask' | 'state' | 'dy', tf.TensorInfo>;
+  const weights = Array.from({ length: 16 }, (_, i) => inputs[`w${i}`] as tf.TensorInfo);
+  const { dims, divisor, eps, dropout } = attrs as unknown as TrainAttrs;
+  const storage = storageOf(backend);
+  const dx = storage.output(x.shape);
+  const grads = weights.map((w) => storage.output(w.shape));
+  native!.encoderLayerBackward!(weights.map((w) => storage.data(w)), storage.data(x), storage.data(mask), storage.data(state), storage.data(dy), dx.data(),
+    grads.map((g) => g.data()), dims, divisor, eps, dropout);
+  return [dx.info, ...grads.map((g) => g.info)];
+}
+
+function embeddingGradKernel({ inputs, backend, attrs }: KernelArgs): tf.TensorInfo {
+  const { ids, dy } = inputs as Record<'ids' | 'dy', tf.TensorInfo>;
+  const { rows, padding } = attrs as { rows: number; padding: number };
+  const width = dy.shape.at(-1)!;
+  const storage = storageOf(backend);
+  const out = storage.output([rows, width]);
+  const idValues = tf.getBackend() === KOTUNE_WASM
+    ? ((backend as BackendWasm).typedArrayFromHeap(ids) as Int32Array)
+    : ((backend as CpuBackend).readSync(ids.dataId) as Int32Array);
+  native!.embeddingGrad(idValues, storage.data(dy), out.data(), width, padding);
+  return out.info;
+}
+
 const KERNELS: [string, unknown][] = [
   [PRODUCT, productKernel], [ADAMW, adamwKernel], [GELU, geluKernel], [GELU_GRAD, geluGradKernel], [DROPOUT, dropoutKernel],
   [LAYER_NORM, layerNormKernel], [LAYER_NORM_GRAD, layerNormGradKernel], [SOFTMAX, softmaxKernel], [SOFTMAX_GRAD, softmaxGradKernel],
-  [ENCODER_LAYER, encoderLayerKernel],
+  [ENCODER_LAYER, encoderLayerKernel], [ENCODER_LAYER_TRAIN, encoderLayerTrainKernel], [ENCODER_LAYER_BACKWARD, encoderLayerBackwardKernel],
+  [EMBEDDING_GRAD, embeddingGradKernel],
 ];
 for (const backendName of BACKENDS) {
   for (const [kernelName, kernelFunc] of KERNELS) {
@@ -201,6 +254,38 @@ const GRADIENTS: tf.GradConfig[] = [
 for (const config of GRADIENTS) if (!tf.getGradient(config.kernelName)) tf.registerGradient(config);
 
 /**
+ * The cpu backend's Add, Mul and RealDiv on gradient-sized float32 tensors (the same shape, or one side a single
+ * value) go to one native pass: its own loops take 17-30 ns an element, and tf.js adds a parameter's gradients
+ * wherever it is used twice (the word embeddings of an embedder's queries and passages: 192M floats for XLM-R base),
+ * GradCache and accumulation add and divide whole gradients. One float32 operation an element either way, so the
+ * same bits. Smaller tensors and any other case keep the backend's kernel.
+ */
+const NATIVE_ELEMENTWISE_MIN = 1 << 16;
+const ELEMENTWISE_OPS = [['Add', 0], ['Mul', 1], ['RealDiv', 2]] as const;
+for (const [kernelName, op] of ELEMENTWISE_OPS) {
+  const own = tf.getKernel(kernelName, 'cpu');
+  if (!own || (own.kernelFunc as { kotuneNative?: boolean }).kotuneNative) continue;
+  const kernelFunc = Object.assign((args: KernelArgs) => {
+    const { a, b } = args.inputs as Record<'a' | 'b', tf.TensorInfo>;
+    const [aSize, bSize] = [tf.util.sizeFromShape(a.shape), tf.util.sizeFromShape(b.shape)];
+    if (native && a.dtype === 'float32' && b.dtype === 'float32' && Math.max(aSize, bSize) >= NATIVE_ELEMENTWISE_MIN) {
+      // x op s, or s op x where op commutes (IEEE add and multiply do, bit for bit).
+      const [x, s] = aSize >= bSize ? [a, b] : op !== 2 ? [b, a] : [undefined, undefined];
+      const sameShape = x && s && tf.util.arraysEqual(a.shape, b.shape);
+      if (x && s && (sameShape || (tf.util.sizeFromShape(s.shape) === 1 && s.shape.length <= x.shape.length))) {
+        const storage = storageOf(args.backend);
+        const out = storage.output(x.shape);
+        native.elementwise(op, storage.data(x), storage.data(s), out.data());
+        return out.info;
+      }
+    }
+    return (own.kernelFunc as (args: KernelArgs) => tf.TensorInfo)(args);
+  }, { kotuneNative: true });
+  tf.unregisterKernel(kernelName, 'cpu');
+  tf.registerKernel({ ...own, kernelFunc: kernelFunc as unknown as tf.KernelFunc });
+}
+
+/**
  * Loads the kernels `choice` names (`auto`, `openblas`, `builtin`, `builtin-avx2`, `off`; default
  * `KOTUNE_NATIVE`, else `auto`) for later calls, and says which product kernel runs: `OpenBLAS 0.3.21
  * (...), 1 thread`, or why none does. A kernel asked for by name that cannot run throws.
@@ -225,13 +310,18 @@ export function nativeProduct(a: tf.Tensor, b: tf.Tensor, transposeA: boolean, t
 }
 
 /**
- * One fused AdamW update (see @kotune/native's `adamw`): the new parameter and moments as new tensors,
- * or undefined where the native kernels are off (the caller then uses tensor ops).
+ * One fused AdamW update (see @kotune/native's `adamw`): the new parameter as a new tensor, the moments `m` and `v`
+ * updated in place (they must hold data of their own: an optimizer's state, shared with no other tensor), or
+ * undefined where the native kernels are off (the caller then uses tensor ops). In place, because fresh moments
+ * would be two more parameter-sized allocations a step (2.2 GB for XLM-R base) for the allocator to zero and the
+ * collector to free; the parameter gets new data, so that what is cached by its data id (packed and transposed
+ * weights) is made again.
  */
-export function nativeAdamW(p: tf.Tensor, g: tf.Tensor, m: tf.Tensor, v: tf.Tensor, constants: AdamWConstants): [tf.Tensor, tf.Tensor, tf.Tensor] | undefined {
+export function nativeAdamW(p: tf.Tensor, g: tf.Tensor, m: tf.Tensor, v: tf.Tensor, constants: AdamWConstants): tf.Tensor | undefined {
   if (!nativeKernelsOn()) return undefined;
   for (const t of [p, g, m, v]) if (t.dtype !== 'float32') throw new Error(`nativeAdamW: float32 tensors expected, got ${t.dtype}`);
-  return tf.engine().runKernel(ADAMW, { p, g, m, v }, constants as unknown as tf.NamedAttrMap) as unknown as [tf.Tensor, tf.Tensor, tf.Tensor];
+  if (m.dataId === v.dataId) throw new Error('nativeAdamW: m and v share their data; each moment needs its own');
+  return tf.engine().runKernel(ADAMW, { p, g, m, v }, constants as unknown as tf.NamedAttrMap) as tf.Tensor;
 }
 
 /** GELU (`fused.ts`'s formula) on the native kernel, for a float32 tensor, with its gradient; only while `nativeKernelsOn()`. */
@@ -323,6 +413,53 @@ export function nativeEncoderLayer(x: tf.Tensor, mask: tf.Tensor, weights: Encod
   const ffn = weights[10]!.shape[0]!;
   const packed = packedLayer(weights, hidden, ffn);
   return tf.engine().runKernel(ENCODER_LAYER, { x, mask }, { packed, heads, ffn, divisor: Math.sqrt(hidden / heads), eps } as unknown as tf.NamedAttrMap) as tf.Tensor;
+}
+
+/**
+ * A whole post-LN encoder layer (erf GELU) in training mode on the native kernels, with its gradient: `x`
+ * `[batch, seq, hidden]`, `mask` the additive attention mask `[batch, 1, 1, seq]`, dropout with the masks
+ * `dropout()` returns (called only when the layer runs here, so that the caller's seed stream moves only then).
+ * The forward keeps 6·hidden + ffn floats a token for the backward (not the [heads, seq, seq] probabilities:
+ * attention runs by blocks both ways, see @kotune/native's src/encoder_train.cc), or, with `recompute` (gradient
+ * checkpointing), nothing but its input: the backward runs the forward again first. Gradients flow to `x` and to
+ * the 16 weights. Undefined where it cannot run (native kernels off or unsupported, heads of more than 256
+ * dimensions); the caller then runs the layer op by op.
+ */
+export function nativeEncoderLayerTrain(x: tf.Tensor, mask: tf.Tensor, weights: EncoderLayerWeights, heads: number, eps: number,
+  dropout: () => EncoderDropoutMasks, recompute: boolean): tf.Tensor | undefined {
+  if (!nativeKernelsOn() || !native!.encoderLayerTrainForward || x.rank !== 3 || weights.length !== 16) return undefined;
+  if (x.dtype !== 'float32' || mask.dtype !== 'float32' || weights.some((w) => w.dtype !== 'float32')) return undefined;
+  const [batch, seq, hidden] = x.shape as [number, number, number];
+  if (mask.size !== batch * seq || hidden % heads !== 0 || hidden / heads > 256 || x.size === 0) return undefined;
+  const ffn = weights[10]!.shape[0]!;
+  const attrs = (keepState: boolean) =>
+    ({ dims: [batch, seq, hidden, heads, ffn], divisor: Math.sqrt(hidden / heads), eps, dropout: masks, keepState }) as unknown as tf.NamedAttrMap;
+  const masks = dropout();
+  const forward = (x: tf.Tensor, w: readonly tf.Tensor[], keepState: boolean) =>
+    tf.engine().runKernel(ENCODER_LAYER_TRAIN, { x, mask, ...weightInputs(w) }, attrs(keepState)) as unknown as tf.Tensor[];
+  return withGradient(([x, ...w], save) => {
+    const [y, state] = forward(x!, w, !recompute);
+    save(recompute ? [x!, mask, ...w] : [x!, mask, state!, ...w]);
+    return {
+      value: y!,
+      gradFunc: (dy, saved) => {
+        const [x, mask, ...rest] = saved;
+        const [state, w] = recompute ? [forward(x!, rest, true)[1]!, rest] : [rest[0]!, rest.slice(1)];
+        return tf.engine().runKernel(ENCODER_LAYER_BACKWARD, { x: x!, mask: mask!, state, dy, ...weightInputs(w) }, attrs(false)) as unknown as tf.Tensor[];
+      },
+    };
+  })(x, ...weights);
+}
+
+/**
+ * nn.Embedding's gradient on the native kernels: a `[rows, width]` matrix, zero but for the rows of `ids` (int32, any
+ * shape), into which `dy`'s rows (`[...ids.shape, width]`) are added in order; ids equal to `paddingIdx` get none
+ * (PyTorch's `padding_idx`). tf.scatterND's sums, in one pass on all threads instead of a zeroing and a loop. Undefined
+ * where the native kernels are off.
+ */
+export function nativeEmbeddingGrad(ids: tf.Tensor, dy: tf.Tensor, rows: number, paddingIdx: number | null): tf.Tensor | undefined {
+  if (!nativeKernelsOn() || ids.dtype !== 'int32' || dy.dtype !== 'float32' || dy.size !== ids.size * dy.shape.at(-1)!) return undefined;
+  return tf.engine().runKernel(EMBEDDING_GRAD, { ids, dy }, { rows, padding: paddingIdx ?? -1 }) as tf.Tensor;
 }
 
 /** `Σ t²` of a float32 tensor as a number, one native pass accumulated in double; undefined where the native kernels are off. */

@@ -451,6 +451,195 @@ napi_value JsEncoderLayer(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+// ---- the encoder layer for training (encoder_train.cc) ----------------------------------------------------------
+
+// The layer's sizes from [batch, seq, hidden, heads, ffn], divisor and eps, checked; or false with an error thrown.
+bool TrainShapeOf(napi_env env, napi_value dims_value, napi_value divisor_value, napi_value eps_value, EncoderShape* shape) {
+  napi_value dim_values[5];
+  int32_t dims[5];
+  for (uint32_t i = 0; i < 5; i++) {
+    if (napi_get_element(env, dims_value, i, &dim_values[i]) != napi_ok) dim_values[i] = nullptr;
+  }
+  if (!PositiveInts(env, dim_values, 5, dims, "encoder layer (training): batch, seq, hidden, heads and ffn must be positive integers")) return false;
+  double divisor, eps;
+  if (napi_get_value_double(env, divisor_value, &divisor) != napi_ok || napi_get_value_double(env, eps_value, &eps) != napi_ok) {
+    napi_throw_type_error(env, nullptr, "encoder layer (training): divisor and eps must be numbers");
+    return false;
+  }
+  *shape = EncoderShape{dims[0], dims[1], dims[2], dims[3], dims[4], static_cast<float>(divisor), static_cast<float>(eps)};
+  if (shape->hidden % shape->heads != 0 || shape->hidden / shape->heads > kGemmDepthBlock) {
+    napi_throw_range_error(env, nullptr, "encoder layer (training): hidden must be a multiple of heads, with at most 256 dimensions a head");
+    return false;
+  }
+  return true;
+}
+
+// The 16 tensors of a layer (packEncoderLayer's order) as Float32Arrays of the layer's lengths, into t.
+bool LayerTensors(napi_env env, napi_value array, const EncoderShape& s, float** t, const char* what) {
+  const size_t h = s.hidden, f = s.ffn;
+  const size_t lengths[16] = {h * h, h, h * h, h, h * h, h, h * h, h, h, h, f * h, f, h * f, h, h, h};
+  for (uint32_t i = 0; i < 16; i++) {
+    napi_value element;
+    size_t length;
+    if (napi_get_element(env, array, i, &element) != napi_ok || !Float32Data(env, element, &t[i], &length, what)) return false;
+    if (length != lengths[i]) {
+      napi_throw_range_error(env, nullptr, (std::string(what) + " " + std::to_string(i) + " has " + std::to_string(length) +
+                                            " floats, the layer's shapes need " + std::to_string(lengths[i])).c_str());
+      return false;
+    }
+  }
+  return true;
+}
+
+// [attention threshold, attention scale, attention seed, hidden threshold, hidden scale, attention output seed, output
+// seed]: each site's mask as Dropout's; a threshold of 0 keeps every element (that site off).
+bool DropoutOf(napi_env env, napi_value array, EncoderDropout* d) {
+  double v[7];
+  for (uint32_t i = 0; i < 7; i++) {
+    napi_value element;
+    if (napi_get_element(env, array, i, &element) != napi_ok || napi_get_value_double(env, element, &v[i]) != napi_ok) {
+      napi_throw_type_error(env, nullptr, "encoder layer (training): dropout must be 7 numbers");
+      return false;
+    }
+  }
+  const auto u32 = [](double x) { return static_cast<uint32_t>(static_cast<uint64_t>(x) & 0xffffffffu); };
+  *d = EncoderDropout{v[0] > 0, u32(v[2]), u32(v[0]), static_cast<float>(v[1]), v[3] > 0, u32(v[5]), u32(v[6]), u32(v[3]),
+                      static_cast<float>(v[4])};
+  return true;
+}
+
+// encoderTrainStateLength([batch, seq, hidden, heads, ffn]): floats of the state the training forward keeps.
+napi_value JsEncoderTrainStateLength(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], one;
+  if (!Check(env, napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr), "encoderTrainStateLength: bad arguments")) return nullptr;
+  napi_create_double(env, 1.0, &one);
+  EncoderShape shape;
+  if (argc != 1 || !TrainShapeOf(env, argv[0], one, one, &shape)) return nullptr;
+  napi_value result;
+  napi_create_double(env, static_cast<double>(EncoderTrainStateLength(shape)), &result);
+  return result;
+}
+
+// encoderLayerTrainForward(kernel, weights, x, mask, y, state | null, dims, divisor, eps, dropout): y = the layer in
+// training mode, keeping its backward's state (EncoderTrainStateLength floats) unless state is null.
+napi_value JsEncoderLayerTrainForward(napi_env env, napi_callback_info info) {
+  size_t argc = 10;
+  napi_value argv[10];
+  if (!Check(env, napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr), "encoderLayerTrainForward: bad arguments")) return nullptr;
+  if (argc != 10) {
+    napi_throw_type_error(env, nullptr, "encoderLayerTrainForward(kernel, weights, x, mask, y, state, dims, divisor, eps, dropout) takes 10 arguments");
+    return nullptr;
+  }
+  EncoderKernel kernel;
+  EncoderShape s;
+  EncoderDropout dropout;
+  float *t[16], *x, *mask, *y, *state = nullptr;
+  size_t x_len, mask_len, y_len, state_len = 0;
+  napi_valuetype state_type;
+  napi_typeof(env, argv[5], &state_type);
+  if (!EncoderKernelOf(env, argv[0], &kernel) || !TrainShapeOf(env, argv[6], argv[7], argv[8], &s) || !LayerTensors(env, argv[1], s, t, "weight") ||
+      !Float32Data(env, argv[2], &x, &x_len, "x") || !Float32Data(env, argv[3], &mask, &mask_len, "mask") ||
+      !Float32Data(env, argv[4], &y, &y_len, "y") || (state_type != napi_null && !Float32Data(env, argv[5], &state, &state_len, "state")) ||
+      !DropoutOf(env, argv[9], &dropout)) {
+    return nullptr;
+  }
+  const size_t tokens = size_t(s.batch) * s.seq;
+  if (x_len != tokens * s.hidden || y_len != x_len || mask_len != tokens || x == y || (state && state_len != EncoderTrainStateLength(s))) {
+    napi_throw_range_error(env, nullptr, "encoderLayerTrainForward: x and y must be distinct [batch·seq, hidden] arrays, mask [batch, seq], state encoderTrainStateLength floats");
+    return nullptr;
+  }
+  const EncoderLayerWeights w{{t[0], t[2], t[4]}, {t[1], t[3], t[5]}, t[6], t[7], t[8], t[9], t[10], t[11], t[12], t[13], t[14], t[15]};
+  EncoderLayerTrainForward(kernel, w, s, dropout, x, mask, y, state);
+  return nullptr;
+}
+
+// encoderLayerBackward(kernel, weights, x, mask, state, dy, dx, grads, dims, divisor, eps, dropout): dx and the 16
+// tensors' gradients (written, in the weights' order) from the training forward's x, mask and state.
+napi_value JsEncoderLayerBackward(napi_env env, napi_callback_info info) {
+  size_t argc = 12;
+  napi_value argv[12];
+  if (!Check(env, napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr), "encoderLayerBackward: bad arguments")) return nullptr;
+  if (argc != 12) {
+    napi_throw_type_error(env, nullptr, "encoderLayerBackward(kernel, weights, x, mask, state, dy, dx, grads, dims, divisor, eps, dropout) takes 12 arguments");
+    return nullptr;
+  }
+  EncoderKernel kernel;
+  EncoderShape s;
+  EncoderDropout dropout;
+  float *t[16], *g[16], *x, *mask, *state, *dy, *dx;
+  size_t x_len, mask_len, state_len, dy_len, dx_len;
+  if (!EncoderKernelOf(env, argv[0], &kernel) || !TrainShapeOf(env, argv[8], argv[9], argv[10], &s) || !LayerTensors(env, argv[1], s, t, "weight") ||
+      !Float32Data(env, argv[2], &x, &x_len, "x") || !Float32Data(env, argv[3], &mask, &mask_len, "mask") ||
+      !Float32Data(env, argv[4], &state, &state_len, "state") || !Float32Data(env, argv[5], &dy, &dy_len, "dy") ||
+      !Float32Data(env, argv[6], &dx, &dx_len, "dx") || !LayerTensors(env, argv[7], s, g, "gradient") || !DropoutOf(env, argv[11], &dropout)) {
+    return nullptr;
+  }
+  const size_t tokens = size_t(s.batch) * s.seq;
+  if (x_len != tokens * s.hidden || dy_len != x_len || dx_len != x_len || mask_len != tokens || state_len != EncoderTrainStateLength(s) ||
+      dx == dy || dx == x) {
+    napi_throw_range_error(env, nullptr, "encoderLayerBackward: x, dy and dx must be [batch·seq, hidden] arrays (dx apart from both), mask [batch, seq], state encoderTrainStateLength floats");
+    return nullptr;
+  }
+  const EncoderLayerWeights w{{t[0], t[2], t[4]}, {t[1], t[3], t[5]}, t[6], t[7], t[8], t[9], t[10], t[11], t[12], t[13], t[14], t[15]};
+  const EncoderLayerGrads grads{{g[0], g[2], g[4]}, {g[1], g[3], g[5]}, g[6], g[7], g[8], g[9], g[10], g[11], g[12], g[13], g[14], g[15]};
+  EncoderLayerBackward(kernel, w, s, dropout, x, mask, state, dy, dx, grads);
+  return nullptr;
+}
+
+// ---- sums.cc ------------------------------------------------------------------------------------------------------
+
+// elementwise(op, a, b, out): out = a op b (0 add, 1 multiply, 2 divide), b of a's length or a single float.
+napi_value JsElementwise(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  if (!Check(env, napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr), "elementwise: bad arguments")) return nullptr;
+  int32_t op;
+  float *a, *b, *out;
+  size_t a_len, b_len, out_len;
+  if (argc != 4 || napi_get_value_int32(env, argv[0], &op) != napi_ok || op < 0 || op > 2) {
+    napi_throw_type_error(env, nullptr, "elementwise(op, a, b, out) takes an op 0, 1 or 2 and three Float32Arrays");
+    return nullptr;
+  }
+  if (!Float32Data(env, argv[1], &a, &a_len, "a") || !Float32Data(env, argv[2], &b, &b_len, "b") || !Float32Data(env, argv[3], &out, &out_len, "out")) return nullptr;
+  if (out_len != a_len || (b_len != a_len && b_len != 1)) {
+    napi_throw_range_error(env, nullptr, "elementwise: out must have a's length, b a's or 1");
+    return nullptr;
+  }
+  ElementwiseBinary(static_cast<ElementwiseOp>(op), a, b, b_len, out, a_len);
+  return nullptr;
+}
+
+// embeddingGrad(ids, dy, out, width, padding): out [rows, width] = nn.Embedding's gradient (see sums.cc).
+napi_value JsEmbeddingGrad(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  if (!Check(env, napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr), "embeddingGrad: bad arguments")) return nullptr;
+  bool is_typed = false;
+  napi_typedarray_type type;
+  size_t ids_len = 0, dy_len, out_len;
+  void* ids = nullptr;
+  float *dy, *out;
+  int32_t width;
+  int64_t padding;
+  if (argc != 5 || napi_is_typedarray(env, argv[0], &is_typed) != napi_ok || !is_typed ||
+      napi_get_typedarray_info(env, argv[0], &type, &ids_len, &ids, nullptr, nullptr) != napi_ok || type != napi_int32_array) {
+    napi_throw_type_error(env, nullptr, "embeddingGrad(ids, dy, out, width, padding) takes ids as an Int32Array");
+    return nullptr;
+  }
+  if (!Float32Data(env, argv[1], &dy, &dy_len, "dy") || !Float32Data(env, argv[2], &out, &out_len, "out")) return nullptr;
+  if (napi_get_value_int32(env, argv[3], &width) != napi_ok || width <= 0 || napi_get_value_int64(env, argv[4], &padding) != napi_ok) {
+    napi_throw_type_error(env, nullptr, "embeddingGrad: width must be a positive integer, padding an integer (-1: none)");
+    return nullptr;
+  }
+  if (dy_len != ids_len * size_t(width) || out_len % size_t(width) != 0) {
+    napi_throw_range_error(env, nullptr, "embeddingGrad: dy must hold one row of width per id, out whole rows");
+    return nullptr;
+  }
+  EmbeddingGrad(static_cast<const int32_t*>(ids), ids_len, dy, out_len / width, width, padding, out);
+  return nullptr;
+}
+
 napi_value JsOpenBlasThreads(napi_env env, napi_callback_info) {
   napi_value result;
   napi_create_int32(env, openblas.get_num_threads ? openblas.get_num_threads() : 0, &result);
@@ -489,6 +678,11 @@ NAPI_MODULE_INIT() {
   SetFunction(env, exports, "softmaxGrad", JsSoftmaxGrad);
   SetFunction(env, exports, "packEncoderLayer", JsPackEncoderLayer);
   SetFunction(env, exports, "encoderLayer", JsEncoderLayer);
+  SetFunction(env, exports, "encoderTrainStateLength", JsEncoderTrainStateLength);
+  SetFunction(env, exports, "encoderLayerTrainForward", JsEncoderLayerTrainForward);
+  SetFunction(env, exports, "encoderLayerBackward", JsEncoderLayerBackward);
+  SetFunction(env, exports, "elementwise", JsElementwise);
+  SetFunction(env, exports, "embeddingGrad", JsEmbeddingGrad);
   SetFunction(env, exports, "openBlasThreads", JsOpenBlasThreads);
   SetString(env, exports, "openBlasLibrary", openblas.library);
   SetString(env, exports, "openBlasConfig", openblas.config);

@@ -2,7 +2,7 @@
  * kotune's native kernels (`src/*.cc`, one file per job, built at install by `build.mjs`) on float32 typed
  * arrays, in place: the matrix product `c = op(a) · op(b)`, on OpenBLAS when the machine has it (opened at run
  * time) or on the addon's own AVX2/AVX-512 kernel; a fused AdamW update; a sum of squares; GELU, dropout,
- * LayerNorm and attention softmax with their gradients; a whole encoder layer for inference; float64 dot
+ * LayerNorm and attention softmax with their gradients; a whole encoder layer for inference and for training (with its backward); float64 dot
  * products for exact search. The engine runs the wasm and cpu backends' model and optimizer on them,
  * @kotune/eval its search; this package knows nothing of TensorFlow.js.
  *
@@ -54,6 +54,16 @@ export interface PassThroughKernels {
    * `s += q[d] * x[d]`.
    */
   dotRows(queries: Float32Array, rows: Float32Array, dim: number, out: Float64Array): void;
+  /**
+   * `out = a op b` elementwise (op 0 add, 1 multiply, 2 divide), `b` of a's length or one float: one float32
+   * operation an element, on all threads (the same bits as the backends' own loops).
+   */
+  elementwise(op: 0 | 1 | 2, a: Float32Array, b: Float32Array, out: Float32Array): void;
+  /**
+   * nn.Embedding's gradient: `out` ([rows, width]) zeroed, then row i of `dy` added into row `ids[i]`, in order of i,
+   * skipping ids equal to `padding` (−1: none).
+   */
+  embeddingGrad(ids: Int32Array, dy: Float32Array, out: Float32Array, width: number, padding: number): void;
 }
 
 /** Sizes of an encoder layer call: `[batch, seq, hidden, heads, ffn]`. */
@@ -62,6 +72,9 @@ export type EncoderDims = [batch: number, seq: number, hidden: number, heads: nu
 interface Binding extends PassThroughKernels {
   packEncoderLayer(kernel: number, weights: Float32Array[], hidden: number, ffn: number): Float32Array;
   encoderLayer(kernel: number, packed: Float32Array, x: Float32Array, mask: Float32Array, y: Float32Array, dims: EncoderDims, divisor: number, eps: number): void;
+  encoderTrainStateLength(dims: EncoderDims): number;
+  encoderLayerTrainForward(kernel: number, weights: Float32Array[], x: Float32Array, mask: Float32Array, y: Float32Array, state: Float32Array | null, dims: EncoderDims, divisor: number, eps: number, dropout: number[]): void;
+  encoderLayerBackward(kernel: number, weights: Float32Array[], x: Float32Array, mask: Float32Array, state: Float32Array, dy: Float32Array, dx: Float32Array, grads: Float32Array[], dims: EncoderDims, divisor: number, eps: number, dropout: number[]): void;
   gemm(kernel: number, a: Float32Array, b: Float32Array, c: Float32Array, batch: number, m: number, n: number, k: number, transA: boolean, transB: boolean): void;
   adamw(p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, pOut: Float32Array, mOut: Float32Array, vOut: Float32Array, constants: number[]): void;
   openBlasThreads(): number;
@@ -70,6 +83,16 @@ interface Binding extends PassThroughKernels {
   builtinIsa: string;
   builtinSupported: boolean;
   builtinThreads: number;
+}
+
+/**
+ * The dropout masks of a training layer's three sites, each Dropout's (`threshold`, `scale`, `seed`; threshold 0:
+ * that site off): attention probabilities (their index in [batch, heads, seq, seq]), the attention output and the
+ * feed-forward output (index in [batch·seq, hidden]).
+ */
+export interface EncoderDropoutMasks {
+  attention: { threshold: number; scale: number; seed: number };
+  hidden: { threshold: number; scale: number; attentionOutputSeed: number; outputSeed: number };
 }
 
 /** AdamW's per-step constants, as @kotune/optim computes them (each is rounded to float32, as a tf.js scalar is). */
@@ -121,6 +144,21 @@ export interface NativeKernels extends Omit<PassThroughKernels, 'dotRows'> {
    * LayerNorms (`eps`) in one call on all threads (see src/encoder.cc).
    */
   encoderLayer?(packed: Float32Array, x: Float32Array, mask: Float32Array, y: Float32Array, dims: EncoderDims, divisor: number, eps: number): void;
+  /** Floats of the state `encoderLayerTrainForward` keeps for `encoderLayerBackward` (6·hidden + ffn + 2·heads a token). */
+  encoderTrainStateLength?(dims: EncoderDims): number;
+  /**
+   * `y` = the layer (the 16 tensors unpacked, `packEncoderLayer`'s order) in training mode, dropout from `dropout`'s
+   * masks, applied to `x` with the additive `mask`; keeps what the backward needs in `state`, or nothing where
+   * `state` is null (the backward's caller then runs the forward again). Attention never holds more than a block
+   * of scores (see src/encoder_train.cc).
+   */
+  encoderLayerTrainForward?(weights: Float32Array[], x: Float32Array, mask: Float32Array, y: Float32Array, state: Float32Array | null, dims: EncoderDims, divisor: number, eps: number, dropout: EncoderDropoutMasks): void;
+  /** `dx` and the 16 tensors' gradients (written into `grads`, same order and lengths) from `dy` and the forward's x, mask and state. */
+  encoderLayerBackward?(weights: Float32Array[], x: Float32Array, mask: Float32Array, state: Float32Array, dy: Float32Array, dx: Float32Array, grads: Float32Array[], dims: EncoderDims, divisor: number, eps: number, dropout: EncoderDropoutMasks): void;
+}
+
+function dropoutArray(d: EncoderDropoutMasks): number[] {
+  return [d.attention.threshold, d.attention.scale, d.attention.seed, d.hidden.threshold, d.hidden.scale, d.hidden.attentionOutputSeed, d.hidden.outputSeed];
 }
 
 const ADDON = new URL('../build/kotune_native.node', import.meta.url).pathname;
@@ -148,7 +186,7 @@ export function parseNativeChoice(value: string): NativeChoice {
 
 function kernelsOf(b: Binding, kernel: GemmKernel): NativeKernels {
   const id = { builtin: 0, openblas: 1, 'builtin-avx2': 2 }[kernel];
-  const { sumOfSquares, gelu, geluGrad, dropout, layerNorm, layerNormGrad, softmax, softmaxGrad } = b;
+  const { sumOfSquares, gelu, geluGrad, dropout, layerNorm, layerNormGrad, softmax, softmaxGrad, elementwise, embeddingGrad } = b;
   return {
     kernel,
     describe: () => {
@@ -162,12 +200,17 @@ function kernelsOf(b: Binding, kernel: GemmKernel): NativeKernels {
     gemm: (a, bb, c, batch, m, n, k, transA, transB) => b.gemm(id, a, bb, c, batch, m, n, k, transA, transB),
     adamw: (p, g, m, v, pOut, mOut, vOut, c) =>
       b.adamw(p, g, m, v, pOut, mOut, vOut, [c.beta1, c.oneMinusBeta1, c.beta2, c.oneMinusBeta2, c.decay, c.biasCorrection2Sqrt, c.eps, c.stepSize, c.gradScale]),
-    sumOfSquares, gelu, geluGrad, dropout, layerNorm, layerNormGrad, softmax, softmaxGrad,
+    sumOfSquares, gelu, geluGrad, dropout, layerNorm, layerNormGrad, softmax, softmaxGrad, elementwise, embeddingGrad,
     ...(b.builtinSupported
       ? {
           packEncoderLayer: (weights: Float32Array[], hidden: number, ffn: number) => b.packEncoderLayer(id, weights, hidden, ffn),
           encoderLayer: (packed: Float32Array, x: Float32Array, mask: Float32Array, y: Float32Array, dims: EncoderDims, divisor: number, eps: number) =>
             b.encoderLayer(id, packed, x, mask, y, dims, divisor, eps),
+          encoderTrainStateLength: (dims: EncoderDims) => b.encoderTrainStateLength(dims),
+          encoderLayerTrainForward: (weights: Float32Array[], x: Float32Array, mask: Float32Array, y: Float32Array, state: Float32Array | null, dims: EncoderDims, divisor: number, eps: number, dropout: EncoderDropoutMasks) =>
+            b.encoderLayerTrainForward(id, weights, x, mask, y, state, dims, divisor, eps, dropoutArray(dropout)),
+          encoderLayerBackward: (weights: Float32Array[], x: Float32Array, mask: Float32Array, state: Float32Array, dy: Float32Array, dx: Float32Array, grads: Float32Array[], dims: EncoderDims, divisor: number, eps: number, dropout: EncoderDropoutMasks) =>
+            b.encoderLayerBackward(id, weights, x, mask, state, dy, dx, grads, dims, divisor, eps, dropoutArray(dropout)),
         }
       : {}),
   };

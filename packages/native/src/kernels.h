@@ -9,6 +9,8 @@
 //   adamw.cc        the fused AdamW update and the sum of squares for gradient clipping
 //   search.cc       float64 dot products for exact search
 //   encoder.cc      a whole encoder layer for inference (products, fused attention, GELU, LayerNorms)
+//   encoder_train.cc  the encoder layer for training: a forward that keeps what its backward needs, the backward
+//   sums.cc         gradient-sized elementwise sums and scalings, and the embedding's gradient
 //   binding.cc      the N-API functions: argument checks, then a call to one of the kernels declared here
 //
 // Why native: tfjs-backend-wasm's products run on 128-bit wasm SIMD at ~28 GFLOP/s a core inside the model,
@@ -102,6 +104,39 @@ void PackEncoderLayer(EncoderKernel kernel, const EncoderLayerWeights& w, int hi
 void EncoderLayerForward(EncoderKernel kernel, const float* packed, const EncoderShape& shape, const float* x,
                          const float* mask, float* y);
 
+// ---- encoder_train.cc ---------------------------------------------------------------------------------------
+
+// The layer's three dropout sites in training (see encoder_train.cc): attention probabilities (rate
+// attention_probs_dropout_prob), and the attention output and the feed-forward output (hidden_dropout_prob), each
+// element kept where mix32(seed + (index + 1)·φ) ≥ threshold and then scaled (Dropout's mask).
+struct EncoderDropout {
+  bool attention;
+  uint32_t attention_seed, attention_threshold;
+  float attention_scale;
+  bool hidden;
+  uint32_t attention_output_seed, output_seed, hidden_threshold;
+  float hidden_scale;
+};
+
+// Gradients of the layer's 16 tensors (EncoderLayerWeights' order and shapes), written (not added to).
+struct EncoderLayerGrads {
+  float* qkv_weight[3];
+  float* qkv_bias[3];
+  float *out_weight, *out_bias, *ln1_weight, *ln1_bias, *ffn1_weight, *ffn1_bias, *ffn2_weight, *ffn2_bias, *ln2_weight,
+      *ln2_bias;
+};
+
+// Floats of what the training forward keeps for the backward.
+size_t EncoderTrainStateLength(const EncoderShape& shape);
+// y = the layer in training mode applied to x [batch·seq, H] (mask as EncoderLayerForward's), keeping the backward's
+// state in `state` (nullptr: keep nothing, for a forward whose backward will run it again).
+void EncoderLayerTrainForward(EncoderKernel kernel, const EncoderLayerWeights& w, const EncoderShape& shape,
+                              const EncoderDropout& dropout, const float* x, const float* mask, float* y, float* state);
+// dx and the weights' gradients from dy and the forward's x, mask and state (the same shape and dropout).
+void EncoderLayerBackward(EncoderKernel kernel, const EncoderLayerWeights& w, const EncoderShape& shape,
+                          const EncoderDropout& dropout, const float* x, const float* mask, const float* state, const float* dy,
+                          float* dx, const EncoderLayerGrads& g);
+
 // ---- thread_pool.cc -----------------------------------------------------------------------------------------
 
 // Threads for the built-in product: OMP_NUM_THREADS where set (as PyTorch and OpenBLAS read it), else the
@@ -146,6 +181,15 @@ void AdamWUpdate(const float* p, const float* g, const float* m, const float* v,
                  size_t n, const AdamWConstants& c);
 // Σ x², accumulated in double.
 double SumOfSquares(const float* x, size_t n);
+
+// ---- sums.cc ------------------------------------------------------------------------------------------------
+
+enum class ElementwiseOp { kAdd = 0, kMul = 1, kDiv = 2 };
+// out[i] = a[i] op b[i] for i < n, or a[i] op b[0] where b_length is 1; one float32 operation an element.
+void ElementwiseBinary(ElementwiseOp op, const float* a, const float* b, size_t b_length, float* out, size_t n);
+// out [rows, width] = 0, then dy's row i (of count) added into out's row ids[i], in order of i; ids equal to
+// `padding` (−1: none) are skipped: nn.Embedding's gradient, as tf.scatterND sums it.
+void EmbeddingGrad(const int32_t* ids, size_t count, const float* dy, size_t rows, size_t width, int64_t padding, float* out);
 
 // ---- search.cc ----------------------------------------------------------------------------------------------
 

@@ -92,15 +92,13 @@ export class AdamW {
       const m = this.momentsOf(name, p);
       const decay = this.weightDecay > 0 && lr > 0 && this.decays(name) ? 1 - lr * this.weightDecay : 1;
       // On wasm and cpu with the native kernels: the whole update in one pass, the same float32 operations
-      // in the same order as the tensor ops below, so the same bits.
+      // in the same order as the tensor ops below, so the same bits; the moments are updated in place.
       const fused = nativeAdamW(p, gradient, m.expAvg, m.expAvgSq, {
         beta1: this.beta1, oneMinusBeta1: 1 - this.beta1, beta2: this.beta2, oneMinusBeta2: 1 - this.beta2,
         decay, biasCorrection2Sqrt, eps: this.eps, stepSize, gradScale,
       });
       if (fused) {
-        assignAndFree(p, fused[0]);
-        assignAndFree(m.expAvg, fused[1]);
-        assignAndFree(m.expAvgSq, fused[2]);
+        assignAndFree(p, fused);
         continue;
       }
       // The same ops as torch's `_single_tensor_adamw`, in its order, but each parameter-sized intermediate is
@@ -125,9 +123,10 @@ export class AdamW {
   private momentsOf(name: string, p: tf.Variable): Moments {
     let m = this.moments.get(name);
     if (!m) {
-      const zeros = tf.zerosLike(p);
-      m = { expAvg: tf.variable(zeros, false), expAvgSq: tf.variable(zeros, false) };
-      zeros.dispose(); // each variable holds its own reference to the data
+      // Two tensors, not one shared: the native update writes each moment in place.
+      const [zeros, zerosSq] = [tf.zerosLike(p), tf.zerosLike(p)];
+      m = { expAvg: tf.variable(zeros, false), expAvgSq: tf.variable(zerosSq, false) };
+      tf.dispose([zeros, zerosSq]); // each variable holds its own reference to its data
       this.moments.set(name, m);
     }
     return m;

@@ -23,7 +23,10 @@
  * `gradientCheckpointing` (transformers' `gradient_checkpointing_enable()`), a layer keeps only its input: the
  * backward runs the layer's forward again (same dropout masks) and differentiates that.
  */
-import { tf, dropout, gelu, layerNorm, linear, matMul, mix32, nativeEncoderLayer, scaledMaskedSoftmax, type EncoderLayerWeights } from '@kotune/engine';
+import {
+  tf, dropout, dropoutMask, gelu, layerNorm, linear, matMul, mix32, nativeEmbeddingGrad, nativeEncoderLayer, nativeEncoderLayerTrain, scaledMaskedSoftmax,
+  type EncoderDropoutMasks, type EncoderLayerWeights,
+} from '@kotune/engine';
 import type { LoadedTensor } from '@kotune/weights';
 import { numLabels, type XLMRobertaConfig } from './configuration-xlm-roberta.ts';
 
@@ -105,8 +108,24 @@ export class ForwardContext {
   /** `nn.Dropout(rate)`: identity in eval mode; in training, the next site's seeded mask, scaled by 1/(1−rate). */
   dropout(x: tf.Tensor, rate: number): tf.Tensor {
     if (!this.training || rate === 0) return x;
+    return dropout(x, rate, this.nextSeed());
+  }
+
+  /**
+   * The masks of an encoder layer's three dropout sites (attention probabilities, attention output, feed-forward
+   * output), drawn from the stream as the op-by-op layer draws them: the native training layer's dropout.
+   */
+  encoderLayerDropout(attentionRate: number, hiddenRate: number): EncoderDropoutMasks {
+    const site = (rate: number) => (!this.training || rate === 0 ? { seed: 0, threshold: 0, scale: 1 } : dropoutMask(rate, this.nextSeed()));
+    const attention = site(attentionRate);
+    const attentionOutput = site(hiddenRate);
+    const output = site(hiddenRate);
+    return { attention, hidden: { threshold: attentionOutput.threshold, scale: attentionOutput.scale, attentionOutputSeed: attentionOutput.seed, outputSeed: output.seed } };
+  }
+
+  private nextSeed(): number {
     this.site += 1;
-    return dropout(x, rate, mix32(this.seed ^ mix32(this.site * 0x9e3779b9)));
+    return mix32(this.seed ^ mix32(this.site * 0x9e3779b9));
   }
 }
 
@@ -278,9 +297,10 @@ class LayerNorm {
 }
 
 /**
- * `nn.Embedding(padding_idx)` lookup: the rows of `weight` for `ids`. The backward scatter-adds `dy` into a
- * dense `[V, H]` gradient with ScatterNd, because tf.gather's own gradient needs UnsortedSegmentSum, which
- * the wasm backend lacks; and the `paddingIdx` row gets no gradient, as in PyTorch.
+ * `nn.Embedding(padding_idx)` lookup: the rows of `weight` for `ids`. The backward adds `dy` into a dense `[V, H]`
+ * gradient (dense as PyTorch's: its AdamW updates every row anyway), on the native kernels in one pass, else with
+ * ScatterNd, because tf.gather's own gradient needs UnsortedSegmentSum, which the wasm backend lacks; the
+ * `paddingIdx` row gets no gradient, as in PyTorch.
  */
 function embedding(weight: tf.Tensor2D, ids: tf.Tensor2D, paddingIdx: number | null): tf.Tensor3D {
   const [rows, width] = weight.shape;
@@ -289,6 +309,8 @@ function embedding(weight: tf.Tensor2D, ids: tf.Tensor2D, paddingIdx: number | n
     return {
       value: tf.gather(w as tf.Tensor2D, ids),
       gradFunc: (dy: tf.Tensor, [savedIds]: tf.Tensor[]) => {
+        const native = nativeEmbeddingGrad(savedIds!, dy, rows, paddingIdx);
+        if (native) return native;
         const flatIds = tf.reshape(savedIds!, [-1, 1]);
         let updates = tf.reshape(dy, [-1, width]);
         if (paddingIdx !== null) updates = tf.mul(updates, tf.cast(tf.notEqual(flatIds, paddingIdx), 'float32'));
@@ -430,10 +452,18 @@ class XLMRobertaLayer {
   }
 
   /**
-   * The layer in a tidy of its own: what its backward does not need is freed when the layer ends. Inference
-   * (no dropout, no gradient) runs the whole layer natively where @kotune/engine can: the same math in one call.
+   * The layer in a tidy of its own: what its backward does not need is freed when the layer ends. Where
+   * @kotune/engine can, the whole layer runs natively instead, the same math in one call: in training with its
+   * backward (dropout from the same seed stream), at inference without.
    */
   forward(hidden: tf.Tensor3D, extendedMask: tf.Tensor4D, ctx: ForwardContext): tf.Tensor3D {
+    if (ctx.training && this.nativeWeights) {
+      // The same layer in one native call each way; with checkpointing it keeps only its input and recomputes.
+      const { attentionProbsDropoutProb, hiddenDropoutProb } = this.config;
+      const native = nativeEncoderLayerTrain(hidden, extendedMask, this.nativeWeights, this.config.numAttentionHeads, this.config.layerNormEps,
+        () => ctx.encoderLayerDropout(attentionProbsDropoutProb, hiddenDropoutProb), ctx.gradientCheckpointing);
+      if (native) return native as tf.Tensor3D;
+    }
     if (ctx.gradientCheckpointing && ctx.training) return this.checkpointed(hidden, extendedMask, ctx);
     if (!ctx.training && this.nativeWeights) {
       const native = nativeEncoderLayer(hidden, extendedMask, this.nativeWeights, this.config.numAttentionHeads, this.config.layerNormEps);

@@ -1,0 +1,69 @@
+/**
+ * The native gradient-sized sums: the cpu backend's Add, Mul and RealDiv on float32 tensors of 65,536 elements or
+ * more (the same shape, or one side a single value), and nn.Embedding's gradient (`nativeEmbeddingGrad`), against
+ * the backend's own kernels and tf.scatterND (native kernels off). Both do one float32 operation an element in the
+ * same order, so the bits must be equal (no tolerance). Also: under the size threshold, other dtypes and
+ * broadcasting shapes keep the backend's kernel (equal results either way).
+ */
+import * as assert from 'uvu/assert';
+import { initBackend, nativeEmbeddingGrad, tf } from '../src/index.ts';
+import { nativeTest } from '../../native/test/support.ts';
+
+const N = 7 * 14200; // over the threshold and several of the kernel's chunks, not a whole number of them
+
+function values(seed: number, n: number): Float32Array {
+  let s = seed >>> 0;
+  return Float32Array.from({ length: n }, () => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    return (s / 2 ** 32 - 0.5) * 10 ** ((s % 7) - 3);
+  });
+}
+
+/** Each case's result, computed with the native kernels as `native` says. */
+async function sums(native: 'off' | 'builtin'): Promise<Float32Array[]> {
+  await initBackend({ backend: 'cpu', native, log: null });
+  return tf.tidy(() => {
+    const a = tf.tensor(values(1, N), [N / 7, 7]);
+    const b = tf.tensor(values(2, N), [N / 7, 7]);
+    const s = tf.scalar(0.37);
+    const small = tf.tensor(values(3, 1000));
+    const cases = [
+      tf.add(a, b), tf.mul(a, b), tf.div(a, b), tf.add(a, s), tf.add(s, a), tf.mul(a, s), tf.mul(s, a), tf.div(a, s), tf.div(s, a),
+      tf.add(a, tf.tensor([[0.25]])), tf.add(a, tf.tensor(values(4, 7), [1, 7])), tf.add(small, small), tf.div(a, 4),
+    ];
+    return cases.map((t) => t.dataSync() as Float32Array);
+  });
+}
+
+nativeTest('cpu: native Add, Mul and RealDiv give the backend kernels\' bits (same shape, scalar either side, broadcast, small)', async () => {
+  const reference = await sums('off');
+  const native = await sums('builtin');
+  reference.forEach((expected, i) => {
+    const got = native[i]!;
+    assert.is(got.length, expected.length, `case ${i} length`);
+    for (let j = 0; j < expected.length; j++) if (!Object.is(got[j], expected[j])) assert.unreachable(`case ${i} element ${j}: ${got[j]} vs ${expected[j]}`);
+  });
+});
+
+nativeTest('embedding gradient: tf.scatterND\'s sums (repeated ids, padding skipped), bit for bit, on cpu and wasm', async () => {
+  const rows = 5000;
+  const width = 300;
+  const ids = Int32Array.from({ length: 2 * 37 }, (_, i) => (i * 613) % 97 + (i % 5 === 0 ? 1 : 40)); // repeats, and pads (1)
+  const dyValues = values(5, ids.length * width);
+  for (const backend of ['cpu', 'wasm'] as const) {
+    await initBackend({ backend, native: 'off', log: null });
+    const expected = tf.tidy(() => {
+      const flat = tf.tensor2d(ids, [ids.length, 1], 'int32');
+      const keep = tf.cast(tf.notEqual(flat, 1), 'float32');
+      return tf.scatterND(flat, tf.mul(tf.tensor2d(dyValues, [ids.length, width]), keep), [rows, width]).dataSync() as Float32Array;
+    });
+    await initBackend({ backend, native: 'builtin', log: null });
+    const before = tf.memory().numTensors;
+    const got = tf.tidy(() => nativeEmbeddingGrad(tf.tensor2d(ids, [2, 37], 'int32'), tf.tensor3d(dyValues, [2, 37, width]), rows, 1)!.dataSync() as Float32Array);
+    assert.is(tf.memory().numTensors, before, 'tensors leaked');
+    assert.is(got.length, expected.length);
+    for (let j = 0; j < expected.length; j++) if (!Object.is(got[j], expected[j])) assert.unreachable(`${backend} element ${j}: ${got[j]} vs ${expected[j]}`);
+  }
+});
+
+nativeTest.run();
