@@ -39,7 +39,7 @@ import { rerankerPairs } from '@kotune/data';
 import { backendFromArgv, initBackend } from '@kotune/engine';
 import type { Encoded } from '@kotune/tokenizer';
 import { lossKnobs } from '@kotune/trainer';
-import { FIXTURE, trainingSetup, type ModelSource, type Shape, type Task } from './training.ts';
+import { E5_SMALL_LIKE, FIXTURE, trainingSetup, type ModelSource, type Shape, type Task } from './training.ts';
 
 const PYTHON = '/usr/bin/python3';
 const TORCH_SCRIPT = fileURLToPath(new URL('torch_xlmr.py', import.meta.url));
@@ -58,7 +58,6 @@ interface BenchConfig {
   microQueries?: Record<Task, number>;
 }
 
-const E5_SMALL_LIKE = { hidden_size: 384, num_hidden_layers: 12, num_attention_heads: 12, intermediate_size: 1536, max_position_embeddings: 514 };
 const CONFIGS: Record<string, BenchConfig> = {
   tiny: {
     label: 'tiny fixture (2L/32H/4h/64/32k)', seq: 64, warmup: 2, trainSteps: 10, inferenceSteps: 20,

@@ -22,6 +22,8 @@ import { loadTrainConfig, type TrainConfig, type TrainModel } from '@kotune/trai
 import { loadTrainModel, microBatchGradients, Optimization } from '@kotune/trainer/step';
 
 export const FIXTURE = fileURLToPath(new URL('../fixtures/xlmr-tiny/', import.meta.url));
+/** config.json keys of the e5-small-like model the benches build from a random init (with the fixture's 32k vocabulary). */
+export const E5_SMALL_LIKE = { hidden_size: 384, num_hidden_layers: 12, num_attention_heads: 12, intermediate_size: 1536, max_position_embeddings: 514 };
 const CORPUS = fileURLToPath(new URL('../../examples/data/chatbot-train.jsonl', import.meta.url));
 
 export type Task = 'reranker' | 'embedder';

@@ -1,8 +1,8 @@
 /**
  * `pnpm test:install` (CI, `.ci/run`): kotune as a user gets it. Builds and packs every package (`pnpm -r pack`),
  * installs the tarballs with npm into a fresh folder outside the repository (third-party packages come from the
- * npm registry), and there runs `npx kotune --help`, `npx kotune score` on a fixture model, a plain `node` ESM
- * script that imports @kotune/xlm-roberta, the README's TypeScript example (typed by `tsc --noEmit`, strict,
+ * npm registry), and there runs `npx kotune --help`, `npx kotune score` on a fixture model, `kotune serve` on it, a
+ * plain `node` ESM script that imports @kotune/xlm-roberta, the README's TypeScript example (typed by `tsc --noEmit`, strict,
  * Node's module settings, then run), and prints how long the install and the first score took.
  * Not part of `pnpm test` (it needs the registry and takes a minute or two); uvu prints its totals.
  *
@@ -10,7 +10,7 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -27,6 +27,8 @@ const user = join(work, 'user'); // the user's project: no pnpm, no workspace, n
 const TFJS_BANNER = /looks like you are running TensorFlow\.js in Node\.js/;
 const PAIRS = [['배고프다', '뭐라도 챙겨 드세요.'], ['배고프다', '좋은 꿈 꾸세요.']];
 const timings: string[] = [];
+/** `npx kotune score --normalize` on PAIRS (both pairs have the same query), for the server to match. */
+let firstScores: number[] = [];
 
 interface Run { code: number; out: string; err: string; seconds: number }
 
@@ -98,6 +100,7 @@ test('npx kotune --help, and kotune score on a fixture model: the first score', 
   assertOk(score, 'npx kotune score');
   assertFastBackend(score.err, 'kotune score');
   const scores = score.out.trim().split('\n').map((line) => JSON.parse(line).score as number);
+  firstScores = scores;
   assert.is(scores.length, 2);
   for (const s of scores) assert.ok(s > 0 && s < 1, String(s));
   timings.push(`first score (npx kotune score, 2 pairs, start-up and model load included): ${score.seconds.toFixed(1)} s`);
@@ -110,6 +113,35 @@ test('npx kotune --help, and kotune score on a fixture model: the first score', 
   const reranker = await Reranker.load(join(root, 'test/fixtures/xlmr-tiny/reranker'), { log: null });
   assert.equal(scores, await reranker.score(PAIRS as [string, string][], { normalize: true }));
   reranker.dispose();
+});
+
+test('kotune serve from the tarballs (its inference worker built to .js): /rerank gives what kotune score gave', async () => {
+  const server = spawn(join(user, 'node_modules/.bin/kotune'), ['serve', '--model', 'models/reranker', '--port', '0'], { cwd: user });
+  const exited = new Promise<number | null>((resolve) => server.on('exit', resolve));
+  let err = '';
+  server.stderr.on('data', (data) => (err += data));
+  try {
+    const url = await new Promise<string>((resolve, reject) => {
+      let out = '';
+      server.stdout.on('data', (data) => {
+        out += data;
+        const match = /listening on (http:\/\/127\.0\.0\.1:\d+);/.exec(out);
+        if (match) resolve(match[1]!);
+      });
+      void exited.then((code) => reject(new Error(`kotune serve exited ${code} before listening:\n${err}`)));
+    });
+    const response = await fetch(`${url}/rerank`, {
+      method: 'POST', headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ query: PAIRS[0]![0], texts: PAIRS.map(([, passage]) => passage) }),
+    });
+    assert.is(response.status, 200);
+    const ranks = (await response.json()) as { index: number; score: number }[];
+    assert.equal(ranks.sort((a, b) => a.index - b.index).map((r) => r.score), firstScores);
+  } finally {
+    server.kill('SIGTERM');
+  }
+  assert.is(await exited, 0, err);
+  assertFastBackend(err, 'kotune serve');
 });
 
 test('a plain node ESM script imports @kotune/xlm-roberta and scores', async () => {

@@ -4,6 +4,7 @@
  * `run(argv)`, loaded on demand so that `kotune metrics` does not pay for TensorFlow.js start-up.
  */
 import { fileURLToPath } from 'node:url';
+import { describeFileError, wordFileErrors } from '@kotune/data';
 import { CliError } from './errors.ts';
 
 const COMMANDS: Record<string, { summary: string; load: () => Promise<{ run(argv: string[]): Promise<void> }> }> = {
@@ -15,6 +16,7 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<{ run(argv
   mine: { summary: 'mine hard negatives for {query, pos, neg} JSONL', load: () => import('./commands/mine.ts') },
   'score-data': { summary: 'add teacher pos_scores / neg_scores from a reranker', load: () => import('./commands/score-data.ts') },
   metrics: { summary: 'IR metrics of a TREC run against TREC qrels', load: () => import('./commands/metrics.ts') },
+  serve: { summary: 'serve rerankers and embedders over HTTP (TEI, Cohere / Jina and OpenAI request formats)', load: () => import('./commands/serve.ts') },
   export: { summary: 'write DIR/onnx/model.onnx for onnxruntime and transformers.js', load: () => import('./commands/export.ts') },
   doctor: { summary: 'what runs here: backend, native kernels and BLAS, threads, memory limits, what a GPU needs', load: () => import('./commands/doctor.ts') },
 };
@@ -59,7 +61,10 @@ main(process.argv.slice(2)).catch((error: unknown) => {
     console.error(`kotune: ${error.message}`);
     process.exit(2);
   }
-  console.error(error instanceof Error ? `kotune: ${error.message}` : error);
+  // A file-system error nobody put into words (`ENOENT: no such file ...`), thrown or quoted, still reads as a sentence.
+  console.error(error instanceof Error ? `kotune: ${describeFileError(error) ?? wordFileErrors(error.message)}` : error);
   if (process.env.KOTUNE_DEBUG && error instanceof Error) console.error(error.stack);
-  process.exit(1);
+  // A run stopped by a signal exits as the signal would have ended it (130, 143): its error carries the code.
+  const exitCode = (error as { exitCode?: unknown } | null)?.exitCode;
+  process.exit(typeof exitCode === 'number' ? exitCode : 1);
 });

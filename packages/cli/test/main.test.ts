@@ -6,6 +6,8 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execFile } from 'node:child_process';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('../../..', import.meta.url));
@@ -22,7 +24,7 @@ function kotune(...args: string[]): Promise<{ code: number; out: string; err: st
 test('kotune --help lists every command', async () => {
   const { code, out } = await kotune('--help');
   assert.is(code, 0);
-  for (const name of ['demo', 'train', 'score', 'encode', 'eval', 'mine', 'score-data', 'metrics', 'export', 'doctor']) {
+  for (const name of ['demo', 'train', 'score', 'encode', 'eval', 'mine', 'score-data', 'metrics', 'export', 'doctor', 'serve']) {
     assert.match(out, new RegExp(`^  ${name} `, 'm'), name);
   }
 });
@@ -42,6 +44,13 @@ test('an unknown command exits 2 with the list of commands', async () => {
   assert.is(code, 2);
   assert.match(err, "unknown command 'tarin'");
   assert.match(err, 'score-data');
+});
+
+test('a file-system error reaches the user in words naming the file, never as raw errno text', async () => {
+  const missing = join(tmpdir(), 'kotune-no-such-file.qrels');
+  const { code, err } = await kotune('metrics', '--run', missing, '--qrels', missing);
+  assert.is(code, 1);
+  assert.is(err, `kotune: ${missing}: cannot read (no such file or folder)\n`);
 });
 
 test.run();

@@ -22,8 +22,9 @@ test('negatives in the range follow the reference cosine ranking; the rest is pa
   const input = join(dir, 'in.jsonl');
   const output = join(dir, 'out.jsonl');
   writeFileSync(pool, texts.map((text) => JSON.stringify({ text })).join('\n'));
-  const asked = texts.map((_, i) => i).filter((i) => texts[i].trim() !== '');
   const posOf = (i: number) => (i + 1) % 8;
+  // The fixture's texts include an empty one: no query, nor positive (an empty passage is a bad line).
+  const asked = texts.map((_, i) => i).filter((i) => texts[i].trim() !== '' && texts[posOf(i)].trim() !== '');
   writeFileSync(input, asked.map((i) => JSON.stringify({ query: texts[i], pos: [texts[posOf(i)]], neg: [] })).join('\n'));
   const log = console.log;
   let table = '';
@@ -56,7 +57,7 @@ test('without --quiet, encoding and mining draw progress bars on stderr (and --q
   const pool = join(dir, 'pool.jsonl');
   const input = join(dir, 'in-progress.jsonl');
   writeFileSync(pool, texts.map((text) => JSON.stringify({ text })).join('\n'));
-  writeFileSync(input, texts.slice(0, 3).map((query, i) => JSON.stringify({ query, pos: [texts[i + 3]], neg: [] })).join('\n'));
+  writeFileSync(input, texts.slice(0, 3).map((query, i) => JSON.stringify({ query, pos: [texts[i + 5]], neg: [] })).join('\n'));
   const stderr = async (extra: string[]) => {
     const write = process.stderr.write;
     const log = console.log;

@@ -1,5 +1,5 @@
-export { DataError } from './errors.ts';
-export { readJsonl, type JsonlRecord, type ReadJsonlOptions } from './jsonl.ts';
+export { DataError, describeFileError, fileErrorReason, wordFileErrors } from './errors.ts';
+export { jsonSyntaxError, readJsonl, type JsonlRecord, type ReadJsonlOptions } from './jsonl.ts';
 export { Rng, type RngState } from './rng.ts';
 export { BadLineTally, parseTrainExample, readTrainExamples, type ReadTrainOptions, type TrainExample } from './train-example.ts';
 export { TrainSampler, applyFormat, rerankerPairs, type TrainBatch, type TrainSamplerOptions, type TrainSamplerState } from './sampler.ts';

@@ -49,6 +49,8 @@ export function parseTrainExample(value: unknown, path: string, line: number): T
     if (!Array.isArray(list)) fail(field, `${field} is ${describe(list)}, expected an array of strings`, `${field} not an array`);
     (list as unknown[]).forEach((item, i) => {
       if (typeof item !== 'string') fail(field, `${field}[${i}] is ${describe(item)}, expected a string`, `${field} item not a string`);
+      // An empty passage would train (and evaluate) on a pair of the query and nothing.
+      if ((item as string).trim() === '') fail(field, `${field}[${i}] is an empty string`, `empty ${field} passage`);
     });
     return list as string[];
   };

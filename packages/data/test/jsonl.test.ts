@@ -4,7 +4,7 @@ import { mkdtempSync, writeFileSync, createWriteStream } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { once } from 'node:events';
-import { readJsonl, DataError } from '../src/index.ts';
+import { readJsonl, DataError, describeFileError, fileErrorReason, wordFileErrors } from '../src/index.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'kotune-jsonl-'));
 function file(name: string, text: string | Buffer): string {
@@ -50,10 +50,12 @@ test('multi-byte characters split across chunks decode intact', async () => {
   ]);
 });
 
-test('malformed JSON names the path as given and the physical line', async () => {
+test('malformed JSON names the path as given, the physical line and the column', async () => {
   const path = file('bad.jsonl', '{"a":1}\n\n{"a":\n{"a":3}\n');
   const error = await rejection(collect(path));
-  assert.ok(error.message.startsWith(`${path}:3: invalid JSON (`), error.message);
+  assert.is(error.message, `${path}:3: invalid JSON at column 6 (unexpected end of the text)`);
+  const comma = await rejection(collect(file('bad-comma.jsonl', '{"query": "q", "pos": ["a"],}\n')));
+  assert.match(comma.message, /bad-comma\.jsonl:1: invalid JSON at column 29 \(Expected double-quoted property name\)$/);
   assert.is(error.path, path);
   assert.is(error.line, 3);
   assert.is(error.field, undefined);
@@ -67,9 +69,38 @@ test('skipBadLines reports each bad line and goes on', async () => {
   assert.equal(bad, [2, 4]);
 });
 
-test('a missing file is a DataError naming the path', async () => {
+test('a missing file is a DataError naming the path, in words (no errno code)', async () => {
   const error = await rejection(collect(join(dir, 'missing.jsonl')));
-  assert.ok(error.message.startsWith(`${join(dir, 'missing.jsonl')}: cannot read (ENOENT`), error.message);
+  assert.is(error.message, `${join(dir, 'missing.jsonl')}: cannot read: no such file or folder`);
+  assert.is((await rejection(collect(dir))).message, `${dir}: cannot read: is a folder, not a file`);
+});
+
+test('a line that is not valid UTF-8 is a bad line (never decoded into replacement characters); others are kept', async () => {
+  const bytes = (...parts: (string | number[])[]) => Buffer.concat(parts.map((p) => (typeof p === 'string' ? Buffer.from(p) : Buffer.from(p))));
+  // Line 2: a Latin-1 "é" (0xe9) inside a string; line 4: a UTF-8 sequence cut short. U+FFFD itself (line 3) is valid text.
+  const path = file('latin1.jsonl', bytes('{"a":"ok"}\n{"a":"caf', [0xe9], '"}\n{"a":"\uFFFD"}\n{"a":"', [0xec, 0x95], '"}\n'));
+  const error = await rejection(collect(path));
+  assert.is(error.message, `${path}:2: invalid UTF-8 (the file must be UTF-8 text)`);
+  assert.is(error.reason, 'invalid UTF-8');
+  const bad: string[] = [];
+  const kept = await collect(path, { skipBadLines: true, onBadLine: (e: DataError) => bad.push(e.message) });
+  assert.equal(kept, [{ line: 1, value: { a: 'ok' } }, { line: 3, value: { a: '\uFFFD' } }]);
+  assert.equal(bad, [`${path}:2: invalid UTF-8 (the file must be UTF-8 text)`, `${path}:4: invalid UTF-8 (the file must be UTF-8 text)`]);
+  // The check holds across chunk boundaries (one byte a chunk).
+  assert.equal(await collect(path, { skipBadLines: true, chunkSize: 1 }), kept);
+});
+
+test('file-system errors in words, naming the path', () => {
+  const error = (code: string, extra = {}) => Object.assign(new Error(`${code}: whatever, open '/x/y'`), { code, path: '/x/y', ...extra });
+  assert.is(describeFileError(error('ENOENT')), '/x/y: no such file or folder');
+  assert.is(describeFileError(error('EACCES')), '/x/y: permission denied');
+  assert.is(describeFileError(error('EEXIST', { path: '/a', dest: '/b' })), '/a -> /b: already exists');
+  assert.is(describeFileError(Object.assign(new Error('EWEIRD: something odd, open \'/x/y\''), { code: 'EWEIRD', path: '/x/y' })), '/x/y: something odd');
+  assert.is(fileErrorReason(error('ENOSPC')), 'no space left on the disk');
+  assert.is(describeFileError(new Error('plain')), null);
+  assert.is(describeFileError(Object.assign(new Error('x'), { code: 'ERR_INVALID_ARG_TYPE' })), null, 'Node\'s own ERR_ codes are not file errors');
+  assert.is(wordFileErrors("/q.txt: cannot read (ENOENT: no such file or directory, open '/q.txt')"), '/q.txt: cannot read (no such file or folder)');
+  assert.is(wordFileErrors("x: EACCES: permission denied, rename '/a' -> '/b'; EWEIRD: odd"), 'x: permission denied; EWEIRD: odd');
 });
 
 test('empty file and file without trailing newline', async () => {

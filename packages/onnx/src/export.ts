@@ -13,7 +13,7 @@
 import { create, toBinary } from '@bufbuild/protobuf';
 import { closeSync, existsSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { Embedder, pythonJsonText, Reranker, writeModelFolder, type LoadOptions } from '@kotune/xlm-roberta';
+import { Embedder, pythonJsonText, Reranker, rewriteFolderFile, writeModelFolder, type LoadOptions } from '@kotune/xlm-roberta';
 import { ModelProtoSchema, StringStringEntryProtoSchema, TensorProto_DataLocation, TensorProtoSchema, type TensorProto } from './gen/onnx_pb.ts';
 import { dataTypeOf, inlineTensor, rawBytes, type Initializer } from './graph-builder.ts';
 import { buildXLMRobertaGraph, type Weight, type XLMRobertaTask } from './xlm-roberta-graph.ts';
@@ -118,7 +118,7 @@ export async function writeOnnx(model: Reranker | Embedder, dir: string, options
     const encoded = toBinary(ModelProtoSchema, proto);
     writeFileSync(join(staging, 'model.onnx'), encoded);
     bytes += encoded.byteLength;
-  });
+  }, { checksums: false }); // onnx/ is for onnxruntime and transformers.js, which read no checksums.json
   removeStaleDataFiles(onnxDir, dataFiles);
   updateTransformersJsConfig(dir, dataFiles.length);
   return { task, modelPath: join(onnxDir, 'model.onnx'), dataPaths: dataFiles.map((f) => join(onnxDir, f)), bytes };
@@ -188,7 +188,7 @@ function updateTransformersJsConfig(dir: string, dataFiles: number): void {
   else delete settings.use_external_data_format;
   if (Object.keys(settings).length > 0) json['transformers.js_config'] = settings;
   else delete json['transformers.js_config'];
-  writeFileSync(path, pythonJsonText(json));
+  rewriteFolderFile(dir, 'config.json', pythonJsonText(json)); // and its checksum, where kotune saved the folder
 }
 
 /**

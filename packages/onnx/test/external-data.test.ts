@@ -6,13 +6,17 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fromBinary } from '@bufbuild/protobuf';
 import { AutoModel, env, Tensor } from '@huggingface/transformers';
 import { initBackend } from '@kotune/engine';
+import { verifyManifest } from '@kotune/weights';
+import { Embedder } from '@kotune/xlm-roberta';
 import * as ort from 'onnxruntime-node';
 import { ModelProtoSchema, TensorProto_DataLocation } from '../src/gen/onnx_pb.ts';
+import { exportOnnx } from '../src/index.ts';
 import { cases, EMBEDDER_DIR, exportedCopy, ortOutput } from './support.ts';
 
 await initBackend({ backend: 'wasm', log: null });
@@ -70,6 +74,17 @@ test('a tensor larger than a data file may be is an error naming it; the folder 
   } catch (error) {
     assert.match((error as Error).message, 'dataFileBytes must be an integer from 4096 to 2146435072, got 100');
   }
+});
+
+test('a folder kotune saved still loads after the export rewrote its config.json (its checksums.json follows)', async () => {
+  const dir = join(mkdtempSync(join(tmpdir(), 'kotune-onnx-saved-')), 'model');
+  const embedder = await Embedder.load(EMBEDDER_DIR, { log: null });
+  await embedder.save(dir);
+  embedder.dispose();
+  await exportOnnx(dir, { externalData: true, dataFileBytes: 4.1e6, log: null });
+  assert.equal(JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'))['transformers.js_config'], { use_external_data_format: 2 });
+  assert.equal((await verifyManifest(dir)).problems, []);
+  (await Embedder.load(dir, { log: null })).dispose();
 });
 
 test.run();

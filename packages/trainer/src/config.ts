@@ -13,8 +13,11 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { basename, dirname, extname, isAbsolute, resolve } from 'node:path';
+import { fileErrorReason, jsonSyntaxError } from '@kotune/data';
 import type { ScheduleName } from '@kotune/optim';
-import { modelConfigFieldProblems, XLMR_CONFIG_FIELDS, type XLMRobertaConfigJson } from '@kotune/xlm-roberta/config';
+import {
+  modelConfigFieldProblems, modelConfigProblems, XLMR_CONFIG_EXTRA_KEYS, XLMR_CONFIG_FIELDS, type XLMRobertaConfigJson,
+} from '@kotune/xlm-roberta/config';
 
 export const TASKS = ['reranker', 'embedder'] as const;
 /** The losses each task takes; the first is its default. */
@@ -86,6 +89,10 @@ export const CONFIG_KEYS = {
   train_data: { type: 'paths', path: 'path', help: 'training JSONL file(s) of {query, pos, neg}' },
   eval_data: { type: 'paths', default: [], path: 'path', help: 'evaluation JSONL file(s) of {query, pos, neg} (default none)' },
   output_dir: { type: 'string', default: derived('checkpoints/<run_name> under the working directory'), path: 'path', help: 'run folder' },
+  overwrite_output_dir: {
+    type: 'boolean', default: false,
+    help: 'a fresh run into an output_dir that holds a run deletes that run\'s checkpoints, metrics, plots and model first (without it, such a run stops)',
+  },
   run_name: { type: 'string', default: derived('the config file\'s name, else "run"'), help: 'run name' },
   learning_rate: { type: 'number', default: 5e-5, min: 0, minExclusive: true, help: 'peak learning rate' },
   num_train_epochs: { type: 'number', default: 3, min: 0, minExclusive: true, help: 'epochs (fractions allowed); ignored when max_steps > 0' },
@@ -188,6 +195,36 @@ function validKeysList(): string {
   return `valid keys: ${Object.keys(CONFIG_KEYS).join(', ')} (keys starting with "_" are comments)`;
 }
 
+/** Edit distance with transpositions (optimal string alignment): `hiden_size` is 1 from `hidden_size`. */
+function editDistance(a: string, b: string): number {
+  const d = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      d[i]![j] = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) d[i]![j] = Math.min(d[i]![j]!, d[i - 2]![j - 2]! + 1);
+    }
+  }
+  return d[a.length]![b.length]!;
+}
+
+/** The candidate a mistyped `name` most likely meant (case and `-` ignored; at most a third of it wrong), or null. */
+export function didYouMean(name: string, candidates: readonly string[]): string | null {
+  const norm = (text: string) => text.toLowerCase().replaceAll('-', '_');
+  let best: { candidate: string; distance: number } | null = null;
+  for (const candidate of candidates) {
+    const distance = editDistance(norm(name), norm(candidate));
+    if (distance <= Math.max(1, Math.floor(candidate.length / 3)) && (best === null || distance < best.distance)) best = { candidate, distance };
+  }
+  return best?.candidate ?? null;
+}
+
+/** `unknown key "learning_rat" (did you mean "learning_rate"?)`, else the list of valid keys. */
+function unknownKey(shown: string, name: string): string {
+  const guess = didYouMean(name, Object.keys(CONFIG_KEYS));
+  return guess ? `unknown key ${shown} (did you mean ${shown.startsWith('--') ? `--${guess}` : `"${guess}"`}?)` : `unknown key ${shown}; ${validKeysList()}`;
+}
+
 function describe(value: unknown): string {
   if (value === null) return 'null';
   if (Array.isArray(value)) return 'an array';
@@ -241,8 +278,15 @@ function checkValue(key: ConfigKey, value: unknown, where: string, baseDir: stri
       return { value: resolvePath(value) };
     case 'model-config': {
       if (typeof value !== 'object' || Array.isArray(value)) return wrong();
-      // Each field's type and range; what the fields must satisfy together is checked when the model is built.
-      const problems = modelConfigFieldProblems(value as Record<string, unknown>);
+      const json = value as Record<string, unknown>;
+      const known: readonly string[] = [...Object.values(XLMR_CONFIG_FIELDS).map((f) => f.key), ...XLMR_CONFIG_EXTRA_KEYS];
+      const unknown = Object.keys(json).filter((k) => !known.includes(k)).map((k) => {
+        const guess = didYouMean(k, known);
+        return `unknown key "${k}"${guess ? ` (did you mean "${guess}"?)` : `; XLM-RoBERTa config keys: ${known.join(', ')}`}`;
+      });
+      // Each field's type and range, then (when those are right) what they must satisfy together.
+      const fields = modelConfigFieldProblems(json);
+      const problems = [...unknown, ...(fields.length > 0 ? fields : modelConfigProblems(json))];
       return problems.length > 0 ? { problems: problems.map((p) => `${where}: model_config: ${p}`) } : { value };
     }
   }
@@ -290,7 +334,7 @@ export function parseOverrides(argv: readonly string[]): Partial<Record<ConfigKe
     if (!arg.startsWith('--')) throw new ConfigError(`command line: unexpected argument ${JSON.stringify(arg)} (overrides are --key value)`);
     const eq = arg.indexOf('=');
     const name = (eq === -1 ? arg.slice(2) : arg.slice(2, eq)).replaceAll('-', '_');
-    if (!isKey(name)) throw new ConfigError(`command line: unknown key --${name}; ${validKeysList()}`);
+    if (!isKey(name)) throw new ConfigError(`command line: ${unknownKey(`--${name}`, name)}`);
     let text: string | true;
     if (eq !== -1) text = arg.slice(eq + 1);
     else if (i + 1 < argv.length && !argv[i + 1].startsWith('--')) text = argv[++i];
@@ -309,17 +353,24 @@ export interface LoadConfigOptions {
 
 /** The config file's settings (`_` keys dropped), or a ConfigError naming the file. */
 function readConfigFile(path: string): Record<string, unknown> {
+  let bytes: Buffer;
+  try {
+    bytes = readFileSync(path);
+  } catch (error) {
+    throw new ConfigError(`${path}: cannot read the config: ${fileErrorReason(error) ?? (error as Error).message}`);
+  }
   let text: string;
   try {
-    text = readFileSync(path, 'utf8');
-  } catch (error) {
-    throw new ConfigError(`${path}: cannot read (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
+    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes); // also drops a byte order mark
+  } catch {
+    throw new ConfigError(`${path}: not valid UTF-8 text`);
   }
   let parsed: unknown;
   try {
-    parsed = JSON.parse(text.charCodeAt(0) === 0xfeff ? text.slice(1) : text);
+    parsed = JSON.parse(text);
   } catch (error) {
-    throw new ConfigError(`${path}: not valid JSON (${(error as Error).message})`);
+    const { line, column, reason } = jsonSyntaxError(text, error);
+    throw new ConfigError(`${path}${column === null ? '' : `:${line}:${column}`}: not valid JSON (${reason})`);
   }
   if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
     throw new ConfigError(`${path}: expected a JSON object of settings, got ${describe(parsed)}`);
@@ -340,7 +391,7 @@ export function loadTrainConfig(path: string | null, options: LoadConfigOptions 
   const take = (entries: [string, unknown][], where: string, baseDir: string) => {
     for (const [key, value] of entries) {
       if (!isKey(key)) {
-        problems.push(`${where}: unknown key "${key}"; ${validKeysList()}`);
+        problems.push(`${where}: ${unknownKey(`"${key}"`, key)}`);
         continue;
       }
       const checked = checkValue(key, value, where, baseDir);
@@ -392,10 +443,34 @@ function contradictionsOf(config: TrainConfig): string[] {
   if (config.scale !== null && config.loss !== 'mnrl' && config.loss !== 'mnrl_symmetric') out.push(`scale is for mnrl / mnrl_symmetric, not ${config.loss}`);
   if (config.temperature !== null && config.task !== 'embedder') out.push(`temperature is for the embedder losses, not ${config.loss}`);
   if (config.mini_batch_size > 0 && config.task !== 'embedder') out.push('mini_batch_size (GradCache) is for embedders');
+  if (config.overwrite_output_dir && config.resume_from_checkpoint !== null && config.resume_from_checkpoint !== false) {
+    out.push('give resume_from_checkpoint (--resume) or overwrite_output_dir, not both');
+  }
+  if (config.model_config !== null) {
+    const field = <K extends 'maxPositionEmbeddings' | 'padTokenId'>(name: K) =>
+      (config.model_config![XLMR_CONFIG_FIELDS[name].key] ?? XLMR_CONFIG_FIELDS[name].default) as number;
+    const tooLong = inputLengthProblem(config, field('maxPositionEmbeddings') - field('padTokenId') - 1);
+    if (tooLong) out.push(`model_config: max_position_embeddings ${field('maxPositionEmbeddings')} ${tooLong}; raise max_position_embeddings or lower the lengths`);
+  }
   if (config.knowledge_distillation && config.task === 'embedder' && config.loss !== 'infonce') {
     out.push(`knowledge_distillation for embedders goes with loss infonce (FlagEmbedding's kl_div over its scores), not ${config.loss}`);
   }
   return out;
+}
+
+/**
+ * What is wrong when the model's position table holds fewer tokens than the longest training input: a reranker
+ * pair holds `query_max_len + passage_max_len` tokens, an embedder text the larger of the two. `usable` is
+ * `max_position_embeddings - pad_token_id - 1` (XLM-R position ids start after the padding id). The message
+ * continues a sentence that names the model's `max_position_embeddings`; null when everything fits.
+ * (Evaluation pairs, `max_len`, are cut to the model's length, as FlagEmbedding cuts them.)
+ */
+export function inputLengthProblem(config: TrainConfig, usable: number): string | null {
+  const longest = config.task === 'reranker'
+    ? { tokens: config.query_max_len + config.passage_max_len, what: `a training pair holds query_max_len ${config.query_max_len} + passage_max_len ${config.passage_max_len} = ${config.query_max_len + config.passage_max_len} tokens` }
+    : { tokens: Math.max(config.query_max_len, config.passage_max_len), what: `the longest text holds ${Math.max(config.query_max_len, config.passage_max_len)} tokens (query_max_len ${config.query_max_len}, passage_max_len ${config.passage_max_len})` };
+  if (longest.tokens <= usable) return null;
+  return `leaves ${usable} positions for tokens, but ${longest.what}`;
 }
 
 /** `scale` of mnrl / mnrl_symmetric, `temperature` of infonce (docs/training.md, "Losses and their knobs"). */

@@ -6,6 +6,9 @@
 import { appendFileSync, existsSync, readFileSync } from 'node:fs';
 import { writeFileAtomic } from '@kotune/metrics';
 
+/** The log's name in the run folder. */
+export const METRICS_FILE = 'metrics.jsonl';
+
 export interface TrainLogLine {
   step: number;
   epoch: number;

@@ -4,13 +4,16 @@
  * so that the resumed steps repeat the interrupted ones exactly), saving a checkpoint, and the settings a
  * resumed run must share with the run it continues. docs/run-folder.md describes the folder.
  */
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { Rng, TrainSampler, type TrainBatch } from '@kotune/data';
 import { tf } from '@kotune/engine';
-import { latestCheckpoint, readCheckpoint, rotateCheckpoints, saveCheckpoint, type TrainerState } from './checkpoint.ts';
+import {
+  checkpointFolders, checkpointProblems, latestCheckpoint, readCheckpoint, rotateCheckpoints, saveCheckpoint, type TrainerState,
+} from './checkpoint.ts';
 import type { TrainConfig } from './config.ts';
 import { NonFiniteLossError } from './errors.ts';
-import { isEvalLine, MetricsLog, type EvalLogLine } from './metrics-log.ts';
+import { isEvalLine, METRICS_FILE, MetricsLog, type EvalLogLine } from './metrics-log.ts';
 import { loadTrainModel, type TrainModel } from './model.ts';
 import { Optimization } from './optimization.ts';
 import { samplerOptions, type TrainPlan } from './plan.ts';
@@ -32,6 +35,8 @@ export interface Run {
   bestCheckpoint: string | null;
   /** Metrics of the last evaluation. */
   lastEval: Record<string, number> | null;
+  /** The newest checkpoint this run saved or resumed from. */
+  saved: { step: number; path: string } | null;
   readonly metrics: MetricsLog;
   /** Settings a resumed run must share with this one (`trainer_state.json`'s `run`). */
   readonly signature: Record<string, unknown>;
@@ -50,14 +55,40 @@ export function runSignature(config: TrainConfig, plan: Pick<TrainPlan, 'totalSt
   return { ...Object.fromEntries(SHARED_KEYS.map((k) => [k, config[k]])), total_steps: plan.totalSteps, warmup_steps: plan.warmupSteps };
 }
 
-/** `resume_from_checkpoint`: true = the newest complete checkpoint of `output_dir`, a string = that folder. */
-export function resumeCheckpoint(config: TrainConfig): string | null {
+/** Settings of the signature that may change on a resume: the length of the run (to train a finished run further). */
+const SCHEDULE_KEYS = ['total_steps', 'warmup_steps'];
+
+/**
+ * `resume_from_checkpoint`: true = the newest intact checkpoint of `output_dir`, a string = that folder. Each
+ * candidate is checked against its `checksums.json` first (`checkpointProblems`); with `true`, a damaged one is
+ * skipped with a warning naming what is wrong, and the one before it is tried. A folder given by name must be
+ * intact.
+ */
+export async function resumeCheckpoint(config: TrainConfig, print: (line: string) => void): Promise<string | null> {
   const wanted = config.resume_from_checkpoint;
   if (wanted === null || wanted === false) return null;
-  if (wanted !== true) return wanted;
-  const newest = latestCheckpoint(config.output_dir);
-  if (!newest) throw new Error(`--resume: no complete checkpoint (checkpoint-<step>/ with trainer_state.json) in ${config.output_dir}`);
-  return newest;
+  if (wanted !== true) {
+    if (!existsSync(wanted)) throw new Error(`--resume ${wanted}: no such checkpoint folder`);
+    const { problems, verified } = await checkpointProblems(wanted);
+    if (problems.length > 0) throw new Error(`--resume ${wanted}: the checkpoint is damaged: ${problems.join('; ')}`);
+    if (!verified) print(`warning: ${wanted} has no checksums.json (saved by an older kotune): its files are not verified`);
+    return wanted;
+  }
+  const candidates = checkpointFolders(config.output_dir).reverse();
+  if (candidates.length === 0) throw new Error(`--resume: no checkpoint (checkpoint-<step>/) in ${config.output_dir}`);
+  const damaged: string[] = [];
+  for (const { path } of candidates) {
+    const { problems, verified } = await checkpointProblems(path);
+    if (problems.length === 0) {
+      if (!verified) print(`warning: ${path} has no checksums.json (saved by an older kotune): its files are not verified`);
+      if (damaged.length > 0) print(`resuming from ${path}, the newest intact checkpoint`);
+      return path;
+    }
+    print(`warning: skipping ${path}: ${problems.join('; ')}`);
+    damaged.push(path);
+  }
+  throw new Error(`--resume: no intact checkpoint in ${config.output_dir} (${damaged.length} damaged, named above); ` +
+    'start afresh with --overwrite_output_dir');
 }
 
 /**
@@ -67,21 +98,30 @@ export function resumeCheckpoint(config: TrainConfig): string | null {
  */
 export async function openRun(config: TrainConfig, plan: TrainPlan, print: (line: string) => void): Promise<Run> {
   const signature = runSignature(config, plan);
-  const resumeDir = resumeCheckpoint(config);
+  const resumeDir = await resumeCheckpoint(config, print);
   const checkpoint = resumeDir ? await readCheckpoint(resumeDir) : null;
   if (checkpoint) {
-    const changed = Object.keys(signature).filter((k) => JSON.stringify(signature[k]) !== JSON.stringify(checkpoint.state.run[k]));
+    const { run: saved, global_step: step } = checkpoint.state;
+    const changed = Object.keys(signature).filter((k) => JSON.stringify(signature[k]) !== JSON.stringify(saved[k]));
+    const refused = changed.filter((k) => !SCHEDULE_KEYS.includes(k));
+    if (refused.length > 0) {
+      throw new Error(`cannot resume from ${resumeDir}: ${refused.map((k) => `${k} was ${JSON.stringify(saved[k])}, now ${JSON.stringify(signature[k])}`).join('; ')}`);
+    }
+    if (step > plan.totalSteps) {
+      throw new Error(`cannot resume from ${resumeDir}: it is at step ${step}, past the ${plan.totalSteps} steps this run is set to; ` +
+        `give max_steps (or num_train_epochs) beyond ${step}`);
+    }
     if (changed.length > 0) {
-      throw new Error(`cannot resume from ${resumeDir}: ${changed.map((k) =>
-        `${k} was ${JSON.stringify(checkpoint.state.run[k])}, now ${JSON.stringify(signature[k])}`).join('; ')}`);
+      print(`the run is now ${plan.totalSteps} steps (warmup ${plan.warmupSteps}) instead of ${saved.total_steps} (warmup ${saved.warmup_steps}): ` +
+        `the ${config.lr_scheduler_type} schedule of the steps after ${step} follows the new length`);
     }
   }
   const model = await loadTrainModel(config, resumeDir, print);
   const parameters = model.variables();
   const run: Run = {
     config, plan, model, parameters, optimization: new Optimization(config, parameters, plan), sampler: new TrainSampler(samplerOptions(config)),
-    rng: new Rng(config.seed, DROPOUT_STREAM), globalStep: 0, bestMetric: null, bestCheckpoint: null, lastEval: null,
-    metrics: new MetricsLog(join(config.output_dir, 'metrics.jsonl')), signature,
+    rng: new Rng(config.seed, DROPOUT_STREAM), globalStep: 0, bestMetric: null, bestCheckpoint: null, lastEval: null, saved: null,
+    metrics: new MetricsLog(join(config.output_dir, METRICS_FILE)), signature,
   };
   if (checkpoint) {
     const { state } = checkpoint;
@@ -95,6 +135,7 @@ export async function openRun(config: TrainConfig, plan: TrainPlan, print: (line
     }
     run.rng = Rng.fromState(state.rng);
     run.globalStep = state.global_step;
+    run.saved = { step: state.global_step, path: resumeDir! };
     run.bestMetric = state.best_metric;
     run.bestCheckpoint = state.best_model_checkpoint;
     run.lastEval = [...run.metrics.all].reverse().find((l): l is EvalLogLine => isEvalLine(l) && l.step <= run.globalStep)?.eval ?? null;
@@ -146,6 +187,7 @@ export async function saveRunCheckpoint(run: Run): Promise<void> {
     sampler: run.sampler.state(), optimizer: optimization.scalarState(), best_metric: run.bestMetric,
     best_model_checkpoint: run.bestCheckpoint, run: run.signature,
   };
-  await saveCheckpoint(config.output_dir, { state, optimizerTensors: optimization.tensorState(), saveModel: (dir) => run.model.save(dir) });
+  const path = await saveCheckpoint(config.output_dir, { state, optimizerTensors: optimization.tensorState(), saveModel: (dir) => run.model.save(dir) });
+  run.saved = { step: run.globalStep, path };
   rotateCheckpoints(config.output_dir, config.save_total_limit, run.bestCheckpoint);
 }

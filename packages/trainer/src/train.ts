@@ -5,26 +5,32 @@
  *     for each of its micro-batches (`gradient_accumulation_steps`, fewer at the end of an epoch):
  *       forward, loss, gradients; added to the step's average
  *     clip to `max_grad_norm` -> AdamW step at the scheduler's rate for this step -> scheduler step
- *     log / evaluate (a new best is checkpointed) / checkpoint, as the intervals say (callbacks.ts)
+ *     log / evaluate (a new best is checkpointed) / checkpoint, as the intervals say (callbacks.ts), and at the
+ *     last step (as HF saves at the end, so that a finished run can be trained further with --resume)
+ *     on SIGINT / SIGTERM: checkpoint this step and stop (stop.ts)
  *   export the final model to `output_dir`
+ *
+ * Before all that, `preflight` checks the model, the run folder and the data, and `claimRunFolder` takes the
+ * folder's lock (released however the run ends) and refuses to land on an earlier run by accident.
  *
  * Determinism: batches come from the seeded sampler, and every forward draws its dropout seed from the
  * trainer's own generator, whose state goes into each checkpoint with the sampler's position; a resumed
  * run therefore repeats the interrupted one's steps exactly (same backend). The run's state is run.ts.
  */
-import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { initBackend } from '@kotune/engine';
 import { evaluateAndKeepBest, StepLog, type StepResult } from './callbacks.ts';
-import { removeStaleTemporaries } from './checkpoint.ts';
 import type { TrainConfig } from './config.ts';
-import { NonFiniteLossError } from './errors.ts';
+import { NonFiniteLossError, RunProblemsError, TrainingStoppedError } from './errors.ts';
 import type { TrainModel } from './model.ts';
 import { microBatchGradients } from './objective.ts';
 import { NonFiniteGradientError } from './optimization.ts';
-import { formatPlan, planTraining } from './plan.ts';
+import { formatPlan } from './plan.ts';
+import { preflight } from './preflight.ts';
 import { Progress } from './progress.ts';
+import { claimRunFolder } from './run-folder.ts';
 import { lastGoodState, nextStepBatches, openRun, saveRunCheckpoint, type Run } from './run.ts';
+import { StopRequest } from './stop.ts';
 
 export interface TrainOptions {
   /** Where status lines go (default stderr). */
@@ -35,6 +41,8 @@ export interface TrainOptions {
   onStep?: (step: number, loss: number) => void;
   /** Return the trained model in the result instead of disposing it (the caller disposes it). */
   keepModel?: boolean;
+  /** Stop gracefully on SIGINT / SIGTERM (stop.ts); default true. */
+  handleSignals?: boolean;
 }
 
 export interface TrainResult {
@@ -55,18 +63,53 @@ export interface TrainResult {
 export async function train(config: TrainConfig, options: TrainOptions = {}): Promise<TrainResult> {
   const print = options.print ?? ((line: string) => process.stderr.write(`${line}\n`));
   await initBackend({ backend: config.backend ?? undefined, log: print }); // prints the one "backend: ..." line
-  mkdirSync(config.output_dir, { recursive: true });
-  removeStaleTemporaries(config.output_dir);
-  const plan = await planTraining(config);
+  const { plan, problems, notes } = await preflight(config);
+  for (const note of notes) print(note);
+  if (problems.length > 0 || plan === null) throw new RunProblemsError(problems);
   print(formatPlan(config, plan));
 
-  const run = await openRun(config, plan, print);
-  const progress = new Progress({ totalSteps: plan.totalSteps, startStep: run.globalStep, stream: options.progressStream });
+  const lock = claimRunFolder(config, print);
+  let run: Run | null = null;
+  let progress: Progress | null = null;
+  const stop = options.handleSignals === false ? null : new StopRequest({
+    onFirst: (signal) => {
+      const line = `${signal}: stopping after this step, which is saved first (${signal === 'SIGINT' ? 'Ctrl-C' : 'a signal'} again stops at once)`;
+      if (progress) progress.line(line);
+      else print(line);
+    },
+    onSecond: (signal) => {
+      progress?.finish();
+      const saved = run?.saved?.path;
+      print(`${signal} again: stopped at once; ${saved ? `the last checkpoint is ${saved}` : 'no checkpoint was saved'}`);
+      lock.release();
+      process.exit(StopRequest.exitCode(signal));
+    },
+  });
+  try {
+    run = await openRun(config, plan, print);
+    if (run.globalStep === plan.totalSteps) {
+      print(`${run.saved!.path} is the run's last step (${plan.totalSteps}): nothing to train. ` +
+        `To train further, resume with max_steps (or num_train_epochs) beyond it, e.g. --resume --max_steps ${2 * plan.totalSteps}`);
+    }
+    progress = new Progress({ totalSteps: plan.totalSteps, startStep: run.globalStep, stream: options.progressStream });
+    return await trainLoop(run, progress, stop, print, options);
+  } finally {
+    progress?.finish();
+    stop?.dispose();
+    lock.release();
+  }
+}
+
+async function trainLoop(run: Run, progress: Progress, stop: StopRequest | null, print: (line: string) => void, options: TrainOptions): Promise<TrainResult> {
+  const { config, plan } = run;
   const log = new StepLog(run, progress);
   let lastLoss = NaN;
   let modelReturned = false;
   try {
     while (run.globalStep < plan.totalSteps) {
+      // A step is one long task: a pending SIGINT / SIGTERM reaches its listener only when the event loop turns.
+      await new Promise((resolve) => setImmediate(resolve));
+      if (stop?.signal) await stopHere(run, stop.signal, progress);
       const step = await optimizerStep(run);
       lastLoss = step.loss;
       log.add(step);
@@ -76,7 +119,7 @@ export async function train(config: TrainConfig, options: TrainOptions = {}): Pr
       const due = (every: number) => run.globalStep % every === 0;
       if (due(plan.logEvery) || last) log.write();
       const savedBest = plan.evalSet !== null && (due(plan.evalEvery) || last) && await evaluateAndKeepBest(run, plan.evalSet, progress);
-      if (due(plan.saveEvery) && !savedBest) await saveRunCheckpoint(run);
+      if ((due(plan.saveEvery) || last) && !savedBest) await saveRunCheckpoint(run);
     }
     progress.finish();
     await run.model.save(config.output_dir);
@@ -89,10 +132,16 @@ export async function train(config: TrainConfig, options: TrainOptions = {}): Pr
       bestCheckpoint: best, ...(modelReturned ? { model: run.model } : {}),
     };
   } finally {
-    progress.finish();
     run.optimization.dispose();
     if (!modelReturned) run.model.dispose();
   }
+}
+
+/** The graceful stop: a checkpoint of the step just finished (unless it has one), then `TrainingStoppedError`. */
+async function stopHere(run: Run, signal: NodeJS.Signals, progress: Progress): Promise<never> {
+  if (run.globalStep > 0 && run.saved?.step !== run.globalStep) await saveRunCheckpoint(run);
+  progress.finish();
+  throw new TrainingStoppedError(signal, run.globalStep, run.plan.totalSteps, run.saved?.path ?? null, StopRequest.exitCode(signal));
 }
 
 /**

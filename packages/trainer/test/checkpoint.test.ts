@@ -3,6 +3,7 @@ import * as assert from 'uvu/assert';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
+import { MANIFEST_FILE } from '@kotune/weights';
 import {
   OPTIMIZER_FILE, TRAINER_STATE_FILE, latestCheckpoint, listCheckpoints, readCheckpoint, removeStaleTemporaries, rotateCheckpoints,
   saveCheckpoint, type TrainerState,
@@ -25,7 +26,7 @@ test('a checkpoint holds the model export, optimizer tensors and trainer state, 
   const out = mkdtempSync(join(tmpdir(), 'kotune-ckpt-'));
   const path = await save(out, 3);
   assert.is(basename(path), 'checkpoint-3');
-  assert.equal(readdirSync(path).sort(), [TRAINER_STATE_FILE, 'model.safetensors', OPTIMIZER_FILE].sort());
+  assert.equal(readdirSync(path).sort(), [MANIFEST_FILE, TRAINER_STATE_FILE, 'model.safetensors', OPTIMIZER_FILE].sort());
   const { state: read, optimizerTensors } = await readCheckpoint(path);
   assert.equal(read, state(3));
   assert.equal([...(optimizerTensors.get('w.exp_avg')!.data as Float32Array)], [3, 0.5, -1], 'float32 round trip is exact');

@@ -61,45 +61,56 @@ test('embedder defaults: mnrl, no_duplicates batches; a repo id stays a repo id'
   assert.ok(Math.abs(lossKnobs(t).scale - 20) < 1e-12, 'scale = 1/temperature (float64, 1e-12)');
 });
 
-test('unknown keys and wrong types are errors naming the file and listing the valid keys', () => {
+test('unknown keys and wrong types are errors naming the file; a near miss gets a did-you-mean, others the valid keys', () => {
   throwsConfig(() => loadTrainConfig(config('bad1.json', { ...minimal, learning_rat: 1e-5 })),
-    /bad1\.json: unknown key "learning_rat"; valid keys: task, loss, .*learning_rate/);
+    /bad1\.json: unknown key "learning_rat" \(did you mean "learning_rate"\?\)$/);
+  throwsConfig(() => loadTrainConfig(config('bad1b.json', { ...minimal, 'Warmup-Steps': 10 })), /unknown key "Warmup-Steps" \(did you mean "warmup_steps"\?\)/);
+  throwsConfig(() => loadTrainConfig(config('bad1c.json', { ...minimal, epochs: 3 })), /bad1c\.json: unknown key "epochs"; valid keys: task, loss, .*num_train_epochs/);
   throwsConfig(() => loadTrainConfig(config('bad2.json', { ...minimal, learning_rate: '1e-5' })),
     /bad2\.json: learning_rate must be a number, got string "1e-5"/);
   throwsConfig(() => loadTrainConfig(config('bad3.json', { ...minimal, per_device_train_batch_size: 2.5 })), /must be an integer/);
   throwsConfig(() => loadTrainConfig(config('bad4.json', { ...minimal, lr_scheduler_type: 'poly' })),
     /lr_scheduler_type must be one of linear \| constant \| constant_with_warmup \| cosine/);
   throwsConfig(() => loadTrainConfig(config('bad5.json', { ...minimal, gradient_accumulation_steps: 0 })), /must be >= 1/);
-  throwsConfig(() => loadTrainConfig(config('bad6.json', '{"task": "reranker",}')), /bad6\.json: not valid JSON/);
+  throwsConfig(() => loadTrainConfig(config('bad6.json', '{"task": "reranker",}')), /bad6\.json:1:21: not valid JSON \(Expected double-quoted property name\)$/);
+  throwsConfig(() => loadTrainConfig(config('bad6b.json', '{\n  "task": "reranker",\n  "seed": 4 2\n}')), /bad6b\.json:3:13: not valid JSON/);
+  throwsConfig(() => loadTrainConfig(config('bad6c.json', '{"task": "reranker"')), /bad6c\.json:1:20: not valid JSON \(Expected ',' or '}' after property value\)$/);
+  throwsConfig(() => loadTrainConfig(config('bad6e.json', '')), /bad6e\.json:1:1: not valid JSON \(unexpected end of the text\)$/);
+  writeFileSync(join(dir, 'sub', 'bad6d.json'), Buffer.from([...Buffer.from('{"run_name": "'), 0xc3, 0x28, ...Buffer.from('"}')]));
+  throwsConfig(() => loadTrainConfig(join(dir, 'sub', 'bad6d.json')), /bad6d\.json: not valid UTF-8 text$/);
   throwsConfig(() => loadTrainConfig(config('bad7.json', [1, 2])), /expected a JSON object/);
-  throwsConfig(() => loadTrainConfig(join(dir, 'missing.json')), /missing\.json: cannot read \(ENOENT\)/);
+  throwsConfig(() => loadTrainConfig(join(dir, 'missing.json')), /missing\.json: cannot read the config: no such file or folder$/);
+  throwsConfig(() => loadTrainConfig(join(dir, 'sub')), /sub: cannot read the config: is a folder, not a file$/);
 });
 
 test('contradictions: loss for the other task, missing model, scale with temperature', () => {
   throwsConfig(() => loadTrainConfig(config('c1.json', { ...minimal, loss: 'mnrl' })), /loss mnrl is for embedders; a reranker takes group_ce \| bce/);
   throwsConfig(() => loadTrainConfig(config('c2.json', { task: 'reranker', train_data: 'a' })), /model_name_or_path is required/);
-  throwsConfig(() => loadTrainConfig(config('c3.json', { task: 'reranker', train_data: 'a', model_config: { hidden_size: 8 } })),
-    /model_config needs tokenizer_name_or_path/);
+  throwsConfig(() => loadTrainConfig(config('c3.json', { task: 'reranker', train_data: 'a', model_config: { hidden_size: 8, num_attention_heads: 2 } })),
+    /c3\.json: model_config needs tokenizer_name_or_path$/);
   throwsConfig(() => loadTrainConfig(config('c4.json', { task: 'embedder', model_name_or_path: 'm', train_data: 'a', scale: 20, temperature: 0.05 })),
     /scale or temperature, not both/);
   throwsConfig(() => loadTrainConfig(config('c5.json', { ...minimal, train_group_size: 1 })), /group_ce needs train_group_size >= 2/);
   throwsConfig(() => loadTrainConfig(config('c6.json', { model_name_or_path: 'm', train_data: 'a' })), /task is required/);
+  throwsConfig(() => loadTrainConfig(config('c7.json', { ...minimal, overwrite_output_dir: true, resume_from_checkpoint: true })),
+    /c7\.json: give resume_from_checkpoint \(--resume\) or overwrite_output_dir, not both$/);
 });
 
 test('command-line overrides are parsed to the key\'s type and win over the file', () => {
   const overrides = parseOverrides(['--learning_rate', '1e-5', '--shuffle', 'false', '--seed=7', '--skip_bad_lines',
-    '--train_data', 'x.jsonl', '--train_data', 'y.jsonl', '--save_total_limit', 'null', '--model_config', '{"hidden_size": 16}',
+    '--train_data', 'x.jsonl', '--train_data', 'y.jsonl', '--save_total_limit', 'null', '--model_config', '{"hidden_size": 16, "num_attention_heads": 4}',
     '--model-name-or-path', 'null', '--tokenizer_name_or_path', 'tok']);
   assert.equal(overrides, {
     learning_rate: 1e-5, shuffle: false, seed: 7, skip_bad_lines: true, train_data: ['x.jsonl', 'y.jsonl'], save_total_limit: null,
-    model_config: { hidden_size: 16 }, model_name_or_path: null, tokenizer_name_or_path: 'tok',
+    model_config: { hidden_size: 16, num_attention_heads: 4 }, model_name_or_path: null, tokenizer_name_or_path: 'tok',
   });
   const c = loadTrainConfig(config('o.json', minimal), { overrides, cwd: '/cwd' });
   assert.is(c.learning_rate, 1e-5);
   assert.is(c.shuffle, false);
   assert.equal(c.train_data, ['/cwd/x.jsonl', '/cwd/y.jsonl'], 'command-line paths resolve against the working directory');
-  assert.equal(c.model_config, { hidden_size: 16 });
-  throwsConfig(() => parseOverrides(['--learning_rat', '1']), /command line: unknown key --learning_rat; valid keys/);
+  assert.equal(c.model_config, { hidden_size: 16, num_attention_heads: 4 });
+  throwsConfig(() => parseOverrides(['--learning_rat', '1']), /command line: unknown key --learning_rat \(did you mean --learning_rate\?\)/);
+  throwsConfig(() => parseOverrides(['--lr', '1']), /command line: unknown key --lr; valid keys/);
   throwsConfig(() => loadTrainConfig(config('o2.json', minimal), { overrides: parseOverrides(['--seed', 'seven']) }),
     /command line: seed must be an integer, got string "seven"/);
   throwsConfig(() => parseOverrides(['--seed']), /--seed needs a value/);
@@ -164,6 +175,26 @@ test('every problem is reported at once, each naming the file and key; model_con
   throwsConfig(() => loadTrainConfig(config('mc3.json', { ...fresh, model_config: [128] })), /model_config must be an object of config\.json keys or null, got an array/);
   const ok = loadTrainConfig(config('mc4.json', { ...fresh, model_config: { hidden_size: 64, num_attention_heads: 4, torch_dtype: 'float32' } }));
   assert.equal(ok.model_config, { hidden_size: 64, num_attention_heads: 4, torch_dtype: 'float32' }, 'other config.json keys pass through');
+});
+
+test('model_config: an unknown key gets a did-you-mean, the sizes must go together, the positions must hold the longest input', () => {
+  const fresh = { task: 'reranker', train_data: 'a', tokenizer_name_or_path: 'tok' };
+  throwsConfig(() => loadTrainConfig(config('mk1.json', { ...fresh, model_config: { hiden_size: 128 } })),
+    /^\S*mk1\.json: model_config: unknown key "hiden_size" \(did you mean "hidden_size"\?\)$/);
+  throwsConfig(() => loadTrainConfig(config('mk2.json', { ...fresh, model_config: { width: 128 } })),
+    /mk2\.json: model_config: unknown key "width"; XLM-RoBERTa config keys: vocab_size, hidden_size, .*, use_cache$/);
+  throwsConfig(() => loadTrainConfig(config('mk3.json', { ...fresh, model_config: { hidden_size: 130, num_attention_heads: 4 } })),
+    /^\S*mk3\.json: model_config: hidden_size 130 is not a multiple of num_attention_heads 4$/);
+  // XLM-R positions start after pad_token_id (1): 64 rows hold 62 tokens; a reranker pair holds query + passage tokens.
+  throwsConfig(() => loadTrainConfig(config('mk4.json', { ...fresh, model_config: { max_position_embeddings: 64 } })),
+    /^\S*mk4\.json: model_config: max_position_embeddings 64 leaves 62 positions for tokens, but a training pair holds query_max_len 32 \+ passage_max_len 128 = 160 tokens; raise max_position_embeddings or lower the lengths$/);
+  assert.ok(loadTrainConfig(config('mk5.json', { ...fresh, model_config: { max_position_embeddings: 162 } })), '160 tokens + 2 fit in 162');
+  throwsConfig(() => loadTrainConfig(config('mk6.json', { ...fresh, model_config: { max_position_embeddings: 162 }, passage_max_len: 129 })), /161 tokens/);
+  // An embedder encodes queries and passages apart: the longer of the two must fit.
+  const embedder = { ...fresh, task: 'embedder', model_config: { max_position_embeddings: 130 } };
+  assert.ok(loadTrainConfig(config('mk7.json', embedder)));
+  throwsConfig(() => loadTrainConfig(config('mk8.json', { ...embedder, passage_max_len: 256 })),
+    /max_position_embeddings 130 leaves 128 positions for tokens, but the longest text holds 256 tokens \(query_max_len 32, passage_max_len 256\)/);
 });
 
 test('null stands for a derived default (HF\'s None): loss, eval_steps, batch_sampler, output_dir', () => {

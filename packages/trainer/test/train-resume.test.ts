@@ -42,6 +42,8 @@ test('killed with SIGKILL after checkpoint-4, `kotune train --resume` (with grad
   const resumed = node(['packages/cli/src/main.ts', 'train', '--config', config, '--resume', '--gradient_checkpointing']);
   assert.is(resumed.status, 0, resumed.stderr);
   assert.match(resumed.stderr, `resumed from ${join(broken, 'checkpoint-4')} at step 4`);
+  // The killed run could not release its lock: the resumed one takes it over, saying so.
+  assert.match(resumed.stderr, new RegExp(`taking over the stale lock ${join(broken, 'kotune.lock')}: its run \\(pid ${killed.pid} on .*\\) is no longer running`));
 
   // Float32 equality, tolerance 0: the same loss, rate, grad norm and evals at every step, each logged once.
   assert.equal(logWithoutSpeed(broken), logWithoutSpeed(whole.outputDir));

@@ -2,3 +2,5 @@ export { readSafetensors, readSafetensorsHeader, writeSafetensors, decodeTensorB
 export type { Dtype, TensorEntry, SafetensorsHeader, LoadedTensor, TensorToWrite } from './safetensors.ts';
 export { readTorchCheckpoint } from './torch-checkpoint.ts';
 export { loadStateDict, WEIGHT_FILES } from './state-dict.ts';
+export { MANIFEST_FILE, readManifest, sha256File, updateManifest, verifyManifest, writeManifest } from './manifest.ts';
+export type { Manifest, ManifestCheck, ManifestEntry } from './manifest.ts';

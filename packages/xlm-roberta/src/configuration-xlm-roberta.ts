@@ -61,6 +61,12 @@ export const XLMR_CONFIG_FIELDS = {
   positionEmbeddingType: { key: 'position_embedding_type', type: ['absolute'], default: 'absolute', help: 'position embeddings (only absolute is supported)' },
 } as const satisfies Record<string, FieldSpec>;
 
+/**
+ * config.json keys a fresh model's config may hold besides `XLMR_CONFIG_FIELDS`: the labels (read by
+ * `configFromJson`) and transformers' bookkeeping, kept as given. Any other key of a `model_config` is a mistake.
+ */
+export const XLMR_CONFIG_EXTRA_KEYS = ['num_labels', 'id2label', 'label2id', 'architectures', 'model_type', 'torch_dtype', 'transformers_version', 'use_cache'] as const;
+
 type Fields = typeof XLMR_CONFIG_FIELDS;
 type FieldValue<S extends FieldSpec> =
   | (S['type'] extends readonly (infer Choice)[] ? Choice : S['type'] extends keyof FieldTypes ? FieldTypes[S['type']] : never)

@@ -1,5 +1,5 @@
 export {
-  configFromJson, configToJsonText, loadConfig, modelConfigFieldProblems, modelConfigProblems, numLabels, withOverrides, XLMR_CONFIG_FIELDS,
+  configFromJson, configToJsonText, loadConfig, modelConfigFieldProblems, modelConfigProblems, numLabels, withOverrides, XLMR_CONFIG_EXTRA_KEYS, XLMR_CONFIG_FIELDS,
 } from './configuration-xlm-roberta.ts';
 export type { ConfigOverrides, XLMRobertaConfig, XLMRobertaConfigJson } from './configuration-xlm-roberta.ts';
 export {
@@ -15,6 +15,8 @@ export type { ScoreOptions } from './reranker.ts';
 export { Embedder } from './embedder.ts';
 export type { EmbedderSettings, EncodeOptions } from './embedder.ts';
 export type { LoadOptions } from './pretrained.ts';
+export { readSentenceTransformerFolder } from './sentence-transformers.ts';
+export type { SentenceTransformerSettings } from './sentence-transformers.ts';
 export type { TrainableModel } from './trainable.ts';
-export { writeModelFolder } from './folder.ts';
+export { rewriteFolderFile, writeModelFolder } from './folder.ts';
 export { pythonJsonText } from './json-text.ts';

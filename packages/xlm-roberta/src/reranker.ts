@@ -13,7 +13,7 @@ import { writeModelFolder } from './folder.ts';
 import {
   classifierParameterSpecs, encoderParameterSpecs, initParameters, XLMRobertaForSequenceClassification, type ForwardOptions,
 } from './modeling-xlm-roberta.ts';
-import { checkTokenizer, configOverrides, freshConfig, resolveFolder, stderrLog, type LoadOptions } from './pretrained.ts';
+import { checkTokenizer, configOverrides, freshConfig, resolveFolder, stderrLog, writeTokenizerFiles, type LoadOptions } from './pretrained.ts';
 import { mapSortedBatches } from './sorted-batches.ts';
 import type { TrainableModel } from './trainable.ts';
 
@@ -83,11 +83,16 @@ export class Reranker implements TrainableModel {
     });
   }
 
+  /** The pair length `score` cuts to when not told: FlagReranker's 512, capped at the model's positions. */
+  defaultMaxLength(): number {
+    return Math.min(DEFAULT_MAX_LENGTH, this.model.roberta.maxSequenceLength);
+  }
+
   /** One score per pair, in input order: the logit, or its sigmoid with `normalize`. */
   async score(pairs: [string, string][], options: ScoreOptions = {}): Promise<number[]> {
     if (numLabels(this.config) !== 1) throw new Error(`score: the model has ${numLabels(this.config)} labels; a reranker has one`);
     const limit = this.model.roberta.maxSequenceLength;
-    const maxLength = options.maxLength ?? Math.min(DEFAULT_MAX_LENGTH, limit);
+    const maxLength = options.maxLength ?? this.defaultMaxLength();
     if (!Number.isInteger(maxLength) || maxLength > limit) {
       throw new Error(`score: maxLength ${maxLength} must be an integer ≤ ${limit}, the longest input the model's position table allows`);
     }
@@ -101,12 +106,15 @@ export class Reranker implements TrainableModel {
     return new Map(this.params);
   }
 
-  /** Writes `config.json`, `model.safetensors` and the tokenizer files (transformers' `save_pretrained` layout). */
+  /**
+   * Writes `config.json`, `model.safetensors` and the tokenizer files (transformers' `save_pretrained` layout),
+   * `model_max_length` capped at the model's positions.
+   */
   async save(dir: string): Promise<void> {
     await writeModelFolder(dir, async (staging) => {
       writeFileSync(join(staging, 'config.json'), configToJsonText(this.config, 'XLMRobertaForSequenceClassification'));
       await writeSafetensors(join(staging, 'model.safetensors'), tensorsToWrite(this.params), { format: 'pt' });
-      this.tokenizer.copyFilesTo(staging);
+      writeTokenizerFiles(this.tokenizer, staging, this.model.roberta.maxSequenceLength);
     });
   }
 

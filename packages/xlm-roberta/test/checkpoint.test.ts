@@ -8,7 +8,7 @@ import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, wri
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { tf, initBackend } from '@kotune/engine';
-import { loadStateDict, writeSafetensors, type TensorToWrite } from '@kotune/weights';
+import { loadStateDict, MANIFEST_FILE, readManifest, writeSafetensors, type TensorToWrite } from '@kotune/weights';
 import { Embedder, Reranker } from '../src/index.ts';
 import { EMBEDDER_DIR, RERANKER_DIR } from './fixture.ts';
 
@@ -31,7 +31,9 @@ test('reranker fixture re-exports byte-identically (weights, config, tokenizer f
   const out = join(work, 'reranker');
   await reranker.save(out);
   reranker.dispose();
-  assert.equal(listFiles(out), listFiles(RERANKER_DIR));
+  // Plus checksums.json, which kotune adds to every folder it writes (and which lists every other file).
+  assert.equal(listFiles(out), [...listFiles(RERANKER_DIR), MANIFEST_FILE].sort());
+  assert.equal(Object.keys(readManifest(out)!.files).sort(), listFiles(RERANKER_DIR));
   for (const file of listFiles(RERANKER_DIR)) assert.ok(readFileSync(join(out, file)).equals(readFileSync(join(RERANKER_DIR, file))), file);
 });
 
@@ -44,8 +46,8 @@ test('embedder fixture re-exports byte-identically (sentence-transformers files 
   await embedder.save(out);
   embedder.dispose();
   // The fixture's 2_Normalize/.gitkeep only exists so that git keeps the empty folder.
-  assert.equal(listFiles(out), listFiles(EMBEDDER_DIR).filter((f) => !f.endsWith('.gitkeep')));
-  for (const file of listFiles(out).filter((f) => !f.endsWith('/'))) {
+  assert.equal(listFiles(out), [...listFiles(EMBEDDER_DIR).filter((f) => !f.endsWith('.gitkeep')), MANIFEST_FILE].sort());
+  for (const file of listFiles(out).filter((f) => !f.endsWith('/') && f !== MANIFEST_FILE)) {
     assert.ok(readFileSync(join(out, file)).equals(readFileSync(join(EMBEDDER_DIR, file))), file);
   }
   assert.not.ok(readdirSync(out).some((name) => name.startsWith('.save-')), 'no staging folder left behind');

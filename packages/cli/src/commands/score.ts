@@ -4,9 +4,9 @@
  * `--normalize` (FlagEmbedding `compute_score`). Lines are read and scored a chunk at a time, so memory stays
  * constant whatever the file's length. Also home of the chunked JSONL in/out shared with `encode`.
  */
-import { createWriteStream, renameSync, rmSync, type WriteStream } from 'node:fs';
+import { createWriteStream, existsSync, openSync, renameSync, rmSync, statSync, type WriteStream } from 'node:fs';
 import { once } from 'node:events';
-import { DataError, readJsonl } from '@kotune/data';
+import { DataError, fileErrorReason, readJsonl } from '@kotune/data';
 import { initBackend } from '@kotune/engine';
 import { Reranker } from '@kotune/xlm-roberta';
 import { intFlag, parseCommandArgs, type Flags } from '../args.ts';
@@ -66,7 +66,15 @@ export async function mapJsonlChunks<T>(
   process: (items: T[]) => Promise<string[]>,
 ): Promise<void> {
   const temporary = output ? `${output}.tmp-${globalThis.process.pid}` : undefined;
-  const sink: NodeJS.WritableStream = temporary ? createWriteStream(temporary) : globalThis.process.stdout;
+  // Opened here, so that a folder that is missing or not writable stops the command before any work, in words.
+  if (output && existsSync(output) && statSync(output).isDirectory()) throw new Error(`--output ${output} is a folder; give a file path`);
+  let fd: number | undefined;
+  try {
+    if (temporary) fd = openSync(temporary, 'w');
+  } catch (error) {
+    throw new Error(`--output ${output}: cannot write there: ${fileErrorReason(error) ?? (error as Error).message}`);
+  }
+  const sink: NodeJS.WritableStream = fd !== undefined ? createWriteStream('', { fd }) : globalThis.process.stdout;
   const write = async (lines: string[]) => {
     if (lines.length > 0 && !sink.write(`${lines.join('\n')}\n`)) await once(sink, 'drain');
   };

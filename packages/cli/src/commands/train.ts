@@ -4,16 +4,38 @@
  * Every config key can be given on the command line (`--learning_rate 1e-5`), parsed to the key's type;
  * command-line values win over the file's.
  */
-import { configHelp, ConfigError, formatPlan, loadTrainConfig, modelConfigHelp, parseOverrides, planTraining, train } from '@kotune/trainer';
+import {
+  configHelp, ConfigError, formatPlan, loadTrainConfig, modelConfigHelp, parseOverrides, preflight, RunProblemsError, shellCommand, train,
+  TrainingStoppedError,
+} from '@kotune/trainer';
 import { commandUsage, type Flags } from '../args.ts';
 import { CliError } from '../errors.ts';
 
-const SYNOPSIS = '--config FILE.json [--key value ...] [--dry-run] [--resume [DIR]]';
+const SYNOPSIS = '--config FILE.json [--key value ...] [--dry-run] [--resume [DIR]] [--overwrite_output_dir]';
 const FLAGS: Flags = {
   config: { type: 'string', help: 'training config (JSON; keys starting with "_" are comments)' },
-  'dry-run': { type: 'boolean', help: 'check the config and data, print the plan, load no model' },
-  resume: { type: 'string', help: 'continue from the newest checkpoint in output_dir, or from checkpoint DIR' },
+  'dry-run': { type: 'boolean', help: 'check the config, the model, output_dir and the data, print the plan, load no model, write nothing' },
+  resume: { type: 'string', help: 'continue from the newest intact checkpoint in output_dir, or from checkpoint DIR' },
 };
+
+/** The flags of the command line that pick the run's start, dropped when the resume command is written. */
+const START_FLAGS = /^--(resume|resume[_-]from[_-]checkpoint|overwrite[_-]output[_-]dir)(=|$)/;
+
+/**
+ * The command that continues a stopped run from `checkpoint`: this command line with `--resume checkpoint`
+ * instead of any `--resume` or `--overwrite_output_dir`, started the way this one was (`pnpm kotune`, `kotune`).
+ */
+function resumeCommand(argv: string[], checkpoint: string): string {
+  const kept: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (!START_FLAGS.test(arg)) kept.push(arg);
+    else if (!arg.includes('=') && argv[i + 1] !== undefined && !argv[i + 1]!.startsWith('--')) i++; // its value
+  }
+  const viaScript = process.env.npm_lifecycle_event === 'kotune';
+  const launcher = !viaScript ? 'kotune' : /pnpm/.test(process.env.npm_execpath ?? '') ? 'pnpm kotune' : 'npm run kotune --';
+  return `${launcher} ${shellCommand(['train', ...kept, '--resume', checkpoint])}`;
+}
 
 function usage(): string {
   return `${commandUsage('train', SYNOPSIS, FLAGS)}\n\nconfig keys (also --key value on the command line) [default]:\n${configHelp()}\n\n` +
@@ -56,10 +78,19 @@ export async function run(argv: string[]): Promise<void> {
     throw error;
   }
   if (dryRun) {
-    const plan = await planTraining(config);
-    console.log(formatPlan(config, plan));
-    console.log('dry run: config and data are valid; no model loaded');
+    const { plan, problems, notes } = await preflight(config);
+    if (plan) console.log(formatPlan(config, plan));
+    for (const note of notes) console.log(`note: ${note}`);
+    if (problems.length > 0) throw new RunProblemsError(problems);
+    console.log('dry run: the config, model, output_dir and data are valid; no model loaded, nothing written');
     return;
   }
-  await train(config);
+  try {
+    await train(config);
+  } catch (error) {
+    if (!(error instanceof TrainingStoppedError)) throw error;
+    console.error(`kotune: ${error.message}`);
+    if (error.checkpoint) console.error(`resume with: ${resumeCommand(argv, error.checkpoint)}`);
+    process.exitCode = error.exitCode;
+  }
 }
