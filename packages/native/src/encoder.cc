@@ -51,7 +51,8 @@ namespace kotune {
 namespace {
 
 // kKeyBlock is a multiple of kGemmDepthBlock (256), so a key block starts a block of the packed values.
-constexpr int kQueryBlock = 64, kKeyBlock = 512;
+// kQueryBlock is a multiple of both register tiles' rows (12 and 6), so only a sequence's last block has a partial tile.
+constexpr int kQueryBlock = 96, kKeyBlock = 512;
 
 // Offsets of the parts of a packed layer (see PackEncoderLayer), in floats.
 struct LayerLayout {

@@ -104,6 +104,7 @@ struct Avx512Tile {
                                                     int64_t ldc, bool accumulate, int cols) {
     static_assert(ROWS >= 1 && ROWS <= MR, "a tile has 1 to 12 rows");
     __m512 acc0[ROWS], acc1[ROWS];
+#pragma GCC unroll 12
     for (int r = 0; r < ROWS; r++) acc0[r] = acc1[r] = _mm512_setzero_ps();
     const float* base[4] = {a, a + 3 * lda, a + 6 * lda, a + 9 * lda};
 #pragma GCC unroll 2
@@ -116,6 +117,7 @@ struct Avx512Tile {
       }
     }
     const __mmask16 m0 = cols >= 16 ? 0xffff : (1u << cols) - 1, m1 = cols >= 32 ? 0xffff : cols > 16 ? (1u << (cols - 16)) - 1 : 0;
+#pragma GCC unroll 12
     for (int r = 0; r < ROWS; r++) {
       float* row = c + r * ldc;
       if (accumulate) {
