@@ -21,7 +21,8 @@
 // depend on it (OpenBLAS aside, which splits its products its own way).
 // Attention: for each query block, the keys in blocks of kKeyBlock: scores = q·kᵀ, then softmax and probs·v. Keys
 // past a sequence's last unmasked one are skipped (they weigh exactly 0: Exp8 is 0 below −87.34). Up to kKeyBlock
-// keys the softmax is exact as in the op-by-op model (normalised probabilities, then probs·v); longer sequences go
+// keys the softmax is the op-by-op model's (normalised probabilities, then probs·v; with AVX-512 two products stand
+// in for its divisions, see SoftmaxRows16); longer sequences go
 // through the online softmax of FlashAttention (running max and sum per row, the partial context rescaled as the
 // max grows), so no [heads, n, n] score matrix exists for any n: the scratch memory is kQueryBlock · kKeyBlock
 // floats a thread, and an 8,192-token input needs only its activations.
@@ -153,32 +154,21 @@ __attribute__((target("avx2,fma"))) double ExpShifted(float* z, size_t n, float 
   return sum;
 }
 
-// z / divisor, 16 at a time: a product by 1/divisor where that is exact (divisor a power of two, as √64 is), the
-// same bits as the division at a fraction of its cost; else the division.
-struct Divide16 {
-  float divisor;
-  bool power_of_two;
-  explicit Divide16(float d) : divisor(d) {
-    int exponent;
-    power_of_two = std::frexp(d, &exponent) == 0.5f;
-  }
-  __attribute__((target("avx512f"))) __m512 operator()(__m512 z) const {
-    return power_of_two ? _mm512_mul_ps(z, _mm512_set1_ps(1.0f / divisor)) : _mm512_div_ps(z, _mm512_set1_ps(divisor));
-  }
-};
-
 // Σ of 16 floats' values in double, added to sum8's lanes.
 __attribute__((target("avx512f"))) inline __m512d AddWidened(__m512d sum8, __m512 e) {
   return _mm512_add_pd(sum8, _mm512_add_pd(_mm512_cvtps_pd(_mm512_castps512_ps256(e)),
                                            _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(e), 1)))));
 }
 
-// One row of scores in place: z = row / divisor + mask (masked lanes past width untouched), returning max z.
-__attribute__((target("avx512f"))) float ScaleMaskRow16(float* p, const float* mask, int width, const Divide16& divide) {
+// One row of scores in place: z = row · (1/divisor) + mask (masked lanes past width untouched), returning max z.
+// The product stands in for the op-by-op model's division (exact where divisor is a power of two, as √64 is;
+// else within a float32 rounding of it): a vector division costs ~10 cycles for 16 floats, more than Exp16.
+__attribute__((target("avx512f"))) float ScaleMaskRow16(float* p, const float* mask, int width, float divisor) {
+  const __m512 scale = _mm512_set1_ps(1.0f / divisor);
   __m512 top16 = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
   for (int j = 0; j < width; j += 16) {
     const __mmask16 lanes = width - j >= 16 ? 0xffff : static_cast<__mmask16>((1u << (width - j)) - 1);
-    const __m512 v = _mm512_add_ps(divide(_mm512_maskz_loadu_ps(lanes, p + j)), _mm512_maskz_loadu_ps(lanes, mask + j));
+    const __m512 v = _mm512_add_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(lanes, p + j), scale), _mm512_maskz_loadu_ps(lanes, mask + j));
     _mm512_mask_storeu_ps(p + j, lanes, v);
     top16 = _mm512_mask_max_ps(top16, lanes, top16, v);
   }
@@ -199,17 +189,17 @@ __attribute__((target("avx512f"))) double ExpShiftedRow16(float* p, int width, f
 }
 
 // Attention probabilities of `rows` score rows of `width` in place: softmax(z / divisor + mask) as SoftmaxRows
-// computes it (the same operations on each element; only the double row sum adds its lanes in another order),
-// 16 floats at a time where the CPU has AVX-512.
+// computes it, 16 floats at a time where the CPU has AVX-512, with two products where SoftmaxRows divides (by the
+// divisor, see ScaleMaskRow16, and by the row sum: e · float(1/Σ), within a float32 rounding of e / Σ); the double
+// row sum adds its lanes in another order.
 __attribute__((target("avx512f"))) void SoftmaxRows16(float* z, const float* mask, int rows, int width, float divisor) {
-  const Divide16 divide(divisor);
   for (int r = 0; r < rows; r++) {
     float* p = z + int64_t(r) * width;
-    const float top = ScaleMaskRow16(p, mask, width, divide);
-    const __m512 total16 = _mm512_set1_ps(static_cast<float>(ExpShiftedRow16(p, width, top)));
+    const float top = ScaleMaskRow16(p, mask, width, divisor);
+    const __m512 inverse16 = _mm512_set1_ps(static_cast<float>(1.0 / ExpShiftedRow16(p, width, top)));
     for (int j = 0; j < width; j += 16) {
       const __mmask16 lanes = width - j >= 16 ? 0xffff : static_cast<__mmask16>((1u << (width - j)) - 1);
-      _mm512_mask_storeu_ps(p + j, lanes, _mm512_div_ps(_mm512_maskz_loadu_ps(lanes, p + j), total16));
+      _mm512_mask_storeu_ps(p + j, lanes, _mm512_mul_ps(_mm512_maskz_loadu_ps(lanes, p + j), inverse16));
     }
   }
 }
@@ -220,10 +210,9 @@ __attribute__((target("avx512f"))) void SoftmaxRows16(float* z, const float* mas
 // block: Exp of −∞ is 0), then the block's Σe added to the sum.
 __attribute__((target("avx512f"))) void OnlineSoftmaxBlock16(float* z, const float* mask, int rows, int width, float divisor,
                                                             float* top, double* sums, float* acc, int d) {
-  const Divide16 divide(divisor);
   for (int r = 0; r < rows; r++) {
     float* p = z + int64_t(r) * width;
-    const float new_top = std::max(top[r], ScaleMaskRow16(p, mask, width, divide));
+    const float new_top = std::max(top[r], ScaleMaskRow16(p, mask, width, divisor));
     const float rescale = _mm512_cvtss_f32(Exp16(_mm512_set1_ps(top[r] - new_top)));
     top[r] = new_top;
     sums[r] = sums[r] * rescale + ExpShiftedRow16(p, width, new_top);
