@@ -21,8 +21,8 @@
 // depend on it (OpenBLAS aside, which splits its products its own way).
 // Attention: for each query block, the keys in blocks of kKeyBlock: scores = q·kᵀ, then softmax and probs·v. Keys
 // past a sequence's last unmasked one are skipped (they weigh exactly 0: Exp8 is 0 below −87.34). Up to kKeyBlock
-// keys the softmax is the op-by-op model's (normalised probabilities, then probs·v; with AVX-512 two products stand
-// in for its divisions, see SoftmaxRows16); longer sequences go
+// keys the softmax is exactly the op-by-op model's (softmax.cc's SoftmaxRows: normalised probabilities, then
+// probs·v); longer sequences go
 // through the online softmax of FlashAttention (running max and sum per row, the partial context rescaled as the
 // max grows), so no [heads, n, n] score matrix exists for any n: the scratch memory is kQueryBlock · kKeyBlock
 // floats a thread, and an 8,192-token input needs only its activations.
@@ -161,8 +161,7 @@ __attribute__((target("avx512f"))) inline __m512d AddWidened(__m512d sum8, __m51
 }
 
 // One row of scores in place: z = row · (1/divisor) + mask (masked lanes past width untouched), returning max z.
-// The product stands in for the op-by-op model's division (exact where divisor is a power of two, as √64 is;
-// else within a float32 rounding of it): a vector division costs ~10 cycles for 16 floats, more than Exp16.
+// A product where the formula divides, as SoftmaxRows does (see softmax.cc).
 __attribute__((target("avx512f"))) float ScaleMaskRow16(float* p, const float* mask, int width, float divisor) {
   const __m512 scale = _mm512_set1_ps(1.0f / divisor);
   __m512 top16 = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
@@ -189,9 +188,8 @@ __attribute__((target("avx512f"))) double ExpShiftedRow16(float* p, int width, f
 }
 
 // Attention probabilities of `rows` score rows of `width` in place: softmax(z / divisor + mask) as SoftmaxRows
-// computes it, 16 floats at a time where the CPU has AVX-512, with two products where SoftmaxRows divides (by the
-// divisor, see ScaleMaskRow16, and by the row sum: e · float(1/Σ), within a float32 rounding of e / Σ); the double
-// row sum adds its lanes in another order.
+// computes it (the same operations on each element, its products by 1/divisor and by float(1/Σ) included; only
+// the double row sum adds its lanes in another order), 16 floats at a time where the CPU has AVX-512.
 __attribute__((target("avx512f"))) void SoftmaxRows16(float* z, const float* mask, int rows, int width, float divisor) {
   for (int r = 0; r < rows; r++) {
     float* p = z + int64_t(r) * width;
@@ -230,7 +228,7 @@ __attribute__((target("avx2,fma"))) void OnlineSoftmaxBlock8(float* z, const flo
   for (int r = 0; r < rows; r++) {
     float* p = z + int64_t(r) * width;
     float block_top = -std::numeric_limits<float>::infinity();
-    for (int j = 0; j < width; j++) block_top = std::max(block_top, p[j] = p[j] / divisor + mask[j]);
+    for (int j = 0; j < width; j++) block_top = std::max(block_top, p[j] = p[j] * (1.0f / divisor) + mask[j]);
     const float new_top = std::max(top[r], block_top);
     const float rescale = Exp1(top[r] - new_top);
     top[r] = new_top;
