@@ -1,10 +1,10 @@
 /**
- * `pnpm test:install` (CI, `.ci/run`): kotune as a user gets it. Builds and packs every package (`pnpm -r pack`),
+ * `pnpm test:install` (also part of `pnpm test`): kotune as a user gets it. Builds and packs every package (`pnpm -r pack`),
  * installs the tarballs with npm into a fresh folder outside the repository (third-party packages come from the
  * npm registry), and there runs `npx kotune --help`, `npx kotune score` on a fixture model, `kotune serve` on it, a
  * plain `node` ESM script that imports @kotune/xlm-roberta, the README's TypeScript example (typed by `tsc --noEmit`, strict,
  * Node's module settings, then run), and prints how long the install and the first score took.
- * Not part of `pnpm test` (it needs the registry and takes a minute or two); uvu prints its totals.
+ * `pnpm test` runs it with everything else (it needs the npm registry and takes a minute or two); uvu prints its totals.
  *
  * KOTUNE_INSTALL_CACHE=DIR: npm's cache folder (e.g. an empty one, to time a first install).
  */
