@@ -203,7 +203,7 @@ __attribute__((target("avx512f"))) void SoftmaxRows16(float* z, const float* mas
 }
 
 // One key block of the online softmax (FlashAttention's running max and sum) for `rows` score rows of `width`:
-// z = s / divisor + mask, the row's running top raised to the block's max, e = exp(z − top) in place, the
+// z = s · (1/divisor) + mask, the row's running top raised to the block's max, e = exp(z − top) in place, the
 // running sum and the row's partial context (`d` floats) rescaled by e^(old top − new top) (0 for the first
 // block: Exp of −∞ is 0), then the block's Σe added to the sum.
 __attribute__((target("avx512f"))) void OnlineSoftmaxBlock16(float* z, const float* mask, int rows, int width, float divisor,
