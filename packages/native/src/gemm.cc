@@ -1,44 +1,25 @@
 // Matrix product, C = op(A) · op(B), row-major. Two kernels:
-//   - OpenBLAS's cblas_sgemm, opened with dlopen at load time (Debian: libopenblas0-pthread); no
-//     header or link-time dependency, so the addon builds and loads where OpenBLAS is absent;
-//   - a built-in blocked kernel for x86-64 with AVX2 and FMA or AVX-512 (the BLIS loop structure:
-//     packed panels of B and A, a register tile) on OMP_NUM_THREADS threads, for machines without OpenBLAS.
+//   - the system BLAS's cblas_sgemm (OpenBLAS...), opened with dlopen at load time by blas_loader.cc;
+//   - a built-in blocked kernel (the BLIS loop structure: packed panels of B and A, a register tile) with
+//     an AVX2 and FMA or AVX-512 tile on x86-64, else a portable C++ one, on OMP_NUM_THREADS threads.
 // Neither changes what is computed, only the order of the float32 sums.
-#include <dlfcn.h>
-#include <immintrin.h>
-
 #include <algorithm>
 #include <cstring>
 #include <functional>
 #include <vector>
 
 #include "kernels.h"
+#if KOTUNE_X86_SIMD
+#include <immintrin.h>
+#endif
 
 namespace kotune {
 
-// ---- OpenBLAS, opened at run time -------------------------------------------------------------
+// ---- the system BLAS, opened at run time (blas_loader.cc) -------------------------------------
 
 namespace {
 enum CblasConstant { kRowMajor = 101, kNoTrans = 111, kTrans = 112 };
-using GetStringFn = char* (*)();
 }  // namespace
-
-OpenBlas openblas;
-
-void OpenOpenBlas() {
-  for (const char* name : {"libopenblas.so.0", "libopenblas.so", "libopenblasp.so.0"}) {
-    void* handle = dlopen(name, RTLD_NOW | RTLD_LOCAL);
-    if (!handle) continue;
-    auto sgemm = reinterpret_cast<SgemmFn>(dlsym(handle, "cblas_sgemm"));
-    if (!sgemm) continue;
-    openblas.sgemm = sgemm;
-    openblas.get_num_threads = reinterpret_cast<GetIntFn>(dlsym(handle, "openblas_get_num_threads"));
-    auto get_config = reinterpret_cast<GetStringFn>(dlsym(handle, "openblas_get_config"));
-    openblas.library = name;
-    openblas.config = get_config ? get_config() : "";
-    return;
-  }
-}
 
 void OpenBlasGemm(int batch, int m, int n, int k, const float* a, bool trans_a, const float* b, bool trans_b, float* c) {
   for (int i = 0; i < batch; i++) {
@@ -111,6 +92,7 @@ void StoreEdge(const float (&tile)[MR][NR], float* c, int ldc, bool accumulate, 
 
 // The register tiles: C[0:rows, 0:cols] (+)= packed A panel · packed B panel, over kc. Each row of the
 // tile is two vectors; the accumulators take 12 of AVX2's 16 registers and 24 of AVX-512's 32.
+#if KOTUNE_X86_SIMD
 struct Avx2Tile {
   static constexpr int MR = 6, NR = 16;
   __attribute__((target("avx2,fma"))) static void Run(int kc, const float* a, const float* b, float* c, int ldc,
@@ -180,6 +162,28 @@ struct Avx512Tile {
     StoreEdge(tile, c, ldc, accumulate, rows, cols);
   }
 };
+#endif  // KOTUNE_X86_SIMD
+
+// The tile in plain C++ for every other CPU, vectorised by the compiler (arm64: 24 of NEON's 32 registers, with
+// fused multiply-adds as the x86 tiles have them; x86-64 without AVX2: SSE, without).
+struct PortableTile {
+  static constexpr int MR = 6, NR = 16;
+  static void Run(int kc, const float* a, const float* b, float* c, int ldc, bool accumulate, int rows, int cols) {
+    float acc[MR][NR] = {};
+    for (int p = 0; p < kc; p++, a += MR, b += NR) {
+      for (int r = 0; r < MR; r++) {
+        for (int j = 0; j < NR; j++) {
+#if defined(__aarch64__)
+          acc[r][j] = __builtin_fmaf(a[r], b[j], acc[r][j]);
+#else
+          acc[r][j] += a[r] * b[j];
+#endif
+        }
+      }
+    }
+    StoreEdge(acc, c, ldc, accumulate, rows, cols);
+  }
+};
 
 template <typename Tile>
 void BlockedGemm(int m, int n, int k, const Matrix& a, const Matrix& b, float* c, int ldc) {
@@ -209,28 +213,40 @@ void BlockedGemm(int m, int n, int k, const Matrix& a, const Matrix& b, float* c
 }
 
 Isa DetectIsa() {
+#if KOTUNE_X86_SIMD
   __builtin_cpu_init();
   if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma")) return Isa::kNone;
   return __builtin_cpu_supports("avx512f") ? Isa::kAvx512 : Isa::kAvx2;
+#else
+  return Isa::kNone;
+#endif
 }
 
 }  // namespace
 
 const Isa kIsa = DetectIsa();
-const bool kBuiltinSupported = kIsa != Isa::kNone;
 
 // C (row stride ldc) = op(A) · op(B) on one thread with the given tile.
 void BuiltinGemm(Isa isa, int m, int n, int k, const Matrix& a, const Matrix& b, float* c, int ldc) {
-  if (isa == Isa::kAvx512) {
-    BlockedGemm<Avx512Tile>(m, n, k, a, b, c, ldc);
-  } else {
-    BlockedGemm<Avx2Tile>(m, n, k, a, b, c, ldc);
-  }
+#if KOTUNE_X86_SIMD
+  if (isa == Isa::kAvx512) return BlockedGemm<Avx512Tile>(m, n, k, a, b, c, ldc);
+  if (isa == Isa::kAvx2) return BlockedGemm<Avx2Tile>(m, n, k, a, b, c, ldc);
+#else
+  static_cast<void>(isa);  // the portable tile is the only one
+#endif
+  BlockedGemm<PortableTile>(m, n, k, a, b, c, ldc);
 }
 
 // A right operand packed once: op(B) (k x n) as BlockedGemm's PackB lays it out, for every KC block of k one after
 // another (block p0 holds its panels of NR columns, n rounded up to whole panels, p-major inside a panel).
-int PanelWidth(Isa isa) { return isa == Isa::kAvx512 ? Avx512Tile::NR : Avx2Tile::NR; }
+int PanelWidth(Isa isa) {
+#if KOTUNE_X86_SIMD
+  if (isa != Isa::kNone) return isa == Isa::kAvx512 ? Avx512Tile::NR : Avx2Tile::NR;
+#else
+  static_cast<void>(isa);  // the portable tile is the only one
+#endif
+  return PortableTile::NR;
+}
 
 size_t PackedWeightLength(Isa isa, int n, int k) {
   const int nr = PanelWidth(isa);
@@ -268,11 +284,13 @@ void PackedRows(int i0, int mc, int n, int k, const float* a, int lda, const flo
 // Rows [i0, i0 + mc) of C = A · Wᵀ (A row-major k wide, row stride lda) from W packed by PackWeight, on one thread:
 // each element takes the same operations in the same order as BuiltinGemm gives it.
 void PackedGemmRows(Isa isa, int i0, int mc, int n, int k, const float* a, int lda, const float* packed, float* c, int ldc) {
-  if (isa == Isa::kAvx512) {
-    PackedRows<Avx512Tile>(i0, mc, n, k, a, lda, packed, c, ldc);
-  } else {
-    PackedRows<Avx2Tile>(i0, mc, n, k, a, lda, packed, c, ldc);
-  }
+#if KOTUNE_X86_SIMD
+  if (isa == Isa::kAvx512) return PackedRows<Avx512Tile>(i0, mc, n, k, a, lda, packed, c, ldc);
+  if (isa == Isa::kAvx2) return PackedRows<Avx2Tile>(i0, mc, n, k, a, lda, packed, c, ldc);
+#else
+  static_cast<void>(isa);  // the portable tile is the only one
+#endif
+  PackedRows<PortableTile>(i0, mc, n, k, a, lda, packed, c, ldc);
 }
 
 const int kGemmRowBlock = MC;
@@ -284,7 +302,7 @@ const int kGemmDepthBlock = KC;
 void ParallelBuiltinGemm(Isa isa, int batch, int m, int n, int k, const float* a, bool trans_a, const float* b,
                          bool trans_b, float* c) {
   if (batch == 0) return;  // nothing to compute (and the split below divides by batch)
-  const int nr = isa == Isa::kAvx512 ? Avx512Tile::NR : Avx2Tile::NR;
+  const int nr = PanelWidth(isa);
   const double flops = 2.0 * batch * m * n * k;
   const int threads = flops < 4e6 ? 1 : kBuiltinThreads;  // below ~50 µs of work a hand-off costs more than it saves
   const int tiles = std::max(1, (n + nr - 1) / nr);
