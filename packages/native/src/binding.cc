@@ -540,7 +540,7 @@ napi_value Init(napi_env env, napi_value exports) {
   const bool ok = SetString(env, exports, "openBlasLibrary", openblas.library) &&
                   SetString(env, exports, "openBlasConfig", openblas.config) &&
                   SetString(env, exports, "blasVendor", openblas.vendor) &&
-                  SetString(env, exports, "builtinIsa", kIsa == Isa::kAvx512 ? "avx512" : kIsa == Isa::kAvx2 ? "avx2" : "portable") &&
+                  SetString(env, exports, "builtinIsa", kIsa == Isa::kAvx512 ? "avx512" : kIsa == Isa::kAvx2 ? "avx2" : KOTUNE_ARM_NEON ? "neon" : "portable") &&
                   SetBool(env, exports, "encoderSupported", KOTUNE_X86_SIMD && kIsa != Isa::kNone) &&
                   SetInt(env, exports, "builtinThreads", kBuiltinThreads) &&
                   SetString(env, exports, "sourceHash", KOTUNE_SOURCE_HASH) &&

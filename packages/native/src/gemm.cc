@@ -12,6 +12,9 @@
 #if KOTUNE_X86_SIMD
 #include <immintrin.h>
 #endif
+#if KOTUNE_ARM_NEON
+#include <arm_neon.h>
+#endif
 
 namespace kotune {
 
@@ -164,24 +167,46 @@ struct Avx512Tile {
 };
 #endif  // KOTUNE_X86_SIMD
 
-// The tile in plain C++ for every other CPU, vectorised by the compiler (arm64: 24 of NEON's 32 registers, with
-// fused multiply-adds as the x86 tiles have them; x86-64 without AVX2: SSE, without).
+// The tile for every other CPU, the same shape as AVX2's: NEON's fused multiply-adds on arm64 (24 of its 32
+// vector registers), elsewhere GCC/Clang vector types (SSE on x86-64 without AVX2), separate multiply and add.
 struct PortableTile {
   static constexpr int MR = 6, NR = 16;
   static void Run(int kc, const float* a, const float* b, float* c, int ldc, bool accumulate, int rows, int cols) {
-    float acc[MR][NR] = {};
+    float tile[MR][NR];
+#if KOTUNE_ARM_NEON
+    float32x4_t acc[MR][4];
+    for (int r = 0; r < MR; r++) acc[r][0] = acc[r][1] = acc[r][2] = acc[r][3] = vdupq_n_f32(0.0f);
     for (int p = 0; p < kc; p++, a += MR, b += NR) {
+      const float32x4_t b0 = vld1q_f32(b), b1 = vld1q_f32(b + 4), b2 = vld1q_f32(b + 8), b3 = vld1q_f32(b + 12);
       for (int r = 0; r < MR; r++) {
-        for (int j = 0; j < NR; j++) {
-#if defined(__aarch64__)
-          acc[r][j] = __builtin_fmaf(a[r], b[j], acc[r][j]);
-#else
-          acc[r][j] += a[r] * b[j];
-#endif
-        }
+        const float32x4_t ar = vdupq_n_f32(a[r]);
+        acc[r][0] = vfmaq_f32(acc[r][0], ar, b0);
+        acc[r][1] = vfmaq_f32(acc[r][1], ar, b1);
+        acc[r][2] = vfmaq_f32(acc[r][2], ar, b2);
+        acc[r][3] = vfmaq_f32(acc[r][3], ar, b3);
       }
     }
-    StoreEdge(acc, c, ldc, accumulate, rows, cols);
+    for (int r = 0; r < MR; r++) {
+      for (int v = 0; v < 4; v++) vst1q_f32(tile[r] + 4 * v, acc[r][v]);
+    }
+#else
+    typedef float Vec4 __attribute__((vector_size(16)));
+    typedef float UnalignedVec4 __attribute__((vector_size(16), aligned(4), may_alias));
+    Vec4 acc[MR][4] = {};
+    for (int p = 0; p < kc; p++, a += MR, b += NR) {
+      const UnalignedVec4* bv = reinterpret_cast<const UnalignedVec4*>(b);
+      const Vec4 b0 = bv[0], b1 = bv[1], b2 = bv[2], b3 = bv[3];
+      for (int r = 0; r < MR; r++) {
+        const Vec4 ar = Vec4{} + a[r];
+        acc[r][0] += ar * b0;
+        acc[r][1] += ar * b1;
+        acc[r][2] += ar * b2;
+        acc[r][3] += ar * b3;
+      }
+    }
+    for (int r = 0; r < MR; r++) std::memcpy(tile[r], acc[r], sizeof(tile[r]));
+#endif
+    StoreEdge(tile, c, ldc, accumulate, rows, cols);
   }
 };
 

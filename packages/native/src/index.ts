@@ -77,7 +77,7 @@ interface Binding extends PassThroughKernels {
   /** `OpenBLAS`, `Accelerate` or `BLAS` (another libblas.so.3), or ''. */
   blasVendor: string;
   /** The built-in product's tile on this CPU. */
-  builtinIsa: 'avx512' | 'avx2' | 'portable';
+  builtinIsa: 'avx512' | 'avx2' | 'neon' | 'portable';
   /** Whether packEncoderLayer and encoderLayer exist (x86-64 with AVX2 and FMA). */
   encoderSupported: boolean;
   builtinThreads: number;
@@ -212,7 +212,7 @@ export function parseNativeChoice(value: string): NativeChoice {
   return choice as NativeChoice;
 }
 
-const ISA_NAMES = { avx512: 'AVX-512', avx2: 'AVX2', portable: 'portable C++' } as const;
+const ISA_NAMES = { avx512: 'AVX-512', avx2: 'AVX2', neon: 'NEON', portable: 'portable C++' } as const;
 
 function kernelsOf(b: Binding, kernel: GemmKernel): NativeKernels {
   const id = { builtin: 0, openblas: 1, blas: 1, 'builtin-avx2': 2 }[kernel];
@@ -273,7 +273,7 @@ export function loadNative(choice: string = process.env.KOTUNE_NATIVE ?? 'auto')
   if (wanted === 'blas' && b.blasVendor === '') {
     throw new Error('KOTUNE_NATIVE=blas was asked for, but no system BLAS with cblas_sgemm could be opened (OpenBLAS, Apple Accelerate, libblas.so.3, or KOTUNE_BLAS=/path/to/library)');
   }
-  if (wanted === 'builtin-avx2' && b.builtinIsa === 'portable') throw new Error('KOTUNE_NATIVE=builtin-avx2 was asked for, but this CPU (or this build) lacks AVX2 with FMA');
+  if (wanted === 'builtin-avx2' && b.builtinIsa !== 'avx2' && b.builtinIsa !== 'avx512') throw new Error('KOTUNE_NATIVE=builtin-avx2 was asked for, but this CPU (or this build) lacks AVX2 with FMA');
   if (wanted === 'openblas' || (wanted === 'auto' && openblas)) return { kernels: kernelsOf(b, 'openblas') };
   if (wanted === 'blas' || wanted === 'builtin-avx2') return { kernels: kernelsOf(b, wanted) };
   return { kernels: kernelsOf(b, 'builtin') };

@@ -27,11 +27,17 @@
 
 // The x86 SIMD kernels (AVX2 and AVX-512 through target attributes, chosen at run time by kIsa) exist on x86-64
 // unless the build asks for the portable path alone (KOTUNE_NATIVE_ISA=portable defines KOTUNE_PORTABLE). Elsewhere
-// (arm64: NEON through the compiler's vectoriser) every kernel runs its portable C++.
+// every kernel runs its portable C++; on arm64 the product's tile is NEON (KOTUNE_ARM_NEON) unless the build
+// asks for the portable path alone.
 #if (defined(__x86_64__) || defined(_M_X64)) && !defined(KOTUNE_PORTABLE)
 #define KOTUNE_X86_SIMD 1
 #else
 #define KOTUNE_X86_SIMD 0
+#endif
+#if defined(__aarch64__) && defined(__ARM_NEON) && !defined(KOTUNE_PORTABLE)
+#define KOTUNE_ARM_NEON 1
+#else
+#define KOTUNE_ARM_NEON 0
 #endif
 
 namespace kotune {

@@ -10,10 +10,10 @@ import { addonMissing, nativeTest as test } from './support.ts';
  * products of entries in [-1, 1) is off by at most ~k·ε·Σ|terms| ≤ k²·ε (ε = 2⁻²³); the check allows
  * 2·k·ε·(Σ|terms| of that entry), while a wrong index or a lost block is off by O(1).
  */
-/** The built-in kernel, and its AVX2 tile where this CPU and build have one (not the portable build, not arm64). */
+/** The built-in kernel, and its AVX2 tile where this CPU and build have one (not the portable build, NEON on arm64). */
 const builtin = addonMissing !== undefined ? undefined : (loadNative('builtin') as { kernels: NativeKernels }).kernels;
 const kernels: NativeKernels[] = builtin ? [builtin] : [];
-if (builtin && !builtin.describe().includes('portable')) kernels.push((loadNative('builtin-avx2') as { kernels: NativeKernels }).kernels);
+if (builtin && /AVX/.test(builtin.describe())) kernels.push((loadNative('builtin-avx2') as { kernels: NativeKernels }).kernels);
 const auto = loadNative('auto');
 if ('kernels' in auto && auto.kernels.kernel === 'openblas') kernels.push(auto.kernels);
 else console.log('gemm.test: no libopenblas.so.0 here; only the built-in kernel is tested');
