@@ -16,7 +16,15 @@ const kernels: NativeKernels[] = builtin ? [builtin] : [];
 if (builtin && /AVX/.test(builtin.describe())) kernels.push((loadNative('builtin-avx2') as { kernels: NativeKernels }).kernels);
 const auto = loadNative('auto');
 if ('kernels' in auto && auto.kernels.kernel === 'openblas') kernels.push(auto.kernels);
-else console.log('gemm.test: no libopenblas.so.0 here; only the built-in kernel is tested');
+else console.log('gemm.test: no libopenblas.so.0 here; the OpenBLAS path is not tested');
+/** Another system BLAS (Accelerate, libblas.so.3, KOTUNE_BLAS), which only KOTUNE_NATIVE=blas runs. */
+if (builtin && !kernels.some((g) => g.kernel === 'openblas')) {
+  try {
+    kernels.push((loadNative('blas') as { kernels: NativeKernels }).kernels);
+  } catch {
+    // none here: KOTUNE_NATIVE=blas says so (tested below)
+  }
+}
 
 let state = 12345;
 function uniform(n: number): Float32Array {
@@ -127,6 +135,7 @@ test('a kernel asked for by name that cannot run is an error; off is no kernel',
   assert.equal(loadNative('off'), { reason: 'KOTUNE_NATIVE=off' });
   assert.throws(() => loadNative('cublas'), /unknown KOTUNE_NATIVE "cublas"/);
   if (!kernels.some((g) => g.kernel === 'openblas')) assert.throws(() => loadNative('openblas'), /no libopenblas.so.0 could be opened/);
+  if (!kernels.some((g) => g.kernel === 'openblas' || g.kernel === 'blas')) assert.throws(() => loadNative('blas'), /no system BLAS with cblas_sgemm could be opened/);
 });
 
 test.run();

@@ -85,6 +85,15 @@ const hasTaskset = process.platform === 'linux' && spawnSync('taskset', ['--vers
 });
 if (!hasTaskset) console.log('skip: the taskset test (needs Linux with taskset, util-linux)');
 
+test('KOTUNE_BLAS naming a library without cblas_sgemm: no BLAS, the built-in kernel', () => {
+  const script = `const b = require(${JSON.stringify(NATIVE_ADDON)}); console.log(JSON.stringify([b.blasVendor, b.openBlasLibrary]))`;
+  for (const library of ['/no/such/libblas.so', process.platform === 'darwin' ? '/usr/lib/libSystem.B.dylib' : 'libm.so.6']) {
+    const [vendor, opened] = JSON.parse(execFileSync(process.execPath, ['-e', script], { env: { ...process.env, KOTUNE_BLAS: library }, encoding: 'utf8' }));
+    assert.ok(opened !== library, `${library} is not a BLAS`);
+    if (vendor === '') assert.is(opened, '');
+  }
+});
+
 /** What loadNative('auto') says in a fresh process that loads the addon at `addon`. */
 function loadIn(addon: string): { kernels?: unknown; reason?: string } {
   const code = `import(${JSON.stringify(index)}).then((m) => { const r = m.loadNative('auto'); console.log(JSON.stringify('reason' in r ? r : { kernels: r.kernels.describe() })); })`;
