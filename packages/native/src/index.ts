@@ -168,9 +168,13 @@ function cpuFeatures(): Set<string> | undefined {
   return undefined;
 }
 
-/** Why the addon at NATIVE_ADDON must not be loaded here, or undefined (checked before loading: never SIGILL). */
-function refusal(): string | undefined {
-  const rebuild = `rebuild with node ${BUILD_SCRIPT}`;
+const rebuild = `rebuild with node ${BUILD_SCRIPT}`;
+
+/**
+ * Why the addon at NATIVE_ADDON, built from sources of hash `sources`, must not be loaded here, or undefined
+ * (checked before loading: an addon compiled for instructions this CPU lacks would die of SIGILL).
+ */
+function refusal(sources: string): string | undefined {
   if (!existsSync(NATIVE_ADDON)) return `the addon is not built (node ${BUILD_SCRIPT} builds it, or says why it cannot)`;
   const manifestPath = join(dirname(NATIVE_ADDON), 'kotune_native.json');
   if (!existsSync(manifestPath)) return `the addon has no kotune_native.json beside it (an older build): ${rebuild}`;
@@ -180,7 +184,7 @@ function refusal(): string | undefined {
   } catch {
     return `the addon's kotune_native.json is unreadable: ${rebuild}`;
   }
-  if (manifest.sourceHash !== sourceHash(SOURCES)) return `the addon was built from other sources: ${rebuild}`;
+  if (manifest.sourceHash !== sources) return `the addon was built from other sources: ${rebuild}`;
   if (manifest.requires.length > 0) {
     const features = cpuFeatures();
     const missing = features ? manifest.requires.filter((f) => !features.has(f)) : manifest.requires;
@@ -193,12 +197,19 @@ function refusal(): string | undefined {
 
 function loadBinding(): Binding | undefined {
   if (binding || bindingError) return binding;
-  bindingError = refusal();
+  let sources: string;
+  try {
+    sources = sourceHash(SOURCES);
+  } catch {
+    bindingError = `the addon's sources (${SOURCES}) cannot be read to check it against them`;
+    return undefined;
+  }
+  bindingError = refusal(sources);
   if (bindingError) return undefined;
   try {
     const loaded = createRequire(import.meta.url)(NATIVE_ADDON) as Binding;
     // The manifest could be from another build than the binary beside it: the binary's own record decides.
-    if (loaded.sourceHash !== sourceHash(SOURCES)) bindingError = `the addon was built from other sources: rebuild with node ${BUILD_SCRIPT}`;
+    if (loaded.sourceHash !== sources) bindingError = `the addon was built from other sources: ${rebuild}`;
     else binding = loaded;
   } catch (err) {
     bindingError = `the addon did not load: ${(err as Error).message.split('\n')[0]}`;
