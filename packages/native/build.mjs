@@ -20,7 +20,7 @@ import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync }
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { sourceHash } from './source-hash.mjs';
+import { sourceHash } from './src/source-hash.mjs';
 
 const started = Date.now();
 const here = dirname(fileURLToPath(import.meta.url));

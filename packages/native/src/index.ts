@@ -18,7 +18,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { sourceHash } from '../source-hash.mjs';
+// '../src/': so that dist/index.js, built from this file, finds it too (the package ships src/ for build.mjs).
+import { sourceHash } from '../src/source-hash.mjs';
 
 export type GemmKernel = 'openblas' | 'blas' | 'builtin' | 'builtin-avx2';
 export const NATIVE_CHOICES = ['auto', 'openblas', 'blas', 'builtin', 'builtin-avx2', 'off'] as const;
