@@ -58,9 +58,10 @@ function runFile(file: string): Promise<FileResult> {
 }
 
 const filters = process.argv.slice(2);
-const files = [...findTests(join(root, 'packages')), ...findTests(join(root, 'test'))]
-  .filter((f) => filters.length === 0 || filters.some((s) => f.includes(s)))
-  .sort();
+// The cross-package suites of test/ start first: the Python referee's first run builds its venv (a minute of
+// pip, mostly waiting on the disk), which then overlaps the package tests instead of following them.
+const files = [...findTests(join(root, 'test')).sort(), ...findTests(join(root, 'packages')).sort()]
+  .filter((f) => filters.length === 0 || filters.some((s) => f.includes(s)));
 const workers = Math.max(1, Math.min(Number(process.env.KOTUNE_TEST_JOBS ?? cpus().length), 4));
 
 const results: FileResult[] = [];

@@ -60,6 +60,30 @@ test('encode: one {"embedding"} line per text with the folder pooling + Normaliz
   assert.ok(embeddings.every((e) => Math.abs(Math.hypot(...e) - 1) < 1e-6)); // normalised (float32 rounding)
 });
 
+test('encode: the folder\'s default prompt, --prompt-name, --prefix (sentence-transformers\' order)', async () => {
+  const texts: string[] = tokenization('singles').inputs.slice(0, 3);
+  const input = file('prompted.jsonl', texts.map((text) => JSON.stringify({ text })));
+  const embedder = await Embedder.load(join(FIXTURE, 'embedder'), { log: null, prompts: { query: 'query: ', document: 'passage: ' }, defaultPromptName: 'query' });
+  const model = join(work, 'prompted');
+  await embedder.save(model);
+  const expected = async (prefix: string) => (await embedder.encode(texts, { prefix })).map((e) => Array.from(e));
+  const output = join(work, 'prompted-out.jsonl');
+  const run = async (flags: string[]) => {
+    await encode(['--model', model, '--input', input, '--output', output, ...flags]);
+    return readLines(output).map((l) => l.embedding as number[]).map((e) => Array.from(Float32Array.from(e)));
+  };
+  assert.equal(await run([]), await expected('query: '), 'the default prompt');
+  assert.equal(await run(['--prompt-name', 'document']), await expected('passage: '));
+  assert.equal(await run(['--prefix', '']), await expected(''));
+  embedder.dispose();
+  try {
+    await run(['--prefix', 'x', '--prompt-name', 'query']);
+    assert.unreachable('both given');
+  } catch (error) {
+    assert.match((error as Error).message, /give --prefix or --prompt-name, not both/);
+  }
+});
+
 test('bad lines stop with file:line: reason and leave no output file', async () => {
   const output = join(work, 'never.jsonl');
   const attempts: [typeof score, string[], RegExp][] = [

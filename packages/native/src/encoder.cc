@@ -21,7 +21,8 @@
 // depend on it (OpenBLAS aside, which splits its products its own way).
 // Attention: for each query block, the keys in blocks of kKeyBlock: scores = q·kᵀ, then softmax and probs·v. Keys
 // past a sequence's last unmasked one are skipped (they weigh exactly 0: Exp8 is 0 below −87.34). Up to kKeyBlock
-// keys the softmax is exact as in the op-by-op model (normalised probabilities, then probs·v); longer sequences go
+// keys the softmax is the op-by-op model's (normalised probabilities, then probs·v; with AVX-512 two products stand
+// in for its divisions, see SoftmaxRows16); longer sequences go
 // through the online softmax of FlashAttention (running max and sum per row, the partial context rescaled as the
 // max grows), so no [heads, n, n] score matrix exists for any n: the scratch memory is kQueryBlock · kKeyBlock
 // floats a thread, and an 8,192-token input needs only its activations.
@@ -34,6 +35,7 @@
 // backward, with the op-by-op model's mask.
 // GCC 12 warns that its own AVX-512 intrinsics' `_mm512_undefined_*` placeholders "may be used uninitialized".
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 
 #include <algorithm>
 #include <cmath>
@@ -51,7 +53,8 @@ namespace kotune {
 namespace {
 
 // kKeyBlock is a multiple of kGemmDepthBlock (256), so a key block starts a block of the packed values.
-constexpr int kQueryBlock = 64, kKeyBlock = 512;
+// kQueryBlock is a multiple of both register tiles' rows (12 and 6), so only a sequence's last block has a partial tile.
+constexpr int kQueryBlock = 96, kKeyBlock = 512;
 
 // Offsets of the parts of a packed layer (see PackEncoderLayer), in floats.
 struct LayerLayout {
@@ -152,39 +155,89 @@ __attribute__((target("avx2,fma"))) double ExpShifted(float* z, size_t n, float 
   return sum;
 }
 
+// Σ of 16 floats' values in double, added to sum8's lanes.
+__attribute__((target("avx512f"))) inline __m512d AddWidened(__m512d sum8, __m512 e) {
+  return _mm512_add_pd(sum8, _mm512_add_pd(_mm512_cvtps_pd(_mm512_castps512_ps256(e)),
+                                           _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(e), 1)))));
+}
+
+// One row of scores in place: z = row · (1/divisor) + mask (masked lanes past width untouched), returning max z.
+// The product stands in for the op-by-op model's division (exact where divisor is a power of two, as √64 is;
+// else within a float32 rounding of it): a vector division costs ~10 cycles for 16 floats, more than Exp16.
+__attribute__((target("avx512f"))) float ScaleMaskRow16(float* p, const float* mask, int width, float divisor) {
+  const __m512 scale = _mm512_set1_ps(1.0f / divisor);
+  __m512 top16 = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
+  for (int j = 0; j < width; j += 16) {
+    const __mmask16 lanes = width - j >= 16 ? 0xffff : static_cast<__mmask16>((1u << (width - j)) - 1);
+    const __m512 v = _mm512_add_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(lanes, p + j), scale), _mm512_maskz_loadu_ps(lanes, mask + j));
+    _mm512_mask_storeu_ps(p + j, lanes, v);
+    top16 = _mm512_mask_max_ps(top16, lanes, top16, v);
+  }
+  return _mm512_reduce_max_ps(top16);
+}
+
+// e = exp(z − shift) in place over one row, returning Σe in double (Exp16; the tail's lanes under a mask).
+__attribute__((target("avx512f"))) double ExpShiftedRow16(float* p, int width, float shift) {
+  const __m512 s = _mm512_set1_ps(shift);
+  __m512d sum8 = _mm512_setzero_pd();
+  for (int j = 0; j < width; j += 16) {
+    const __mmask16 lanes = width - j >= 16 ? 0xffff : static_cast<__mmask16>((1u << (width - j)) - 1);
+    const __m512 e = _mm512_maskz_mov_ps(lanes, Exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(lanes, p + j), s)));
+    _mm512_mask_storeu_ps(p + j, lanes, e);
+    sum8 = AddWidened(sum8, e);
+  }
+  return _mm512_reduce_add_pd(sum8);
+}
+
 // Attention probabilities of `rows` score rows of `width` in place: softmax(z / divisor + mask) as SoftmaxRows
-// computes it (the same operations on each element; only the double row sum adds its lanes in another order),
-// 16 floats at a time where the CPU has AVX-512.
+// computes it, 16 floats at a time where the CPU has AVX-512, with two products where SoftmaxRows divides (by the
+// divisor, see ScaleMaskRow16, and by the row sum: e · float(1/Σ), within a float32 rounding of e / Σ); the double
+// row sum adds its lanes in another order.
 __attribute__((target("avx512f"))) void SoftmaxRows16(float* z, const float* mask, int rows, int width, float divisor) {
-  const int body = width / 16 * 16;
-  const __m512 d = _mm512_set1_ps(divisor);
   for (int r = 0; r < rows; r++) {
     float* p = z + int64_t(r) * width;
-    __m512 top16 = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
-    for (int j = 0; j < body; j += 16) {
-      const __m512 v = _mm512_add_ps(_mm512_div_ps(_mm512_loadu_ps(p + j), d), _mm512_loadu_ps(mask + j));
-      _mm512_storeu_ps(p + j, v);
-      top16 = _mm512_max_ps(top16, v);
+    const float top = ScaleMaskRow16(p, mask, width, divisor);
+    const __m512 inverse16 = _mm512_set1_ps(static_cast<float>(1.0 / ExpShiftedRow16(p, width, top)));
+    for (int j = 0; j < width; j += 16) {
+      const __mmask16 lanes = width - j >= 16 ? 0xffff : static_cast<__mmask16>((1u << (width - j)) - 1);
+      _mm512_mask_storeu_ps(p + j, lanes, _mm512_mul_ps(_mm512_maskz_loadu_ps(lanes, p + j), inverse16));
     }
-    float top = _mm512_reduce_max_ps(top16);
-    for (int j = body; j < width; j++) top = std::max(top, p[j] = p[j] / divisor + mask[j]);
-    const __m512 shift = _mm512_set1_ps(top);
-    __m512d sum8 = _mm512_setzero_pd();
-    for (int j = 0; j < body; j += 16) {
-      const __m512 e = Exp16(_mm512_sub_ps(_mm512_loadu_ps(p + j), shift));
-      _mm512_storeu_ps(p + j, e);
-      sum8 = _mm512_add_pd(sum8, _mm512_add_pd(_mm512_cvtps_pd(_mm512_castps512_ps256(e)), _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(e), 1)))));
+  }
+}
+
+// One key block of the online softmax (FlashAttention's running max and sum) for `rows` score rows of `width`:
+// z = s / divisor + mask, the row's running top raised to the block's max, e = exp(z − top) in place, the
+// running sum and the row's partial context (`d` floats) rescaled by e^(old top − new top) (0 for the first
+// block: Exp of −∞ is 0), then the block's Σe added to the sum.
+__attribute__((target("avx512f"))) void OnlineSoftmaxBlock16(float* z, const float* mask, int rows, int width, float divisor,
+                                                            float* top, double* sums, float* acc, int d) {
+  for (int r = 0; r < rows; r++) {
+    float* p = z + int64_t(r) * width;
+    const float new_top = std::max(top[r], ScaleMaskRow16(p, mask, width, divisor));
+    const float rescale = _mm512_cvtss_f32(Exp16(_mm512_set1_ps(top[r] - new_top)));
+    top[r] = new_top;
+    sums[r] = sums[r] * rescale + ExpShiftedRow16(p, width, new_top);
+    float* acc_row = acc + int64_t(r) * d;
+    for (int j = 0; j < d; j += 16) {
+      const __mmask16 lanes = d - j >= 16 ? 0xffff : static_cast<__mmask16>((1u << (d - j)) - 1);
+      _mm512_mask_storeu_ps(acc_row + j, lanes, _mm512_mul_ps(_mm512_maskz_loadu_ps(lanes, acc_row + j), _mm512_set1_ps(rescale)));
     }
-    double sum = _mm512_reduce_add_pd(sum8);
-    if (body < width) {
-      alignas(64) float tail[16] = {};
-      for (int j = body; j < width; j++) tail[j - body] = p[j] - top;
-      _mm512_store_ps(tail, Exp16(_mm512_load_ps(tail)));
-      for (int j = body; j < width; j++) sum += p[j] = tail[j - body];
-    }
-    const __m512 total16 = _mm512_set1_ps(static_cast<float>(sum));
-    for (int j = 0; j < body; j += 16) _mm512_storeu_ps(p + j, _mm512_div_ps(_mm512_loadu_ps(p + j), total16));
-    for (int j = body; j < width; j++) p[j] /= static_cast<float>(sum);
+  }
+}
+
+// The same with AVX2 (Exp8), for the builtin-avx2 kernel.
+__attribute__((target("avx2,fma"))) void OnlineSoftmaxBlock8(float* z, const float* mask, int rows, int width, float divisor,
+                                                            float* top, double* sums, float* acc, int d) {
+  for (int r = 0; r < rows; r++) {
+    float* p = z + int64_t(r) * width;
+    float block_top = -std::numeric_limits<float>::infinity();
+    for (int j = 0; j < width; j++) block_top = std::max(block_top, p[j] = p[j] / divisor + mask[j]);
+    const float new_top = std::max(top[r], block_top);
+    const float rescale = Exp1(top[r] - new_top);
+    top[r] = new_top;
+    sums[r] = sums[r] * rescale + ExpShifted(p, width, new_top);
+    float* acc_row = acc + int64_t(r) * d;
+    for (int j = 0; j < d; j++) acc_row[j] *= rescale;
   }
 }
 
@@ -203,6 +256,7 @@ void FusedAttention(Isa isa, const AttentionShape& s, const float* qkv, const fl
   const float* v = qkv + int64_t(b) * s.seq * ld + 2 * s.hidden + h * d;
   const float* m = mask + int64_t(b) * s.seq;
   thread_local std::vector<float> keys_packed, values_packed, scores, partial, acc, top;
+  thread_local std::vector<double> sums;
   keys_packed.resize(PackedWeightLength(isa, keys, d));  // kᵀ: d x keys
   values_packed.resize(PackedWeightLength(isa, d, keys));  // v: keys x d
   PackRight(isa, Matrix{k, true, ld}, d, keys, keys_packed.data());
@@ -228,22 +282,12 @@ void FusedAttention(Isa isa, const AttentionShape& s, const float* qkv, const fl
     partial.resize(size_t(kQueryBlock) * d);
     acc.assign(size_t(rows) * d, 0.0f);
     top.assign(rows, -std::numeric_limits<float>::infinity());
-    std::vector<double> sums(rows, 0.0);
+    sums.assign(rows, 0.0);
     for (int k0 = 0; k0 < keys; k0 += kKeyBlock) {
       const int width = std::min(kKeyBlock, keys - k0);
       PackedGemmRows(isa, 0, rows, width, d, qb, ld, keys_packed.data() + size_t(k0) * d, scores.data(), width);
-      for (int r = 0; r < rows; r++) {
-        float* z = scores.data() + int64_t(r) * width;
-        float block_top = -std::numeric_limits<float>::infinity();
-        for (int j = 0; j < width; j++) block_top = std::max(block_top, z[j] = z[j] / s.divisor + m[k0 + j]);
-        const float new_top = std::max(top[r], block_top);
-        // e^(old top − new top): 0 for the first block (Exp8 is 0 below −87.34, and of −∞).
-        const float rescale = Exp1(top[r] - new_top);
-        top[r] = new_top;
-        sums[r] = sums[r] * rescale + ExpShifted(z, width, new_top);
-        float* acc_row = acc.data() + int64_t(r) * d;
-        for (int j = 0; j < d; j++) acc_row[j] *= rescale;
-      }
+      (isa == Isa::kAvx512 ? OnlineSoftmaxBlock16 : OnlineSoftmaxBlock8)(scores.data(), m + k0, rows, width, s.divisor,
+                                                                         top.data(), sums.data(), acc.data(), d);
       PackedGemmRows(isa, 0, rows, d, width, scores.data(), width, values_packed.data() + size_t(k0) * value_rows, partial.data(), d);
       for (size_t i = 0; i < size_t(rows) * d; i++) acc[i] += partial[i];
     }

@@ -17,6 +17,9 @@ namespace kotune {
 struct GeluTerms {
   __m256 cdf, pdf;
 };
+struct GeluTerms16 {
+  __m512 cdf, pdf;
+};
 
 __attribute__((target("avx2,fma"))) inline __m256 Exp8(__m256 x) {
   // Below −87.34 the result (< 1.2e-38, expf's smallest normal) is 0: a masked attention score must weigh nothing.
@@ -71,6 +74,24 @@ __attribute__((target("avx2,fma"))) inline GeluTerms Gelu8(__m256 x) {
   const __m256 erf = _mm256_or_ps(erf_abs, _mm256_and_ps(sign_bit, x));
   return {_mm256_mul_ps(_mm256_add_ps(erf, _mm256_set1_ps(1.0f)), _mm256_set1_ps(0.5f)),
           _mm256_mul_ps(gauss, _mm256_set1_ps(0.39894228f))};
+}
+
+// Gelu8's operations on 16 floats (AVX-512): the same result in every lane.
+__attribute__((target("avx512f"))) inline GeluTerms16 Gelu16(__m512 x) {
+  const __m512 a = _mm512_abs_ps(_mm512_mul_ps(x, _mm512_set1_ps(0.70710678f)));  // |x|/√2
+  const __m512 t = _mm512_div_ps(_mm512_set1_ps(1.0f), _mm512_fmadd_ps(_mm512_set1_ps(0.3275911f), a, _mm512_set1_ps(1.0f)));
+  __m512 poly = _mm512_set1_ps(1.061405429f);
+  poly = _mm512_fmadd_ps(poly, t, _mm512_set1_ps(-1.453152027f));
+  poly = _mm512_fmadd_ps(poly, t, _mm512_set1_ps(1.421413741f));
+  poly = _mm512_fmadd_ps(poly, t, _mm512_set1_ps(-0.284496736f));
+  poly = _mm512_fmadd_ps(poly, t, _mm512_set1_ps(0.254829592f));
+  poly = _mm512_mul_ps(poly, t);
+  const __m512 gauss = Exp16(_mm512_sub_ps(_mm512_setzero_ps(), _mm512_mul_ps(a, a)));  // e^(−x²/2)
+  const __m512 erf_abs = _mm512_fnmadd_ps(poly, gauss, _mm512_set1_ps(1.0f));
+  const __m512i sign = _mm512_and_si512(_mm512_castps_si512(x), _mm512_set1_epi32(int(0x80000000u)));
+  const __m512 erf = _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(erf_abs), sign));
+  return {_mm512_mul_ps(_mm512_add_ps(erf, _mm512_set1_ps(1.0f)), _mm512_set1_ps(0.5f)),
+          _mm512_mul_ps(gauss, _mm512_set1_ps(0.39894228f))};
 }
 
 // Runs `body(inputs at the block, output at the block)` over 8-float blocks of n elements; the last partial

@@ -74,6 +74,40 @@ test('softmax: masked keys weigh exactly 0, and a NaN score makes its whole row 
   }
 });
 
+/**
+ * LayerNorm against float64 at widths around the 16-float vectors (1, 7, 16, 17, 37, 384: body only, tail only,
+ * both), rows with an offset mean as residual streams have. The moments are double sums cast to float32 (mean
+ * and rstd each within a float32 rounding: 2⁻²⁴ relative, doubled for the sums' order), then y = ((x − m)·s)·w + b
+ * in float32: four roundings of terms no larger than (|x − μ| + |μ|)·rstd·|w| + |b|; the check allows 8 of them.
+ */
+test('layerNorm: y, mean and rstd equal float64 LayerNorm to float32 rounding at every width', () => {
+  let seed = 7;
+  const next = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 31 - 1);
+  for (const width of [1, 7, 16, 17, 37, 384]) {
+    const rows = 3;
+    const x = Float32Array.from({ length: rows * width }, () => 5 + 2 * next());
+    const w = Float32Array.from({ length: width }, () => 1 + 0.5 * next());
+    const b = Float32Array.from({ length: width }, () => next());
+    const y = new Float32Array(rows * width).fill(Number.NaN);
+    const mean = new Float32Array(rows);
+    const rstd = new Float32Array(rows);
+    const eps = 1e-5;
+    kernels.layerNorm(x, w, b, y, mean, rstd, eps);
+    for (let r = 0; r < rows; r++) {
+      const row = Array.from(x.subarray(r * width, (r + 1) * width));
+      const mu = row.reduce((s, v) => s + v, 0) / width;
+      const rs = 1 / Math.sqrt(row.reduce((s, v) => s + (v - mu) ** 2, 0) / width + eps);
+      assert.ok(Math.abs(mean[r]! - mu) <= 2 * 2 ** -24 * Math.abs(mu), `width ${width} row ${r}: mean ${mean[r]}, expected ${mu}`);
+      assert.ok(Math.abs(rstd[r]! - rs) <= 2 * 2 ** -24 * rs, `width ${width} row ${r}: rstd ${rstd[r]}, expected ${rs}`);
+      row.forEach((v, j) => {
+        const expected = (v - mu) * rs * w[j]! + b[j]!;
+        const tolerance = 8 * 2 ** -24 * ((Math.abs(v - mu) + Math.abs(mu)) * rs * Math.abs(w[j]!) + Math.abs(b[j]!));
+        assert.ok(Math.abs(y[r * width + j]! - expected) <= tolerance, `width ${width} row ${r}, ${j}: ${y[r * width + j]}, expected ${expected}`);
+      });
+    }
+  }
+});
+
 test('arrays of different lengths or types are refused', () => {
   assert.throws(() => kernels.gelu(new Float32Array(3), new Float32Array(4)), /the same length/);
   assert.throws(() => kernels.geluGrad(new Float32Array(3), new Float32Array(3), [] as unknown as Float32Array), /dx must be a Float32Array/);

@@ -7,7 +7,7 @@ export { preflight, type Preflight } from './preflight.ts';
 export { LOCK_FILE, shellCommand, type LockHolder } from './lock.ts';
 export { MetricsLog, isEvalLine, readMetricsLog, type EvalLogLine, type MetricsLine, type TrainLogLine } from './metrics-log.ts';
 export { Progress, formatDuration, type ProgressOptions, type StepStats } from './progress.ts';
-export { EVAL_PLOT_METRICS, PLOT_FILES, evalPlotSeries, writePlots } from './plots.ts';
+export { EVAL_PLOT_METRICS, PLOT_FILES, evalPlotSeries, lineChartPng, writePlots, type Series } from './plots.ts';
 export {
   OPTIMIZER_FILE, TRAINER_STATE_FILE, checkpointProblems, latestCheckpoint, listCheckpoints, readCheckpoint, removeStaleTemporaries,
   rotateCheckpoints, saveCheckpoint, type CheckpointInfo, type TrainerState,

@@ -30,7 +30,8 @@ export interface Series {
   emphasis?: boolean;
 }
 
-function renderPng(title: string, yLabel: string, series: Series[], yRange?: { min: number; max: number }): Buffer {
+/** A PNG line chart of `series` against the optimizer step (also drawn by the learning bench). */
+export function lineChartPng(title: string, yLabel: string, series: Series[], yRange?: { min: number; max: number }): Buffer {
   const canvas = createCanvas(WIDTH, HEIGHT);
   const context = canvas.getContext('2d');
   context.fillStyle = '#ffffff'; // PNGs are transparent by default, unreadable in dark viewers
@@ -93,13 +94,13 @@ export function writePlots(dir: string, lines: readonly MetricsLine[], { bestMet
     written.push(path);
   };
   if (train.length > 0) {
-    write(PLOT_FILES.loss, renderPng('training loss', 'loss', [{ label: 'loss', points: train.map((l) => ({ x: l.step, y: l.loss })) }]));
-    write(PLOT_FILES.learningRate, renderPng('learning rate', 'learning rate',
+    write(PLOT_FILES.loss, lineChartPng('training loss', 'loss', [{ label: 'loss', points: train.map((l) => ({ x: l.step, y: l.loss })) }]));
+    write(PLOT_FILES.learningRate, lineChartPng('learning rate', 'learning rate',
       [{ label: 'learning_rate', points: train.map((l) => ({ x: l.step, y: l.learning_rate })) }]));
   }
   if (evals.length > 0) {
     const series = evalPlotSeries(evals, bestMetric);
-    write(PLOT_FILES.eval, renderPng(`evaluation (${evals.length} evals; last values in the legend)`, 'mean over queries', series, { min: 0, max: 1 }));
+    write(PLOT_FILES.eval, lineChartPng(`evaluation (${evals.length} evals; last values in the legend)`, 'mean over queries', series, { min: 0, max: 1 }));
   }
   return written;
 }

@@ -63,6 +63,7 @@ test('a tiny embedder trains with GradCache (mini_batch_size 2) and reloads with
   const dir = toyDataDir('train-em');
   const config = loadTrainConfig(writeConfig(dir, 'em.json', tinyConfig('embedder', {
     eval_data: 'eval.jsonl', eval_steps: 3, mini_batch_size: 2, loss: 'mnrl_symmetric', dropout: 0.1, lr_scheduler_type: 'cosine',
+    query_instruction_for_retrieval: 'query: ', passage_instruction_for_retrieval: 'passage', passage_instruction_format: '<{}> {}',
   })));
   const result = await train(config, { ...quiet, keepModel: true });
   checkMetricsLog(result.outputDir, 6, learningRateSchedule('cosine', 1e-3, { warmupSteps: 0, totalSteps: 6 }));
@@ -70,6 +71,7 @@ test('a tiny embedder trains with GradCache (mini_batch_size 2) and reloads with
   const trained = result.model!;
   const texts = ['질문 1: 날씨 어때', '답 1: 오늘은 맑아요', '전혀 다른 문장'];
   const reloaded = await Embedder.load(result.outputDir, { log: null });
+  assert.equal(reloaded.prompts, { query: 'query: ', document: '<passage> ' }, 'the instructions are saved as sentence-transformers prompts');
   const inMemory = trained.kind === 'embedder' ? await trained.encode(texts, { maxLength: 24 }) : [];
   // Tolerance 0: the export holds the very float32 weights.
   assert.equal(await reloaded.encode(texts, { maxLength: 24 }), inMemory);

@@ -12,7 +12,7 @@ import { configToJsonText, loadConfig, withOverrides, type ConfigOverrides, type
 import { writeModelFolder } from './folder.ts';
 import { encoderParameterSpecs, initParameters, XLMRobertaModel, type ForwardOptions } from './modeling-xlm-roberta.ts';
 import { pool, POOLING_MODES, type PoolingMode } from './pooling.ts';
-import { checkTokenizer, configOverrides, freshConfig, resolveFolder, stderrLog, type LoadOptions } from './pretrained.ts';
+import { checkTokenizer, configOverrides, freshConfig, resolveFolder, stderrLog, writeTokenizerFiles, type LoadOptions } from './pretrained.ts';
 import { readSentenceTransformerFolder, writeSentenceTransformerFiles } from './sentence-transformers.ts';
 import { mapSortedBatches } from './sorted-batches.ts';
 import type { TrainableModel } from './trainable.ts';
@@ -24,13 +24,17 @@ export interface EmbedderSettings {
   normalize?: boolean;
   /** Longest input, special tokens included; default: the folder's `max_seq_length`, else the model's limit. */
   maxSeqLength?: number;
-  /** Named prompts saved in config_sentence_transformers.json, e.g. `{ query: 'query: ', passage: 'passage: ' }`. */
+  /** Named prompts saved in config_sentence_transformers.json, e.g. `{ query: 'query: ', document: 'passage: ' }`. */
   prompts?: Record<string, string>;
+  /** The prompt `encode` puts before texts when given no `prefix` / `promptName` (sentence-transformers' `default_prompt_name`). */
+  defaultPromptName?: string | null;
 }
 
 export interface EncodeOptions {
-  /** Text put before every input (a prompt such as `query: `). */
+  /** Text put before every input (a prompt such as `query: `); default: the `promptName` prompt, else the default prompt. */
   prefix?: string;
+  /** One of the embedder's `prompts` (sentence-transformers' `prompt_name`, e.g. `query`, `document`). */
+  promptName?: string;
   /** Texts per forward pass (default 32). */
   batchSize?: number;
   /** Default: the embedder's setting. */
@@ -48,6 +52,7 @@ export class Embedder implements TrainableModel {
   readonly normalize: boolean;
   readonly maxSeqLength: number;
   prompts: Record<string, string>;
+  defaultPromptName: string | null;
   private readonly doLowerCase: boolean;
   private readonly stConfigJson: Record<string, unknown> | null;
   private readonly params: Map<string, tf.Variable>;
@@ -70,13 +75,20 @@ export class Embedder implements TrainableModel {
       throw new Error(`max_seq_length ${this.maxSeqLength} must be an integer in [2, ${this.model.maxSequenceLength}] (the model's positions)`);
     }
     this.prompts = { ...settings.prompts };
+    this.defaultPromptName = settings.defaultPromptName ?? null;
+    if (this.defaultPromptName !== null && !(this.defaultPromptName in this.prompts)) {
+      throw new Error(`default prompt name ${JSON.stringify(this.defaultPromptName)} is not one of the prompts (${Object.keys(this.prompts).join(', ') || 'none'})`);
+    }
     this.doLowerCase = settings.doLowerCase ?? false;
     this.stConfigJson = settings.stConfigJson ?? null;
   }
 
   /**
-   * Loads a sentence-transformers folder (pooling, normalisation, max_seq_length and prompts from its files)
-   * or a plain Hugging Face folder / hub id (CLS + normalise unless `options` say otherwise).
+   * Loads a sentence-transformers folder of any version (pooling, normalisation, max length and prompts from its
+   * files, see sentence-transformers.ts) or a plain Hugging Face folder / hub id (CLS + normalise unless
+   * `options` say otherwise). A folder asking for a longer max length than the model's positions allow
+   * (sentence-transformers caps it at `max_position_embeddings`, 2 more than XLM-R has) gets the positions' limit,
+   * with a warning.
    */
   static async load(pathOrId: string, options: LoadOptions & EmbedderSettings = {}): Promise<Embedder> {
     const log = options.log === undefined ? stderrLog : options.log;
@@ -85,15 +97,27 @@ export class Embedder implements TrainableModel {
     const st = readSentenceTransformerFolder(folder);
     const modelFolder = join(folder, st?.transformerPath ?? '');
     const config = withOverrides(loadConfig(modelFolder), configOverrides(options));
+    if (st?.poolingDimension != null && st.poolingDimension !== config.hiddenSize) {
+      throw new Error(`${folder}: the Pooling module's embedding dimension ${st.poolingDimension} is not the model's hidden_size ${config.hiddenSize}`);
+    }
     const tokenizer = XLMRTokenizer.fromFolder(modelFolder);
     checkTokenizer(tokenizer, config, modelFolder);
+    const limit = config.maxPositionEmbeddings - config.padTokenId - 1;
+    // An absent model_max_length (Hugging Face's "very large integer") means the positions' limit, silently.
+    let maxSeqLength = options.maxSeqLength ?? st?.maxSeqLength ?? (Number.isFinite(tokenizer.modelMaxLength) ? tokenizer.modelMaxLength : limit);
+    if (options.maxSeqLength === undefined && maxSeqLength > limit) {
+      log?.(`${st?.maxSeqLengthSource ?? `${join(modelFolder, 'tokenizer_config.json')} "model_max_length"`} is ${maxSeqLength}, ` +
+        `but the model has positions for ${limit} tokens (max_position_embeddings ${config.maxPositionEmbeddings} − pad_token_id ${config.padTokenId} − 1); using ${limit}`);
+      maxSeqLength = limit;
+    }
     const params = encoderParameters(await loadStateDict(modelFolder), config, modelFolder, { log });
     try {
       return new Embedder(config, tokenizer, params, {
         pooling: options.pooling ?? st?.pooling,
         normalize: options.normalize ?? st?.normalize,
-        maxSeqLength: options.maxSeqLength ?? st?.maxSeqLength ?? undefined,
+        maxSeqLength,
         prompts: options.prompts ?? st?.prompts,
+        defaultPromptName: options.defaultPromptName !== undefined || options.prompts !== undefined ? options.defaultPromptName : st?.defaultPromptName,
         doLowerCase: st?.doLowerCase,
         stConfigJson: st?.configJson,
       });
@@ -130,9 +154,23 @@ export class Embedder implements TrainableModel {
       throw new Error(`encode: maxLength ${maxLength} must be an integer in [2, ${this.model.maxSequenceLength}] (the model's positions)`);
     }
     const inputs = this.doLowerCase ? texts.map((t) => t.toLowerCase()) : texts;
-    const { inputIds } = this.tokenizer.encodeBatch(inputs, { maxLength, padding: false, prefix: options.prefix ?? '' });
+    const { inputIds } = this.tokenizer.encodeBatch(inputs, { maxLength, padding: false, prefix: this.promptFor(options) });
     const normalize = options.normalize ?? this.normalize;
     return mapSortedBatches(inputIds, options.batchSize ?? 32, this.tokenizer.padId, (ids, mask) => this.forward(ids, mask, { normalize }));
+  }
+
+  /**
+   * sentence-transformers' choice: the explicit prefix, else the named prompt, else the default prompt, else
+   * none. As there, `query` and `document` always exist (empty unless the folder gives them), so that a pipeline
+   * can ask for them whatever the model.
+   */
+  private promptFor({ prefix, promptName }: EncodeOptions): string {
+    if (prefix !== undefined) return prefix;
+    const name = promptName ?? this.defaultPromptName;
+    if (name === null) return '';
+    const prompt = this.prompts[name] ?? (name === 'query' || name === 'document' ? '' : undefined);
+    if (prompt === undefined) throw new Error(`encode: no prompt named ${JSON.stringify(name)}; the embedder has ${Object.keys(this.prompts).map((p) => JSON.stringify(p)).join(', ') || 'none'}`);
+    return prompt;
   }
 
   /** The trainable variables under their checkpoint names (`XLMRobertaModel` layout; the frozen pooler excluded). */
@@ -140,15 +178,18 @@ export class Embedder implements TrainableModel {
     return new Map([...this.params].filter(([, value]) => value.trainable));
   }
 
-  /** Writes a sentence-transformers folder: the `XLMRobertaModel` at the root, then Pooling and Normalize. */
+  /**
+   * Writes a sentence-transformers folder: the `XLMRobertaModel` at the root, then Pooling and Normalize;
+   * `max_seq_length` and the tokenizer's `model_max_length` within the model's positions.
+   */
   async save(dir: string): Promise<void> {
     await writeModelFolder(dir, async (staging) => {
       writeFileSync(join(staging, 'config.json'), configToJsonText(this.config, 'XLMRobertaModel'));
       await writeSafetensors(join(staging, 'model.safetensors'), tensorsToWrite(this.params), { format: 'pt' });
-      this.tokenizer.copyFilesTo(staging);
+      writeTokenizerFiles(this.tokenizer, staging, this.model.maxSequenceLength);
       writeSentenceTransformerFiles(staging, {
         pooling: this.pooling, normalize: this.normalize, maxSeqLength: this.maxSeqLength, doLowerCase: this.doLowerCase,
-        hiddenSize: this.config.hiddenSize, prompts: this.prompts, configJson: this.stConfigJson,
+        hiddenSize: this.config.hiddenSize, prompts: this.prompts, defaultPromptName: this.defaultPromptName, configJson: this.stConfigJson,
       });
     });
   }

@@ -2,11 +2,14 @@
  * What `Reranker` and `Embedder` share when they come to life: resolving a folder or hub id, the config with
  * the caller's overrides, and the tokenizer checked against the model.
  */
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { resolveModelPath, type ResolveOptions } from '@kotune/hub';
 import { XLMRTokenizer } from '@kotune/tokenizer';
 import { MANIFEST_FILE, verifyManifest } from '@kotune/weights';
 import { configFromJson, withOverrides, type ConfigOverrides, type XLMRobertaConfig } from './configuration-xlm-roberta.ts';
 import type { Log } from './checkpoint.ts';
+import { pythonJsonText } from './json-text.ts';
 
 export interface LoadOptions extends ConfigOverrides, Pick<ResolveOptions, 'revision' | 'cacheDir' | 'offline' | 'hubUrl'> {
   /**
@@ -72,4 +75,21 @@ export function freshConfig(json: Record<string, unknown> | XLMRobertaConfig, to
 export function configOverrides(options: ConfigOverrides): ConfigOverrides {
   const { hiddenDropoutProb, attentionProbsDropoutProb, classifierDropout } = options;
   return { hiddenDropoutProb, attentionProbsDropoutProb, classifierDropout };
+}
+
+/**
+ * Copies the tokenizer files into a model folder being saved, with a `model_max_length` the model can take:
+ * at most `maxLength`, the positions it has (`max_position_embeddings − pad_token_id − 1`). Clients truncate
+ * to `model_max_length` (transformers' `truncation=True`, sentence-transformers' default max length,
+ * transformers.js); a larger value lets them build inputs whose position ids fall off the table, which crashes
+ * them (transformers.js: `Gather ... idx=512` for a 512-position model told 512). A smaller value the source
+ * chose is kept, and an unchanged file is copied byte for byte.
+ */
+export function writeTokenizerFiles(tokenizer: XLMRTokenizer, dir: string, maxLength: number): void {
+  tokenizer.copyFilesTo(dir);
+  const path = join(dir, 'tokenizer_config.json');
+  const config = existsSync(path) ? JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown> : {};
+  const given = config.model_max_length;
+  if (typeof given === 'number' && given <= maxLength) return;
+  writeFileSync(path, pythonJsonText({ ...config, model_max_length: maxLength }));
 }

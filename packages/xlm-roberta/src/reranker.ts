@@ -13,7 +13,7 @@ import { writeModelFolder } from './folder.ts';
 import {
   classifierParameterSpecs, encoderParameterSpecs, initParameters, XLMRobertaForSequenceClassification, type ForwardOptions,
 } from './modeling-xlm-roberta.ts';
-import { checkTokenizer, configOverrides, freshConfig, resolveFolder, stderrLog, type LoadOptions } from './pretrained.ts';
+import { checkTokenizer, configOverrides, freshConfig, resolveFolder, stderrLog, writeTokenizerFiles, type LoadOptions } from './pretrained.ts';
 import { mapSortedBatches } from './sorted-batches.ts';
 import type { TrainableModel } from './trainable.ts';
 
@@ -106,12 +106,15 @@ export class Reranker implements TrainableModel {
     return new Map(this.params);
   }
 
-  /** Writes `config.json`, `model.safetensors` and the tokenizer files (transformers' `save_pretrained` layout). */
+  /**
+   * Writes `config.json`, `model.safetensors` and the tokenizer files (transformers' `save_pretrained` layout),
+   * `model_max_length` capped at the model's positions.
+   */
   async save(dir: string): Promise<void> {
     await writeModelFolder(dir, async (staging) => {
       writeFileSync(join(staging, 'config.json'), configToJsonText(this.config, 'XLMRobertaForSequenceClassification'));
       await writeSafetensors(join(staging, 'model.safetensors'), tensorsToWrite(this.params), { format: 'pt' });
-      this.tokenizer.copyFilesTo(staging);
+      writeTokenizerFiles(this.tokenizer, staging, this.model.roberta.maxSequenceLength);
     });
   }
 
