@@ -26,7 +26,7 @@ function usage(): string {
   const lines = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`);
   return ['usage: kotune <command> [options]   (kotune <command> --help for its options)', '', ...lines,
     '', 'Every command accepts --backend tensorflow-gpu|tensorflow|wasm|cpu (or KOTUNE_BACKEND).',
-    'On wasm and cpu, KOTUNE_NATIVE=auto|openblas|builtin|builtin-avx2|off picks the native kernels (see the README).'].join('\n');
+    'On wasm and cpu, KOTUNE_NATIVE=auto|openblas|blas|builtin|builtin-avx2|off picks the native kernels (see the README).'].join('\n');
 }
 
 async function main(argv: string[]): Promise<void> {

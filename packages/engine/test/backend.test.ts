@@ -44,7 +44,7 @@ nativeTest('the native kernels are picked by name, says which runs, and a kernel
     await initBackend({ backend: 'wasm', native: 'mkl', log: null });
     assert.unreachable('mkl is not a kernel');
   } catch (err) {
-    assert.match(String(err), /unknown KOTUNE_NATIVE "mkl": use one of auto, openblas, builtin, builtin-avx2, off/);
+    assert.match(String(err), /unknown KOTUNE_NATIVE "mkl": use one of auto, openblas, blas, builtin, builtin-avx2, off/);
   }
 });
 

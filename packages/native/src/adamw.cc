@@ -4,13 +4,14 @@
 // operations whatever the lanes or the split (IEEE add, multiply, divide and square root are exact per lane, and
 // -ffp-contract=off keeps them unfused), and the sum of squares adds its chunks in order: the bits do not depend on
 // the thread count or the CPU.
-#include <immintrin.h>
-
 #include <algorithm>
 #include <cmath>
 #include <vector>
 
 #include "kernels.h"
+#if KOTUNE_X86_SIMD
+#include <immintrin.h>
+#endif
 
 namespace kotune {
 
@@ -51,6 +52,7 @@ inline void AdamWScalar(const AdamWArrays& a, size_t begin, size_t end, const Ad
   }
 }
 
+#if KOTUNE_X86_SIMD
 // The same operations on 8 lanes (AVX), the tail scalar.
 __attribute__((target("avx2"))) void AdamWAvx2(const AdamWArrays& a, size_t begin, size_t end, const AdamWConstants& c) {
   const __m256 scale = _mm256_set1_ps(c.grad_scale), beta1 = _mm256_set1_ps(c.beta1), one_minus_beta1 = _mm256_set1_ps(c.one_minus_beta1);
@@ -69,6 +71,7 @@ __attribute__((target("avx2"))) void AdamWAvx2(const AdamWArrays& a, size_t begi
   }
   AdamWScalar(a, i, end, c);
 }
+#endif  // KOTUNE_X86_SIMD
 
 // Σ x² over [begin, end) in double, in four chains (element i in chain i mod 4 counted from begin), so the
 // additions overlap; the chains are added (0 + 1) + (2 + 3).
@@ -82,6 +85,7 @@ inline double SumOfSquaresScalar(const float* x, size_t begin, size_t end) {
   return (sums[0] + sums[1]) + (sums[2] + sums[3]);
 }
 
+#if KOTUNE_X86_SIMD
 // The same four chains as four double lanes.
 __attribute__((target("avx2"))) double SumOfSquaresAvx2(const float* x, size_t begin, size_t end) {
   __m256d sums = _mm256_setzero_pd();
@@ -95,6 +99,7 @@ __attribute__((target("avx2"))) double SumOfSquaresAvx2(const float* x, size_t b
   for (; i < end; i++) lanes[0] += double(x[i]) * double(x[i]);
   return (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
 }
+#endif  // KOTUNE_X86_SIMD
 
 }  // namespace
 
@@ -102,11 +107,13 @@ void AdamWUpdate(const float* p, const float* g, const float* m, const float* v,
                  size_t n, const AdamWConstants& c) {
   const AdamWArrays a{p, g, m, v, p_out, m_out, v_out};
   ForChunks(n, [&](size_t begin, size_t end) {
+#if KOTUNE_X86_SIMD
     if (kIsa != Isa::kNone) {
       AdamWAvx2(a, begin, end, c);
-    } else {
-      AdamWScalar(a, begin, end, c);
+      return;
     }
+#endif
+    AdamWScalar(a, begin, end, c);
   });
 }
 
@@ -116,7 +123,13 @@ double SumOfSquares(const float* x, size_t length) {
   const size_t chunks = std::max<size_t>(1, (length + kChunk - 1) / kChunk);
   std::vector<double> sums(chunks, 0.0);
   ForChunks(length, [&](size_t begin, size_t end) {
-    sums[begin / kChunk] = kIsa != Isa::kNone ? SumOfSquaresAvx2(x, begin, end) : SumOfSquaresScalar(x, begin, end);
+#if KOTUNE_X86_SIMD
+    if (kIsa != Isa::kNone) {
+      sums[begin / kChunk] = SumOfSquaresAvx2(x, begin, end);
+      return;
+    }
+#endif
+    sums[begin / kChunk] = SumOfSquaresScalar(x, begin, end);
   });
   double total = 0;
   for (const double s : sums) total += s;

@@ -1,11 +1,19 @@
 // The N-API functions: each checks its arguments (Float32Arrays of matching lengths, numbers in range) and calls
 // one kernel of kernels.h on the arrays' memory, in place. What each computes is documented at its kernel and in
-// ../src/index.ts.
+// ../src/index.ts. Every N-API call's status is checked: a failure throws a JavaScript error that names the call.
 #include <node_api.h>
 
 #include <algorithm>
 #include <cstdint>
 #include <string>
+
+// Set by build.mjs: what the addon was built from and for (index.ts refuses an addon built from other sources).
+#ifndef KOTUNE_SOURCE_HASH
+#define KOTUNE_SOURCE_HASH ""
+#endif
+#ifndef KOTUNE_BUILD_ISA
+#define KOTUNE_BUILD_ISA ""
+#endif
 
 #include "kernels.h"
 
@@ -16,15 +24,30 @@ namespace {
 // kBuiltinAvx2 is the built-in kernel held to AVX2 on an AVX-512 CPU (where AVX-512 may clock lower).
 enum Kernel { kBuiltin = 0, kOpenBlas = 1, kBuiltinAvx2 = 2 };
 
-bool Check(napi_env env, napi_status status, const char* what) {
+// True if `status` is napi_ok; else throws an error naming `call` and N-API's reason, unless an exception is
+// already pending (a getter of the caller's object threw: that one reaches the caller).
+bool Ok(napi_env env, napi_status status, const char* call) {
   if (status == napi_ok) return true;
-  napi_throw_error(env, nullptr, what);
+  const napi_extended_error_info* info = nullptr;
+  const std::string reason = napi_get_last_error_info(env, &info) == napi_ok && info && info->error_message
+                                 ? std::string(": ") + info->error_message
+                                 : "";
+  bool pending = false;
+  if (napi_is_exception_pending(env, &pending) == napi_ok && pending) return false;
+  napi_throw_error(env, nullptr, (std::string("@kotune/native: ") + call + " failed" + reason).c_str());
   return false;
 }
 
+// Runs an N-API call; on failure throws (see Ok) and returns from the calling function: nullptr from a
+// napi_value function, false from a bool one.
+#define NAPI_CALL(env, call)                   \
+  do {                                         \
+    if (!Ok((env), (call), #call)) return {}; \
+  } while (0)
+
 bool Float32Data(napi_env env, napi_value value, float** data, size_t* length, const char* name) {
   bool is_typed = false;
-  napi_is_typedarray(env, value, &is_typed);
+  NAPI_CALL(env, napi_is_typedarray(env, value, &is_typed));
   napi_typedarray_type type;
   void* raw = nullptr;
   if (!is_typed || napi_get_typedarray_info(env, value, &type, length, &raw, nullptr, nullptr) != napi_ok ||
@@ -41,7 +64,7 @@ bool Float32Data(napi_env env, napi_value value, float** data, size_t* length, c
 napi_value JsGemm(napi_env env, napi_callback_info info) {
   size_t argc = 10;
   napi_value argv[10];
-  if (!Check(env, napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr), "gemm: bad arguments")) return nullptr;
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
   if (argc != 10) {
     napi_throw_type_error(env, nullptr, "gemm(kernel, a, b, c, batch, m, n, k, transA, transB) takes 10 arguments");
     return nullptr;
@@ -66,8 +89,8 @@ napi_value JsGemm(napi_env env, napi_callback_info info) {
     napi_throw_range_error(env, nullptr, "gemm: array lengths do not match batch x m x k, batch x k x n, batch x m x n");
     return nullptr;
   }
-  if ((kernel == kOpenBlas && !openblas.sgemm) || (kernel == kBuiltin && !kBuiltinSupported) ||
-      (kernel == kBuiltinAvx2 && !kBuiltinSupported) || kernel < kBuiltin || kernel > kBuiltinAvx2) {
+  if ((kernel == kOpenBlas && !openblas.sgemm) || (kernel == kBuiltinAvx2 && kIsa == Isa::kNone) || kernel < kBuiltin ||
+      kernel > kBuiltinAvx2) {
     napi_throw_error(env, nullptr, "gemm: that kernel is not available on this machine");
     return nullptr;
   }
@@ -86,7 +109,7 @@ napi_value JsGemm(napi_env env, napi_callback_info info) {
 napi_value JsAdamW(napi_env env, napi_callback_info info) {
   size_t argc = 8;
   napi_value argv[8];
-  if (!Check(env, napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr), "adamw: bad arguments")) return nullptr;
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
   if (argc != 8) {
     napi_throw_type_error(env, nullptr, "adamw(p, g, m, v, pOut, mOut, vOut, constants) takes 8 arguments");
     return nullptr;
@@ -121,7 +144,7 @@ napi_value JsAdamW(napi_env env, napi_callback_info info) {
 napi_value JsSumOfSquares(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value arg;
-  napi_get_cb_info(env, info, &argc, &arg, nullptr, nullptr);
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, &arg, nullptr, nullptr));
   if (argc != 1) {
     napi_throw_type_error(env, nullptr, "sumOfSquares(x) takes 1 argument");
     return nullptr;
@@ -130,7 +153,7 @@ napi_value JsSumOfSquares(napi_env env, napi_callback_info info) {
   size_t length;
   if (!Float32Data(env, arg, &x, &length, "x")) return nullptr;
   napi_value result;
-  napi_create_double(env, SumOfSquares(x, length), &result);
+  NAPI_CALL(env, napi_create_double(env, SumOfSquares(x, length), &result));
   return result;
 }
 
@@ -179,7 +202,7 @@ napi_value JsGeluGrad(napi_env env, napi_callback_info info) {
 napi_value JsDropout(napi_env env, napi_callback_info info) {
   size_t argc = 5;
   napi_value argv[5];
-  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
   float *x, *y;
   size_t n, m;
   uint32_t seed, threshold;
@@ -207,7 +230,7 @@ napi_value JsDropout(napi_env env, napi_callback_info info) {
 napi_value JsLayerNorm(napi_env env, napi_callback_info info) {
   size_t argc = 7;
   napi_value argv[7];
-  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
   float *x, *w, *b, *y, *mean, *rstd;
   size_t n, width, b_len, y_len, rows, rstd_len;
   double eps;
@@ -238,7 +261,7 @@ napi_value JsLayerNorm(napi_env env, napi_callback_info info) {
 napi_value JsLayerNormGrad(napi_env env, napi_callback_info info) {
   size_t argc = 8;
   napi_value argv[8];
-  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
   if (argc != 8) {
     napi_throw_type_error(env, nullptr, "layerNormGrad(x, weight, mean, rstd, dy, dx, dweight, dbias) takes 8 arguments");
     return nullptr;
@@ -263,7 +286,7 @@ napi_value JsLayerNormGrad(napi_env env, napi_callback_info info) {
 napi_value JsSoftmax(napi_env env, napi_callback_info info) {
   size_t argc = 6;
   napi_value argv[6];
-  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
   float *scores, *mask, *probs;
   size_t n, mask_len, probs_len;
   uint32_t width, rows_per_mask;
@@ -296,7 +319,7 @@ napi_value JsSoftmax(napi_env env, napi_callback_info info) {
 napi_value JsSoftmaxGrad(napi_env env, napi_callback_info info) {
   size_t argc = 5;
   napi_value argv[5];
-  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
   float *p, *dy, *ds;
   size_t n, dy_len, ds_len;
   uint32_t width;
@@ -323,7 +346,7 @@ napi_value JsSoftmaxGrad(napi_env env, napi_callback_info info) {
 napi_value JsDotRows(napi_env env, napi_callback_info info) {
   size_t argc = 4;
   napi_value argv[4];
-  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
   float *q, *x;
   size_t q_len, x_len, out_len;
   uint32_t dim;
@@ -335,7 +358,7 @@ napi_value JsDotRows(napi_env env, napi_callback_info info) {
     return nullptr;
   }
   if (!Float32Data(env, argv[0], &q, &q_len, "queries") || !Float32Data(env, argv[1], &x, &x_len, "rows")) return nullptr;
-  napi_is_typedarray(env, argv[3], &is_typed);
+  NAPI_CALL(env, napi_is_typedarray(env, argv[3], &is_typed));
   if (napi_get_value_uint32(env, argv[2], &dim) != napi_ok || dim == 0 || !is_typed ||
       napi_get_typedarray_info(env, argv[3], &type, &out_len, &raw, nullptr, nullptr) != napi_ok || type != napi_float64_array) {
     napi_throw_type_error(env, nullptr, "dotRows: dim must be a positive integer and out a Float64Array");
@@ -349,6 +372,7 @@ napi_value JsDotRows(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+#if KOTUNE_X86_SIMD  // the fused encoder layer runs on AVX2 (encoder.cc): other builds do not export it
 // The encoder kernel for a gemm kernel id (the same ids as gemm's), or false with an error thrown.
 bool EncoderKernelOf(napi_env env, napi_value value, EncoderKernel* kernel) {
   int32_t id;
@@ -377,7 +401,7 @@ bool PositiveInts(napi_env env, const napi_value* values, int count, int32_t* ou
 napi_value JsPackEncoderLayer(napi_env env, napi_callback_info info) {
   size_t argc = 4;
   napi_value argv[4];
-  if (!Check(env, napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr), "packEncoderLayer: bad arguments")) return nullptr;
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
   EncoderKernel kernel;
   int32_t sizes[2];
   if (argc != 4) {
@@ -403,10 +427,8 @@ napi_value JsPackEncoderLayer(napi_env env, napi_callback_info info) {
   const size_t length = PackedEncoderLayerLength(kernel, sizes[0], sizes[1]);
   void* data = nullptr;
   napi_value buffer, result;
-  if (!Check(env, napi_create_arraybuffer(env, length * sizeof(float), &data, &buffer), "packEncoderLayer: out of memory") ||
-      !Check(env, napi_create_typedarray(env, napi_float32_array, length, buffer, 0, &result), "packEncoderLayer: out of memory")) {
-    return nullptr;
-  }
+  NAPI_CALL(env, napi_create_arraybuffer(env, length * sizeof(float), &data, &buffer));
+  NAPI_CALL(env, napi_create_typedarray(env, napi_float32_array, length, buffer, 0, &result));
   PackEncoderLayer(kernel, w, sizes[0], sizes[1], static_cast<float*>(data));
   return result;
 }
@@ -416,7 +438,7 @@ napi_value JsPackEncoderLayer(napi_env env, napi_callback_info info) {
 napi_value JsEncoderLayer(napi_env env, napi_callback_info info) {
   size_t argc = 8;
   napi_value argv[8];
-  if (!Check(env, napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr), "encoderLayer: bad arguments")) return nullptr;
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
   if (argc != 8) {
     napi_throw_type_error(env, nullptr, "encoderLayer(kernel, packed, x, mask, y, [batch, seq, hidden, heads, ffn], divisor, eps) takes 8 arguments");
     return nullptr;
@@ -512,12 +534,12 @@ bool DropoutOf(napi_env env, napi_value array, EncoderDropout* d) {
 napi_value JsEncoderTrainStateLength(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1], one;
-  if (!Check(env, napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr), "encoderTrainStateLength: bad arguments")) return nullptr;
-  napi_create_double(env, 1.0, &one);
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
+  NAPI_CALL(env, napi_create_double(env, 1.0, &one));
   EncoderShape shape;
   if (argc != 1 || !TrainShapeOf(env, argv[0], one, one, &shape)) return nullptr;
   napi_value result;
-  napi_create_double(env, static_cast<double>(EncoderTrainStateLength(shape)), &result);
+  NAPI_CALL(env, napi_create_double(env, static_cast<double>(EncoderTrainStateLength(shape)), &result));
   return result;
 }
 
@@ -526,7 +548,7 @@ napi_value JsEncoderTrainStateLength(napi_env env, napi_callback_info info) {
 napi_value JsEncoderLayerTrainForward(napi_env env, napi_callback_info info) {
   size_t argc = 10;
   napi_value argv[10];
-  if (!Check(env, napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr), "encoderLayerTrainForward: bad arguments")) return nullptr;
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
   if (argc != 10) {
     napi_throw_type_error(env, nullptr, "encoderLayerTrainForward(kernel, weights, x, mask, y, state, dims, divisor, eps, dropout) takes 10 arguments");
     return nullptr;
@@ -537,7 +559,7 @@ napi_value JsEncoderLayerTrainForward(napi_env env, napi_callback_info info) {
   float *t[16], *x, *mask, *y, *state = nullptr;
   size_t x_len, mask_len, y_len, state_len = 0;
   napi_valuetype state_type;
-  napi_typeof(env, argv[5], &state_type);
+  NAPI_CALL(env, napi_typeof(env, argv[5], &state_type));
   if (!EncoderKernelOf(env, argv[0], &kernel) || !TrainShapeOf(env, argv[6], argv[7], argv[8], &s) || !LayerTensors(env, argv[1], s, t, "weight") ||
       !Float32Data(env, argv[2], &x, &x_len, "x") || !Float32Data(env, argv[3], &mask, &mask_len, "mask") ||
       !Float32Data(env, argv[4], &y, &y_len, "y") || (state_type != napi_null && !Float32Data(env, argv[5], &state, &state_len, "state")) ||
@@ -559,7 +581,7 @@ napi_value JsEncoderLayerTrainForward(napi_env env, napi_callback_info info) {
 napi_value JsEncoderLayerBackward(napi_env env, napi_callback_info info) {
   size_t argc = 12;
   napi_value argv[12];
-  if (!Check(env, napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr), "encoderLayerBackward: bad arguments")) return nullptr;
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
   if (argc != 12) {
     napi_throw_type_error(env, nullptr, "encoderLayerBackward(kernel, weights, x, mask, state, dy, dx, grads, dims, divisor, eps, dropout) takes 12 arguments");
     return nullptr;
@@ -589,11 +611,13 @@ napi_value JsEncoderLayerBackward(napi_env env, napi_callback_info info) {
 
 // ---- sums.cc ------------------------------------------------------------------------------------------------------
 
+#endif  // KOTUNE_X86_SIMD
+
 // elementwise(op, a, b, out): out = a op b (0 add, 1 multiply, 2 divide), b of a's length or a single float.
 napi_value JsElementwise(napi_env env, napi_callback_info info) {
   size_t argc = 4;
   napi_value argv[4];
-  if (!Check(env, napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr), "elementwise: bad arguments")) return nullptr;
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
   int32_t op;
   float *a, *b, *out;
   size_t a_len, b_len, out_len;
@@ -614,7 +638,7 @@ napi_value JsElementwise(napi_env env, napi_callback_info info) {
 napi_value JsEmbeddingGrad(napi_env env, napi_callback_info info) {
   size_t argc = 5;
   napi_value argv[5];
-  if (!Check(env, napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr), "embeddingGrad: bad arguments")) return nullptr;
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
   bool is_typed = false;
   napi_typedarray_type type;
   size_t ids_len = 0, dy_len, out_len;
@@ -642,56 +666,85 @@ napi_value JsEmbeddingGrad(napi_env env, napi_callback_info info) {
 
 napi_value JsOpenBlasThreads(napi_env env, napi_callback_info) {
   napi_value result;
-  napi_create_int32(env, openblas.get_num_threads ? openblas.get_num_threads() : 0, &result);
+  NAPI_CALL(env, napi_create_int32(env, openblas.get_num_threads ? openblas.get_num_threads() : 0, &result));
   return result;
 }
 
-void SetString(napi_env env, napi_value object, const char* key, const std::string& value) {
+bool SetString(napi_env env, napi_value object, const char* key, const std::string& value) {
   napi_value v;
-  napi_create_string_utf8(env, value.c_str(), value.size(), &v);
-  napi_set_named_property(env, object, key, v);
+  NAPI_CALL(env, napi_create_string_utf8(env, value.c_str(), value.size(), &v));
+  NAPI_CALL(env, napi_set_named_property(env, object, key, v));
+  return true;
 }
 
-void SetFunction(napi_env env, napi_value object, const char* key, napi_callback fn) {
+bool SetFunction(napi_env env, napi_value object, const char* key, napi_callback fn) {
   napi_value v;
-  napi_create_function(env, key, NAPI_AUTO_LENGTH, fn, nullptr, &v);
-  napi_set_named_property(env, object, key, v);
+  NAPI_CALL(env, napi_create_function(env, key, NAPI_AUTO_LENGTH, fn, nullptr, &v));
+  NAPI_CALL(env, napi_set_named_property(env, object, key, v));
+  return true;
+}
+
+bool SetInt(napi_env env, napi_value object, const char* key, int32_t value) {
+  napi_value v;
+  NAPI_CALL(env, napi_create_int32(env, value, &v));
+  NAPI_CALL(env, napi_set_named_property(env, object, key, v));
+  return true;
+}
+
+bool SetBool(napi_env env, napi_value object, const char* key, bool value) {
+  napi_value v;
+  NAPI_CALL(env, napi_get_boolean(env, value, &v));
+  NAPI_CALL(env, napi_set_named_property(env, object, key, v));
+  return true;
+}
+
+// The exports, once per JavaScript environment (the main thread and each worker that loads the addon); what is
+// process-wide is set up once: the BLAS (OpenOpenBlas's call_once), the CPU's ISA and the thread count (static
+// initialisation when the library loads), the worker threads (on first use).
+napi_value Init(napi_env env, napi_value exports) {
+  OpenOpenBlas();
+  const struct {
+    const char* name;
+    napi_callback fn;
+  } functions[] = {
+      {"gemm", JsGemm},
+      {"adamw", JsAdamW},
+      {"sumOfSquares", JsSumOfSquares},
+      {"gelu", JsGelu},
+      {"geluGrad", JsGeluGrad},
+      {"dropout", JsDropout},
+      {"layerNorm", JsLayerNorm},
+      {"layerNormGrad", JsLayerNormGrad},
+      {"dotRows", JsDotRows},
+      {"softmax", JsSoftmax},
+      {"softmaxGrad", JsSoftmaxGrad},
+      {"elementwise", JsElementwise},
+      {"embeddingGrad", JsEmbeddingGrad},
+#if KOTUNE_X86_SIMD
+      {"packEncoderLayer", JsPackEncoderLayer},
+      {"encoderLayer", JsEncoderLayer},
+      {"encoderTrainStateLength", JsEncoderTrainStateLength},
+      {"encoderLayerTrainForward", JsEncoderLayerTrainForward},
+      {"encoderLayerBackward", JsEncoderLayerBackward},
+#endif
+      {"openBlasThreads", JsOpenBlasThreads},
+  };
+  for (const auto& f : functions) {
+    if (!SetFunction(env, exports, f.name, f.fn)) return nullptr;
+  }
+  const bool ok = SetString(env, exports, "openBlasLibrary", openblas.library) &&
+                  SetString(env, exports, "openBlasConfig", openblas.config) &&
+                  SetString(env, exports, "blasVendor", openblas.vendor) &&
+                  SetString(env, exports, "builtinIsa", kIsa == Isa::kAvx512 ? "avx512" : kIsa == Isa::kAvx2 ? "avx2" : KOTUNE_ARM_NEON ? "neon" : "portable") &&
+                  SetBool(env, exports, "encoderSupported", KOTUNE_X86_SIMD && kIsa != Isa::kNone) &&
+                  SetInt(env, exports, "builtinThreads", kBuiltinThreads) &&
+                  SetString(env, exports, "sourceHash", KOTUNE_SOURCE_HASH) &&
+                  SetString(env, exports, "buildIsa", KOTUNE_BUILD_ISA);
+  return ok ? exports : nullptr;
 }
 
 }  // namespace
 
 }  // namespace kotune
 
-NAPI_MODULE_INIT() {
-  using namespace kotune;
-  OpenOpenBlas();
-  SetFunction(env, exports, "gemm", JsGemm);
-  SetFunction(env, exports, "adamw", JsAdamW);
-  SetFunction(env, exports, "sumOfSquares", JsSumOfSquares);
-  SetFunction(env, exports, "gelu", JsGelu);
-  SetFunction(env, exports, "geluGrad", JsGeluGrad);
-  SetFunction(env, exports, "dropout", JsDropout);
-  SetFunction(env, exports, "layerNorm", JsLayerNorm);
-  SetFunction(env, exports, "layerNormGrad", JsLayerNormGrad);
-  SetFunction(env, exports, "dotRows", JsDotRows);
-  SetFunction(env, exports, "softmax", JsSoftmax);
-  SetFunction(env, exports, "softmaxGrad", JsSoftmaxGrad);
-  SetFunction(env, exports, "packEncoderLayer", JsPackEncoderLayer);
-  SetFunction(env, exports, "encoderLayer", JsEncoderLayer);
-  SetFunction(env, exports, "encoderTrainStateLength", JsEncoderTrainStateLength);
-  SetFunction(env, exports, "encoderLayerTrainForward", JsEncoderLayerTrainForward);
-  SetFunction(env, exports, "encoderLayerBackward", JsEncoderLayerBackward);
-  SetFunction(env, exports, "elementwise", JsElementwise);
-  SetFunction(env, exports, "embeddingGrad", JsEmbeddingGrad);
-  SetFunction(env, exports, "openBlasThreads", JsOpenBlasThreads);
-  SetString(env, exports, "openBlasLibrary", openblas.library);
-  SetString(env, exports, "openBlasConfig", openblas.config);
-  SetString(env, exports, "builtinIsa", kIsa == Isa::kAvx512 ? "avx512" : kIsa == Isa::kAvx2 ? "avx2" : "");
-  napi_value builtin;
-  napi_get_boolean(env, kBuiltinSupported, &builtin);
-  napi_value builtin_threads;
-  napi_create_int32(env, kBuiltinThreads, &builtin_threads);
-  napi_set_named_property(env, exports, "builtinThreads", builtin_threads);
-  napi_set_named_property(env, exports, "builtinSupported", builtin);
-  return exports;
-}
+NAPI_MODULE_INIT() { return kotune::Init(env, exports); }

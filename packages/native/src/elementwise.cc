@@ -14,6 +14,7 @@ namespace kotune {
 
 namespace {
 
+#if KOTUNE_X86_SIMD
 __attribute__((target("avx2,fma"))) void GeluAvx2(const float* x, float* y, size_t n) {
   const float* const in[1] = {x};
   Blocks8(n, in, y, [](const float* const* at, float* out) __attribute__((target("avx2,fma"))) {
@@ -43,6 +44,7 @@ __attribute__((target("avx2,fma"))) void GeluGradAvx2(const float* x, const floa
     _mm256_storeu_ps(out, _mm256_mul_ps(_mm256_loadu_ps(at[1]), _mm256_fmadd_ps(xv, g.pdf, g.cdf)));
   });
 }
+#endif  // KOTUNE_X86_SIMD
 
 // dropout(x, y, seed, threshold, scale): y[i] = x[i]·scale where mix32(seed + (i + 1)·φ) ≥ threshold, else
 // x[i]·0, with φ = 0x9e3779b9 and mix32 murmur3's finaliser: @kotune/engine's `dropoutMask`, element for
@@ -60,15 +62,18 @@ __attribute__((always_inline)) inline void DropoutLoop(const float* x, float* y,
 }
 
 // The same loop, vectorised by the compiler with AVX2's 32-bit multiplies (8 elements at a time).
+#if KOTUNE_X86_SIMD
 __attribute__((target("avx2"))) void DropoutAvx2(const float* x, float* y, size_t n, uint32_t seed, uint32_t threshold,
                                                  float scale) {
   DropoutLoop(x, y, n, seed, threshold, scale);
 }
+#endif  // KOTUNE_X86_SIMD
 
 }  // namespace
 
 // y = x·Φ(x), PyTorch's exact (erf) GELU.
 void Gelu(const float* x, float* y, size_t n) {
+#if KOTUNE_X86_SIMD
   if (kIsa == Isa::kAvx512) {
     GeluAvx512(x, y, n);
     return;
@@ -77,16 +82,19 @@ void Gelu(const float* x, float* y, size_t n) {
     GeluAvx2(x, y, n);
     return;
   }
+#endif
   for (size_t i = 0; i < n; i++) y[i] = x[i] * ((1.0f + std::erf(x[i] * float(M_SQRT1_2))) * 0.5f);
 }
 
 // dx = dy·(Φ(x) + x·φ(x)) (PyTorch's GeluBackward), Φ recomputed rather than kept from the forward: an erf is
 // cheaper here than a saved activation.
 void GeluGrad(const float* x, const float* dy, float* dx, size_t n) {
+#if KOTUNE_X86_SIMD
   if (kIsa != Isa::kNone) {
     GeluGradAvx2(x, dy, dx, n);
     return;
   }
+#endif
   const float inv_sqrt_2pi = static_cast<float>(1.0 / std::sqrt(2.0 * M_PI));
   for (size_t i = 0; i < n; i++) {
     const float xi = x[i];
@@ -96,11 +104,13 @@ void GeluGrad(const float* x, const float* dy, float* dx, size_t n) {
 }
 
 void Dropout(const float* x, float* y, size_t n, uint32_t seed, uint32_t threshold, float scale) {
+#if KOTUNE_X86_SIMD
   if (kIsa != Isa::kNone) {
     DropoutAvx2(x, y, n, seed, threshold, scale);
-  } else {
-    DropoutLoop(x, y, n, seed, threshold, scale);
+    return;
   }
+#endif
+  DropoutLoop(x, y, n, seed, threshold, scale);
 }
 
 }  // namespace kotune

@@ -47,6 +47,7 @@
 #include "kernels.h"
 #include "vector_math.h"
 
+#if KOTUNE_X86_SIMD  // the whole layer runs on AVX2 (binding.cc offers it only where kIsa is not kNone)
 namespace kotune {
 
 namespace {
@@ -386,3 +387,4 @@ void EncoderLayerForward(EncoderKernel kernel, const float* packed, const Encode
 }
 
 }  // namespace kotune
+#endif  // KOTUNE_X86_SIMD

@@ -14,7 +14,7 @@
 // floats a token instead of 8H + 2·FFN.
 // Attention never holds more than a block of kQueryBlock x kKeyBlock scores: up to kKeyBlock keys the softmax is
 // exact (normalised, then dropout, then ·v); past that, the online softmax of FlashAttention (running max and sum,
-// the partial context rescaled). The backward is FlashAttention's: per block, P = exp(z − max) / sum from q, k
+// the partial context rescaled). The backward is FlashAttention's: per block, P = exp(z − max) · (1/sum) from q, k
 // and the kept row statistics (the forward's very probabilities where keys fit one block), then
 //   dP = dropout₁(dctx·vᵀ), dv += dropout₁(P)ᵀ·dctx, dz = P∘(dP − Δ) / √d with Δ = rowsum(dctx∘ctx),
 //   dq += dz·k, dk += dzᵀ·q,
@@ -35,6 +35,7 @@
 #include "kernels.h"
 #include "vector_math.h"
 
+#if KOTUNE_X86_SIMD  // its softmax runs on AVX2 (binding.cc offers the training layer only where kIsa is not kNone)
 namespace kotune {
 
 namespace {
@@ -206,14 +207,17 @@ struct Attention {
   }
 };
 
-// z = s / divisor + mask over `width` keys from `key`, in place; returns the row's max.
+// z = s · (1/divisor) + mask over `width` keys from `key`, in place; returns the row's max. A product by the
+// reciprocal, as the inference layer (encoder.cc) and softmax.cc compute it, so that a layer without dropout gives
+// the same bits in training and at inference.
 float Scale(float* z, const float* mask, int width, float divisor) {
   float top = -std::numeric_limits<float>::infinity();
-  for (int j = 0; j < width; j++) top = std::max(top, z[j] = z[j] / divisor + mask[j]);
+  const float scale = 1.0f / divisor;
+  for (int j = 0; j < width; j++) top = std::max(top, z[j] = z[j] * scale + mask[j]);
   return top;
 }
 
-// ctx rows of head h of sequence b, and each row's max and sum (forward).
+// ctx rows of head h of sequence b, and each row's max and 1/sum (forward; the backward's P is e^(z − max) · (1/sum)).
 void AttentionForward(Isa isa, const Attention& at, const float* qkv, float* ctx, float* row_max, float* row_sum, int b, int h) {
   const EncoderShape& s = at.s;
   const int d = at.d(), ld = 3 * s.hidden, keys = at.key_end[b];
@@ -236,10 +240,10 @@ void AttentionForward(Isa isa, const Attention& at, const float* qkv, float* ctx
         ExpInPlace(p, keys, top);
         double sum = 0;
         for (int j = 0; j < keys; j++) sum += p[j];
-        const float total = static_cast<float>(sum);
-        for (int j = 0; j < keys; j++) p[j] /= total;
+        const float inverse = static_cast<float>(1.0 / sum);  // encoder.cc's product by float(1/Σ)
+        for (int j = 0; j < keys; j++) p[j] *= inverse;
         tops[r] = top;
-        sums[r] = total;
+        sums[r] = inverse;
         if (at.dropout.attention) at.ProbDropout(p, keys, b, h, q0 + r, 0);
       }
       BuiltinGemm(isa, rows, d, keys, Matrix{scores.data(), false, keys}, Matrix{v, false, ld}, out, s.hidden);
@@ -278,7 +282,7 @@ void AttentionForward(Isa isa, const Attention& at, const float* qkv, float* ctx
     for (int r = 0; r < rows; r++) {
       const float sum = static_cast<float>(total[r]);
       tops[r] = top[r];
-      sums[r] = sum;
+      sums[r] = static_cast<float>(1.0 / total[r]);
       for (int j = 0; j < d; j++) out[int64_t(r) * s.hidden + j] = acc[int64_t(r) * d + j] / sum;
     }
   }
@@ -329,8 +333,8 @@ void AttentionBackward(Isa isa, const Attention& at, const float* qkv, const flo
         float* pr = p.data() + int64_t(r) * width;
         Scale(pr, m + k0, width, s.divisor);
         ExpInPlace(pr, width, tops[q0 + r]);
-        const float total = sums[q0 + r];
-        for (int j = 0; j < width; j++) pr[j] /= total;
+        const float inverse = sums[q0 + r];
+        for (int j = 0; j < width; j++) pr[j] *= inverse;
         float* pdr = pd.data() + int64_t(r) * width;
         float* dpr = dp.data() + int64_t(r) * width;
         std::memcpy(pdr, pr, sizeof(float) * width);
@@ -565,3 +569,4 @@ void EncoderLayerBackward(EncoderKernel kernel, const EncoderLayerWeights& w, co
 }
 
 }  // namespace kotune
+#endif  // KOTUNE_X86_SIMD

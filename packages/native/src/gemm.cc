@@ -1,44 +1,28 @@
 // Matrix product, C = op(A) · op(B), row-major. Two kernels:
-//   - OpenBLAS's cblas_sgemm, opened with dlopen at load time (Debian: libopenblas0-pthread); no
-//     header or link-time dependency, so the addon builds and loads where OpenBLAS is absent;
-//   - a built-in blocked kernel for x86-64 with AVX2 and FMA or AVX-512 (the BLIS loop structure:
-//     packed panels of B and A, a register tile) on OMP_NUM_THREADS threads, for machines without OpenBLAS.
+//   - the system BLAS's cblas_sgemm (OpenBLAS...), opened with dlopen at load time by blas_loader.cc;
+//   - a built-in blocked kernel (the BLIS loop structure: packed panels of B, a register tile) with
+//     an AVX2 and FMA or AVX-512 tile on x86-64, else a NEON or portable C++ one, on OMP_NUM_THREADS threads.
 // Neither changes what is computed, only the order of the float32 sums.
-#include <dlfcn.h>
-#include <immintrin.h>
-
 #include <algorithm>
 #include <cstring>
 #include <functional>
 #include <vector>
 
 #include "kernels.h"
+#if KOTUNE_X86_SIMD
+#include <immintrin.h>
+#endif
+#if KOTUNE_ARM_NEON
+#include <arm_neon.h>
+#endif
 
 namespace kotune {
 
-// ---- OpenBLAS, opened at run time -------------------------------------------------------------
+// ---- the system BLAS, opened at run time (blas_loader.cc) -------------------------------------
 
 namespace {
 enum CblasConstant { kRowMajor = 101, kNoTrans = 111, kTrans = 112 };
-using GetStringFn = char* (*)();
 }  // namespace
-
-OpenBlas openblas;
-
-void OpenOpenBlas() {
-  for (const char* name : {"libopenblas.so.0", "libopenblas.so", "libopenblasp.so.0"}) {
-    void* handle = dlopen(name, RTLD_NOW | RTLD_LOCAL);
-    if (!handle) continue;
-    auto sgemm = reinterpret_cast<SgemmFn>(dlsym(handle, "cblas_sgemm"));
-    if (!sgemm) continue;
-    openblas.sgemm = sgemm;
-    openblas.get_num_threads = reinterpret_cast<GetIntFn>(dlsym(handle, "openblas_get_num_threads"));
-    auto get_config = reinterpret_cast<GetStringFn>(dlsym(handle, "openblas_get_config"));
-    openblas.library = name;
-    openblas.config = get_config ? get_config() : "";
-    return;
-  }
-}
 
 void OpenBlasGemm(int batch, int m, int n, int k, const float* a, bool trans_a, const float* b, bool trans_b, float* c) {
   for (int i = 0; i < batch; i++) {
@@ -92,6 +76,17 @@ void PackB(const Matrix& b, int p0, int kc, int j0, int nc, int nr, float* out) 
   }
 }
 
+// A tile of `rows` (1 to MR) rows: the instance of Tile for that many.
+template <template <int> class Tile, int... kRows>
+struct TileTable {
+  using Fn = void (*)(int, const float*, int64_t, const float*, float*, int64_t, bool, int);
+  static Fn Get(int rows) {
+    static constexpr Fn table[] = {&Tile<kRows>::Run...};
+    return table[rows - 1];
+  }
+};
+
+#if KOTUNE_X86_SIMD
 // The register tiles: C[0:ROWS, 0:cols] (+)= A[0:ROWS, 0:kc] · packed B panel [kc, NR], each row of the tile two
 // vectors (24 of AVX-512's 32 registers for 12 rows, 12 of AVX2's 16 for 6). Each element's sum over the kc
 // products runs in order from 0 and is then stored, or added to C (`accumulate`: the later KC blocks).
@@ -170,17 +165,58 @@ struct Avx2Tile {
   }
 };
 
-// A tile of `rows` (1 to MR) rows: the instance of Tile for that many.
-template <template <int> class Tile, int... kRows>
-struct TileTable {
-  using Fn = void (*)(int, const float*, int64_t, const float*, float*, int64_t, bool, int);
-  static Fn Get(int rows) {
-    static constexpr Fn table[] = {&Tile<kRows>::Run...};
-    return table[rows - 1];
-  }
-};
 using Avx512Tiles = TileTable<Avx512Tile, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12>;
 using Avx2Tiles = TileTable<Avx2Tile, 1, 2, 3, 4, 5, 6>;
+#endif  // KOTUNE_X86_SIMD
+
+// The tile for every other CPU, the same shape as AVX2's: NEON's fused multiply-adds on arm64 (24 of its 32
+// vector registers), elsewhere GCC/Clang vector types (SSE on x86-64 without AVX2), separate multiply and add.
+template <int ROWS>
+struct PortableTile {
+  static constexpr int MR = 6, NR = 16;
+  static void Run(int kc, const float* a, int64_t lda, const float* b, float* c, int64_t ldc, bool accumulate, int cols) {
+    static_assert(ROWS >= 1 && ROWS <= MR, "a tile has 1 to 6 rows");
+    float tile[ROWS][NR];
+#if KOTUNE_ARM_NEON
+    float32x4_t acc[ROWS][4];
+    for (int r = 0; r < ROWS; r++) acc[r][0] = acc[r][1] = acc[r][2] = acc[r][3] = vdupq_n_f32(0.0f);
+    for (int p = 0; p < kc; p++, b += NR) {
+      const float32x4_t b0 = vld1q_f32(b), b1 = vld1q_f32(b + 4), b2 = vld1q_f32(b + 8), b3 = vld1q_f32(b + 12);
+      for (int r = 0; r < ROWS; r++) {
+        const float32x4_t ar = vdupq_n_f32(a[r * lda + p]);
+        acc[r][0] = vfmaq_f32(acc[r][0], ar, b0);
+        acc[r][1] = vfmaq_f32(acc[r][1], ar, b1);
+        acc[r][2] = vfmaq_f32(acc[r][2], ar, b2);
+        acc[r][3] = vfmaq_f32(acc[r][3], ar, b3);
+      }
+    }
+    for (int r = 0; r < ROWS; r++) {
+      for (int v = 0; v < 4; v++) vst1q_f32(tile[r] + 4 * v, acc[r][v]);
+    }
+#else
+    typedef float Vec4 __attribute__((vector_size(16)));
+    typedef float UnalignedVec4 __attribute__((vector_size(16), aligned(4), may_alias));
+    Vec4 acc[ROWS][4] = {};
+    for (int p = 0; p < kc; p++, b += NR) {
+      const UnalignedVec4* bv = reinterpret_cast<const UnalignedVec4*>(b);
+      const Vec4 b0 = bv[0], b1 = bv[1], b2 = bv[2], b3 = bv[3];
+      for (int r = 0; r < ROWS; r++) {
+        const Vec4 ar = Vec4{} + a[r * lda + p];
+        acc[r][0] += ar * b0;
+        acc[r][1] += ar * b1;
+        acc[r][2] += ar * b2;
+        acc[r][3] += ar * b3;
+      }
+    }
+    for (int r = 0; r < ROWS; r++) std::memcpy(tile[r], acc[r], sizeof(tile[r]));
+#endif
+    for (int r = 0; r < ROWS; r++) {
+      float* row = c + r * ldc;
+      for (int j = 0; j < cols; j++) row[j] = accumulate ? row[j] + tile[r][j] : tile[r][j];
+    }
+  }
+};
+using PortableTiles = TileTable<PortableTile, 1, 2, 3, 4, 5, 6>;
 
 // One KC block of rows [0, mc) of C (row stride ldc) += A (rows in place, stride lda, at the block's first column) ·
 // the block's packed panels of columns [0, n): every row tile over the panels of one NB block, then the next block.
@@ -228,28 +264,40 @@ void BlockedGemm(int m, int n, int k, const Matrix& a, const Matrix& b, float* c
 }
 
 Isa DetectIsa() {
+#if KOTUNE_X86_SIMD
   __builtin_cpu_init();
   if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma")) return Isa::kNone;
   return __builtin_cpu_supports("avx512f") ? Isa::kAvx512 : Isa::kAvx2;
+#else
+  return Isa::kNone;
+#endif
 }
 
 }  // namespace
 
 const Isa kIsa = DetectIsa();
-const bool kBuiltinSupported = kIsa != Isa::kNone;
 
 // C (row stride ldc) = op(A) · op(B) on one thread with the given tile.
 void BuiltinGemm(Isa isa, int m, int n, int k, const Matrix& a, const Matrix& b, float* c, int ldc) {
-  if (isa == Isa::kAvx512) {
-    BlockedGemm<Avx512Tile, Avx512Tiles>(m, n, k, a, b, c, ldc);
-  } else {
-    BlockedGemm<Avx2Tile, Avx2Tiles>(m, n, k, a, b, c, ldc);
-  }
+#if KOTUNE_X86_SIMD
+  if (isa == Isa::kAvx512) return BlockedGemm<Avx512Tile, Avx512Tiles>(m, n, k, a, b, c, ldc);
+  if (isa == Isa::kAvx2) return BlockedGemm<Avx2Tile, Avx2Tiles>(m, n, k, a, b, c, ldc);
+#else
+  static_cast<void>(isa);  // the portable tile is the only one
+#endif
+  BlockedGemm<PortableTile, PortableTiles>(m, n, k, a, b, c, ldc);
 }
 
 // A right operand packed once: op(B) (k x n) as BlockedGemm's PackB lays it out, for every KC block of k one after
 // another (block p0 holds its panels of NR columns, n rounded up to whole panels, p-major inside a panel).
-int PanelWidth(Isa isa) { return isa == Isa::kAvx512 ? Avx512Tile<1>::NR : Avx2Tile<1>::NR; }
+int PanelWidth(Isa isa) {
+#if KOTUNE_X86_SIMD
+  if (isa != Isa::kNone) return isa == Isa::kAvx512 ? Avx512Tile<1>::NR : Avx2Tile<1>::NR;
+#else
+  static_cast<void>(isa);  // the portable tile is the only one
+#endif
+  return PortableTile<1>::NR;
+}
 
 size_t PackedWeightLength(Isa isa, int n, int k) {
   const int nr = PanelWidth(isa);
@@ -280,11 +328,13 @@ void PackedRows(int i0, int mc, int n, int k, const float* a, int lda, const flo
 // Rows [i0, i0 + mc) of C = A · Wᵀ (A row-major k wide, row stride lda) from W packed by PackWeight, on one thread:
 // each element takes the same operations in the same order as BuiltinGemm gives it.
 void PackedGemmRows(Isa isa, int i0, int mc, int n, int k, const float* a, int lda, const float* packed, float* c, int ldc) {
-  if (isa == Isa::kAvx512) {
-    PackedRows<Avx512Tile, Avx512Tiles>(i0, mc, n, k, a, lda, packed, c, ldc);
-  } else {
-    PackedRows<Avx2Tile, Avx2Tiles>(i0, mc, n, k, a, lda, packed, c, ldc);
-  }
+#if KOTUNE_X86_SIMD
+  if (isa == Isa::kAvx512) return PackedRows<Avx512Tile, Avx512Tiles>(i0, mc, n, k, a, lda, packed, c, ldc);
+  if (isa == Isa::kAvx2) return PackedRows<Avx2Tile, Avx2Tiles>(i0, mc, n, k, a, lda, packed, c, ldc);
+#else
+  static_cast<void>(isa);  // the portable tile is the only one
+#endif
+  PackedRows<PortableTile, PortableTiles>(i0, mc, n, k, a, lda, packed, c, ldc);
 }
 
 const int kGemmRowBlock = MC;

@@ -1,21 +1,28 @@
 /**
  * kotune's native kernels (`src/*.cc`, one file per job, built at install by `build.mjs`) on float32 typed
- * arrays, in place: the matrix product `c = op(a) · op(b)`, on OpenBLAS when the machine has it (opened at run
- * time) or on the addon's own AVX2/AVX-512 kernel; a fused AdamW update; a sum of squares; GELU, dropout,
- * LayerNorm and attention softmax with their gradients; a whole encoder layer for inference and for training (with its backward); float64 dot
- * products for exact search. The engine runs the wasm and cpu backends' model and optimizer on them,
- * @kotune/eval its search; this package knows nothing of TensorFlow.js.
+ * arrays, in place: the matrix product `c = op(a) · op(b)`, on the system BLAS (opened at run time: OpenBLAS,
+ * Apple Accelerate or libblas.so.3) or on the addon's own kernel (AVX2/AVX-512 on x86-64, else portable C++);
+ * a fused AdamW update; a sum of squares; GELU, dropout, LayerNorm and attention softmax with their gradients;
+ * a whole encoder layer for inference and for training, with its backward (x86-64 with AVX2); float64 dot products for exact search. The engine
+ * runs the wasm and cpu backends' model and optimizer on them, @kotune/eval its search; this package knows
+ * nothing of TensorFlow.js.
  *
  * `KOTUNE_NATIVE` (or `loadNative`'s argument) chooses: `auto` (default: products on OpenBLAS, else
- * built-in), `openblas`, `builtin`, `builtin-avx2` (the built-in product without AVX-512, for CPUs that clock
- * down under it), or `off` (no native kernel: the backend's own ops). A kernel asked for by name that
- * cannot run is an error, never a silent fallback.
+ * built-in: the one measured faster), `openblas`, `blas` (whichever system BLAS opened, e.g. Accelerate),
+ * `builtin`, `builtin-avx2` (the built-in product without AVX-512, for CPUs that clock down under it), or `off`
+ * (no native kernel: the backend's own ops). A kernel asked for by name that cannot run is an error, never a
+ * silent fallback. `KOTUNE_NATIVE_ADDON` loads another build of the addon (a sanitizer or portable build).
  */
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+// '../src/': so that dist/index.js, built from this file, finds it too (the package ships src/ for build.mjs).
+import { sourceHash } from '../src/source-hash.mjs';
 
-export type GemmKernel = 'openblas' | 'builtin' | 'builtin-avx2';
-export const NATIVE_CHOICES = ['auto', 'openblas', 'builtin', 'builtin-avx2', 'off'] as const;
+export type GemmKernel = 'openblas' | 'blas' | 'builtin' | 'builtin-avx2';
+export const NATIVE_CHOICES = ['auto', 'openblas', 'blas', 'builtin', 'builtin-avx2', 'off'] as const;
 export type NativeChoice = (typeof NATIVE_CHOICES)[number];
 
 /** The kernels the addon exports as they are (see `src/binding.cc`). */
@@ -78,11 +85,27 @@ interface Binding extends PassThroughKernels {
   gemm(kernel: number, a: Float32Array, b: Float32Array, c: Float32Array, batch: number, m: number, n: number, k: number, transA: boolean, transB: boolean): void;
   adamw(p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, pOut: Float32Array, mOut: Float32Array, vOut: Float32Array, constants: number[]): void;
   openBlasThreads(): number;
+  /** The system BLAS that opened (a soname or path), or ''. */
   openBlasLibrary: string;
   openBlasConfig: string;
-  builtinIsa: string;
-  builtinSupported: boolean;
+  /** `OpenBLAS`, `Accelerate` or `BLAS` (another libblas.so.3), or ''. */
+  blasVendor: string;
+  /** The built-in product's tile on this CPU. */
+  builtinIsa: 'avx512' | 'avx2' | 'neon' | 'portable';
+  /** Whether packEncoderLayer and encoderLayer exist (x86-64 with AVX2 and FMA). */
+  encoderSupported: boolean;
   builtinThreads: number;
+  /** What build.mjs compiled it from (see source-hash.mjs) and for (KOTUNE_NATIVE_ISA). */
+  sourceHash: string;
+  buildIsa: string;
+}
+
+/** build.mjs's record next to the addon, read before the addon is loaded. */
+interface BuildManifest {
+  sourceHash: string;
+  isa: string;
+  /** CPU features (Linux /proc/cpuinfo names) the whole addon was compiled to use. */
+  requires: string[];
 }
 
 /**
@@ -161,19 +184,74 @@ function dropoutArray(d: EncoderDropoutMasks): number[] {
   return [d.attention.threshold, d.attention.scale, d.attention.seed, d.hidden.threshold, d.hidden.scale, d.hidden.attentionOutputSeed, d.hidden.outputSeed];
 }
 
-const ADDON = new URL('../build/kotune_native.node', import.meta.url).pathname;
+/** The addon this process loads: KOTUNE_NATIVE_ADDON, else the one build.mjs writes. */
+export const NATIVE_ADDON = process.env.KOTUNE_NATIVE_ADDON || fileURLToPath(new URL('../build/kotune_native.node', import.meta.url));
+const BUILD_SCRIPT = fileURLToPath(new URL('../build.mjs', import.meta.url));
+const SOURCES = fileURLToPath(new URL('../src/', import.meta.url));
 
 let binding: Binding | undefined;
 let bindingError: string | undefined;
 
+/** This CPU's features as Linux names them (flags of /proc/cpuinfo; macOS: sysctl's hw.optional.*), or undefined. */
+function cpuFeatures(): Set<string> | undefined {
+  try {
+    if (process.platform === 'linux') return new Set(readFileSync('/proc/cpuinfo', 'utf8').match(/^flags\s*:(.*)$/m)?.[1]?.trim().split(/\s+/));
+    if (process.platform === 'darwin') {
+      const sysctl = execFileSync('sysctl', ['hw.optional'], { encoding: 'utf8' });
+      // "hw.optional.avx2_0: 1", "hw.optional.avx512f: 1"
+      return new Set([...sysctl.matchAll(/^hw\.optional\.(\w+?)(?:_0)?: 1$/gm)].map((m) => m[1]!.toLowerCase()));
+    }
+  } catch {
+    // unreadable: the caller says so
+  }
+  return undefined;
+}
+
+const rebuild = `rebuild with node ${BUILD_SCRIPT}`;
+
+/**
+ * Why the addon at NATIVE_ADDON, built from sources of hash `sources`, must not be loaded here, or undefined
+ * (checked before loading: an addon compiled for instructions this CPU lacks would die of SIGILL).
+ */
+function refusal(sources: string): string | undefined {
+  if (!existsSync(NATIVE_ADDON)) return `the addon is not built (node ${BUILD_SCRIPT} builds it, or says why it cannot)`;
+  const manifestPath = join(dirname(NATIVE_ADDON), 'kotune_native.json');
+  if (!existsSync(manifestPath)) return `the addon has no kotune_native.json beside it (an older build): ${rebuild}`;
+  let manifest: BuildManifest;
+  try {
+    manifest = JSON.parse(readFileSync(manifestPath, 'utf8')) as BuildManifest;
+  } catch {
+    return `the addon's kotune_native.json is unreadable: ${rebuild}`;
+  }
+  if (manifest.sourceHash !== sources) return `the addon was built from other sources: ${rebuild}`;
+  if (manifest.requires.length > 0) {
+    const features = cpuFeatures();
+    const missing = features ? manifest.requires.filter((f) => !features.has(f)) : manifest.requires;
+    if (missing.length > 0) {
+      return `the addon was built for ${manifest.isa} (KOTUNE_NATIVE_ISA) and this CPU ${features ? `lacks ${missing.join(', ')}` : 'cannot be checked for it'}: ${rebuild}`;
+    }
+  }
+  return undefined;
+}
+
 function loadBinding(): Binding | undefined {
   if (binding || bindingError) return binding;
+  let sources: string;
   try {
-    binding = createRequire(import.meta.url)(ADDON) as Binding;
+    sources = sourceHash(SOURCES);
+  } catch {
+    bindingError = `the addon's sources (${SOURCES}) cannot be read to check it against them`;
+    return undefined;
+  }
+  bindingError = refusal(sources);
+  if (bindingError) return undefined;
+  try {
+    const loaded = createRequire(import.meta.url)(NATIVE_ADDON) as Binding;
+    // The manifest could be from another build than the binary beside it: the binary's own record decides.
+    if (loaded.sourceHash !== sources) bindingError = `the addon was built from other sources: ${rebuild}`;
+    else binding = loaded;
   } catch (err) {
-    bindingError = (err as NodeJS.ErrnoException).code === 'MODULE_NOT_FOUND'
-      ? `the addon is not built (node ${fileURLToPath(new URL('../build.mjs', import.meta.url))} builds it, or says why it cannot)`
-      : `the addon did not load: ${(err as Error).message.split('\n')[0]}`;
+    bindingError = `the addon did not load: ${(err as Error).message.split('\n')[0]}`;
   }
   return binding;
 }
@@ -184,15 +262,19 @@ export function parseNativeChoice(value: string): NativeChoice {
   return choice as NativeChoice;
 }
 
+const ISA_NAMES = { avx512: 'AVX-512', avx2: 'AVX2', neon: 'NEON', portable: 'portable C++' } as const;
+
 function kernelsOf(b: Binding, kernel: GemmKernel): NativeKernels {
-  const id = { builtin: 0, openblas: 1, 'builtin-avx2': 2 }[kernel];
+  const id = { builtin: 0, openblas: 1, blas: 1, 'builtin-avx2': 2 }[kernel];
+  const blas = kernel === 'openblas' || kernel === 'blas';
   const { sumOfSquares, gelu, geluGrad, dropout, layerNorm, layerNormGrad, softmax, softmaxGrad, elementwise, embeddingGrad } = b;
   return {
     kernel,
     describe: () => {
-      const threads = kernel === 'openblas' ? b.openBlasThreads() : b.builtinThreads;
+      const threads = blas ? b.openBlasThreads() : b.builtinThreads;
       const plural = `${threads} thread${threads === 1 ? '' : 's'}`;
-      if (kernel !== 'openblas') return `built-in ${kernel === 'builtin' && b.builtinIsa === 'avx512' ? 'AVX-512' : 'AVX2'} kernel, ${plural}`;
+      if (!blas) return `built-in ${ISA_NAMES[kernel === 'builtin-avx2' ? 'avx2' : b.builtinIsa]} kernel, ${plural}`;
+      if (b.blasVendor !== 'OpenBLAS') return `${b.blasVendor === 'Accelerate' ? 'Apple Accelerate' : 'system BLAS'} (${b.openBlasLibrary}), its own threads`;
       const detail = b.openBlasConfig.match(/^OpenBLAS (\S+).*?(\S+) MAX_THREADS/);
       const name = detail ? `OpenBLAS ${detail[1]} (${b.openBlasLibrary}, ${detail[2]})` : `OpenBLAS (${b.openBlasLibrary})`;
       return `${name}, ${plural}`;
@@ -201,7 +283,7 @@ function kernelsOf(b: Binding, kernel: GemmKernel): NativeKernels {
     adamw: (p, g, m, v, pOut, mOut, vOut, c) =>
       b.adamw(p, g, m, v, pOut, mOut, vOut, [c.beta1, c.oneMinusBeta1, c.beta2, c.oneMinusBeta2, c.decay, c.biasCorrection2Sqrt, c.eps, c.stepSize, c.gradScale]),
     sumOfSquares, gelu, geluGrad, dropout, layerNorm, layerNormGrad, softmax, softmaxGrad, elementwise, embeddingGrad,
-    ...(b.builtinSupported
+    ...(b.encoderSupported
       ? {
           packEncoderLayer: (weights: Float32Array[], hidden: number, ffn: number) => b.packEncoderLayer(id, weights, hidden, ffn),
           encoderLayer: (packed: Float32Array, x: Float32Array, mask: Float32Array, y: Float32Array, dims: EncoderDims, divisor: number, eps: number) =>
@@ -237,11 +319,31 @@ export function loadNative(choice: string = process.env.KOTUNE_NATIVE ?? 'auto')
     if (wanted !== 'auto') throw new Error(`KOTUNE_NATIVE=${wanted} was asked for, but ${bindingError}`);
     return { reason: bindingError! };
   }
-  const openblas = b.openBlasLibrary !== '';
-  if (wanted === 'openblas' && !openblas) throw new Error('KOTUNE_NATIVE=openblas was asked for, but no libopenblas.so.0 could be opened (Debian: apt-get install libopenblas0-pthread)');
-  if (wanted.startsWith('builtin') && !b.builtinSupported) throw new Error(`KOTUNE_NATIVE=${wanted} was asked for, but this CPU lacks AVX2 with FMA`);
+  // Only OpenBLAS is measured faster than the built-in kernel (pnpm bench): only it becomes the default.
+  const openblas = b.blasVendor === 'OpenBLAS';
+  if (wanted === 'openblas' && !openblas) {
+    const other = b.blasVendor === '' ? '' : ` (${b.openBlasLibrary} opened: KOTUNE_NATIVE=blas uses it)`;
+    throw new Error(`KOTUNE_NATIVE=openblas was asked for, but no libopenblas.so.0 could be opened (Debian: apt-get install libopenblas0-pthread)${other}`);
+  }
+  if (wanted === 'blas' && b.blasVendor === '') {
+    throw new Error('KOTUNE_NATIVE=blas was asked for, but no system BLAS with cblas_sgemm could be opened (OpenBLAS, Apple Accelerate, libblas.so.3, or KOTUNE_BLAS=/path/to/library)');
+  }
+  if (wanted === 'builtin-avx2' && b.builtinIsa !== 'avx2' && b.builtinIsa !== 'avx512') throw new Error('KOTUNE_NATIVE=builtin-avx2 was asked for, but this CPU (or this build) lacks AVX2 with FMA');
   if (wanted === 'openblas' || (wanted === 'auto' && openblas)) return { kernels: kernelsOf(b, 'openblas') };
-  if (wanted === 'builtin-avx2') return { kernels: kernelsOf(b, 'builtin-avx2') };
-  if (b.builtinSupported) return { kernels: kernelsOf(b, 'builtin') };
-  return { reason: 'no libopenblas.so.0, and this CPU lacks AVX2 with FMA for the built-in product' };
+  if (wanted === 'blas' || wanted === 'builtin-avx2') return { kernels: kernelsOf(b, wanted) };
+  return { kernels: kernelsOf(b, 'builtin') };
+}
+
+/**
+ * The system BLAS the addon opened, for `kotune doctor`: e.g. `OpenBLAS 0.3.21 (libopenblas.so.0, Haswell), 2
+ * threads — the default`, `Apple Accelerate (...) — KOTUNE_NATIVE=blas uses it`, or why there is none.
+ */
+export function describeBlas(): string {
+  const b = loadBinding();
+  if (!b) return `none: ${bindingError}`;
+  if (b.blasVendor === '') return 'none found (OpenBLAS, Apple Accelerate, libblas.so.3; KOTUNE_BLAS=/path/to/library names another)';
+  const described = kernelsOf(b, 'blas').describe();
+  return b.blasVendor === 'OpenBLAS'
+    ? `${described} — the default product kernel (KOTUNE_NATIVE=auto)`
+    : `${described} — not the default (not measured faster than the built-in kernel): KOTUNE_NATIVE=blas uses it`;
 }

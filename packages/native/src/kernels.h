@@ -1,7 +1,8 @@
 // kotune's native kernels for the TensorFlow.js wasm and cpu backends, on float32 data that lives in
 // JavaScript typed arrays (the wasm backend's heap, the cpu backend's arrays), without copies. One file per job:
 //
-//   gemm.cc         matrix products: OpenBLAS (opened at run time) or the built-in AVX2/AVX-512 kernel
+//   blas_loader.cc  the system BLAS, opened at run time: OpenBLAS, Apple Accelerate or libblas.so.3
+//   gemm.cc         matrix products: the system BLAS or the built-in kernel (AVX2/AVX-512, else portable C++)
 //   thread_pool.cc  the worker threads the built-in product shares out its work to
 //   elementwise.cc  GELU and its gradient, dropout (vector_math.h: the SIMD exp and erf they share with softmax)
 //   layer_norm.cc   LayerNorm and its gradient
@@ -26,27 +27,45 @@
 #include <functional>
 #include <string>
 
+// The x86 SIMD kernels (AVX2 and AVX-512 through target attributes, chosen at run time by kIsa) exist on x86-64
+// unless the build asks for the portable path alone (KOTUNE_NATIVE_ISA=portable defines KOTUNE_PORTABLE). Elsewhere
+// every kernel runs its portable C++; on arm64 the product's tile is NEON (KOTUNE_ARM_NEON) unless the build
+// asks for the portable path alone.
+#if (defined(__x86_64__) || defined(_M_X64)) && !defined(KOTUNE_PORTABLE)
+#define KOTUNE_X86_SIMD 1
+#else
+#define KOTUNE_X86_SIMD 0
+#endif
+#if defined(__aarch64__) && defined(__ARM_NEON) && !defined(KOTUNE_PORTABLE)
+#define KOTUNE_ARM_NEON 1
+#else
+#define KOTUNE_ARM_NEON 0
+#endif
+
 namespace kotune {
 
 // ---- gemm.cc ------------------------------------------------------------------------------------------------
 
-// The widest tile this CPU runs, or none. AVX2 and FMA are required either way: the AVX2 tile
-// (`builtin-avx2`), GELU and dropout run on them also where AVX-512 is present.
+// The widest x86 tile this CPU runs, or none (kNone: the portable tile, and the portable elementwise loops).
+// AVX2 and FMA are required either way: the AVX2 tile (`builtin-avx2`), GELU and dropout run on them also where
+// AVX-512 is present.
 enum class Isa { kNone, kAvx2, kAvx512 };
 extern const Isa kIsa;
-extern const bool kBuiltinSupported;
 
-// OpenBLAS's cblas_sgemm, opened with dlopen at load time (Debian: libopenblas0-pthread); no header or
-// link-time dependency, so the addon builds and loads where OpenBLAS is absent.
+// The system BLAS's cblas_sgemm, opened with dlopen at load time (blas_loader.cc); no header or link-time
+// dependency, so the addon builds and loads where there is none. `openblas` names what opened: OpenBLAS, Apple
+// Accelerate or another libblas.so.3 with CBLAS (its `vendor` says which).
 using SgemmFn = void (*)(int, int, int, int, int, int, float, const float*, int, const float*, int, float, float*, int);
 using GetIntFn = int (*)();
 struct OpenBlas {
   SgemmFn sgemm = nullptr;
   GetIntFn get_num_threads = nullptr;
-  std::string library;  // the soname that opened, e.g. libopenblas.so.0
-  std::string config;   // openblas_get_config(): version, target, threading
+  std::string library;  // what opened, e.g. libopenblas.so.0
+  std::string config;   // openblas_get_config(): version, target, threading (OpenBLAS only)
+  std::string vendor;   // "OpenBLAS", "Accelerate" or "BLAS"
 };
 extern OpenBlas openblas;
+// Opens the first BLAS found (KOTUNE_BLAS, a path, first when set), once per process however often it is called.
 void OpenOpenBlas();
 
 // op(X) of a row-major X: op(X)(i, p) is X[i·ld + p], or X[p·ld + i] when transposed.
@@ -139,8 +158,8 @@ void EncoderLayerBackward(EncoderKernel kernel, const EncoderLayerWeights& w, co
 
 // ---- thread_pool.cc -----------------------------------------------------------------------------------------
 
-// Threads for the built-in product: OMP_NUM_THREADS where set (as PyTorch and OpenBLAS read it), else the
-// machine's cores.
+// Threads for the built-in product: OMP_NUM_THREADS where set (as PyTorch and OpenBLAS read it), else the CPUs
+// this process may run on (its affinity mask, at most its container's CPU quota).
 extern const int kBuiltinThreads;
 // Runs task(i) for i < count on kBuiltinThreads threads (the caller's among them), and returns when all are done.
 void RunOnPool(int count, const std::function<void(int)>& task);

@@ -4,17 +4,19 @@
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #pragma GCC diagnostic ignored "-Wuninitialized"
 
-#include <immintrin.h>
-
 #include <cmath>
 #include <vector>
 
 #include "kernels.h"
+#if KOTUNE_X86_SIMD
+#include <immintrin.h>
+#endif
 
 namespace kotune {
 
 namespace {
 
+#if KOTUNE_X86_SIMD
 // The low and high 8 floats of v, widened to double.
 __attribute__((target("avx512f"))) inline __m512d low(__m512 v) { return _mm512_cvtps_pd(_mm512_castps512_ps256(v)); }
 __attribute__((target("avx512f"))) inline __m512d high(__m512 v) {
@@ -56,6 +58,7 @@ __attribute__((target("avx512f"))) void LayerNormRowAvx512(const float* x, const
     _mm512_mask_storeu_ps(y + j, lanes, out);
   }
 }
+#endif  // KOTUNE_X86_SIMD
 
 }  // namespace
 
@@ -65,10 +68,12 @@ __attribute__((target("avx512f"))) void LayerNormRowAvx512(const float* x, const
 // moments may differ in their last double bits, y at most by a float32 rounding where that moves m or rstd).
 void LayerNormRows(const float* x, const float* w, const float* b, float* y, float* mean, float* rstd, size_t rows,
                    size_t width, double eps) {
+#if KOTUNE_X86_SIMD
   if (kIsa == Isa::kAvx512) {
     for (size_t r = 0; r < rows; r++) LayerNormRowAvx512(x + r * width, w, b, y + r * width, mean + r, rstd + r, width, eps);
     return;
   }
+#endif
   for (size_t r = 0; r < rows; r++) {
     const float* xr = x + r * width;
     double sum = 0;

@@ -1,9 +1,10 @@
 // Exact search scores: float64 dot products of queries with corpus rows.
-#include <immintrin.h>
-
 #include <vector>
 
 #include "kernels.h"
+#if KOTUNE_X86_SIMD
+#include <immintrin.h>
+#endif
 
 namespace kotune {
 
@@ -24,6 +25,7 @@ __attribute__((always_inline)) inline void DotRowsScalar(const float* q, size_t 
   }
 }
 
+#if KOTUNE_X86_SIMD
 __attribute__((target("avx2,fma"))) void DotRowsAvx2(const float* q, size_t nq, const float* x, size_t n, size_t dim,
                                                      double* out) {
   const size_t groups = nq / 4;  // whole groups of four queries; the rest go through the scalar loop
@@ -68,15 +70,15 @@ __attribute__((target("avx2,fma"))) void DotRowsAvx2(const float* q, size_t nq, 
   }
   DotRowsScalar(q + groups * 4 * dim, nq - groups * 4, x, n, dim, out + groups * 4 * n);
 }
+#endif  // KOTUNE_X86_SIMD
 
 }  // namespace
 
 void DotRows(const float* q, size_t nq, const float* x, size_t n, size_t dim, double* out) {
-  if (kIsa != Isa::kNone) {
-    DotRowsAvx2(q, nq, x, n, dim, out);
-  } else {
-    DotRowsScalar(q, nq, x, n, dim, out);
-  }
+#if KOTUNE_X86_SIMD
+  if (kIsa != Isa::kNone) return DotRowsAvx2(q, nq, x, n, dim, out);
+#endif
+  DotRowsScalar(q, nq, x, n, dim, out);
 }
 
 }  // namespace kotune

@@ -10,6 +10,7 @@ namespace kotune {
 
 namespace {
 
+#if KOTUNE_X86_SIMD
 // softmax(scores, mask, probs, width, rowsPerMask, divisor): attention probabilities over rows of `width`,
 // p = softmax(scores / divisor + mask) in the order of @kotune/engine's tensor ops, with the mask row of
 // row r at mask[(r / rowsPerMask)·width] (an additive [batch, 1, 1, seq] mask under [batch, heads, q, seq]
@@ -55,15 +56,18 @@ __attribute__((target("avx2,fma"))) void SoftmaxRowsAvx2(const float* scores, co
     for (size_t j = body; j < width; j++) p[j] *= inverse;
   }
 }
+#endif  // KOTUNE_X86_SIMD
 
 }  // namespace
 
 void SoftmaxRows(const float* scores, const float* mask, float* probs, size_t rows, size_t width, size_t rows_per_mask,
                  float divisor) {
+#if KOTUNE_X86_SIMD
   if (kIsa != Isa::kNone) {
     SoftmaxRowsAvx2(scores, mask, probs, rows, width, rows_per_mask, divisor);
     return;
   }
+#endif
   const float scale = 1.0f / divisor;  // without AVX2: the same steps with libm's expf
   for (size_t r = 0; r < rows; r++) {
     const float *sr = scores + r * width, *m = mask + (r / rows_per_mask) * width;

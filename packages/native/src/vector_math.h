@@ -1,6 +1,8 @@
 // SIMD math shared by the elementwise kernels and the softmax: exp, GELU's terms, and a loop over 8-float blocks.
 #pragma once
 
+#include "kernels.h"
+#if KOTUNE_X86_SIMD
 #include <immintrin.h>
 
 #include <cstddef>
@@ -113,3 +115,4 @@ __attribute__((target("avx2,fma"))) inline void Blocks8(size_t n, const float* c
 }
 
 }  // namespace kotune
+#endif  // KOTUNE_X86_SIMD

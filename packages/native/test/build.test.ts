@@ -13,13 +13,14 @@ import { fileURLToPath } from 'node:url';
 
 const here = fileURLToPath(new URL('..', import.meta.url));
 
-function buildWith(compiler: (dir: string) => string): { status: number | null; lines: string[]; dir: string } {
+function buildWith(compiler: (dir: string) => string, env: Record<string, string> = {}): { status: number | null; lines: string[]; dir: string } {
   const dir = mkdtempSync(join(tmpdir(), 'kotune-native-build-'));
   cpSync(join(here, 'build.mjs'), join(dir, 'build.mjs'));
   cpSync(join(here, 'src'), join(dir, 'src'), { recursive: true });
   mkdirSync(join(dir, 'build'));
   writeFileSync(join(dir, 'build', 'kotune_native.node'), 'an addon from an earlier build');
-  const run = spawnSync(process.execPath, [join(dir, 'build.mjs')], { env: { ...process.env, CXX: compiler(dir) }, encoding: 'utf8' });
+  writeFileSync(join(dir, 'build', 'kotune_native.json'), '{}');
+  const run = spawnSync(process.execPath, [join(dir, 'build.mjs')], { env: { ...process.env, CXX: compiler(dir), ...env }, encoding: 'utf8' });
   return { status: run.status, lines: `${run.stdout}${run.stderr}`.split('\n').filter((l) => l !== ''), dir };
 }
 
@@ -48,6 +49,18 @@ test('a compiler that fails: its first error on the one line, all its output in 
     assert.match(lines[0]!, /^@kotune\/native: not built \(.*failing-cxx failed: kernels\.cc:2:3: error: no AVX here \(full output: .*compile\.log\)\)/);
     assert.match(readFileSync(join(dir, 'build', 'compile.log'), 'utf8'), /note: context\n.*error: no AVX here\n1 error generated\./);
     assert.not.ok(existsSync(join(dir, 'build', 'kotune_native.node')));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('an unknown KOTUNE_NATIVE_ISA: one line naming the choices, exit 0, nothing left to load', () => {
+  const { status, lines, dir } = buildWith(() => 'g++', { KOTUNE_NATIVE_ISA: 'avx9000' });
+  try {
+    assert.is(status, 0);
+    assert.equal(lines, ['@kotune/native: not built (unknown KOTUNE_NATIVE_ISA "avx9000": use one of auto, portable, x86-64-v3, x86-64-v4); the TensorFlow.js backends run their own kernels']);
+    assert.not.ok(existsSync(join(dir, 'build', 'kotune_native.node')));
+    assert.not.ok(existsSync(join(dir, 'build', 'kotune_native.json')));
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

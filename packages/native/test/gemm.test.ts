@@ -1,19 +1,30 @@
 import { execFileSync } from 'node:child_process';
 import * as assert from 'uvu/assert';
-import { loadDotRows, loadNative, type NativeKernels } from '../src/index.ts';
+import { loadDotRows, loadNative, NATIVE_ADDON, type NativeKernels } from '../src/index.ts';
 import { addonMissing, nativeTest as test } from './support.ts';
 
 /**
  * Both kernels against a float64 reference of `op(a)·op(b)`. The sizes straddle the built-in kernel's
- * register tiles (12x32 with AVX-512, 6x16 with AVX2: `builtin-avx2` runs that one where the CPU has both) and cache blocks (KC 256, MC 96, NC 2048), so
+ * register tiles (12x32 with AVX-512, 6x16 with AVX2 and the portable tile: `builtin-avx2` runs AVX2's where the CPU has both) and cache blocks (KC 256, MC 96, NC 2048), so
  * every edge path and the accumulation over several K blocks run. Tolerance: a float32 sum of k
  * products of entries in [-1, 1) is off by at most ~k·ε·Σ|terms| ≤ k²·ε (ε = 2⁻²³); the check allows
  * 2·k·ε·(Σ|terms| of that entry), while a wrong index or a lost block is off by O(1).
  */
-const kernels: NativeKernels[] = addonMissing !== undefined ? [] : (['builtin', 'builtin-avx2'] as const).map((choice) => (loadNative(choice) as { kernels: NativeKernels }).kernels);
+/** The built-in kernel, and its AVX2 tile where this CPU and build have one (not the portable build, NEON on arm64). */
+const builtin = addonMissing !== undefined ? undefined : (loadNative('builtin') as { kernels: NativeKernels }).kernels;
+const kernels: NativeKernels[] = builtin ? [builtin] : [];
+if (builtin && /AVX/.test(builtin.describe())) kernels.push((loadNative('builtin-avx2') as { kernels: NativeKernels }).kernels);
 const auto = loadNative('auto');
 if ('kernels' in auto && auto.kernels.kernel === 'openblas') kernels.push(auto.kernels);
-else console.log('gemm.test: no libopenblas.so.0 here; only the built-in kernel is tested');
+else console.log('gemm.test: no libopenblas.so.0 here; the OpenBLAS path is not tested');
+/** Another system BLAS (Accelerate, libblas.so.3, KOTUNE_BLAS), which only KOTUNE_NATIVE=blas runs. */
+if (builtin && !kernels.some((g) => g.kernel === 'openblas')) {
+  try {
+    kernels.push((loadNative('blas') as { kernels: NativeKernels }).kernels);
+  } catch {
+    // none here: KOTUNE_NATIVE=blas says so (tested below)
+  }
+}
 
 let state = 12345;
 function uniform(n: number): Float32Array {
@@ -84,7 +95,7 @@ for (const gemm of kernels) {
 test('the built-in kernel gives the same bits on one thread as on all of them', () => {
   // Threads split C by whole columns (or whole batch entries), so every entry is the same sum in the same order.
   const script = `
-    const g = require(${JSON.stringify(new URL('../build/kotune_native.node', import.meta.url).pathname)});
+    const g = require(${JSON.stringify(NATIVE_ADDON)});
     let s = 12345;
     const u = (n) => Float32Array.from({ length: n }, () => ((s = (Math.imul(s, 1103515245) + 12345) >>> 0) / 2 ** 31 - 1));
     const out = [];
@@ -124,6 +135,7 @@ test('a kernel asked for by name that cannot run is an error; off is no kernel',
   assert.equal(loadNative('off'), { reason: 'KOTUNE_NATIVE=off' });
   assert.throws(() => loadNative('cublas'), /unknown KOTUNE_NATIVE "cublas"/);
   if (!kernels.some((g) => g.kernel === 'openblas')) assert.throws(() => loadNative('openblas'), /no libopenblas.so.0 could be opened/);
+  if (!kernels.some((g) => g.kernel === 'openblas' || g.kernel === 'blas')) assert.throws(() => loadNative('blas'), /no system BLAS with cblas_sgemm could be opened/);
 });
 
 test.run();

@@ -12,6 +12,10 @@ const probe = loadNative('auto');
 /** Why the native kernels cannot run here, or undefined when they can. */
 export const addonMissing: string | undefined = 'reason' in probe ? probe.reason : undefined;
 
+/** Why the fused encoder layer cannot run here (no addon, or no AVX2 with FMA: arm64, the portable build), or undefined. */
+export const encoderMissing: string | undefined =
+  'reason' in probe ? probe.reason : probe.kernels.encoderLayer ? undefined : `the fused encoder layer needs x86-64 with AVX2 and FMA; this is ${probe.kernels.describe()}`;
+
 if (addonMissing !== undefined && process.env.KOTUNE_REQUIRE_NATIVE === '1') {
   throw new Error(`KOTUNE_REQUIRE_NATIVE=1, but the native kernels cannot run: ${addonMissing}`);
 }

@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { availableParallelism, cpus, freemem, totalmem } from 'node:os';
 import { getHeapStatistics } from 'node:v8';
 import { DEFAULT_BACKENDS, initBackend, installedNativeBackends } from '@kotune/engine';
-import { loadNative } from '@kotune/native';
+import { describeBlas, loadNative } from '@kotune/native';
 import { parseCommandArgs, type Flags } from '../args.ts';
 
 const SYNOPSIS = '';
@@ -105,12 +105,7 @@ export async function run(argv: string[]): Promise<void> {
   } catch (error) {
     say('native kernels', `none: ${(error as Error).message}`);
   }
-  try {
-    const blas = loadNative('openblas');
-    say('BLAS', 'kernels' in blas ? blas.kernels.describe() : blas.reason);
-  } catch (error) {
-    say('BLAS', `no OpenBLAS: ${(error as Error).message.replace(/^KOTUNE_NATIVE=openblas was asked for, but /, '')}`);
-  }
+  say('BLAS', describeBlas());
   const env = (name: string) => `${name}=${process.env[name] ?? '(unset)'}`;
   say('threads', `${env('OMP_NUM_THREADS')} (built-in product), ${env('OPENBLAS_NUM_THREADS')} (OpenBLAS): unset means every available core; ` +
     'the rest of the wasm backend runs on one thread');
