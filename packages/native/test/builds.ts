@@ -17,11 +17,14 @@ export const KERNEL_TESTS = [
   'packages/native/test/gemm',
   'packages/native/test/elementwise',
   'packages/native/test/hardening',
+  'packages/native/test/adamw',
+  'packages/native/test/encoder',
   'packages/optim/test/adamw-unit',
   'packages/engine/test/fused',
+  'packages/engine/test/native-sums',
   'packages/engine/test/matmul',
   'packages/eval/test/search',
-  'packages/xlm-roberta/test/native-encoder',
+  'packages/xlm-roberta/test/native-encoder', // and native-encoder-train
 ];
 
 /** Runs build.mjs with `env` into a new temporary folder; its one line, the addon's path and the seconds it took. */
