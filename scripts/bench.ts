@@ -23,7 +23,11 @@ const filters = args.filter((a) => a !== '--all' && !passed.includes(a));
 const dirs = [...readdirSync(join(root, 'packages')).map((p) => join(root, 'packages', p, 'bench')), join(root, 'test', 'bench')];
 const every = dirs
   .filter((d) => existsSync(d))
-  .flatMap((d) => readdirSync(d).filter((f) => f.endsWith('.bench.ts')).map((f) => join(d, f)))
+  .flatMap((d) =>
+    readdirSync(d)
+      .filter((f) => f.endsWith('.bench.ts'))
+      .map((f) => join(d, f)),
+  )
   .sort((a, b) => Number(a === MAIN) - Number(b === MAIN) || a.localeCompare(b));
 const files = all || filters.length > 0 ? every.filter((f) => filters.every((s) => relative(root, f).includes(s))) : [MAIN];
 

@@ -39,10 +39,16 @@ export function build(): { files: number; packages: string[] } {
     .map((e) => e.name);
   const roots = packages.flatMap((pkg) => sourceFiles(join(packagesDir, pkg, 'src')));
 
-  const base = ts.getParsedCommandLineOfConfigFile(join(root, 'tsconfig.base.json'), {}, {
-    ...ts.sys,
-    onUnRecoverableConfigFileDiagnostic: (d) => { throw new Error(ts.flattenDiagnosticMessageText(d.messageText, '\n')); },
-  })!;
+  const base = ts.getParsedCommandLineOfConfigFile(
+    join(root, 'tsconfig.base.json'),
+    {},
+    {
+      ...ts.sys,
+      onUnRecoverableConfigFileDiagnostic: (d) => {
+        throw new Error(ts.flattenDiagnosticMessageText(d.messageText, '\n'));
+      },
+    },
+  )!;
   const options: ts.CompilerOptions = {
     ...base.options,
     noEmit: false,

@@ -63,8 +63,12 @@ export function checkPackages(root: string): string[] {
   const rootJson = readJson(join(root, 'package.json'));
   const rootDev = new Set(Object.keys(rootJson.devDependencies ?? {}));
   const packagesDir = join(root, 'packages');
-  const dirs = readdirSync(packagesDir).filter((d) => existsSync(join(packagesDir, d, 'package.json'))).sort();
-  const version = existsSync(join(packagesDir, UMBRELLA, 'package.json')) ? readJson(join(packagesDir, UMBRELLA, 'package.json')).version : undefined;
+  const dirs = readdirSync(packagesDir)
+    .filter((d) => existsSync(join(packagesDir, d, 'package.json')))
+    .sort();
+  const version = existsSync(join(packagesDir, UMBRELLA, 'package.json'))
+    ? readJson(join(packagesDir, UMBRELLA, 'package.json')).version
+    : undefined;
   const ours = new Set(dirs.map((d) => (d === UMBRELLA ? UMBRELLA : `@kotune/${d}`)));
 
   for (const dir of dirs) {
@@ -74,12 +78,15 @@ export function checkPackages(root: string): string[] {
     const name = dir === UMBRELLA ? UMBRELLA : `@kotune/${dir}`;
 
     if (pkg.name !== name) problem(`"name" must be ${show(name)} (the folder's name), not ${show(pkg.name)}`);
-    if (!/^\d+\.\d+\.\d+(-[\w.]+)?$/.test(pkg.version ?? '')) problem(`"version" must be a real version such as "0.1.0", not ${show(pkg.version)}`);
-    else if (version !== undefined && pkg.version !== version) problem(`"version" must be ${show(version)}, the version of every package (they are released together)`);
+    if (!/^\d+\.\d+\.\d+(-[\w.]+)?$/.test(pkg.version ?? ''))
+      problem(`"version" must be a real version such as "0.1.0", not ${show(pkg.version)}`);
+    else if (version !== undefined && pkg.version !== version)
+      problem(`"version" must be ${show(version)}, the version of every package (they are released together)`);
     if (pkg.private) problem('"private" must go: every package is packed and installed from its tarball');
     if (!pkg.description) problem('"description" is missing (one line: what the package does)');
     if (pkg.type !== 'module') problem('"type" must be "module"');
-    if (pkg.engines?.node !== rootJson.engines?.node) problem(`"engines" must be ${show({ node: rootJson.engines?.node })}, as the workspace's`);
+    if (pkg.engines?.node !== rootJson.engines?.node)
+      problem(`"engines" must be ${show({ node: rootJson.engines?.node })}, as the workspace's`);
     if (!pkg.files?.includes('dist')) problem('"files" must list "dist" (what the tarball ships; add assets the code reads at run time)');
 
     // exports: the sources in the repository, the build in the tarball.
@@ -90,7 +97,9 @@ export function checkPackages(root: string): string[] {
       const expected: Record<string, { types: string; import: string }> = {};
       for (const [key, target] of Object.entries(exportsMap as Record<string, unknown>)) {
         if (typeof target !== 'string' || !/^\.\/src\/.+\.ts$/.test(target)) {
-          problem(`"exports" ${show(key)} must be a "./src/….ts" path (tsx, the tests and typecheck read the sources), not ${show(target)}`);
+          problem(
+            `"exports" ${show(key)} must be a "./src/….ts" path (tsx, the tests and typecheck read the sources), not ${show(target)}`,
+          );
           continue;
         }
         if (!existsSync(join(packagesDir, dir, target))) problem(`"exports" ${show(key)}: ${target} does not exist`);
@@ -106,8 +115,10 @@ export function checkPackages(root: string): string[] {
       const publishedBins = typeof published === 'string' ? { [packageName(name).split('/').pop()!]: published } : published;
       for (const command of Object.keys(bins)) {
         const target = publishedBins?.[command];
-        if (!target || !/^\.\/dist\/.+\.js$/.test(target)) problem(`"publishConfig.bin" must map ${show(command)} to the built "./dist/….js" entry`);
-        else if (!existsSync(join(packagesDir, dir, target.replace(/^\.\/dist\//, './src/').replace(/\.js$/, '.ts')))) problem(`"publishConfig.bin" ${show(command)}: ${target} is built from no src/ file`);
+        if (!target || !/^\.\/dist\/.+\.js$/.test(target))
+          problem(`"publishConfig.bin" must map ${show(command)} to the built "./dist/….js" entry`);
+        else if (!existsSync(join(packagesDir, dir, target.replace(/^\.\/dist\//, './src/').replace(/\.js$/, '.ts'))))
+          problem(`"publishConfig.bin" ${show(command)}: ${target} is built from no src/ file`);
       }
     }
 
@@ -115,13 +126,21 @@ export function checkPackages(root: string): string[] {
     const sections = ['dependencies', 'devDependencies', 'peerDependencies', 'optionalDependencies'] as const;
     for (const section of sections) {
       for (const [dep, range] of Object.entries(pkg[section] ?? {})) {
-        if (ours.has(dep) && range !== 'workspace:*') problem(`${section} ${dep}: must be "workspace:*" (packing writes the released version)`);
-        if (DOWNLOADS_AT_INSTALL.includes(dep)) problem(`${section} ${dep}: downloads libtensorflow at install; list it in "peerDependenciesMeta" as optional only, so that only users who add it get it`);
+        if (ours.has(dep) && range !== 'workspace:*')
+          problem(`${section} ${dep}: must be "workspace:*" (packing writes the released version)`);
+        if (DOWNLOADS_AT_INSTALL.includes(dep))
+          problem(
+            `${section} ${dep}: downloads libtensorflow at install; list it in "peerDependenciesMeta" as optional only, so that only users who add it get it`,
+          );
       }
     }
 
     // imports: src/ may use its dependencies and peers; tests and benches also its devDependencies and the workspace's.
-    const runtime = new Set([...Object.keys(pkg.dependencies ?? {}), ...Object.keys(pkg.peerDependencies ?? {}), ...Object.keys(pkg.peerDependenciesMeta ?? {})]);
+    const runtime = new Set([
+      ...Object.keys(pkg.dependencies ?? {}),
+      ...Object.keys(pkg.peerDependencies ?? {}),
+      ...Object.keys(pkg.peerDependenciesMeta ?? {}),
+    ]);
     const development = new Set([...runtime, ...Object.keys(pkg.devDependencies ?? {}), ...rootDev]);
     const used = new Set<string>();
     for (const area of ['src', 'test', 'bench', 'bin']) {
@@ -142,10 +161,13 @@ export function checkPackages(root: string): string[] {
             continue;
           }
           const dep = packageName(specifier);
-          if (dep.startsWith('@tensorflow/') && dir !== 'engine') problems.push(`${where}: imports ${dep}; only @kotune/engine imports TensorFlow.js (use its \`tf\`)`);
+          if (dep.startsWith('@tensorflow/') && dir !== 'engine')
+            problems.push(`${where}: imports ${dep}; only @kotune/engine imports TensorFlow.js (use its \`tf\`)`);
           if (dep === name) problems.push(`${where}: imports its own package by name; use a relative path`);
           else if (area === 'src' ? !runtime.has(dep) : !development.has(dep)) {
-            problems.push(`${where}: imports ${dep}, which ${at} does not declare (add it to "${area === 'src' ? 'dependencies' : 'devDependencies'}")`);
+            problems.push(
+              `${where}: imports ${dep}, which ${at} does not declare (add it to "${area === 'src' ? 'dependencies' : 'devDependencies'}")`,
+            );
           }
           if (area === 'src' || area === 'bin') used.add(dep);
         }
@@ -161,6 +183,8 @@ export function checkPackages(root: string): string[] {
 if (process.argv[1] && new URL(import.meta.url).pathname === process.argv[1]) {
   const problems = checkPackages(new URL('..', import.meta.url).pathname);
   for (const line of problems) console.log(line);
-  console.log(problems.length === 0 ? 'packages: every package follows the conventions (CONTRIBUTING.md)' : `packages: ${problems.length} problems`);
+  console.log(
+    problems.length === 0 ? 'packages: every package follows the conventions (CONTRIBUTING.md)' : `packages: ${problems.length} problems`,
+  );
   process.exit(problems.length === 0 ? 0 : 1);
 }

@@ -25,7 +25,12 @@ test('a package that misses them is reported, one line per problem', () => {
   try {
     write('package.json', { name: 'kotune-workspace', private: true, engines: { node: '>=20' }, devDependencies: { uvu: '^0.5.6' } });
     write('packages/kotune/package.json', {
-      name: 'kotune', version: '0.2.0', description: 'all of it', type: 'module', engines: { node: '>=20' }, files: ['dist'],
+      name: 'kotune',
+      version: '0.2.0',
+      description: 'all of it',
+      type: 'module',
+      engines: { node: '>=20' },
+      files: ['dist'],
       exports: { '.': './src/index.ts' },
       publishConfig: { exports: { '.': { types: './dist/index.d.ts', import: './dist/index.js' } } },
       dependencies: { '@kotune/serve': 'workspace:*' },
@@ -33,18 +38,24 @@ test('a package that misses them is reported, one line per problem', () => {
     write('packages/kotune/src/index.ts', "export * from '@kotune/serve';\n");
     // A new package written as the others were before they were packed.
     write('packages/serve/package.json', {
-      name: '@kotune/serve', version: '0.1.0', private: true, type: 'module',
+      name: '@kotune/serve',
+      version: '0.1.0',
+      private: true,
+      type: 'module',
       exports: { '.': './src/index.ts' },
       dependencies: { '@kotune/kotune-core': '^0.1.0', fastify: '5.0.0' },
       optionalDependencies: { '@tensorflow/tfjs-node-gpu': '4.22.0' },
     });
-    write('packages/serve/src/index.ts', [
-      "import { readFileSync } from 'fs';",
-      "import { tf } from '@tensorflow/tfjs';",
-      "import { Reranker } from '@kotune/xlm-roberta';",
-      "import { helper } from '../../kotune/src/index.ts';",
-      'export { readFileSync, tf, Reranker, helper };',
-    ].join('\n'));
+    write(
+      'packages/serve/src/index.ts',
+      [
+        "import { readFileSync } from 'fs';",
+        "import { tf } from '@tensorflow/tfjs';",
+        "import { Reranker } from '@kotune/xlm-roberta';",
+        "import { helper } from '../../kotune/src/index.ts';",
+        'export { readFileSync, tf, Reranker, helper };',
+      ].join('\n'),
+    );
     write('packages/serve/test/serve.test.ts', "import { test } from 'uvu';\nimport { request } from 'undici';\n");
 
     const problems = checkPackages(dir);
@@ -64,9 +75,19 @@ test('a package that misses them is reported, one line per problem', () => {
       'packages/serve/test/serve.test.ts: imports undici, which packages/serve/package.json does not declare (add it to "devDependencies")',
       'packages/serve/package.json: dependencies fastify: no file of src/ imports it',
     ];
-    for (const start of expected) assert.ok(problems.some((p) => p.startsWith(start)), `expected a problem starting with: ${start}\ngot:\n${problems.join('\n')}`);
-    assert.not.ok(problems.some((p) => p.startsWith('packages/kotune/')), problems.join('\n'));
-    assert.not.ok(problems.some((p) => p.includes('uvu')), 'the workspace devDependencies serve the tests');
+    for (const start of expected)
+      assert.ok(
+        problems.some((p) => p.startsWith(start)),
+        `expected a problem starting with: ${start}\ngot:\n${problems.join('\n')}`,
+      );
+    assert.not.ok(
+      problems.some((p) => p.startsWith('packages/kotune/')),
+      problems.join('\n'),
+    );
+    assert.not.ok(
+      problems.some((p) => p.includes('uvu')),
+      'the workspace devDependencies serve the tests',
+    );
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

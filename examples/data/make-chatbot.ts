@@ -26,7 +26,11 @@ const EVAL_QUERIES = 200;
 const PARAPHRASE_DICE = 0.7;
 const HARD_CANDIDATES = 20;
 
-interface Row { question: string; answer: string; label: string }
+interface Row {
+  question: string;
+  answer: string;
+  label: string;
+}
 
 /** RFC 4180: quoted fields may hold commas, newlines and doubled quotes. */
 function parseCsv(text: string): string[][] {
@@ -41,8 +45,10 @@ function parseCsv(text: string): string[][] {
       else if (c === '"') quoted = false;
       else field += c;
     } else if (c === '"') quoted = true;
-    else if (c === ',') { row.push(field); field = ''; }
-    else if (c === '\n' || c === '\r') {
+    else if (c === ',') {
+      row.push(field);
+      field = '';
+    } else if (c === '\n' || c === '\r') {
       if (c === '\r' && text[i + 1] === '\n') i++;
       row.push(field);
       rows.push(row);
@@ -112,7 +118,9 @@ function negativesFor(i: number, hard: number, sameLabel: number, random: number
 }
 
 function writeJsonl(name: string, indices: number[], hard: number, sameLabel: number, random: number): number {
-  const lines = indices.map((i) => JSON.stringify({ query: rows[i].question, pos: [rows[i].answer], neg: negativesFor(i, hard, sameLabel, random) }));
+  const lines = indices.map((i) =>
+    JSON.stringify({ query: rows[i].question, pos: [rows[i].answer], neg: negativesFor(i, hard, sameLabel, random) }),
+  );
   writeFileAtomic(join(here, name), lines.join('\n') + '\n');
   return lines.length;
 }

@@ -30,12 +30,18 @@ const TRAIN_NEGATIVES = 3;
 const EVAL_NEGATIVES = 9;
 const EVAL_QUERIES = 200;
 
-interface Pair { s1: string; s2: string; score: number }
+interface Pair {
+  s1: string;
+  s2: string;
+  score: number;
+}
 
 /** `sts-<split>.tsv`: genre, filename, year, id, score, sentence1, sentence2 (tab-separated, no quoting). */
 function readSts(split: string): Pair[] {
   const path = join(dataDir, `KorSTS_sts-${split}.tsv`);
-  const [header, ...lines] = readFileSync(path, 'utf8').split('\n').filter((line) => line.trim() !== '');
+  const [header, ...lines] = readFileSync(path, 'utf8')
+    .split('\n')
+    .filter((line) => line.trim() !== '');
   if (header.split('\t').slice(4).join(',') !== 'score,sentence1,sentence2') throw new Error(`${path}:1: unexpected header ${header}`);
   return lines.map((line, i) => {
     const fields = line.split('\t');
@@ -44,7 +50,6 @@ function readSts(split: string): Pair[] {
     return { s1: fields[5].trim(), s2: fields[6].trim(), score };
   });
 }
-
 
 /** The distinct sentences of one split, with what each must not get as a negative. */
 class Sentences {
@@ -69,8 +74,10 @@ class Sentences {
     const queryGrams = bigrams(query);
     const positiveGrams = bigrams(positive);
     const banned = new Set([query, positive, ...(this.related.get(query) ?? []), ...(this.related.get(positive) ?? [])]);
-    const allowed = (i: number) => !banned.has(this.texts[i]) &&
-      dice(this.grams[i], queryGrams) < PARAPHRASE_DICE && dice(this.grams[i], positiveGrams) < PARAPHRASE_DICE;
+    const allowed = (i: number) =>
+      !banned.has(this.texts[i]) &&
+      dice(this.grams[i], queryGrams) < PARAPHRASE_DICE &&
+      dice(this.grams[i], positiveGrams) < PARAPHRASE_DICE;
     const chosen = new Set<string>();
     for (let tries = 0; chosen.size < count && tries < 10_000; tries++) {
       const i = rng.int(this.texts.length);
@@ -93,18 +100,24 @@ const trainSentences = new Sentences(trainPairs);
 const inTrain = new Set(trainSentences.texts);
 const positives = (pairs: readonly Pair[]) => pairs.filter((p) => p.score >= MIN_SCORE && p.s1 !== p.s2);
 
-const train = rng.shuffle(positives(trainPairs))
+const train = rng
+  .shuffle(positives(trainPairs))
   .map((p) => (rng.int(2) === 0 ? [p.s1, p.s2] : [p.s2, p.s1]))
   .map(([query, pos]) => ({ query, pos: [pos], neg: trainSentences.negatives(rng, query, pos, TRAIN_NEGATIVES) }));
 
 const devSentences = new Sentences(devPairs);
 const heldOut = positives(devPairs).filter((p) => !inTrain.has(p.s1) && !inTrain.has(p.s2));
 const seenQueries = new Set<string>();
-const evalLines = rng.shuffle(heldOut).filter((p) => !seenQueries.has(p.s1) && seenQueries.add(p.s1)).slice(0, EVAL_QUERIES)
+const evalLines = rng
+  .shuffle(heldOut)
+  .filter((p) => !seenQueries.has(p.s1) && seenQueries.add(p.s1))
+  .slice(0, EVAL_QUERIES)
   .map((p) => ({ query: p.s1, pos: [p.s2], neg: devSentences.negatives(rng, p.s1, p.s2, EVAL_NEGATIVES) }));
 if (evalLines.length < EVAL_QUERIES) throw new Error(`only ${evalLines.length} held-out dev pairs scored ≥ ${MIN_SCORE}`);
 
 writeJsonl('korsts-train.jsonl', train);
 writeJsonl('korsts-eval.jsonl', evalLines);
-console.log(`KorSTS: ${train.length} train lines (the pairs of sts-train scored ≥ ${MIN_SCORE}), ` +
-  `${evalLines.length} eval lines of ${heldOut.length} held-out dev pairs (seed ${seed})`);
+console.log(
+  `KorSTS: ${train.length} train lines (the pairs of sts-train scored ≥ ${MIN_SCORE}), ` +
+    `${evalLines.length} eval lines of ${heldOut.length} held-out dev pairs (seed ${seed})`,
+);

@@ -5,7 +5,13 @@
 import { spawnSync } from 'node:child_process';
 import type { Encoded } from '@kotune/tokenizer';
 
-export interface Timing { seconds_per_step: number; tokens: number; items: number; outputs?: number[]; optimizer_seconds?: number }
+export interface Timing {
+  seconds_per_step: number;
+  tokens: number;
+  items: number;
+  outputs?: number[];
+  optimizer_seconds?: number;
+}
 
 /** Tokens (unmasked positions) and rows of some forwards' inputs. */
 export function tokensOf(forwards: Encoded[]): { tokens: number; items: number } {

@@ -57,28 +57,63 @@ const JOBS: Record<JobName, Job> = {
     title: 'embedder: random-init 2-layer XLM-R (hidden 128), CLS + normalise, MNRL scale 20, batch 32, lr 1e-3',
     model: { ...SMALL, num_hidden_layers: 2 },
     settings: {
-      task: 'embedder', loss: 'mnrl', scale: 20, train_group_size: 1, per_device_train_batch_size: 32, learning_rate: 1e-3,
-      warmup_ratio: 0.1, weight_decay: 0, query_max_len: 64, passage_max_len: 64, sentence_pooling_method: 'cls', normalize_embeddings: true,
+      task: 'embedder',
+      loss: 'mnrl',
+      scale: 20,
+      train_group_size: 1,
+      per_device_train_batch_size: 32,
+      learning_rate: 1e-3,
+      warmup_ratio: 0.1,
+      weight_decay: 0,
+      query_max_len: 64,
+      passage_max_len: 64,
+      sentence_pooling_method: 'cls',
+      normalize_embeddings: true,
     },
   },
   reranker: {
     title: 'reranker: random-init 1-layer XLM-R (hidden 128, dropout 0), BCE over groups of 1 + 3, batch 32 groups, lr 2e-3',
     model: { ...SMALL, num_hidden_layers: 1, hidden_dropout_prob: 0, attention_probs_dropout_prob: 0 },
     settings: {
-      task: 'reranker', loss: 'bce', train_group_size: 4, per_device_train_batch_size: 32, learning_rate: 2e-3,
-      warmup_ratio: 0.1, weight_decay: 0.01, query_max_len: 32, passage_max_len: 64,
+      task: 'reranker',
+      loss: 'bce',
+      train_group_size: 4,
+      per_device_train_batch_size: 32,
+      learning_rate: 2e-3,
+      warmup_ratio: 0.1,
+      weight_decay: 0.01,
+      query_max_len: 32,
+      passage_max_len: 64,
     },
   },
 };
 const INIT_SEED = 42;
 
-interface Options { steps: number; seeds: number[] }
-interface KotuneRun { seconds: number; losses: [number, number][]; folder: string }
-interface KotuneSide { backend: string; init: Record<JobName, string>; runs: Record<JobName, Record<string, KotuneRun>> }
+interface Options {
+  steps: number;
+  seeds: number[];
+}
+interface KotuneRun {
+  seconds: number;
+  losses: [number, number][];
+  folder: string;
+}
+interface KotuneSide {
+  backend: string;
+  init: Record<JobName, string>;
+  runs: Record<JobName, Record<string, KotuneRun>>;
+}
 type Metrics = Record<string, number>;
 interface StSide {
   versions: Record<string, string>;
-  jobs: Record<JobName, { init: Metrics; sentence_transformers: Record<string, { seconds: number; losses: [number, number][]; metrics: Metrics }>; kotune: Record<string, Metrics> }>;
+  jobs: Record<
+    JobName,
+    {
+      init: Metrics;
+      sentence_transformers: Record<string, { seconds: number; losses: [number, number][]; metrics: Metrics }>;
+      kotune: Record<string, Metrics>;
+    }
+  >;
 }
 
 function options(): Options {
@@ -97,9 +132,10 @@ async function kotuneSide(work: string, { steps, seeds }: Options): Promise<void
   const side: KotuneSide = { backend: info.description, init: {} as Record<JobName, string>, runs: {} as KotuneSide['runs'] };
   for (const [name, job] of Object.entries(JOBS) as [JobName, Job][]) {
     const init = join(work, `init-${name}`);
-    const model = name === 'embedder'
-      ? Embedder.random(job.model, TOKENIZER, INIT_SEED, { maxSeqLength: 64 })
-      : Reranker.random(job.model, TOKENIZER, INIT_SEED);
+    const model =
+      name === 'embedder'
+        ? Embedder.random(job.model, TOKENIZER, INIT_SEED, { maxSeqLength: 64 })
+        : Reranker.random(job.model, TOKENIZER, INIT_SEED);
     await model.save(init);
     model.dispose();
     side.init[name] = init;
@@ -108,12 +144,25 @@ async function kotuneSide(work: string, { steps, seeds }: Options): Promise<void
       const losses: [number, number][] = [];
       const config = loadTrainConfig(null, {
         overrides: {
-          ...job.settings, model_name_or_path: init, train_data: [TRAIN], output_dir: join(work, `kotune-${name}-${seed}`), seed,
-          max_steps: steps, lr_scheduler_type: 'linear', max_grad_norm: 1, logging_steps: steps, save_steps: 1_000_000, backend: 'wasm',
+          ...job.settings,
+          model_name_or_path: init,
+          train_data: [TRAIN],
+          output_dir: join(work, `kotune-${name}-${seed}`),
+          seed,
+          max_steps: steps,
+          lr_scheduler_type: 'linear',
+          max_grad_norm: 1,
+          logging_steps: steps,
+          save_steps: 1_000_000,
+          backend: 'wasm',
         },
       });
       const started = performance.now();
-      const result = await train(config, { print: () => {}, progressStream: new Writable({ write: (_chunk, _encoding, done) => done() }), onStep: (step, loss) => losses.push([step, loss]) });
+      const result = await train(config, {
+        print: () => {},
+        progressStream: new Writable({ write: (_chunk, _encoding, done) => done() }),
+        onStep: (step, loss) => losses.push([step, loss]),
+      });
       const seconds = (performance.now() - started) / 1000;
       process.stderr.write(`${name}: kotune (seed ${seed}) trained in ${seconds.toFixed(1)} s\n`);
       side.runs[name][String(seed)] = { seconds, losses, folder: result.outputDir };
@@ -127,7 +176,8 @@ function runChild(command: string, args: string[], env: NodeJS.ProcessEnv): void
   const r = spawnSync(command, args, { encoding: 'utf8', env, stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 1 << 26 });
   const lines = r.stderr.split('\n').filter((line) => /trained in|Error|error/.test(line) && line.length < 400);
   if (lines.length > 0) console.log(lines.join('\n'));
-  if (r.status !== 0) throw new Error(`${command} ${args[0]} failed (status ${r.status}): ${r.stderr.trim().split('\n').slice(-5).join('\n')}`);
+  if (r.status !== 0)
+    throw new Error(`${command} ${args[0]} failed (status ${r.status}): ${r.stderr.trim().split('\n').slice(-5).join('\n')}`);
 }
 
 const mean = (values: number[]) => values.reduce((a, b) => a + b, 0) / values.length;
@@ -150,15 +200,30 @@ async function main(): Promise<void> {
     runChild(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), '--child', work, ...process.argv.slice(2)], threadEnv);
     const ours = JSON.parse(readFileSync(join(work, 'kotune.json'), 'utf8')) as KotuneSide;
 
-    console.log(`sentence-transformers (${referee.versions['sentence-transformers']}): the same jobs, then every model scored by its evaluators...`);
+    console.log(
+      `sentence-transformers (${referee.versions['sentence-transformers']}): the same jobs, then every model scored by its evaluators...`,
+    );
     const spec = {
       threads: 1,
       jobs: (Object.entries(JOBS) as [JobName, Job][]).map(([name, job]) => {
         const s = job.settings as Record<string, number>;
         return {
-          name, kind: name, init: ours.init[name], train: TRAIN, eval: EVAL, output: join(work, `st-${name}`), seeds: opts.seeds, steps: opts.steps,
-          batch_size: s.per_device_train_batch_size, learning_rate: s.learning_rate, warmup_ratio: s.warmup_ratio, weight_decay: s.weight_decay,
-          scale: s.scale ?? null, max_seq_length: s.query_max_len, group_size: s.train_group_size, max_length: s.query_max_len + s.passage_max_len,
+          name,
+          kind: name,
+          init: ours.init[name],
+          train: TRAIN,
+          eval: EVAL,
+          output: join(work, `st-${name}`),
+          seeds: opts.seeds,
+          steps: opts.steps,
+          batch_size: s.per_device_train_batch_size,
+          learning_rate: s.learning_rate,
+          warmup_ratio: s.warmup_ratio,
+          weight_decay: s.weight_decay,
+          scale: s.scale ?? null,
+          max_seq_length: s.query_max_len,
+          group_size: s.train_group_size,
+          max_length: s.query_max_len + s.passage_max_len,
           kotune: Object.fromEntries(Object.entries(ours.runs[name]).map(([seed, run]) => [seed, run.folder])),
         };
       }),
@@ -176,30 +241,57 @@ function report(opts: Options, ours: KotuneSide, theirs: StSide): void {
   mkdirSync(OUT, { recursive: true });
   const stName = `sentence-transformers ${theirs.versions['sentence-transformers']}`;
   const columns: Record<JobName, [string, string][]> = {
-    embedder: [['MRR@10', 'cosine_mrr@10'], ['NDCG@10', 'cosine_ndcg@10'], ['Accuracy@1', 'cosine_accuracy@1'], ['Recall@10', 'cosine_recall@10']],
-    reranker: [['MRR@10', 'mrr@10'], ['NDCG@10', 'ndcg@10'], ['MAP', 'map']],
+    embedder: [
+      ['MRR@10', 'cosine_mrr@10'],
+      ['NDCG@10', 'cosine_ndcg@10'],
+      ['Accuracy@1', 'cosine_accuracy@1'],
+      ['Recall@10', 'cosine_recall@10'],
+    ],
+    reranker: [
+      ['MRR@10', 'mrr@10'],
+      ['NDCG@10', 'ndcg@10'],
+      ['MAP', 'map'],
+    ],
   };
   const summary: Record<string, unknown> = {};
-  console.log(`\nkotune: ${ours.backend}; ${stName}, transformers ${theirs.versions.transformers}, torch ${theirs.versions.torch}; one thread each, ${opts.steps} steps`);
+  console.log(
+    `\nkotune: ${ours.backend}; ${stName}, transformers ${theirs.versions.transformers}, torch ${theirs.versions.torch}; one thread each, ${opts.steps} steps`,
+  );
   for (const name of Object.keys(JOBS) as JobName[]) {
     const job = theirs.jobs[name];
     const cols = columns[name];
-    console.log(`\n${JOBS[name].title}, ${opts.steps} steps; scored by sentence-transformers' ${name === 'embedder' ? 'InformationRetrievalEvaluator' : 'CrossEncoderRerankingEvaluator'} on 200 held-out queries\n`);
-    console.log(`| model | ${cols.map(([title]) => title).join(' | ')} | train wall time (s) | loss, first 20 steps | loss, last 20 steps |`);
+    console.log(
+      `\n${JOBS[name].title}, ${opts.steps} steps; scored by sentence-transformers' ${name === 'embedder' ? 'InformationRetrievalEvaluator' : 'CrossEncoderRerankingEvaluator'} on 200 held-out queries\n`,
+    );
+    console.log(
+      `| model | ${cols.map(([title]) => title).join(' | ')} | train wall time (s) | loss, first 20 steps | loss, last 20 steps |`,
+    );
     console.log(`| --- | ${cols.map(() => '---:').join(' | ')} | ---: | ---: | ---: |`);
     const row = (label: string, metrics: Metrics, seconds?: number, losses?: [number, number][]) =>
-      console.log(`| ${label} | ${cols.map(([, key]) => fixed(metrics[key])).join(' | ')} | ${seconds === undefined ? '' : seconds.toFixed(1)} | ` +
-        `${losses ? fixed(mean(losses.slice(0, 20).map(([, l]) => l))) : ''} | ${losses ? fixed(tail(losses)) : ''} |`);
+      console.log(
+        `| ${label} | ${cols.map(([, key]) => fixed(metrics[key])).join(' | ')} | ${seconds === undefined ? '' : seconds.toFixed(1)} | ` +
+          `${losses ? fixed(mean(losses.slice(0, 20).map(([, l]) => l))) : ''} | ${losses ? fixed(tail(losses)) : ''} |`,
+      );
     row('initial weights', job.init);
-    for (const seed of opts.seeds.map(String)) row(`${stName} (seed ${seed})`, job.sentence_transformers[seed]!.metrics, job.sentence_transformers[seed]!.seconds, job.sentence_transformers[seed]!.losses);
-    for (const seed of opts.seeds.map(String)) row(`kotune (seed ${seed})`, job.kotune[seed]!, ours.runs[name][seed]!.seconds, ours.runs[name][seed]!.losses);
+    for (const seed of opts.seeds.map(String))
+      row(
+        `${stName} (seed ${seed})`,
+        job.sentence_transformers[seed]!.metrics,
+        job.sentence_transformers[seed]!.seconds,
+        job.sentence_transformers[seed]!.losses,
+      );
+    for (const seed of opts.seeds.map(String))
+      row(`kotune (seed ${seed})`, job.kotune[seed]!, ours.runs[name][seed]!.seconds, ours.runs[name][seed]!.losses);
 
     const seed = String(opts.seeds[0]);
     const png = join(OUT, `learning-${name}-loss.png`);
-    writeFileSync(png, lineChartPng(`${name}: training loss per step (seed ${seed}), same initial weights and data`, 'loss', [
-      { label: stName, points: job.sentence_transformers[seed]!.losses.map(([x, y]) => ({ x, y })) },
-      { label: 'kotune', points: ours.runs[name][seed]!.losses.map(([x, y]) => ({ x, y })) },
-    ]));
+    writeFileSync(
+      png,
+      lineChartPng(`${name}: training loss per step (seed ${seed}), same initial weights and data`, 'loss', [
+        { label: stName, points: job.sentence_transformers[seed]!.losses.map(([x, y]) => ({ x, y })) },
+        { label: 'kotune', points: ours.runs[name][seed]!.losses.map(([x, y]) => ({ x, y })) },
+      ]),
+    );
     console.log(`\nloss curves: ${png}`);
     const key = cols[0]![1];
     const stSeconds = mean(Object.values(job.sentence_transformers).map((r) => r.seconds));
@@ -212,7 +304,10 @@ function report(opts: Options, ours: KotuneSide, theirs: StSide): void {
       sentence_transformers_seconds: stSeconds,
       kotune_seconds: kotuneSeconds,
       time_ratio: kotuneSeconds / stSeconds,
-      last20_loss: { sentence_transformers: mean(Object.values(job.sentence_transformers).map((r) => tail(r.losses))), kotune: mean(Object.values(ours.runs[name]).map((r) => tail(r.losses))) },
+      last20_loss: {
+        sentence_transformers: mean(Object.values(job.sentence_transformers).map((r) => tail(r.losses))),
+        kotune: mean(Object.values(ours.runs[name]).map((r) => tail(r.losses))),
+      },
     };
   }
   const result = { steps: opts.steps, seeds: opts.seeds, backend: ours.backend, versions: theirs.versions, ...summary };

@@ -32,7 +32,20 @@ const seconds = (performance.now() - start) / 1000;
 const peakRssMb = process.resourceUsage().maxRSS / 1024;
 const tokens = 2 * SEQ;
 const label = base ? 'XLM-R base' : 'XLM-R large';
-console.log(`${label}, 8,194 positions: one reranker training step on 1 query x G = 2 x ${SEQ} tokens: ${seconds.toFixed(1)} s ` +
-  `(${(tokens / seconds).toFixed(0)} tokens/s; optimizer ${setup.optimizerSeconds.toFixed(2)} s), loss ${loss.toFixed(4)}, peak RSS ${peakRssMb.toFixed(0)} MB`);
+console.log(
+  `${label}, 8,194 positions: one reranker training step on 1 query x G = 2 x ${SEQ} tokens: ${seconds.toFixed(1)} s ` +
+    `(${(tokens / seconds).toFixed(0)} tokens/s; optimizer ${setup.optimizerSeconds.toFixed(2)} s), loss ${loss.toFixed(4)}, peak RSS ${peakRssMb.toFixed(0)} MB`,
+);
 setup.dispose();
-console.log(JSON.stringify({ model: label, seq: SEQ, group_size: 2, seconds, tokens_per_s: tokens / seconds, optimizer_s: setup.optimizerSeconds, loss, peak_rss_mb: peakRssMb }));
+console.log(
+  JSON.stringify({
+    model: label,
+    seq: SEQ,
+    group_size: 2,
+    seconds,
+    tokens_per_s: tokens / seconds,
+    optimizer_s: setup.optimizerSeconds,
+    loss,
+    peak_rss_mb: peakRssMb,
+  }),
+);

@@ -31,18 +31,54 @@ import { backendFromArgv, initBackend, tf } from '@kotune/engine';
 import { trainingSetup, type Shape, type Task } from './training.ts';
 
 /** `checkpointing`: train with `gradient_checkpointing` (the probe's name ends in `-gc`). */
-interface Probe { name: string; task: Task; modelConfig: Record<string, unknown>; shape: Shape; checkpointing: boolean }
+interface Probe {
+  name: string;
+  task: Task;
+  modelConfig: Record<string, unknown>;
+  shape: Shape;
+  checkpointing: boolean;
+}
 
-const E5_SMALL = { hidden_size: 384, num_hidden_layers: 12, num_attention_heads: 12, intermediate_size: 1536, max_position_embeddings: 514 };
-const BASE_32K = { hidden_size: 768, num_hidden_layers: 12, num_attention_heads: 12, intermediate_size: 3072, max_position_embeddings: 514 };
-const MEDIUM_32K = { hidden_size: 512, num_hidden_layers: 12, num_attention_heads: 8, intermediate_size: 2048, max_position_embeddings: 514 };
+const E5_SMALL = {
+  hidden_size: 384,
+  num_hidden_layers: 12,
+  num_attention_heads: 12,
+  intermediate_size: 1536,
+  max_position_embeddings: 514,
+};
+const BASE_32K = {
+  hidden_size: 768,
+  num_hidden_layers: 12,
+  num_attention_heads: 12,
+  intermediate_size: 3072,
+  max_position_embeddings: 514,
+};
+const MEDIUM_32K = {
+  hidden_size: 512,
+  num_hidden_layers: 12,
+  num_attention_heads: 8,
+  intermediate_size: 2048,
+  max_position_embeddings: 514,
+};
 const BASE_24L_32K = { ...BASE_32K, num_hidden_layers: 24 };
-const LARGE_12L_32K = { hidden_size: 1024, num_hidden_layers: 12, num_attention_heads: 16, intermediate_size: 4096, max_position_embeddings: 514 };
+const LARGE_12L_32K = {
+  hidden_size: 1024,
+  num_hidden_layers: 12,
+  num_attention_heads: 16,
+  intermediate_size: 4096,
+  max_position_embeddings: 514,
+};
 const XLMR_BASE = { ...BASE_32K, vocab_size: 250002 };
 
 /** The probe as `[without, with]` gradient checkpointing, or only the variants listed in `only`. */
 function variants(name: string, task: Task, modelConfig: Record<string, unknown>, shape: Shape, only?: 'plain' | 'gc'): Probe[] {
-  return (only ? [only === 'gc'] : [false, true]).map((checkpointing) => ({ name: checkpointing ? `${name}-gc` : name, task, modelConfig, shape, checkpointing }));
+  return (only ? [only === 'gc'] : [false, true]).map((checkpointing) => ({
+    name: checkpointing ? `${name}-gc` : name,
+    task,
+    modelConfig,
+    shape,
+    checkpointing,
+  }));
 }
 
 const PROBES: Probe[] = [
@@ -50,7 +86,13 @@ const PROBES: Probe[] = [
   ...variants('e5-small-seq256-reranker-1x4', 'reranker', E5_SMALL, { queries: 1, groupSize: 4, seq: 256 }),
   ...variants('e5-small-seq256-reranker-4x4-micro1', 'reranker', E5_SMALL, { queries: 4, groupSize: 4, seq: 256, microQueries: 1 }),
   ...variants('e5-small-seq256-reranker-4x4', 'reranker', E5_SMALL, { queries: 4, groupSize: 4, seq: 256 }),
-  ...variants('e5-small-seq256-embedder-16-gradcache2', 'embedder', E5_SMALL, { queries: 16, groupSize: 1, seq: 256, microQueries: 2 }, 'plain'),
+  ...variants(
+    'e5-small-seq256-embedder-16-gradcache2',
+    'embedder',
+    E5_SMALL,
+    { queries: 16, groupSize: 1, seq: 256, microQueries: 2 },
+    'plain',
+  ),
   ...variants('e5-small-seq256-embedder-16', 'embedder', E5_SMALL, { queries: 16, groupSize: 1, seq: 256 }),
   ...variants('medium-512h-32k-seq256-reranker-1x4', 'reranker', MEDIUM_32K, { queries: 1, groupSize: 4, seq: 256 }),
   ...variants('base-32k-seq128-reranker-1x2', 'reranker', BASE_32K, { queries: 1, groupSize: 2, seq: 128 }),
@@ -92,8 +134,14 @@ async function runProbe({ task, modelConfig, shape, checkpointing }: Probe): Pro
   }
   const heap = wasmHeapBytes();
   const result: ProbeResult = {
-    ok: error === undefined, parameters, steps, seconds_per_step: seconds, wasm_heap_mb: heap === null ? null : heap / MB,
-    tensor_mb: tf.memory().numBytes / MB, peak_rss_mb: process.resourceUsage().maxRSS / 1024, ...(error ? { error } : {}),
+    ok: error === undefined,
+    parameters,
+    steps,
+    seconds_per_step: seconds,
+    wasm_heap_mb: heap === null ? null : heap / MB,
+    tensor_mb: tf.memory().numBytes / MB,
+    peak_rss_mb: process.resourceUsage().maxRSS / 1024,
+    ...(error ? { error } : {}),
   };
   console.log(JSON.stringify(result));
 }
@@ -101,20 +149,34 @@ async function runProbe({ task, modelConfig, shape, checkpointing }: Probe): Pro
 function main(): void {
   const only = process.argv.includes('--probe') ? process.argv[process.argv.indexOf('--probe') + 1] : undefined;
   const probes = PROBES.filter((p) => only === undefined || p.name === only);
-  console.log('| probe | params | steps | s/step | wasm heap MB | live tensors MB | peak RSS MB | result |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |');
+  console.log(
+    '| probe | params | steps | s/step | wasm heap MB | live tensors MB | peak RSS MB | result |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |',
+  );
   for (const probe of probes) {
-    const r = spawnSync(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), '--child', probe.name], { encoding: 'utf8', maxBuffer: 1 << 24 });
+    const r = spawnSync(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), '--child', probe.name], {
+      encoding: 'utf8',
+      maxBuffer: 1 << 24,
+    });
     const line = r.stdout.trim().split('\n').at(-1) ?? '';
     let result: ProbeResult;
     try {
       result = JSON.parse(line) as ProbeResult;
     } catch {
       // An abort inside the wasm module can take the process down before it reports.
-      console.log(`| ${probe.name} | | | | | | | crashed (status ${r.status}): ${(r.stderr.trim().split('\n').find((l) => /Error|Abort|memory/i.test(l)) ?? r.stderr.slice(-200)).trim()} |`);
+      console.log(
+        `| ${probe.name} | | | | | | | crashed (status ${r.status}): ${(
+          r.stderr
+            .trim()
+            .split('\n')
+            .find((l) => /Error|Abort|memory/i.test(l)) ?? r.stderr.slice(-200)
+        ).trim()} |`,
+      );
       continue;
     }
-    console.log(`| ${probe.name} | ${(result.parameters / 1e6).toFixed(1)}M | ${result.steps} | ${result.seconds_per_step?.toFixed(1) ?? ''} | ` +
-      `${result.wasm_heap_mb === null ? '' : result.wasm_heap_mb.toFixed(0)} | ${result.tensor_mb.toFixed(0)} | ${result.peak_rss_mb.toFixed(0)} | ${result.ok ? 'trains' : `fails: ${result.error}`} |`);
+    console.log(
+      `| ${probe.name} | ${(result.parameters / 1e6).toFixed(1)}M | ${result.steps} | ${result.seconds_per_step?.toFixed(1) ?? ''} | ` +
+        `${result.wasm_heap_mb === null ? '' : result.wasm_heap_mb.toFixed(0)} | ${result.tensor_mb.toFixed(0)} | ${result.peak_rss_mb.toFixed(0)} | ${result.ok ? 'trains' : `fails: ${result.error}`} |`,
+    );
   }
 }
 

@@ -73,23 +73,42 @@ interface ScaleConfig {
 const XLMR = { vocab_size: 250002, max_position_embeddings: 514, type_vocab_size: 1, layer_norm_eps: 1e-5 };
 const CONFIGS: Record<string, ScaleConfig> = {
   base: {
-    label: 'XLM-R base (12L/768H/12h/3072/250k)', warmup: 1, trainSteps: 2, inferenceSteps: 2,
+    label: 'XLM-R base (12L/768H/12h/3072/250k)',
+    warmup: 1,
+    trainSteps: 2,
+    inferenceSteps: 2,
     model: { ...XLMR, hidden_size: 768, num_hidden_layers: 12, num_attention_heads: 12, intermediate_size: 3072 },
   },
   large: {
-    label: 'XLM-R large (24L/1024H/16h/4096/250k)', warmup: 1, trainSteps: 1, inferenceSteps: 2, embedderMiniBatch: 4,
+    label: 'XLM-R large (24L/1024H/16h/4096/250k)',
+    warmup: 1,
+    trainSteps: 1,
+    inferenceSteps: 2,
+    embedderMiniBatch: 4,
     model: { ...XLMR, hidden_size: 1024, num_hidden_layers: 24, num_attention_heads: 16, intermediate_size: 4096 },
   },
   // A few seconds a side, to check the bench itself (only with --only smoke).
   smoke: {
-    label: 'smoke (2L/64H/4h/128/250k)', warmup: 1, trainSteps: 1, inferenceSteps: 1, embedderMiniBatch: 4,
+    label: 'smoke (2L/64H/4h/128/250k)',
+    warmup: 1,
+    trainSteps: 1,
+    inferenceSteps: 1,
+    embedderMiniBatch: 4,
     model: { ...XLMR, hidden_size: 64, num_hidden_layers: 2, num_attention_heads: 4, intermediate_size: 128 },
   },
 };
 const DEFAULT_CONFIGS = ['base', 'large'];
-const SHAPES: Record<Task, { queries: number; groupSize: number }> = { reranker: { queries: 1, groupSize: 4 }, embedder: { queries: 8, groupSize: 1 } };
+const SHAPES: Record<Task, { queries: number; groupSize: number }> = {
+  reranker: { queries: 1, groupSize: 4 },
+  embedder: { queries: 8, groupSize: 1 },
+};
 
-interface SideResult { description: string; peak_rss_mb: number; parameters: Record<Task, number>; results: Record<Workload, Timing> }
+interface SideResult {
+  description: string;
+  peak_rss_mb: number;
+  parameters: Record<Task, number>;
+  results: Record<Workload, Timing>;
+}
 type TorchResult = SideResult & { torch: string; threads: number };
 
 /** `--NAME VALUE` or undefined. */
@@ -139,13 +158,15 @@ async function runOurs(name: string, work: string): Promise<void> {
     const inferName = task === 'reranker' ? 'score' : 'encode';
     const pairs = Array.from({ length: INFERENCE_ITEMS }, (_, i): [string, string] => [inferenceTexts[2 * i]!, inferenceTexts[2 * i + 1]!]);
     const texts = inferenceTexts.slice(0, INFERENCE_ITEMS);
-    const inferIds = model.kind === 'reranker'
-      ? model.tokenizer.encodeRerankerPairs(pairs, { maxLength: SEQ, padding: 'longest' })
-      : model.tokenizer.encodeBatch(texts, { maxLength: SEQ, padding: 'longest' });
+    const inferIds =
+      model.kind === 'reranker'
+        ? model.tokenizer.encodeRerankerPairs(pairs, { maxLength: SEQ, padding: 'longest' })
+        : model.tokenizer.encodeBatch(texts, { maxLength: SEQ, padding: 'longest' });
     if (inferIds.inputIds.some((row) => row.length !== SEQ)) throw new Error(`bench texts must fill ${SEQ} tokens`);
-    const infer = model.kind === 'reranker'
-      ? () => model.score(pairs, { maxLength: SEQ, batchSize: INFERENCE_ITEMS })
-      : () => model.encode(texts, { maxLength: SEQ, batchSize: INFERENCE_ITEMS });
+    const infer =
+      model.kind === 'reranker'
+        ? () => model.score(pairs, { maxLength: SEQ, batchSize: INFERENCE_ITEMS })
+        : () => model.encode(texts, { maxLength: SEQ, batchSize: INFERENCE_ITEMS });
     const outputs = (await infer()).flatMap((x) => (typeof x === 'number' ? [x] : [...x])); // the first warm-up call
     process.stderr.write(`  kotune ${name} ${inferName}...\n`);
     results[inferName] = { seconds_per_step: await time(bench.warmup - 1, bench.inferenceSteps, infer), ...tokensOf([inferIds]), outputs };
@@ -158,21 +179,35 @@ async function runOurs(name: string, work: string): Promise<void> {
       optimizerSeconds.push(setup.optimizerSeconds);
     });
     const timed = optimizerSeconds.slice(bench.warmup);
-    results[trainName] = { seconds_per_step: seconds, optimizer_seconds: timed.reduce((a, b) => a + b, 0) / timed.length, ...tokensOf(setup.forwards) };
+    results[trainName] = {
+      seconds_per_step: seconds,
+      optimizer_seconds: timed.reduce((a, b) => a + b, 0) / timed.length,
+      ...tokensOf(setup.forwards),
+    };
 
     const common = { model: folder, warmup: bench.warmup };
     spec.workloads.push({ ...common, name: inferName, task: inferName, forwards: [inferIds], steps: bench.inferenceSteps });
     spec.workloads.push({
-      ...common, name: trainName, task: `train-${task}`, forwards: setup.forwards, steps: bench.trainSteps, group_size: setup.config.train_group_size,
-      scale: lossKnobs(setup.config).scale, learning_rate: setup.config.learning_rate, weight_decay: setup.config.weight_decay,
-      max_grad_norm: setup.config.max_grad_norm, ...(micro ? { mini_batch_size: micro } : {}),
+      ...common,
+      name: trainName,
+      task: `train-${task}`,
+      forwards: setup.forwards,
+      steps: bench.trainSteps,
+      group_size: setup.config.train_group_size,
+      scale: lossKnobs(setup.config).scale,
+      learning_rate: setup.config.learning_rate,
+      weight_decay: setup.config.weight_decay,
+      max_grad_norm: setup.config.max_grad_norm,
+      ...(micro ? { mini_batch_size: micro } : {}),
     });
     setup.dispose();
   }
   writeFileSync(join(work, 'torch-spec.json'), JSON.stringify(spec));
   const ours: SideResult = {
-    description: info.description, peak_rss_mb: process.resourceUsage().maxRSS / 1024,
-    parameters: parameters as Record<Task, number>, results: results as Record<Workload, Timing>,
+    description: info.description,
+    peak_rss_mb: process.resourceUsage().maxRSS / 1024,
+    parameters: parameters as Record<Task, number>,
+    results: results as Record<Workload, Timing>,
   };
   console.log(JSON.stringify(ours));
 }
@@ -181,18 +216,21 @@ async function runOurs(name: string, work: string): Promise<void> {
 
 /** A Python with torch and numpy, and how it was found; or why there is none. */
 function torchPython(): { python: string; how: string } | { reason: string } {
-  const works = (python: string) => existsSync(python) && spawnSync(python, ['-c', 'import torch, numpy'], { stdio: 'ignore' }).status === 0;
+  const works = (python: string) =>
+    existsSync(python) && spawnSync(python, ['-c', 'import torch, numpy'], { stdio: 'ignore' }).status === 0;
   const venvPython = join(VENV, 'bin', 'python');
   if (works(venvPython)) return { python: venvPython, how: `venv ${VENV}` };
   if (existsSync(WHEEL_MIRROR)) {
     console.log(`PyTorch: making ${VENV} with torch and numpy from the local wheel mirror (${WHEEL_MIRROR}; about a minute)...`);
     mkdirSync(join(ROOT, '.cache'), { recursive: true });
-    const made = spawnSync('python3', ['-m', 'venv', '--clear', VENV], { stdio: 'inherit' }).status === 0
-      && spawnSync(join(VENV, 'bin', 'pip'), ['install', '--quiet', 'torch', 'numpy'], {
-        stdio: 'inherit', env: { ...process.env, PIP_INDEX_URL: `file://${WHEEL_MIRROR}`, PIP_DISABLE_PIP_VERSION_CHECK: '1' },
+    const made =
+      spawnSync('python3', ['-m', 'venv', '--clear', VENV], { stdio: 'inherit' }).status === 0 &&
+      spawnSync(join(VENV, 'bin', 'pip'), ['install', '--quiet', 'torch', 'numpy'], {
+        stdio: 'inherit',
+        env: { ...process.env, PIP_INDEX_URL: `file://${WHEEL_MIRROR}`, PIP_DISABLE_PIP_VERSION_CHECK: '1' },
       }).status === 0;
     if (made && works(venvPython)) return { python: venvPython, how: `venv ${VENV} (made now from ${WHEEL_MIRROR})` };
-    console.log('PyTorch: the venv could not be made from the mirror; trying Debian\'s python3');
+    console.log("PyTorch: the venv could not be made from the mirror; trying Debian's python3");
   }
   if (works(DEBIAN_PYTHON)) return { python: DEBIAN_PYTHON, how: `${DEBIAN_PYTHON} (Debian's python3-torch)` };
   return { reason: `no local wheel mirror at ${WHEEL_MIRROR} and no torch for ${DEBIAN_PYTHON} (Debian: apt-get install python3-torch)` };
@@ -214,7 +252,10 @@ function copyBandwidth(): number {
 
 // ---- main ---------------------------------------------------------------------------------------------------
 
-interface Run { ours: SideResult; torch: TorchResult | null }
+interface Run {
+  ours: SideResult;
+  torch: TorchResult | null;
+}
 
 async function main(): Promise<void> {
   const only = flag('only');
@@ -261,12 +302,16 @@ async function main(): Promise<void> {
 
   const bandwidth = copyBandwidth();
   const first = Object.values(runs).flatMap((r) => Object.values(r))[0];
-  console.log(`\nkotune: ${first?.ours.description ?? 'n/a'}; PyTorch: ${first?.torch ? `torch ${first.torch.torch}` : 'n/a'}; ` +
-    `copy bandwidth ${bandwidth.toFixed(1)} GB/s (one thread, read + write)`);
+  console.log(
+    `\nkotune: ${first?.ours.description ?? 'n/a'}; PyTorch: ${first?.torch ? `torch ${first.torch.torch}` : 'n/a'}; ` +
+      `copy bandwidth ${bandwidth.toFixed(1)} GB/s (one thread, read + write)`,
+  );
   const details: Record<string, Record<string, Record<string, number | string | null>>> = {};
   for (const n of threads) {
     console.log(`\n${n} thread${n === 1 ? '' : 's'} a side\n`);
-    console.log('| config | workload | kotune tok/s | PyTorch tok/s | kotune steps/s | PyTorch steps/s | kotune / PyTorch | optimizer s: kotune | PyTorch | max rel diff |');
+    console.log(
+      '| config | workload | kotune tok/s | PyTorch tok/s | kotune steps/s | PyTorch steps/s | kotune / PyTorch | optimizer s: kotune | PyTorch | max rel diff |',
+    );
     console.log('| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
     for (const name of names) {
       const run = runs[name]?.[n];
@@ -275,24 +320,34 @@ async function main(): Promise<void> {
         continue;
       }
       const d: Record<string, number | string | null> = {};
-      const note: Partial<Record<Workload, string>> = CONFIGS[name]!.embedderMiniBatch ? { train_embedder: ` (GradCache ${CONFIGS[name]!.embedderMiniBatch})` } : {};
+      const note: Partial<Record<Workload, string>> = CONFIGS[name]!.embedderMiniBatch
+        ? { train_embedder: ` (GradCache ${CONFIGS[name]!.embedderMiniBatch})` }
+        : {};
       for (const w of WORKLOADS) {
         const a = run.ours.results[w];
         const b = run.torch?.results[w] ?? null;
         const ratio = b ? b.seconds_per_step / a.seconds_per_step : null;
         const diff = b?.outputs && a.outputs ? maxRelativeDifference(a.outputs, b.outputs) : null;
         Object.assign(d, {
-          [`${w}_ratio`]: ratio, [`${w}_tokens_per_s`]: a.tokens / a.seconds_per_step, [`${w}_torch_tokens_per_s`]: b ? b.tokens / b.seconds_per_step : null,
-          ...(a.optimizer_seconds !== undefined ? { [`${w}_optimizer_s`]: a.optimizer_seconds, [`${w}_torch_optimizer_s`]: b?.optimizer_seconds ?? null } : {}),
+          [`${w}_ratio`]: ratio,
+          [`${w}_tokens_per_s`]: a.tokens / a.seconds_per_step,
+          [`${w}_torch_tokens_per_s`]: b ? b.tokens / b.seconds_per_step : null,
+          ...(a.optimizer_seconds !== undefined
+            ? { [`${w}_optimizer_s`]: a.optimizer_seconds, [`${w}_torch_optimizer_s`]: b?.optimizer_seconds ?? null }
+            : {}),
           ...(diff !== null ? { [`${w}_max_rel_diff`]: diff } : {}),
         });
-        console.log(`| ${name} | ${w}${note[w] ?? ''} | ${(a.tokens / a.seconds_per_step).toFixed(1)} | ${b ? (b.tokens / b.seconds_per_step).toFixed(1) : 'n/a'} | ` +
-          `${(1 / a.seconds_per_step).toFixed(3)} | ${b ? (1 / b.seconds_per_step).toFixed(3) : 'n/a'} | ${fixed(ratio, 2)} | ` +
-          `${fixed(a.optimizer_seconds, 2)} | ${fixed(b?.optimizer_seconds, 2)} | ${diff === null ? '' : diff.toExponential(1)} |`);
+        console.log(
+          `| ${name} | ${w}${note[w] ?? ''} | ${(a.tokens / a.seconds_per_step).toFixed(1)} | ${b ? (b.tokens / b.seconds_per_step).toFixed(1) : 'n/a'} | ` +
+            `${(1 / a.seconds_per_step).toFixed(3)} | ${b ? (1 / b.seconds_per_step).toFixed(3) : 'n/a'} | ${fixed(ratio, 2)} | ` +
+            `${fixed(a.optimizer_seconds, 2)} | ${fixed(b?.optimizer_seconds, 2)} | ${diff === null ? '' : diff.toExponential(1)} |`,
+        );
       }
       const rssRatio = run.torch ? run.ours.peak_rss_mb / run.torch.peak_rss_mb : null;
       Object.assign(d, { peak_rss_mb: run.ours.peak_rss_mb, torch_peak_rss_mb: run.torch?.peak_rss_mb ?? null, rss_ratio: rssRatio });
-      console.log(`| ${name} | peak RSS (MB) | ${run.ours.peak_rss_mb.toFixed(0)} | ${run.torch ? run.torch.peak_rss_mb.toFixed(0) : 'n/a'} | | | ${fixed(rssRatio, 2)} | | | |`);
+      console.log(
+        `| ${name} | peak RSS (MB) | ${run.ours.peak_rss_mb.toFixed(0)} | ${run.torch ? run.torch.peak_rss_mb.toFixed(0) : 'n/a'} | | | ${fixed(rssRatio, 2)} | | | |`,
+      );
       // The optimizer step's bandwidth on the reranker (its parameters): 32 bytes a parameter.
       const optimizer = run.ours.results.train_reranker.optimizer_seconds;
       if (optimizer) d.optimizer_gb_per_s = (32 * run.ours.parameters.reranker) / optimizer / 1e9;
@@ -304,8 +359,10 @@ async function main(): Promise<void> {
     for (const name of names) {
       const d = details[name]?.[`threads_${n}`];
       if (d?.optimizer_gb_per_s) {
-        console.log(`${name}: optimizer step over ${((d.parameters as number) / 1e6).toFixed(0)}M parameters: kotune ${fixed(d.optimizer_gb_per_s as number, 1)} GB/s, ` +
-          `PyTorch ${fixed(d.torch_optimizer_gb_per_s as number | null, 1)} GB/s (copy bandwidth ${bandwidth.toFixed(1)} GB/s)`);
+        console.log(
+          `${name}: optimizer step over ${((d.parameters as number) / 1e6).toFixed(0)}M parameters: kotune ${fixed(d.optimizer_gb_per_s as number, 1)} GB/s, ` +
+            `PyTorch ${fixed(d.torch_optimizer_gb_per_s as number | null, 1)} GB/s (copy bandwidth ${bandwidth.toFixed(1)} GB/s)`,
+        );
       }
     }
   }
@@ -325,14 +382,23 @@ async function main(): Promise<void> {
     large_inference_ratio: ratio('large', ['score', 'encode']),
     large_rss_ratio: worstRss('large'),
   };
-  console.log(`\nkotune / PyTorch (geometric means over ${threads.join(' and ')} thread${threads.length > 1 ? 's' : ''}): ` +
-    `base training ${fixed(summary.base_train_ratio, 2)}, inference ${fixed(summary.base_inference_ratio, 2)}; ` +
-    `large training ${fixed(summary.large_train_ratio, 2)}, inference ${fixed(summary.large_inference_ratio, 2)}; ` +
-    `large peak RSS ${fixed(summary.large_rss_ratio, 2)} (targets: ≥ 1.0, ≥ 1.0, RSS ≤ 1.0)`);
-  console.log(JSON.stringify({
-    ...summary, backend: first?.ours.description ?? null, torch: first?.torch?.torch ?? null, threads, copy_gb_per_s: bandwidth, details,
-    ...(Object.keys(failures).length ? { failures } : {}),
-  }));
+  console.log(
+    `\nkotune / PyTorch (geometric means over ${threads.join(' and ')} thread${threads.length > 1 ? 's' : ''}): ` +
+      `base training ${fixed(summary.base_train_ratio, 2)}, inference ${fixed(summary.base_inference_ratio, 2)}; ` +
+      `large training ${fixed(summary.large_train_ratio, 2)}, inference ${fixed(summary.large_inference_ratio, 2)}; ` +
+      `large peak RSS ${fixed(summary.large_rss_ratio, 2)} (targets: ≥ 1.0, ≥ 1.0, RSS ≤ 1.0)`,
+  );
+  console.log(
+    JSON.stringify({
+      ...summary,
+      backend: first?.ours.description ?? null,
+      torch: first?.torch?.torch ?? null,
+      threads,
+      copy_gb_per_s: bandwidth,
+      details,
+      ...(Object.keys(failures).length ? { failures } : {}),
+    }),
+  );
 }
 
 if (process.argv[2] === '--prepare') await prepare(process.argv[3]!, process.argv[4]!);

@@ -60,18 +60,34 @@ interface BenchConfig {
 
 const CONFIGS: Record<string, BenchConfig> = {
   tiny: {
-    label: 'tiny fixture (2L/32H/4h/64/32k)', seq: 64, warmup: 2, trainSteps: 10, inferenceSteps: 20,
+    label: 'tiny fixture (2L/32H/4h/64/32k)',
+    seq: 64,
+    warmup: 2,
+    trainSteps: 10,
+    inferenceSteps: 20,
     model: { reranker: { folder: join(FIXTURE, 'reranker') }, embedder: { folder: join(FIXTURE, 'embedder') } },
   },
   'e5-small': {
-    label: 'e5-small-like (12L/384H/12h/1536/32k)', seq: 128, warmup: 1, trainSteps: 2, inferenceSteps: 3, microQueries: { reranker: 1, embedder: 4 },
+    label: 'e5-small-like (12L/384H/12h/1536/32k)',
+    seq: 128,
+    warmup: 1,
+    trainSteps: 2,
+    inferenceSteps: 3,
+    microQueries: { reranker: 1, embedder: 4 },
     model: { reranker: { modelConfig: E5_SMALL_LIKE }, embedder: { modelConfig: E5_SMALL_LIKE } },
   },
 };
 const SHAPES: Record<Task, Omit<Shape, 'seq'>> = { reranker: { queries: 4, groupSize: 4 }, embedder: { queries: 16, groupSize: 1 } };
 
-interface SideResult { description: string; peak_rss_mb: number; results: Record<Workload, Timing> }
-interface TorchSpec { threads: number; workloads: Record<string, unknown>[] }
+interface SideResult {
+  description: string;
+  peak_rss_mb: number;
+  results: Record<Workload, Timing>;
+}
+interface TorchSpec {
+  threads: number;
+  workloads: Record<string, unknown>[];
+}
 
 /** Child process: our side of one config; writes the PyTorch spec (same folders, same ids) next to it. */
 async function runOurs(name: string, work: string): Promise<void> {
@@ -80,7 +96,11 @@ async function runOurs(name: string, work: string): Promise<void> {
   const results: Partial<Record<Workload, Timing>> = {};
   const spec: TorchSpec = { threads: threadCount(), workloads: [] };
   for (const task of ['reranker', 'embedder'] as const) {
-    const setup = await trainingSetup(task, bench.model[task], { ...SHAPES[task], seq: bench.seq, microQueries: bench.microQueries?.[task] });
+    const setup = await trainingSetup(task, bench.model[task], {
+      ...SHAPES[task],
+      seq: bench.seq,
+      microQueries: bench.microQueries?.[task],
+    });
     const source = bench.model[task];
     const folder = 'folder' in source ? source.folder : join(work, task);
     if (!('folder' in source)) await setup.model.save(folder);
@@ -89,12 +109,14 @@ async function runOurs(name: string, work: string): Promise<void> {
     const inferName = task === 'reranker' ? 'score' : 'encode';
     const { model, batch } = setup;
     const pairs = rerankerPairs(batch);
-    const inferIds = model.kind === 'reranker'
-      ? model.tokenizer.encodeRerankerPairs(pairs, { maxLength: bench.seq, padding: 'longest' })
-      : model.tokenizer.encodeBatch(batch.passages, { maxLength: bench.seq, padding: 'longest' });
-    const infer = model.kind === 'reranker'
-      ? () => model.score(pairs, { maxLength: bench.seq, batchSize: pairs.length })
-      : () => model.encode(batch.passages, { maxLength: bench.seq, batchSize: batch.passages.length });
+    const inferIds =
+      model.kind === 'reranker'
+        ? model.tokenizer.encodeRerankerPairs(pairs, { maxLength: bench.seq, padding: 'longest' })
+        : model.tokenizer.encodeBatch(batch.passages, { maxLength: bench.seq, padding: 'longest' });
+    const infer =
+      model.kind === 'reranker'
+        ? () => model.score(pairs, { maxLength: bench.seq, batchSize: pairs.length })
+        : () => model.encode(batch.passages, { maxLength: bench.seq, batchSize: batch.passages.length });
     const outputs = (await infer()).flatMap((x) => (typeof x === 'number' ? [x] : [...x])); // the first warm-up call
     process.stderr.write(`  kotune ${name} ${inferName}...\n`);
     results[inferName] = { seconds_per_step: await time(bench.warmup - 1, bench.inferenceSteps, infer), ...tokensOf([inferIds]), outputs };
@@ -106,13 +128,25 @@ async function runOurs(name: string, work: string): Promise<void> {
     const common = { model: folder, warmup: bench.warmup };
     spec.workloads.push({ ...common, name: inferName, task: inferName, forwards: [inferIds], steps: bench.inferenceSteps });
     spec.workloads.push({
-      ...common, name: trainName, task: `train-${task}`, forwards: setup.forwards, steps: bench.trainSteps, group_size: setup.config.train_group_size,
-      scale: lossKnobs(setup.config).scale, learning_rate: setup.config.learning_rate, weight_decay: setup.config.weight_decay, max_grad_norm: setup.config.max_grad_norm,
+      ...common,
+      name: trainName,
+      task: `train-${task}`,
+      forwards: setup.forwards,
+      steps: bench.trainSteps,
+      group_size: setup.config.train_group_size,
+      scale: lossKnobs(setup.config).scale,
+      learning_rate: setup.config.learning_rate,
+      weight_decay: setup.config.weight_decay,
+      max_grad_norm: setup.config.max_grad_norm,
     });
     setup.dispose();
   }
   writeFileSync(join(work, 'torch-spec.json'), JSON.stringify(spec));
-  const ours: SideResult = { description: info.description, peak_rss_mb: process.resourceUsage().maxRSS / 1024, results: results as Record<Workload, Timing> };
+  const ours: SideResult = {
+    description: info.description,
+    peak_rss_mb: process.resourceUsage().maxRSS / 1024,
+    results: results as Record<Workload, Timing>,
+  };
   console.log(JSON.stringify(ours));
 }
 
@@ -127,7 +161,9 @@ function threadCount(): number {
 async function main(): Promise<void> {
   const only = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1]! : null;
   const names = Object.keys(CONFIGS).filter((n) => only === null || n === only);
-  const backendArgs = process.argv.filter((a, i, all) => a.startsWith('--backend') || all[i - 1] === '--backend' || a === '--threads' || all[i - 1] === '--threads');
+  const backendArgs = process.argv.filter(
+    (a, i, all) => a.startsWith('--backend') || all[i - 1] === '--backend' || a === '--threads' || all[i - 1] === '--threads',
+  );
   const torchAvailable = spawnSync(PYTHON, ['-c', 'import torch'], { stdio: 'ignore' }).status === 0;
   if (!torchAvailable) console.log(`PyTorch: skipped (${PYTHON} -c "import torch" failed): kotune figures only`);
   const threads = String(threadCount());
@@ -139,7 +175,11 @@ async function main(): Promise<void> {
     const work = mkdtempSync(join(tmpdir(), 'kotune-bench-'));
     try {
       console.log(`${CONFIGS[name]!.label}: kotune...`);
-      const ours = runSide<SideResult>(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), '--child', name, work, ...backendArgs], threadEnv);
+      const ours = runSide<SideResult>(
+        process.execPath,
+        ['--import', 'tsx', fileURLToPath(import.meta.url), '--child', name, work, ...backendArgs],
+        threadEnv,
+      );
       let torch = null;
       if (torchAvailable) {
         console.log(`${CONFIGS[name]!.label}: PyTorch...`);
@@ -155,8 +195,12 @@ async function main(): Promise<void> {
   }
 
   const first = Object.values(details)[0];
-  console.log(`\nkotune: ${first?.ours.description ?? 'n/a'}; PyTorch: ${first?.torch ? `torch ${first.torch.torch}, ${first.torch.threads} thread${first.torch.threads === 1 ? '' : 's'}` : 'n/a'}`);
-  console.log('\n| config | workload | kotune tok/s | PyTorch tok/s | kotune steps/s | PyTorch steps/s | kotune / PyTorch | max rel diff |');
+  console.log(
+    `\nkotune: ${first?.ours.description ?? 'n/a'}; PyTorch: ${first?.torch ? `torch ${first.torch.torch}, ${first.torch.threads} thread${first.torch.threads === 1 ? '' : 's'}` : 'n/a'}`,
+  );
+  console.log(
+    '\n| config | workload | kotune tok/s | PyTorch tok/s | kotune steps/s | PyTorch steps/s | kotune / PyTorch | max rel diff |',
+  );
   console.log('| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |');
   const summary: Record<string, Record<string, number | null>> = {};
   for (const [name, failure] of Object.entries(failures)) console.log(`| ${name} | failed: ${failure} | | | | | | |`);
@@ -175,12 +219,16 @@ async function main(): Promise<void> {
       summary[name]![`${w}_tokens_per_s`] = a.tokens / a.seconds_per_step;
       summary[name]![`${w}_torch_tokens_per_s`] = b ? b.tokens / b.seconds_per_step : null;
       if (diff !== null) summary[name]![`${w}_max_rel_diff`] = diff;
-      console.log(`| ${name} | ${w}${note[w] ?? ''} | ${(a.tokens / a.seconds_per_step).toFixed(0)} | ${b ? (b.tokens / b.seconds_per_step).toFixed(0) : 'n/a'} | ` +
-        `${(1 / a.seconds_per_step).toFixed(3)} | ${b ? (1 / b.seconds_per_step).toFixed(3) : 'n/a'} | ${fixed(ratio, 2)} | ${diff === null ? '' : diff.toExponential(1)} |`);
+      console.log(
+        `| ${name} | ${w}${note[w] ?? ''} | ${(a.tokens / a.seconds_per_step).toFixed(0)} | ${b ? (b.tokens / b.seconds_per_step).toFixed(0) : 'n/a'} | ` +
+          `${(1 / a.seconds_per_step).toFixed(3)} | ${b ? (1 / b.seconds_per_step).toFixed(3) : 'n/a'} | ${fixed(ratio, 2)} | ${diff === null ? '' : diff.toExponential(1)} |`,
+      );
     }
     const rssRatio = torch ? ours.peak_rss_mb / torch.peak_rss_mb : null;
     Object.assign(summary[name]!, { peak_rss_mb: ours.peak_rss_mb, torch_peak_rss_mb: torch?.peak_rss_mb ?? null, rss_ratio: rssRatio });
-    console.log(`| ${name} | peak RSS (MB) | ${ours.peak_rss_mb.toFixed(0)} | ${torch ? torch.peak_rss_mb.toFixed(0) : 'n/a'} | | | ${fixed(rssRatio, 2)} | |`);
+    console.log(
+      `| ${name} | peak RSS (MB) | ${ours.peak_rss_mb.toFixed(0)} | ${torch ? torch.peak_rss_mb.toFixed(0) : 'n/a'} | | | ${fixed(rssRatio, 2)} | |`,
+    );
   }
 
   const e5 = summary['e5-small'];
@@ -191,13 +239,22 @@ async function main(): Promise<void> {
   const train = ratioOf(['train_reranker', 'train_embedder']);
   const inference = ratioOf(['score', 'encode']);
   const rss = e5?.rss_ratio ?? null;
-  console.log(`\ne5-small-like, kotune / PyTorch: training ${fixed(train, 2)} (target ≥ 0.5), inference ${fixed(inference, 2)} (target ≥ 0.6), ` +
-    `peak RSS ${fixed(rss, 2)} (target ≤ 1.5)`);
-  console.log(JSON.stringify({
-    train_ratio: train, inference_ratio: inference, rss_ratio: rss,
-    backend: first?.ours.description ?? null, torch: first?.torch?.torch ?? null, threads: threadCount(), details: summary,
-    ...(Object.keys(failures).length ? { failures } : {}),
-  }));
+  console.log(
+    `\ne5-small-like, kotune / PyTorch: training ${fixed(train, 2)} (target ≥ 0.5), inference ${fixed(inference, 2)} (target ≥ 0.6), ` +
+      `peak RSS ${fixed(rss, 2)} (target ≤ 1.5)`,
+  );
+  console.log(
+    JSON.stringify({
+      train_ratio: train,
+      inference_ratio: inference,
+      rss_ratio: rss,
+      backend: first?.ours.description ?? null,
+      torch: first?.torch?.torch ?? null,
+      threads: threadCount(),
+      details: summary,
+      ...(Object.keys(failures).length ? { failures } : {}),
+    }),
+  );
 }
 
 if (process.argv[2] === '--child') await runOurs(process.argv[3]!, process.argv[4]!);

@@ -25,12 +25,20 @@ const work = mkdtempSync(join(tmpdir(), 'kotune-install-'));
 const tarballs = join(work, 'tarballs');
 const user = join(work, 'user'); // the user's project: no pnpm, no workspace, no tsx
 const TFJS_BANNER = /looks like you are running TensorFlow\.js in Node\.js/;
-const PAIRS = [['배고프다', '뭐라도 챙겨 드세요.'], ['배고프다', '좋은 꿈 꾸세요.']];
+const PAIRS = [
+  ['배고프다', '뭐라도 챙겨 드세요.'],
+  ['배고프다', '좋은 꿈 꾸세요.'],
+];
 const timings: string[] = [];
 /** `npx kotune score --normalize` on PAIRS (both pairs have the same query), for the server to match. */
 let firstScores: number[] = [];
 
-interface Run { code: number; out: string; err: string; seconds: number }
+interface Run {
+  code: number;
+  out: string;
+  err: string;
+  seconds: number;
+}
 
 function run(command: string, args: string[], cwd: string, env: Record<string, string> = {}): Promise<Run> {
   const started = Date.now();
@@ -78,11 +86,16 @@ test('npm install of the tarballs in a fresh folder', async () => {
   const install = await run('npm', ['install', '--no-audit', '--no-fund', ...cache, ...ours], user);
   assertOk(install, 'npm install');
   assert.not.match(install.err, /\n\s+at .*\(.*:\d+:\d+\)/, `a stack trace at install:\n${install.err}`);
-  timings.push(`npm install of the ${ours.length} tarballs: ${install.seconds.toFixed(1)} s${cache.length ? ' (npm cache: KOTUNE_INSTALL_CACHE)' : ''}`);
+  timings.push(
+    `npm install of the ${ours.length} tarballs: ${install.seconds.toFixed(1)} s${cache.length ? ' (npm cache: KOTUNE_INSTALL_CACHE)' : ''}`,
+  );
   assert.not.ok(existsSync(join(user, 'node_modules/@tensorflow/tfjs-node')), 'tfjs-node is not installed');
   assert.not.ok(existsSync(join(user, 'node_modules/@tensorflow/tfjs-node-gpu')), 'tfjs-node-gpu is not installed');
   // The tools of the TypeScript consumer, not timed: a TypeScript user has them already.
-  assertOk(await run('npm', ['install', '--no-audit', '--no-fund', '--no-save', ...cache, 'typescript@5.9', '@types/node@20'], user), 'npm install typescript');
+  assertOk(
+    await run('npm', ['install', '--no-audit', '--no-fund', '--no-save', ...cache, 'typescript@5.9', '@types/node@20'], user),
+    'npm install typescript',
+  );
 });
 
 test('npx kotune --help, and kotune score on a fixture model: the first score', async () => {
@@ -96,10 +109,17 @@ test('npx kotune --help, and kotune score on a fixture model: the first score', 
 
   cpSync(join(root, 'test/fixtures/xlmr-tiny/reranker'), join(user, 'models/reranker'), { recursive: true });
   writeFileSync(join(user, 'pairs.jsonl'), PAIRS.map(([query, passage]) => JSON.stringify({ query, passage })).join('\n') + '\n');
-  const score = await run('npx', ['--no-install', 'kotune', 'score', '--model', 'models/reranker', '--input', 'pairs.jsonl', '--normalize'], user);
+  const score = await run(
+    'npx',
+    ['--no-install', 'kotune', 'score', '--model', 'models/reranker', '--input', 'pairs.jsonl', '--normalize'],
+    user,
+  );
   assertOk(score, 'npx kotune score');
   assertFastBackend(score.err, 'kotune score');
-  const scores = score.out.trim().split('\n').map((line) => JSON.parse(line).score as number);
+  const scores = score.out
+    .trim()
+    .split('\n')
+    .map((line) => JSON.parse(line).score as number);
   firstScores = scores;
   assert.is(scores.length, 2);
   for (const s of scores) assert.ok(s > 0 && s < 1, String(s));
@@ -131,12 +151,16 @@ test('kotune serve from the tarballs (its inference worker built to .js): /reran
       void exited.then((code) => reject(new Error(`kotune serve exited ${code} before listening:\n${err}`)));
     });
     const response = await fetch(`${url}/rerank`, {
-      method: 'POST', headers: { 'content-type': 'application/json' },
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ query: PAIRS[0]![0], texts: PAIRS.map(([, passage]) => passage) }),
     });
     assert.is(response.status, 200);
     const ranks = (await response.json()) as { index: number; score: number }[];
-    assert.equal(ranks.sort((a, b) => a.index - b.index).map((r) => r.score), firstScores);
+    assert.equal(
+      ranks.sort((a, b) => a.index - b.index).map((r) => r.score),
+      firstScores,
+    );
   } finally {
     server.kill('SIGTERM');
   }
@@ -145,11 +169,14 @@ test('kotune serve from the tarballs (its inference worker built to .js): /reran
 });
 
 test('a plain node ESM script imports @kotune/xlm-roberta and scores', async () => {
-  writeFileSync(join(user, 'score.mjs'), [
-    "import { Reranker } from '@kotune/xlm-roberta';",
-    "const reranker = await Reranker.load('models/reranker');",
-    "console.log(JSON.stringify(await reranker.score([['배고프다', '뭐라도 챙겨 드세요.']], { normalize: true })));",
-  ].join('\n'));
+  writeFileSync(
+    join(user, 'score.mjs'),
+    [
+      "import { Reranker } from '@kotune/xlm-roberta';",
+      "const reranker = await Reranker.load('models/reranker');",
+      "console.log(JSON.stringify(await reranker.score([['배고프다', '뭐라도 챙겨 드세요.']], { normalize: true })));",
+    ].join('\n'),
+  );
   const script = await run(process.execPath, ['score.mjs'], user);
   assertOk(script, 'node score.mjs');
   assertFastBackend(script.err, 'node score.mjs');
@@ -160,10 +187,17 @@ test("the README's example: tsc --noEmit (strict, Node's module settings), then 
   const [code] = readmeTypeScript();
   const env = prepareReadmeExample(user, code!);
   writeFileSync(join(user, 'example.ts'), code!);
-  writeFileSync(join(user, 'tsconfig.json'), `${JSON.stringify({
-    compilerOptions: { strict: true, module: 'nodenext', target: 'es2022', types: ['node'], skipLibCheck: true, outDir: 'built' },
-    files: ['example.ts'],
-  }, null, 2)}\n`);
+  writeFileSync(
+    join(user, 'tsconfig.json'),
+    `${JSON.stringify(
+      {
+        compilerOptions: { strict: true, module: 'nodenext', target: 'es2022', types: ['node'], skipLibCheck: true, outDir: 'built' },
+        files: ['example.ts'],
+      },
+      null,
+      2,
+    )}\n`,
+  );
   const tsc = join(user, 'node_modules/.bin/tsc');
   assertOk(await run(tsc, ['--noEmit', '-p', '.'], user), 'tsc --noEmit');
   // Our declarations themselves, checked too (skipLibCheck off): the only errors allowed are TensorFlow.js 4.22's own.

@@ -23,11 +23,18 @@ const MARKER = join(VENV, 'kotune-referee.json');
 const LOCK = `${VENV}.lock`;
 
 /** pip distribution name → the module its import check uses. */
-export const REFEREE_PACKAGES: Record<string, string> = { torch: 'torch', transformers: 'transformers', 'sentence-transformers': 'sentence_transformers' };
+export const REFEREE_PACKAGES: Record<string, string> = {
+  torch: 'torch',
+  transformers: 'transformers',
+  'sentence-transformers': 'sentence_transformers',
+};
 
 export type Referee = { python: string; versions: Record<string, string>; created: boolean } | { reason: string };
 
-interface LocalSources { indexes: string[]; findLinks: string[] }
+interface LocalSources {
+  indexes: string[];
+  findLinks: string[];
+}
 
 function run(command: string, args: string[], env: NodeJS.ProcessEnv = process.env, timeoutMs = 30_000) {
   return spawnSync(command, args, { encoding: 'utf8', env, timeout: timeoutMs, maxBuffer: 1 << 26 });
@@ -49,10 +56,21 @@ function localPipSources(basePython: string): LocalSources {
     const match = /^[\w:.-]*?\.?(index-url|extra-index-url|find-links)='(.*)'$/.exec(line.trim());
     if (match) values[match[1]!]!.push(...match[2]!.split(/\s+/));
   }
-  for (const [key, variable] of [['index-url', 'PIP_INDEX_URL'], ['extra-index-url', 'PIP_EXTRA_INDEX_URL'], ['find-links', 'PIP_FIND_LINKS']] as const) {
+  for (const [key, variable] of [
+    ['index-url', 'PIP_INDEX_URL'],
+    ['extra-index-url', 'PIP_EXTRA_INDEX_URL'],
+    ['find-links', 'PIP_FIND_LINKS'],
+  ] as const) {
     values[key]!.push(...(process.env[variable] ?? '').split(/\s+/));
   }
-  const local = (list: string[]) => [...new Set(list.filter(Boolean).map(localSource).filter((v): v is string => v !== null))];
+  const local = (list: string[]) => [
+    ...new Set(
+      list
+        .filter(Boolean)
+        .map(localSource)
+        .filter((v): v is string => v !== null),
+    ),
+  ];
   return { indexes: local([...values['index-url']!, ...values['extra-index-url']!]), findLinks: local(values['find-links']!) };
 }
 
@@ -76,7 +94,8 @@ function localPipEnv(sources: LocalSources): NodeJS.ProcessEnv {
 function versionsIn(python: string, packages: string[]): { versions: Record<string, string> } | { reason: string } {
   const script = 'import json, sys, importlib.metadata as m\nprint(json.dumps({p: m.version(p) for p in sys.argv[1:]}))';
   const r = run(python, ['-c', script, ...packages]);
-  if (r.error || r.status !== 0) return { reason: `${python} lacks ${packages.join(', ')} (${lastLine(r.stderr ?? String(r.error)) || `status ${r.status}`})` };
+  if (r.error || r.status !== 0)
+    return { reason: `${python} lacks ${packages.join(', ')} (${lastLine(r.stderr ?? String(r.error)) || `status ${r.status}`})` };
   return { versions: JSON.parse(r.stdout) };
 }
 
@@ -131,7 +150,9 @@ export async function findReferee(extras: Record<string, string> = {}, log: (lin
   if (given) {
     const check = run(given, ['-c', `import ${Object.values(packages).join(', ')}`], process.env, 120_000);
     if (check.error || check.status !== 0) {
-      return { reason: `KOTUNE_PYTHON=${given} cannot import ${names.join(', ')}: ${lastLine(check.stderr ?? String(check.error)) || `exit status ${check.status}`}` };
+      return {
+        reason: `KOTUNE_PYTHON=${given} cannot import ${names.join(', ')}: ${lastLine(check.stderr ?? String(check.error)) || `exit status ${check.status}`}`,
+      };
     }
     const found = versionsIn(given, names);
     return 'reason' in found ? found : { python: given, versions: found.versions, created: false };
@@ -146,11 +167,13 @@ export async function findReferee(extras: Record<string, string> = {}, log: (lin
 
   const basePython = process.env.KOTUNE_BASE_PYTHON ?? 'python3';
   const probe = run(basePython, ['--version']);
-  if (probe.error || probe.status !== 0) return { reason: `no ${basePython} to make a venv from; set KOTUNE_PYTHON to a Python with ${names.join(', ')}` };
+  if (probe.error || probe.status !== 0)
+    return { reason: `no ${basePython} to make a venv from; set KOTUNE_PYTHON to a Python with ${names.join(', ')}` };
   const sources = localPipSources(basePython);
   if (sources.indexes.length === 0 && sources.findLinks.length === 0) {
     return {
-      reason: `no Python with ${names.join(', ')}: set KOTUNE_PYTHON to one, or configure pip with a local wheel mirror ` +
+      reason:
+        `no Python with ${names.join(', ')}: set KOTUNE_PYTHON to one, or configure pip with a local wheel mirror ` +
         '(a file:// index-url / extra-index-url or a local find-links) for the set-up to make .cache/python-referee from it',
     };
   }
@@ -170,7 +193,9 @@ export async function findReferee(extras: Record<string, string> = {}, log: (lin
     const started = performance.now();
     const install = run(python, ['-m', 'pip', 'install', '--quiet', ...names], localPipEnv(sources), 900_000);
     if (install.status !== 0) {
-      return { reason: `pip could not install ${names.join(', ')} from the local mirror: ${lastLine(install.stderr ?? String(install.error))}` };
+      return {
+        reason: `pip could not install ${names.join(', ')} from the local mirror: ${lastLine(install.stderr ?? String(install.error))}`,
+      };
     }
     writeFileSync(MARKER, `${JSON.stringify({ packages: [...new Set([...(readMarker()?.packages ?? []), ...names])] })}\n`);
     log(`python referee: installed in ${((performance.now() - started) / 1000).toFixed(0)} s`);

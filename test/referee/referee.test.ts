@@ -38,7 +38,13 @@ const singles: string[] = cases.tokenization.cases.find((c: { name: string }) =>
 /** Korean, English, mixed, empty, emoji, full-width; the 132-token text five times over is the long input. */
 const texts = singles;
 const longText = Array.from({ length: 5 }, () => singles[6]).join(' ');
-const pairs: [string, string][] = [[singles[0]!, singles[1]!], [singles[2]!, singles[3]!], [singles[3]!, ''], ['비', singles[5]!], ['질문', longText]];
+const pairs: [string, string][] = [
+  [singles[0]!, singles[1]!],
+  [singles[2]!, singles[3]!],
+  [singles[3]!, ''],
+  ['비', singles[5]!],
+  ['질문', longText],
+];
 
 const NAMES = [
   'sentence-transformers 6 folders load in kotune: encode equals SentenceTransformer.encode (prompts, max length)',
@@ -51,17 +57,38 @@ const NAMES = [
 ] as const;
 
 type Rows = number[][];
-interface StResult { max_seq_length: number; prompts: Record<string, string>; default_prompt_name: string | null; encode: Record<string, Rows>; long: { embedding: number[]; length: number } }
-interface PooledResult { embeddings: Rows; lengths: number[]; model_max_length: number }
-interface RerankerResult { logits: number[]; cross_encoder: number[]; lengths: number[]; model_max_length: number }
-type FolderResult = { path: string; kind: string; overlong_error?: string | null } & Partial<StResult> & Partial<PooledResult> & Partial<RerankerResult> & { transformers?: PooledResult };
+interface StResult {
+  max_seq_length: number;
+  prompts: Record<string, string>;
+  default_prompt_name: string | null;
+  encode: Record<string, Rows>;
+  long: { embedding: number[]; length: number };
+}
+interface PooledResult {
+  embeddings: Rows;
+  lengths: number[];
+  model_max_length: number;
+}
+interface RerankerResult {
+  logits: number[];
+  cross_encoder: number[];
+  lengths: number[];
+  model_max_length: number;
+}
+type FolderResult = { path: string; kind: string; overlong_error?: string | null } & Partial<StResult> &
+  Partial<PooledResult> &
+  Partial<RerankerResult> & { transformers?: PooledResult };
 
 const referee = await findReferee({}, (line) => console.log(line));
 if ('reason' in referee) {
   console.log(`skip: ${referee.reason}`);
   for (const name of NAMES) test.skip(name);
 } else {
-  console.log(`python referee: ${Object.entries(referee.versions).map(([k, v]) => `${k} ${v}`).join(', ')}`);
+  console.log(
+    `python referee: ${Object.entries(referee.versions)
+      .map(([k, v]) => `${k} ${v}`)
+      .join(', ')}`,
+  );
   registerTests(referee.python);
 }
 test.run();
@@ -98,16 +125,28 @@ function registerTests(python: string): void {
     const save = async (name: string, model: Reranker | Embedder, extra: { overlong?: number } = {}) => {
       const path = join(work, 'kotune', name);
       await model.save(path);
-      kotune[name] = model instanceof Embedder
-        ? { kind: 'embedder', path, pooling: model.pooling, normalize: model.normalize, ...extra }
-        : { kind: 'reranker', path, ...extra };
+      kotune[name] =
+        model instanceof Embedder
+          ? { kind: 'embedder', path, pooling: model.pooling, normalize: model.normalize, ...extra }
+          : { kind: 'reranker', path, ...extra };
       model.dispose();
     };
     await save('reranker', await Reranker.load(join(FIXTURE, 'reranker'), { log: null }));
-    await save('cls-prompts', await Embedder.load(join(FIXTURE, 'embedder'), { log: null, prompts: { query: 'query: ', document: 'passage: ' } }));
-    await save('mean-default-prompt', await Embedder.load(join(FIXTURE, 'embedder'), {
-      log: null, pooling: 'mean', normalize: false, maxSeqLength: 48, prompts: { query: 'query: ', document: '' }, defaultPromptName: 'query',
-    }));
+    await save(
+      'cls-prompts',
+      await Embedder.load(join(FIXTURE, 'embedder'), { log: null, prompts: { query: 'query: ', document: 'passage: ' } }),
+    );
+    await save(
+      'mean-default-prompt',
+      await Embedder.load(join(FIXTURE, 'embedder'), {
+        log: null,
+        pooling: 'mean',
+        normalize: false,
+        maxSeqLength: 48,
+        prompts: { query: 'query: ', document: '' },
+        defaultPromptName: 'query',
+      }),
+    );
     // Random-init models with the shipped tokenizer (model_max_length 512) and 512 positions: 510 tokens fit.
     const config = { hidden_size: 32, num_hidden_layers: 1, num_attention_heads: 4, intermediate_size: 64, max_position_embeddings: 512 };
     await save('embedder-512', Embedder.random(config, KO_EN_32K, 3, { pooling: 'mean' }), { overlong: 512 });
@@ -115,12 +154,24 @@ function registerTests(python: string): void {
 
     const spec = join(work, 'spec.json');
     const output = join(work, 'results.json');
-    writeFileSync(spec, JSON.stringify({
-      out: join(work, 'python'), fixture_embedder: join(FIXTURE, 'embedder'), fixture_reranker: join(FIXTURE, 'reranker'),
-      texts, long_text: longText, pairs, kotune,
-    }));
+    writeFileSync(
+      spec,
+      JSON.stringify({
+        out: join(work, 'python'),
+        fixture_embedder: join(FIXTURE, 'embedder'),
+        fixture_reranker: join(FIXTURE, 'reranker'),
+        texts,
+        long_text: longText,
+        pairs,
+        kotune,
+      }),
+    );
     const started = performance.now();
-    const r = spawnSync(python, [SCRIPT, spec, output], { encoding: 'utf8', env: { ...process.env, OMP_NUM_THREADS: '1' }, maxBuffer: 1 << 26 });
+    const r = spawnSync(python, [SCRIPT, spec, output], {
+      encoding: 'utf8',
+      env: { ...process.env, OMP_NUM_THREADS: '1' },
+      maxBuffer: 1 << 26,
+    });
     if (r.status !== 0) throw new Error(`referee.py failed (status ${r.status}):\n${r.stderr.split('\n').slice(-15).join('\n')}`);
     console.log(`  referee.py: ${((performance.now() - started) / 1000).toFixed(1)} s`);
     results = JSON.parse(readFileSync(output, 'utf8'));
@@ -161,7 +212,10 @@ function registerTests(python: string): void {
     writeFileSync(input, texts.map((text) => JSON.stringify({ text })).join('\n'));
     const output = join(work, `${name}.embeddings.jsonl`);
     await encodeCommand(['--model', st.path, '--input', input, '--output', output]);
-    const lines = readFileSync(output, 'utf8').trim().split('\n').map((line) => JSON.parse(line).embedding as number[]);
+    const lines = readFileSync(output, 'utf8')
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line).embedding as number[]);
     close(`${name} kotune encode`, lines, st.encode!.default!);
   }
 
@@ -170,14 +224,19 @@ function registerTests(python: string): void {
     const scores = await reranker.score(pairs);
     close(`${name} score vs transformers`, [scores], [folder.logits!]);
     close(`${name} score vs CrossEncoder`, [scores], [folder.cross_encoder!]);
-    const lengths = reranker.tokenizer.encodeRerankerPairs(pairs, { maxLength: reranker.model.roberta.maxSequenceLength, padding: false }).inputIds.map((ids) => ids.length);
+    const lengths = reranker.tokenizer
+      .encodeRerankerPairs(pairs, { maxLength: reranker.model.roberta.maxSequenceLength, padding: false })
+      .inputIds.map((ids) => ids.length);
     assert.equal(lengths, folder.lengths, `${name}: the same pair lengths (the last one the maximum, ${folder.model_max_length})`);
     reranker.dispose();
     const input = join(work, 'pairs.jsonl');
     writeFileSync(input, pairs.map(([query, passage]) => JSON.stringify({ query, passage })).join('\n'));
     const output = join(work, `${name}.scores.jsonl`);
     await scoreCommand(['--model', folder.path, '--input', input, '--output', output]);
-    const lines = readFileSync(output, 'utf8').trim().split('\n').map((line) => JSON.parse(line).score as number);
+    const lines = readFileSync(output, 'utf8')
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line).score as number);
     close(`${name} kotune score`, [lines], [folder.logits!]);
   }
 
@@ -214,7 +273,11 @@ function registerTests(python: string): void {
       const embedder = await Embedder.load(folder.path, { log: null });
       const ours = await embedder.encode([...texts, longText], { prefix: '', maxLength: folder.transformers!.model_max_length });
       close(`kotune ${name} vs transformers`, ours, folder.transformers!.embeddings);
-      assert.is(Math.max(...folder.transformers!.lengths), embedder.model.maxSequenceLength, `${name}: transformers fed the longest input the model takes`);
+      assert.is(
+        Math.max(...folder.transformers!.lengths),
+        embedder.model.maxSequenceLength,
+        `${name}: transformers fed the longest input the model takes`,
+      );
       embedder.dispose();
     }
   });
@@ -229,9 +292,16 @@ function registerTests(python: string): void {
       const tokenizerConfig = JSON.parse(readFileSync(join(folder.path, 'tokenizer_config.json'), 'utf8'));
       assert.is(tokenizerConfig.model_max_length, 510, `${name}: 512 positions - pad_token_id 1 - 1`);
       assert.is(folder.kind === 'embedder' ? folder.transformers!.model_max_length : folder.model_max_length, 510);
-      assert.match(String(folder.overlong_error), /index out of range|index 512 is out of bounds/, `${name}: a 512-token input crashes transformers (${folder.overlong_error})`);
+      assert.match(
+        String(folder.overlong_error),
+        /index out of range|index 512 is out of bounds/,
+        `${name}: a 512-token input crashes transformers (${folder.overlong_error})`,
+      );
     }
-    assert.is(JSON.parse(readFileSync(join(results.kotune['embedder-512']!.path, 'sentence_bert_config.json'), 'utf8')).max_seq_length, 510);
+    assert.is(
+      JSON.parse(readFileSync(join(results.kotune['embedder-512']!.path, 'sentence_bert_config.json'), 'utf8')).max_seq_length,
+      510,
+    );
     assert.is(results.kotune['embedder-512']!.max_seq_length, 510, 'sentence-transformers reads 510');
   });
 }

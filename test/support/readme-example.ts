@@ -32,7 +32,10 @@ export function prepareReadmeExample(dir: string, code: string): Record<string, 
   const cache = join(dir, 'hf-cache');
   const commit = 'c0ffee'.padEnd(40, '0');
   const rerankers = loadedIds(code, 'Reranker');
-  const entries: [string, string][] = [...rerankers.map((id) => [id, 'reranker'] as [string, string]), ...loadedIds(code, 'Embedder').map((id) => [id, 'embedder'] as [string, string])];
+  const entries: [string, string][] = [
+    ...rerankers.map((id) => [id, 'reranker'] as [string, string]),
+    ...loadedIds(code, 'Embedder').map((id) => [id, 'embedder'] as [string, string]),
+  ];
   for (const [id, fixture] of entries) {
     const storage = join(cache, `models--${id.split('/').join('--')}`);
     mkdirSync(join(storage, 'refs'), { recursive: true });
@@ -42,19 +45,26 @@ export function prepareReadmeExample(dir: string, code: string): Record<string, 
   if (code.includes("'my-run.json'")) {
     const lines = readFileSync(join(root, 'examples/data/korsts-train.jsonl'), 'utf8').split('\n').slice(0, 16);
     writeFileSync(join(dir, 'train.jsonl'), `${lines.join('\n')}\n`);
-    writeFileSync(join(dir, 'my-run.json'), `${JSON.stringify({
-      task: 'reranker',
-      model_name_or_path: rerankers[0],
-      train_data: 'train.jsonl',
-      output_dir: 'runs/my-run',
-      train_group_size: 2,
-      query_max_len: 16,
-      passage_max_len: 32,
-      per_device_train_batch_size: 4,
-      learning_rate: 1e-4,
-      logging_steps: 50,
-      save_steps: 1000,
-    }, null, 2)}\n`);
+    writeFileSync(
+      join(dir, 'my-run.json'),
+      `${JSON.stringify(
+        {
+          task: 'reranker',
+          model_name_or_path: rerankers[0],
+          train_data: 'train.jsonl',
+          output_dir: 'runs/my-run',
+          train_group_size: 2,
+          query_max_len: 16,
+          passage_max_len: 32,
+          per_device_train_batch_size: 4,
+          learning_rate: 1e-4,
+          logging_steps: 50,
+          save_steps: 1000,
+        },
+        null,
+        2,
+      )}\n`,
+    );
   }
   return { HF_HUB_CACHE: cache, HF_HUB_OFFLINE: '1' };
 }

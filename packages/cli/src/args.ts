@@ -18,7 +18,10 @@ export type Flags = Record<string, FlagSpec>;
 
 /** Flags every command understands. */
 const COMMON: Flags = {
-  backend: { type: 'string', help: 'wasm | cpu | tensorflow | tensorflow-gpu (default: wasm, else cpu; tensorflow* need @tensorflow/tfjs-node(-gpu), see kotune doctor)' },
+  backend: {
+    type: 'string',
+    help: 'wasm | cpu | tensorflow | tensorflow-gpu (default: wasm, else cpu; tensorflow* need @tensorflow/tfjs-node(-gpu), see kotune doctor)',
+  },
   help: { type: 'boolean', short: 'h', help: 'show this help' },
 };
 
@@ -45,7 +48,12 @@ export function parseCommandArgs(
   const all = { ...flags, ...COMMON };
   const options: Record<string, { type: 'string' | 'boolean'; short?: string; multiple?: boolean; default?: string | boolean }> = {};
   for (const [name, spec] of Object.entries(all)) {
-    options[name] = { type: spec.type, ...(spec.short ? { short: spec.short } : {}), ...(spec.multiple ? { multiple: true } : {}), ...(spec.default !== undefined ? { default: spec.default } : {}) };
+    options[name] = {
+      type: spec.type,
+      ...(spec.short ? { short: spec.short } : {}),
+      ...(spec.multiple ? { multiple: true } : {}),
+      ...(spec.default !== undefined ? { default: spec.default } : {}),
+    };
   }
   let parsed;
   try {

@@ -8,7 +8,10 @@ import { describeFileError, wordFileErrors } from '@kotune/data';
 import { CliError } from './errors.ts';
 
 const COMMANDS: Record<string, { summary: string; load: () => Promise<{ run(argv: string[]): Promise<void> }> }> = {
-  demo: { summary: 'train the tiny Korean reranker on the shipped data and show before/after metrics', load: () => import('./commands/demo.ts') },
+  demo: {
+    summary: 'train the tiny Korean reranker on the shipped data and show before/after metrics',
+    load: () => import('./commands/demo.ts'),
+  },
   train: { summary: 'fine-tune a reranker or embedder from a JSON config', load: () => import('./commands/train.ts') },
   score: { summary: 'score {query, passage} JSONL lines with a reranker', load: () => import('./commands/score.ts') },
   encode: { summary: 'embed {text} JSONL lines with an embedder', load: () => import('./commands/encode.ts') },
@@ -16,17 +19,28 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<{ run(argv
   mine: { summary: 'mine hard negatives for {query, pos, neg} JSONL', load: () => import('./commands/mine.ts') },
   'score-data': { summary: 'add teacher pos_scores / neg_scores from a reranker', load: () => import('./commands/score-data.ts') },
   metrics: { summary: 'IR metrics of a TREC run against TREC qrels', load: () => import('./commands/metrics.ts') },
-  serve: { summary: 'serve rerankers and embedders over HTTP (TEI, Cohere / Jina and OpenAI request formats)', load: () => import('./commands/serve.ts') },
+  serve: {
+    summary: 'serve rerankers and embedders over HTTP (TEI, Cohere / Jina and OpenAI request formats)',
+    load: () => import('./commands/serve.ts'),
+  },
   export: { summary: 'write DIR/onnx/model.onnx for onnxruntime and transformers.js', load: () => import('./commands/export.ts') },
-  doctor: { summary: 'what runs here: backend, native kernels and BLAS, threads, memory limits, what a GPU needs', load: () => import('./commands/doctor.ts') },
+  doctor: {
+    summary: 'what runs here: backend, native kernels and BLAS, threads, memory limits, what a GPU needs',
+    load: () => import('./commands/doctor.ts'),
+  },
 };
 
 function usage(): string {
   const width = Math.max(...Object.keys(COMMANDS).map((c) => c.length));
   const lines = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`);
-  return ['usage: kotune <command> [options]   (kotune <command> --help for its options)', '', ...lines,
-    '', 'Every command accepts --backend tensorflow-gpu|tensorflow|wasm|cpu (or KOTUNE_BACKEND).',
-    'On wasm and cpu, KOTUNE_NATIVE=auto|openblas|blas|builtin|builtin-avx2|off picks the native kernels (see the README).'].join('\n');
+  return [
+    'usage: kotune <command> [options]   (kotune <command> --help for its options)',
+    '',
+    ...lines,
+    '',
+    'Every command accepts --backend tensorflow-gpu|tensorflow|wasm|cpu (or KOTUNE_BACKEND).',
+    'On wasm and cpu, KOTUNE_NATIVE=auto|openblas|blas|builtin|builtin-avx2|off picks the native kernels (see the README).',
+  ].join('\n');
 }
 
 async function main(argv: string[]): Promise<void> {

@@ -17,7 +17,11 @@ const REPO = resolve(import.meta.dirname, '../../..');
 const STEPS = 3;
 
 function kotune(args: string[]) {
-  return spawnSync(process.execPath, ['--import', 'tsx', 'packages/cli/src/main.ts', ...args], { cwd: REPO, encoding: 'utf8', timeout: 300_000 });
+  return spawnSync(process.execPath, ['--import', 'tsx', 'packages/cli/src/main.ts', ...args], {
+    cwd: REPO,
+    encoding: 'utf8',
+    timeout: 300_000,
+  });
 }
 
 const dir = mkdtempSync(join(tmpdir(), 'kotune-demo-'));
@@ -46,7 +50,10 @@ test(`kotune demo --max-steps ${STEPS}: export, metrics.jsonl, plots and a befor
   }
 
   const log = readMetricsLog(join(out, 'metrics.jsonl'));
-  assert.ok(log.some((line) => line.step === STEPS && 'loss' in line), 'a training line for the last step');
+  assert.ok(
+    log.some((line) => line.step === STEPS && 'loss' in line),
+    'a training line for the last step',
+  );
   const lastEval = log.find((line) => line.step === STEPS && 'eval' in line);
   assert.ok(lastEval, 'an eval line for the last step');
   for (const file of [...Object.values(PLOT_FILES), 'eval.png']) assert.ok(existsSync(join(out, file)), file);

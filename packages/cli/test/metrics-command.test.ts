@@ -12,8 +12,12 @@ async function capture(fn: () => Promise<void>): Promise<{ out: string; err: str
   const error = console.error;
   let out = '';
   let err = '';
-  console.log = (...a: unknown[]) => { out += `${a.join(' ')}\n`; };
-  console.error = (...a: unknown[]) => { err += `${a.join(' ')}\n`; };
+  console.log = (...a: unknown[]) => {
+    out += `${a.join(' ')}\n`;
+  };
+  console.error = (...a: unknown[]) => {
+    err += `${a.join(' ')}\n`;
+  };
   try {
     await fn();
   } finally {
@@ -33,7 +37,8 @@ test('prints one JSON object with every metric; a qrels query missing from the r
   const lines = out.trim().split('\n');
   assert.is(lines.length, 1);
   const result = JSON.parse(lines[0]);
-  for (const key of ['accuracy@1', 'precision@3', 'recall@5', 'f1@5', 'mrr@10', 'ndcg@10', 'map@100', 'f1@10', 'accuracy@10']) assert.type(result[key], 'number', key);
+  for (const key of ['accuracy@1', 'precision@3', 'recall@5', 'f1@5', 'mrr@10', 'ndcg@10', 'map@100', 'f1@10', 'accuracy@10'])
+    assert.type(result[key], 'number', key);
   assert.is(result['mrr@10'], 0.25); // q1: 1/2, q2 (missing): 0; q3 has no relevant doc
   assert.is(result.queries, 2);
   assert.is(result.queries_missing_from_run, 1);
@@ -48,7 +53,10 @@ test('a malformed run line is reported with file and line', async () => {
   const runFile = join(dir, 'r2.txt');
   writeFileSync(qrels, 'q1 0 d1 1\n');
   writeFileSync(runFile, 'q1 Q0 d1 1 0.5 t\nq1 Q0 d2 2 0.4\n');
-  await run(['--qrels', qrels, '--run', runFile]).then(() => assert.unreachable(), (e: Error) => assert.is(e.message, `${runFile}:2: expected 6 fields "qid Q0 docid rank score tag", got 5`));
+  await run(['--qrels', qrels, '--run', runFile]).then(
+    () => assert.unreachable(),
+    (e: Error) => assert.is(e.message, `${runFile}:2: expected 6 fields "qid Q0 docid rank score tag", got 5`),
+  );
 });
 
 test.run();

@@ -23,7 +23,11 @@ const file = (name: string, lines: string[]) => {
   writeFileSync(path, lines.join('\n'));
   return path;
 };
-const readLines = (path: string) => readFileSync(path, 'utf8').trimEnd().split('\n').map((l) => JSON.parse(l));
+const readLines = (path: string) =>
+  readFileSync(path, 'utf8')
+    .trimEnd()
+    .split('\n')
+    .map((l) => JSON.parse(l));
 
 test.before(async () => {
   await initBackend({ backend: 'wasm', log: null });
@@ -40,15 +44,38 @@ test('score: one {"score"} line per pair, in order, as Reranker.score (sigmoid w
   const expectedProbabilities = await reranker.score(pairs, { maxLength: 64, normalize: true });
   reranker.dispose();
   const output = join(work, 'scores.jsonl');
-  await score(['--model', join(FIXTURE, 'reranker'), '--input', input, '--max-length', '64', '--batch-size', '3', '--output', output, '--backend', 'wasm']);
-  assert.equal(readLines(output).map((l) => l.score), expected);
+  await score([
+    '--model',
+    join(FIXTURE, 'reranker'),
+    '--input',
+    input,
+    '--max-length',
+    '64',
+    '--batch-size',
+    '3',
+    '--output',
+    output,
+    '--backend',
+    'wasm',
+  ]);
+  assert.equal(
+    readLines(output).map((l) => l.score),
+    expected,
+  );
   await score(['--model', join(FIXTURE, 'reranker'), '--input', input, '--normalize', '--output', output]);
-  assert.equal(readLines(output).map((l) => l.score), expectedProbabilities, 'the default max length is capped at the model (64)');
+  assert.equal(
+    readLines(output).map((l) => l.score),
+    expectedProbabilities,
+    'the default max length is capped at the model (64)',
+  );
 });
 
 test('encode: one {"embedding"} line per text with the folder pooling + Normalize, float32 values exactly', async () => {
   const texts: string[] = tokenization('singles').inputs;
-  const input = file('texts.jsonl', texts.map((text) => JSON.stringify({ text })));
+  const input = file(
+    'texts.jsonl',
+    texts.map((text) => JSON.stringify({ text })),
+  );
   const embedder = await Embedder.load(join(FIXTURE, 'embedder'), { log: null });
   const expected = await embedder.encode(texts, { prefix: 'query: ', maxLength: 16 });
   embedder.dispose();
@@ -60,17 +87,26 @@ test('encode: one {"embedding"} line per text with the folder pooling + Normaliz
   assert.ok(embeddings.every((e) => Math.abs(Math.hypot(...e) - 1) < 1e-6)); // normalised (float32 rounding)
 });
 
-test('encode: the folder\'s default prompt, --prompt-name, --prefix (sentence-transformers\' order)', async () => {
+test("encode: the folder's default prompt, --prompt-name, --prefix (sentence-transformers' order)", async () => {
   const texts: string[] = tokenization('singles').inputs.slice(0, 3);
-  const input = file('prompted.jsonl', texts.map((text) => JSON.stringify({ text })));
-  const embedder = await Embedder.load(join(FIXTURE, 'embedder'), { log: null, prompts: { query: 'query: ', document: 'passage: ' }, defaultPromptName: 'query' });
+  const input = file(
+    'prompted.jsonl',
+    texts.map((text) => JSON.stringify({ text })),
+  );
+  const embedder = await Embedder.load(join(FIXTURE, 'embedder'), {
+    log: null,
+    prompts: { query: 'query: ', document: 'passage: ' },
+    defaultPromptName: 'query',
+  });
   const model = join(work, 'prompted');
   await embedder.save(model);
   const expected = async (prefix: string) => (await embedder.encode(texts, { prefix })).map((e) => Array.from(e));
   const output = join(work, 'prompted-out.jsonl');
   const run = async (flags: string[]) => {
     await encode(['--model', model, '--input', input, '--output', output, ...flags]);
-    return readLines(output).map((l) => l.embedding as number[]).map((e) => Array.from(Float32Array.from(e)));
+    return readLines(output)
+      .map((l) => l.embedding as number[])
+      .map((e) => Array.from(Float32Array.from(e)));
   };
   assert.equal(await run([]), await expected('query: '), 'the default prompt');
   assert.equal(await run(['--prompt-name', 'document']), await expected('passage: '));
@@ -113,7 +149,9 @@ test('an --output that cannot be written stops before any work, in words naming 
     [work, `--output ${work} is a folder; give a file path`],
   ]) {
     await score(['--model', join(FIXTURE, 'reranker'), '--input', input, '--output', output!]).then(
-      () => assert.unreachable('expected an error'), (e: Error) => assert.is(e.message, message));
+      () => assert.unreachable('expected an error'),
+      (e: Error) => assert.is(e.message, message),
+    );
   }
 });
 

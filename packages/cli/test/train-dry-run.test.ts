@@ -40,7 +40,8 @@ test('a bad training line stops the dry run with path:line: field; skip_bad_line
   writeFileSync(bad, `${lines[0]}\n\n{"query": "q", "pos": "not a list"}\n${lines[1]}\n`);
   await run(['--config', join(dir, 'run.json'), '--dry-run', '--train_data', bad]).then(
     () => assert.unreachable('should fail'),
-    (e: Error) => assert.is(e.message, `${bad}:3: pos is a string, expected an array of strings`));
+    (e: Error) => assert.is(e.message, `${bad}:3: pos is a string, expected an array of strings`),
+  );
   const out = await captured(['--config', join(dir, 'run.json'), '--dry-run', '--train_data', bad, '--skip_bad_lines']);
   assert.match(out, /2 lines in .*bad\.jsonl \(skipped 1 bad line: 1 pos not an array/);
 });
@@ -65,9 +66,26 @@ test('--dry-run reports every problem at once: the model, output_dir, each bad l
   const taken = join(dir, 'taken');
   writeFileSync(taken, 'a file where the run folder should be');
   const bad = join(dir, 'bad-lines.jsonl');
-  writeFileSync(bad, Buffer.concat([Buffer.from(`${lines[0]}\n{"query": "q", "pos": ["caf`), Buffer.from([0xe9]), Buffer.from(`"]}\n${lines[1]}\n`),
-    Buffer.from('{"query": "q", "pos": ["a"], "neg": ["b", ""]}\n')]));
-  const argv = ['--config', join(dir, 'run.json'), '--dry-run', '--model_name_or_path', './no-such-model', '--output_dir', taken, '--train_data', bad];
+  writeFileSync(
+    bad,
+    Buffer.concat([
+      Buffer.from(`${lines[0]}\n{"query": "q", "pos": ["caf`),
+      Buffer.from([0xe9]),
+      Buffer.from(`"]}\n${lines[1]}\n`),
+      Buffer.from('{"query": "q", "pos": ["a"], "neg": ["b", ""]}\n'),
+    ]),
+  );
+  const argv = [
+    '--config',
+    join(dir, 'run.json'),
+    '--dry-run',
+    '--model_name_or_path',
+    './no-such-model',
+    '--output_dir',
+    taken,
+    '--train_data',
+    bad,
+  ];
   const { problems, out } = await problemsOf(argv);
   assert.equal(problems, [
     `model_name_or_path ${join(process.cwd(), 'no-such-model')}: no such folder (and not a Hugging Face repo id, org/name)`,
@@ -86,9 +104,19 @@ test('--dry-run reports every problem at once: the model, output_dir, each bad l
 test('--dry-run resolves the model: its positions against the lengths; a hub id in the cache or to download (a problem offline)', async () => {
   const fixture = join(import.meta.dirname, '../../../test/fixtures/xlmr-tiny/reranker');
   const { problems } = await problemsOf(['--config', join(dir, 'run.json'), '--dry-run', '--model_name_or_path', fixture]);
-  assert.equal(problems, [`model_name_or_path ${fixture}: its max_position_embeddings 66 leaves 64 positions for tokens, but a training pair ` +
-    'holds query_max_len 32 + passage_max_len 128 = 160 tokens; lower the lengths']);
-  const fits = await problemsOf(['--config', join(dir, 'run.json'), '--dry-run', '--model_name_or_path', fixture, '--passage_max_len', '30']);
+  assert.equal(problems, [
+    `model_name_or_path ${fixture}: its max_position_embeddings 66 leaves 64 positions for tokens, but a training pair ` +
+      'holds query_max_len 32 + passage_max_len 128 = 160 tokens; lower the lengths',
+  ]);
+  const fits = await problemsOf([
+    '--config',
+    join(dir, 'run.json'),
+    '--dry-run',
+    '--model_name_or_path',
+    fixture,
+    '--passage_max_len',
+    '30',
+  ]);
   assert.equal(fits.problems, []);
   assert.match(fits.out, 'dry run: the config, model, output_dir and data are valid');
 
@@ -98,12 +126,21 @@ test('--dry-run resolves the model: its positions against the lengths; a hub id 
   try {
     const online = await problemsOf(['--config', join(dir, 'run.json'), '--dry-run']);
     assert.equal(online.problems, []);
-    assert.match(online.out, `note: model_name_or_path BAAI/bge-reranker-large: not a folder here, nor complete in the Hugging Face cache ${emptyCache}; the run will download it`);
+    assert.match(
+      online.out,
+      `note: model_name_or_path BAAI/bge-reranker-large: not a folder here, nor complete in the Hugging Face cache ${emptyCache}; the run will download it`,
+    );
     process.env.HF_HUB_OFFLINE = '1';
     const offline = await problemsOf(['--config', join(dir, 'run.json'), '--dry-run']);
-    assert.match(offline.problems.join('\n'), /^model_name_or_path: BAAI\/bge-reranker-large \(revision main\) is not a local folder nor complete in the Hugging Face cache, and downloads are off \(HF_HUB_OFFLINE\)/);
+    assert.match(
+      offline.problems.join('\n'),
+      /^model_name_or_path: BAAI\/bge-reranker-large \(revision main\) is not a local folder nor complete in the Hugging Face cache, and downloads are off \(HF_HUB_OFFLINE\)/,
+    );
   } finally {
-    for (const [key, value] of [['HF_HUB_CACHE', saved.cache], ['HF_HUB_OFFLINE', saved.offline]] as const) {
+    for (const [key, value] of [
+      ['HF_HUB_CACHE', saved.cache],
+      ['HF_HUB_OFFLINE', saved.offline],
+    ] as const) {
       if (value === undefined) delete process.env[key];
       else process.env[key] = value;
     }
@@ -111,8 +148,17 @@ test('--dry-run resolves the model: its positions against the lengths; a hub id 
 });
 
 test('--dry-run of a fresh model checks the tokenizer folder; of a resume, that there is a checkpoint', async () => {
-  const fresh = await problemsOf(['--config', join(dir, 'run.json'), '--dry-run', '--model_name_or_path', 'null',
-    '--model_config', '{"hidden_size": 64, "num_attention_heads": 4}', '--tokenizer_name_or_path', join(dir, 'eval.jsonl')]);
+  const fresh = await problemsOf([
+    '--config',
+    join(dir, 'run.json'),
+    '--dry-run',
+    '--model_name_or_path',
+    'null',
+    '--model_config',
+    '{"hidden_size": 64, "num_attention_heads": 4}',
+    '--tokenizer_name_or_path',
+    join(dir, 'eval.jsonl'),
+  ]);
   assert.equal(fresh.problems, [`tokenizer_name_or_path ${join(dir, 'eval.jsonl')} is a file, not a model folder`]);
   const resume = await problemsOf(['--config', join(dir, 'run.json'), '--dry-run', '--resume', '--output_dir', join(dir, 'never-trained')]);
   assert.equal(resume.problems, [`--resume: no checkpoint (checkpoint-<step>/) in ${join(dir, 'never-trained')}`]);
@@ -120,14 +166,20 @@ test('--dry-run of a fresh model checks the tokenizer folder; of a resume, that 
 
 test('config mistakes are usage errors (exit 2) naming the key', async () => {
   for (const [argv, pattern] of [
-    [['--config', join(dir, 'run.json'), '--dry-run', '--learning_rat', '1'], /unknown key --learning_rat \(did you mean --learning_rate\?\)/],
+    [
+      ['--config', join(dir, 'run.json'), '--dry-run', '--learning_rat', '1'],
+      /unknown key --learning_rat \(did you mean --learning_rate\?\)/,
+    ],
     [['--config', join(dir, 'run.json'), '--dry-run', '--loss', 'mnrl'], /loss mnrl is for embedders/],
     [['--config'], /--config needs a file/],
   ] as [string[], RegExp][]) {
-    await run(argv).then(() => assert.unreachable('should fail'), (e: Error) => {
-      assert.instance(e, CliError);
-      assert.match(e.message, pattern);
-    });
+    await run(argv).then(
+      () => assert.unreachable('should fail'),
+      (e: Error) => {
+        assert.instance(e, CliError);
+        assert.match(e.message, pattern);
+      },
+    );
   }
 });
 

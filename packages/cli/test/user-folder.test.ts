@@ -28,8 +28,14 @@ test('pnpm kotune score in a sub-folder reads and writes the paths typed there',
   mkdirSync(join(folder, 'runs'), { recursive: true });
   try {
     cpSync(fixture, join(folder, 'runs', 'rr'), { recursive: true });
-    writeFileSync(join(folder, 'pairs.jsonl'), '{"query": "배고프다", "passage": "뭐라도 챙겨 드세요."}\n{"query": "배고프다", "passage": "좋은 꿈 꾸세요."}\n');
-    const { code, err } = await pnpm(['kotune', 'score', '--model', 'runs/rr', '--input', 'pairs.jsonl', '--output', 'scores.jsonl'], folder);
+    writeFileSync(
+      join(folder, 'pairs.jsonl'),
+      '{"query": "배고프다", "passage": "뭐라도 챙겨 드세요."}\n{"query": "배고프다", "passage": "좋은 꿈 꾸세요."}\n',
+    );
+    const { code, err } = await pnpm(
+      ['kotune', 'score', '--model', 'runs/rr', '--input', 'pairs.jsonl', '--output', 'scores.jsonl'],
+      folder,
+    );
     assert.is(code, 0, err);
     const lines = readFileSync(join(folder, 'scores.jsonl'), 'utf8').trim().split('\n');
     assert.is(lines.length, 2);

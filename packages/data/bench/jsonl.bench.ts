@@ -16,7 +16,11 @@ const path = join(dir, 'large.jsonl');
 const lines = 100_000;
 const out = createWriteStream(path);
 for (let i = 0; i < lines; i++) {
-  const line = JSON.stringify({ query: `질문 ${i}`, pos: [`정답 문단 ${i} `.repeat(20)], neg: Array.from({ length: 7 }, (_, k) => `오답 ${i}.${k} `.repeat(20)) });
+  const line = JSON.stringify({
+    query: `질문 ${i}`,
+    pos: [`정답 문단 ${i} `.repeat(20)],
+    neg: Array.from({ length: 7 }, (_, k) => `오답 ${i}.${k} `.repeat(20)),
+  });
   if (!out.write(line + '\n')) await once(out, 'drain');
 }
 out.end();
@@ -32,19 +36,27 @@ async function time(label: string, run: () => Promise<number>, perSecondOf?: num
   console.log(`${label.padEnd(44)} ${rate.padStart(14)}  (${count} in ${seconds.toFixed(2)} s)`);
 }
 
-await time('readJsonl lines', async () => {
-  let n = 0;
-  for await (const _ of readJsonl(path)) n++;
-  return n;
-}, megabytes);
-await time('readline + JSON.parse lines', async () => {
-  let n = 0;
-  for await (const line of createInterface({ input: createReadStream(path), crlfDelay: Infinity })) {
-    if (line.trim() !== '') JSON.parse(line);
-    n++;
-  }
-  return n;
-}, megabytes);
+await time(
+  'readJsonl lines',
+  async () => {
+    let n = 0;
+    for await (const _ of readJsonl(path)) n++;
+    return n;
+  },
+  megabytes,
+);
+await time(
+  'readline + JSON.parse lines',
+  async () => {
+    let n = 0;
+    for await (const line of createInterface({ input: createReadStream(path), crlfDelay: Infinity })) {
+      if (line.trim() !== '') JSON.parse(line);
+      n++;
+    }
+    return n;
+  },
+  megabytes,
+);
 for (const noDuplicates of [false, true]) {
   await time(`sampler batches (32 × 8, noDuplicates ${noDuplicates})`, async () => {
     const sampler = new TrainSampler({ kind: 'embedder', paths: [path], batchSize: 32, groupSize: 8, noDuplicates });

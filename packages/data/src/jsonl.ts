@@ -44,7 +44,9 @@ function jsonErrorOffset(text: string): number {
       const escaped = text[i];
       if (escaped === 'u') {
         i++;
-        for (let k = 0; k < 4; k++) if (/[0-9a-fA-F]/.test(text[i] ?? '')) i++; else fail();
+        for (let k = 0; k < 4; k++)
+          if (/[0-9a-fA-F]/.test(text[i] ?? '')) i++;
+          else fail();
       } else if (escaped !== undefined && '"\\/bfnrt'.includes(escaped)) i++;
       else fail();
     }

@@ -28,7 +28,7 @@ export class Rng {
    */
   constructor(seed: number, ...streams: number[]) {
     if (!Number.isSafeInteger(seed)) throw new RangeError(`Rng seed must be a safe integer, got ${seed}`);
-    let h = splitmix32(seed >>> 0) ^ splitmix32(Math.floor(seed / 2 ** 32) >>> 0 ^ 0x6a09e667);
+    let h = splitmix32(seed >>> 0) ^ splitmix32((Math.floor(seed / 2 ** 32) >>> 0) ^ 0x6a09e667);
     for (const stream of streams) {
       if (!Number.isSafeInteger(stream)) throw new RangeError(`Rng stream must be a safe integer, got ${stream}`);
       h = splitmix32(h ^ splitmix32(stream >>> 0) ^ Math.floor(stream / 2 ** 32));

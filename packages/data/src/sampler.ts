@@ -67,8 +67,10 @@ export interface TrainSamplerState {
   dataHash: number;
 }
 
-type SamplingSettings = Pick<Required<TrainSamplerOptions>, 'kind' | 'batchSize' | 'groupSize' | 'seed' | 'shuffle' |
-  'shuffleBufferSize' | 'noDuplicates' | 'dropLast' | 'negativePoolSize'>;
+type SamplingSettings = Pick<
+  Required<TrainSamplerOptions>,
+  'kind' | 'batchSize' | 'groupSize' | 'seed' | 'shuffle' | 'shuffleBufferSize' | 'noDuplicates' | 'dropLast' | 'negativePoolSize'
+>;
 
 interface Group {
   example: TrainExample;
@@ -202,8 +204,10 @@ export class TrainSampler {
     if (state?.version !== 1) throw new Error(`unknown sampler state version ${JSON.stringify(state?.version)}`);
     for (const key of Object.keys(this.settings) as (keyof SamplingSettings)[]) {
       if (state.settings[key] !== this.settings[key]) {
-        throw new Error(`cannot resume: sampler setting ${key} was ${JSON.stringify(state.settings[key])} in the checkpoint, ` +
-          `now ${JSON.stringify(this.settings[key])}`);
+        throw new Error(
+          `cannot resume: sampler setting ${key} was ${JSON.stringify(state.settings[key])} in the checkpoint, ` +
+            `now ${JSON.stringify(this.settings[key])}`,
+        );
       }
     }
     this.startEpoch(state.epoch);
@@ -212,11 +216,17 @@ export class TrainSampler {
       this.batchesInEpoch += 1;
     }
     const rngState = this.rng.state();
-    if (this.batchesInEpoch !== state.batchesInEpoch || this.linesConsumed !== state.linesConsumed ||
-        this.dataHash !== state.dataHash || rngState.some((word, i) => word !== state.rng[i])) {
-      throw new Error(`cannot resume: the training data changed since the checkpoint (epoch ${state.epoch}, batch ` +
-        `${state.batchesInEpoch}: replay reached batch ${this.batchesInEpoch} after ${this.linesConsumed} lines, ` +
-        `the checkpoint had read ${state.linesConsumed})`);
+    if (
+      this.batchesInEpoch !== state.batchesInEpoch ||
+      this.linesConsumed !== state.linesConsumed ||
+      this.dataHash !== state.dataHash ||
+      rngState.some((word, i) => word !== state.rng[i])
+    ) {
+      throw new Error(
+        `cannot resume: the training data changed since the checkpoint (epoch ${state.epoch}, batch ` +
+          `${state.batchesInEpoch}: replay reached batch ${this.batchesInEpoch} after ${this.linesConsumed} lines, ` +
+          `the checkpoint had read ${state.linesConsumed})`,
+      );
     }
   }
 
@@ -316,8 +326,12 @@ export class TrainSampler {
     const group: Group = { example, passages };
     if (this.options.knowledgeDistillation) {
       if (!example.posScores || !example.negScores || (negCount > 0 && example.neg.length === 0)) {
-        throw new DataError(example.path, example.line, 'pos_scores and neg_scores (and a non-empty neg) are needed for knowledge distillation',
-          { field: example.posScores ? 'neg_scores' : 'pos_scores', reason: 'missing scores' });
+        throw new DataError(
+          example.path,
+          example.line,
+          'pos_scores and neg_scores (and a non-empty neg) are needed for knowledge distillation',
+          { field: example.posScores ? 'neg_scores' : 'pos_scores', reason: 'missing scores' },
+        );
       }
       group.scores = [example.posScores[posIndex], ...negIndices.map((i) => example.negScores![i])];
     }
@@ -335,9 +349,12 @@ export class TrainSampler {
       if (!own.has(passage)) chosen.add(passage);
     }
     if (chosen.size < count) {
-      throw new DataError(example.path, example.line,
+      throw new DataError(
+        example.path,
+        example.line,
         `neg is empty and other lines offer only ${chosen.size} distinct passages to use as its ${count} negatives`,
-        { field: 'neg', reason: 'too few negatives' });
+        { field: 'neg', reason: 'too few negatives' },
+      );
     }
     return [...chosen];
   }
@@ -391,8 +408,9 @@ export class TrainSampler {
     const scores: number[] = [];
     for (const { example, passages: texts, scores: groupScores } of groups) {
       const queryPrompt = kind === 'embedder' ? example.prompt : example.queryPrompt;
-      queries.push(queryInstruction == null ? example.query
-        : applyFormat(this.queryFormat, queryPrompt ?? queryInstruction, example.query));
+      queries.push(
+        queryInstruction == null ? example.query : applyFormat(this.queryFormat, queryPrompt ?? queryInstruction, example.query),
+      );
       const passagePrompt = kind === 'reranker' ? example.passagePrompt : undefined;
       for (const text of texts) {
         passages.push(passageInstruction == null ? text : applyFormat(this.passageFormat, passagePrompt ?? passageInstruction, text));

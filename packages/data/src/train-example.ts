@@ -77,7 +77,11 @@ export function parseTrainExample(value: unknown, path: string, line: number): T
   if (posScores) example.posScores = posScores;
   if (negScores) example.negScores = negScores;
 
-  for (const [field, key] of [['prompt', 'prompt'], ['query_prompt', 'queryPrompt'], ['passage_prompt', 'passagePrompt']] as const) {
+  for (const [field, key] of [
+    ['prompt', 'prompt'],
+    ['query_prompt', 'queryPrompt'],
+    ['passage_prompt', 'passagePrompt'],
+  ] as const) {
     const text = record[field];
     if (text === undefined) continue;
     if (typeof text !== 'string') fail(field, `${field} is ${describe(text)}, expected a string`, `${field} not a string`);

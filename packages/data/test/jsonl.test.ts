@@ -65,7 +65,10 @@ test('skipBadLines reports each bad line and goes on', async () => {
   const path = file('skip.jsonl', '{"a":1}\nnot json\n{"a":3}\n[1,\n');
   const bad: number[] = [];
   const records = await collect(path, { skipBadLines: true, onBadLine: (e: DataError) => bad.push(e.line!) });
-  assert.equal(records.map((r) => r.line), [1, 3]);
+  assert.equal(
+    records.map((r) => r.line),
+    [1, 3],
+  );
   assert.equal(bad, [2, 4]);
 });
 
@@ -76,7 +79,8 @@ test('a missing file is a DataError naming the path, in words (no errno code)', 
 });
 
 test('a line that is not valid UTF-8 is a bad line (never decoded into replacement characters); others are kept', async () => {
-  const bytes = (...parts: (string | number[])[]) => Buffer.concat(parts.map((p) => (typeof p === 'string' ? Buffer.from(p) : Buffer.from(p))));
+  const bytes = (...parts: (string | number[])[]) =>
+    Buffer.concat(parts.map((p) => (typeof p === 'string' ? Buffer.from(p) : Buffer.from(p))));
   // Line 2: a Latin-1 "é" (0xe9) inside a string; line 4: a UTF-8 sequence cut short. U+FFFD itself (line 3) is valid text.
   const path = file('latin1.jsonl', bytes('{"a":"ok"}\n{"a":"caf', [0xe9], '"}\n{"a":"\uFFFD"}\n{"a":"', [0xec, 0x95], '"}\n'));
   const error = await rejection(collect(path));
@@ -84,7 +88,10 @@ test('a line that is not valid UTF-8 is a bad line (never decoded into replaceme
   assert.is(error.reason, 'invalid UTF-8');
   const bad: string[] = [];
   const kept = await collect(path, { skipBadLines: true, onBadLine: (e: DataError) => bad.push(e.message) });
-  assert.equal(kept, [{ line: 1, value: { a: 'ok' } }, { line: 3, value: { a: '\uFFFD' } }]);
+  assert.equal(kept, [
+    { line: 1, value: { a: 'ok' } },
+    { line: 3, value: { a: '\uFFFD' } },
+  ]);
   assert.equal(bad, [`${path}:2: invalid UTF-8 (the file must be UTF-8 text)`, `${path}:4: invalid UTF-8 (the file must be UTF-8 text)`]);
   // The check holds across chunk boundaries (one byte a chunk).
   assert.equal(await collect(path, { skipBadLines: true, chunkSize: 1 }), kept);
@@ -95,17 +102,30 @@ test('file-system errors in words, naming the path', () => {
   assert.is(describeFileError(error('ENOENT')), '/x/y: no such file or folder');
   assert.is(describeFileError(error('EACCES')), '/x/y: permission denied');
   assert.is(describeFileError(error('EEXIST', { path: '/a', dest: '/b' })), '/a -> /b: already exists');
-  assert.is(describeFileError(Object.assign(new Error('EWEIRD: something odd, open \'/x/y\''), { code: 'EWEIRD', path: '/x/y' })), '/x/y: something odd');
+  assert.is(
+    describeFileError(Object.assign(new Error("EWEIRD: something odd, open '/x/y'"), { code: 'EWEIRD', path: '/x/y' })),
+    '/x/y: something odd',
+  );
   assert.is(fileErrorReason(error('ENOSPC')), 'no space left on the disk');
   assert.is(describeFileError(new Error('plain')), null);
-  assert.is(describeFileError(Object.assign(new Error('x'), { code: 'ERR_INVALID_ARG_TYPE' })), null, 'Node\'s own ERR_ codes are not file errors');
-  assert.is(wordFileErrors("/q.txt: cannot read (ENOENT: no such file or directory, open '/q.txt')"), '/q.txt: cannot read (no such file or folder)');
+  assert.is(
+    describeFileError(Object.assign(new Error('x'), { code: 'ERR_INVALID_ARG_TYPE' })),
+    null,
+    "Node's own ERR_ codes are not file errors",
+  );
+  assert.is(
+    wordFileErrors("/q.txt: cannot read (ENOENT: no such file or directory, open '/q.txt')"),
+    '/q.txt: cannot read (no such file or folder)',
+  );
   assert.is(wordFileErrors("x: EACCES: permission denied, rename '/a' -> '/b'; EWEIRD: odd"), 'x: permission denied; EWEIRD: odd');
 });
 
 test('empty file and file without trailing newline', async () => {
   assert.equal(await collect(file('empty.jsonl', '')), []);
-  assert.equal(await collect(file('nonl.jsonl', '1\n2')), [{ line: 1, value: 1 }, { line: 2, value: 2 }]);
+  assert.equal(await collect(file('nonl.jsonl', '1\n2')), [
+    { line: 1, value: 1 },
+    { line: 2, value: 2 },
+  ]);
 });
 
 test('streams a large file with bounded memory and stops reading when the consumer stops', async () => {

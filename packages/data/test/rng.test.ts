@@ -5,7 +5,10 @@ import { Rng } from '../src/index.ts';
 test('xoshiro128** matches the reference C implementation from state [1,2,3,4]', () => {
   // Output of Vigna's xoshiro128starstar.c next() seeded with s = {1, 2, 3, 4}.
   const rng = Rng.fromState([1, 2, 3, 4]);
-  assert.equal(Array.from({ length: 6 }, () => rng.nextUint32()), [11520, 0, 5927040, 70819200, 2031721883, 1637235492]);
+  assert.equal(
+    Array.from({ length: 6 }, () => rng.nextUint32()),
+    [11520, 0, 5927040, 70819200, 2031721883, 1637235492],
+  );
 });
 
 test('same seed, same stream; other seeds and streams differ', () => {
@@ -22,7 +25,10 @@ test('state() / fromState() resume the same sequence, through JSON', () => {
   const saved = JSON.parse(JSON.stringify(rng.state()));
   const expected = Array.from({ length: 20 }, () => rng.next());
   const resumed = Rng.fromState(saved);
-  assert.equal(Array.from({ length: 20 }, () => resumed.next()), expected);
+  assert.equal(
+    Array.from({ length: 20 }, () => resumed.next()),
+    expected,
+  );
   assert.throws(() => Rng.fromState([0, 0, 0, 0]), /all zeros/);
   assert.throws(() => Rng.fromState([1, 2, 3] as never), /four unsigned/);
 });

@@ -32,21 +32,33 @@ test('same seed gives the same batches; another seed or epoch gives others', asy
   const b = await epochBatches(new TrainSampler(base));
   const c = await epochBatches(new TrainSampler({ ...base, seed: 12 }));
   assert.equal(a, b);
-  assert.not.equal(a.map((x) => x.queries), c.map((x) => x.queries));
+  assert.not.equal(
+    a.map((x) => x.queries),
+    c.map((x) => x.queries),
+  );
   const twoEpochs = new TrainSampler(base);
   const first = await epochBatches(twoEpochs);
   const second = await epochBatches(twoEpochs);
   assert.is(second[0].epoch, 1);
-  assert.not.equal(first.map((x) => x.queries), second.map((x) => x.queries));
+  assert.not.equal(
+    first.map((x) => x.queries),
+    second.map((x) => x.queries),
+  );
 });
 
 test('every line is used exactly once per epoch; shuffle: false keeps file order', async () => {
   const shuffled = (await epochBatches(new TrainSampler(base))).flatMap((b) => b.queries);
   assert.is(shuffled.length, 50);
   assert.is(new Set(shuffled).size, 50);
-  assert.not.equal(shuffled, records.map((r) => r.query));
+  assert.not.equal(
+    shuffled,
+    records.map((r) => r.query),
+  );
   const ordered = (await epochBatches(new TrainSampler({ ...base, shuffle: false }))).flatMap((b) => b.queries);
-  assert.equal(ordered, records.map((r) => r.query));
+  assert.equal(
+    ordered,
+    records.map((r) => r.query),
+  );
 });
 
 test('groups as FlagEmbedding: positive first, negatives without replacement, repeated only when too few', async () => {
@@ -78,16 +90,24 @@ test('groups as FlagEmbedding: positive first, negatives without replacement, re
 
 test('rerankerPairs: (query, passage) grouped by query, positive first', () => {
   const batch: TrainBatch = { epoch: 0, index: 0, groupSize: 2, queries: ['a', 'b'], passages: ['a+', 'a-', 'b+', 'b-'], sources: [] };
-  assert.equal(rerankerPairs(batch), [['a', 'a+'], ['a', 'a-'], ['b', 'b+'], ['b', 'b-']]);
+  assert.equal(rerankerPairs(batch), [
+    ['a', 'a+'],
+    ['a', 'a-'],
+    ['b', 'b+'],
+    ['b', 'b-'],
+  ]);
 });
 
 test('no_duplicates: a batch never holds the same text twice across its queries', async () => {
   // Many lines share answers (as chatbot data does): "a0".."a4" are everyone's passages.
-  const shared = file('shared.jsonl', Array.from({ length: 60 }, (_, i) => ({
-    query: i % 10 === 0 ? 'same question' : `q${i}`,
-    pos: [`a${i % 5}`],
-    neg: [`a${(i + 1) % 5}`, `a${(i + 2) % 5}`, `x${i}`],
-  })));
+  const shared = file(
+    'shared.jsonl',
+    Array.from({ length: 60 }, (_, i) => ({
+      query: i % 10 === 0 ? 'same question' : `q${i}`,
+      pos: [`a${i % 5}`],
+      neg: [`a${(i + 1) % 5}`, `a${(i + 2) % 5}`, `x${i}`],
+    })),
+  );
   const options: TrainSamplerOptions = { kind: 'embedder', paths: [shared], batchSize: 4, groupSize: 2, seed: 3, shuffleBufferSize: 20 };
   const batches = await epochBatches(new TrainSampler(options));
   assert.is(batches.flatMap((b) => b.sources).length, 60, 'no line lost');
@@ -103,8 +123,14 @@ test('no_duplicates: a batch never holds the same text twice across its queries'
 test('dropLast drops the short last batch', async () => {
   const kept = await epochBatches(new TrainSampler({ ...base, batchSize: 8 }));
   const dropped = await epochBatches(new TrainSampler({ ...base, batchSize: 8, dropLast: true }));
-  assert.equal(kept.map((b) => b.queries.length), [8, 8, 8, 8, 8, 8, 2]);
-  assert.equal(dropped.map((b) => b.queries.length), [8, 8, 8, 8, 8, 8]);
+  assert.equal(
+    kept.map((b) => b.queries.length),
+    [8, 8, 8, 8, 8, 8, 2],
+  );
+  assert.equal(
+    dropped.map((b) => b.queries.length),
+    [8, 8, 8, 8, 8, 8],
+  );
   const epoch = await new TrainSampler({ ...base, batchSize: 8 }).countEpoch();
   assert.equal([epoch.batches, epoch.lines, epoch.badLines.count], [7, 50, 0]);
 });
@@ -118,8 +144,13 @@ test('instructions as FlagEmbedding: per-line prompt replaces the instruction, o
   const embed = (await new TrainSampler({ kind: 'embedder', ...opts, queryInstruction: 'Query: ', passageInstruction: 'Doc: ' }).next())!;
   assert.equal(embed.queries, ['Special: q0', 'Query: q1']);
   assert.equal(embed.passages, ['Doc: p0', 'Doc: n0', 'Doc: p1', 'Doc: n1']);
-  const rerank = (await new TrainSampler({ kind: 'reranker', ...opts, queryInstruction: 'A: ', passageInstruction: 'B: ',
-    queryInstructionFormat: '<i>{}</i>{}' }).next())!;
+  const rerank = (await new TrainSampler({
+    kind: 'reranker',
+    ...opts,
+    queryInstruction: 'A: ',
+    passageInstruction: 'B: ',
+    queryInstructionFormat: '<i>{}</i>{}',
+  }).next())!;
   assert.equal(rerank.queries, ['<i>RQ </i>q0', '<i>A: </i>q1']);
   assert.equal(rerank.passages, ['RP p0', 'RP n0', 'B: p1', 'B: n1']);
   const none = (await new TrainSampler({ kind: 'embedder', ...opts }).next())!;
@@ -128,10 +159,16 @@ test('instructions as FlagEmbedding: per-line prompt replaces the instruction, o
 });
 
 test('knowledge distillation: teacher scores follow the sampled passages', async () => {
-  const path = file('kd.jsonl', Array.from({ length: 10 }, (_, i) => ({
-    query: `q${i}`, pos: [`p${i}`, `P${i}`], neg: [`n${i}a`, `n${i}b`, `n${i}c`],
-    pos_scores: [i + 0.1, i + 0.2], neg_scores: [i + 0.3, i + 0.4, i + 0.5],
-  })));
+  const path = file(
+    'kd.jsonl',
+    Array.from({ length: 10 }, (_, i) => ({
+      query: `q${i}`,
+      pos: [`p${i}`, `P${i}`],
+      neg: [`n${i}a`, `n${i}b`, `n${i}c`],
+      pos_scores: [i + 0.1, i + 0.2],
+      neg_scores: [i + 0.3, i + 0.4, i + 0.5],
+    })),
+  );
   const score = (text: string) => {
     const i = Number(text.slice(1, -1).replace(/[^0-9]/g, '') || text.slice(1));
     const slot = text[0] === 'p' ? 0.1 : text[0] === 'P' ? 0.2 : { a: 0.3, b: 0.4, c: 0.5 }[text.at(-1)!]!;
@@ -148,7 +185,10 @@ test('knowledge distillation: teacher scores follow the sampled passages', async
     assert.unreachable();
   } catch (error) {
     assert.instance(error, DataError);
-    assert.is((error as Error).message, `${missing}:1: pos_scores and neg_scores (and a non-empty neg) are needed for knowledge distillation`);
+    assert.is(
+      (error as Error).message,
+      `${missing}:1: pos_scores and neg_scores (and a non-empty neg) are needed for knowledge distillation`,
+    );
   }
 });
 
@@ -158,13 +198,19 @@ test('a line with no negatives and nothing to borrow from is a clear error', asy
     await new TrainSampler({ kind: 'reranker', paths: [lonely], batchSize: 1, groupSize: 3 }).next();
     assert.unreachable();
   } catch (error) {
-    assert.is((error as Error).message, `${lonely}:1: neg is empty and other lines offer only 0 distinct passages to use as its 2 negatives`);
+    assert.is(
+      (error as Error).message,
+      `${lonely}:1: neg is empty and other lines offer only 0 distinct passages to use as its 2 negatives`,
+    );
   }
 });
 
 test('skipBadLines: bad lines are counted once and the rest is batched', async () => {
   const path = join(dir, 'bad.jsonl');
-  writeFileSync(path, ['{"query":"a","pos":["x"],"neg":["y"]}', '{oops', '{"query":"b","pos":[]}', '{"query":"c","pos":["z"],"neg":["w"]}'].join('\n'));
+  writeFileSync(
+    path,
+    ['{"query":"a","pos":["x"],"neg":["y"]}', '{oops', '{"query":"b","pos":[]}', '{"query":"c","pos":["z"],"neg":["w"]}'].join('\n'),
+  );
   const sampler = new TrainSampler({ kind: 'reranker', paths: [path], batchSize: 8, groupSize: 2, skipBadLines: true });
   assert.is((await epochBatches(sampler)).flatMap((b) => b.queries).length, 2);
   await epochBatches(sampler);
@@ -212,7 +258,10 @@ test('restore refuses other settings or changed data', async () => {
     assert.is((error as Error).message, 'cannot resume: sampler setting batchSize was 4 in the checkpoint, now 5');
   }
   // One query edited among the lines already read: same shapes, same draws, but the hash of the queries differs.
-  const changed = file('changed.jsonl', records.map((r, i) => (i === 1 ? { ...r, query: 'edited' } : r)));
+  const changed = file(
+    'changed.jsonl',
+    records.map((r, i) => (i === 1 ? { ...r, query: 'edited' } : r)),
+  );
   try {
     await new TrainSampler({ ...base, paths: [changed] }).restore(state);
     assert.unreachable();

@@ -58,12 +58,31 @@ for (const [json, detail, field] of cases) {
 
 test('valid line: optional fields read, unknown ones ignored, missing neg is []', () => {
   const example = parseTrainExample(
-    { query: 'q', pos: ['a', 'b'], neg: ['c'], pos_scores: [1, 0.5], neg_scores: [-2], prompt: 'P: ', query_prompt: 'Q', passage_prompt: 'D', type: 'x' },
-    'f.jsonl', 7,
+    {
+      query: 'q',
+      pos: ['a', 'b'],
+      neg: ['c'],
+      pos_scores: [1, 0.5],
+      neg_scores: [-2],
+      prompt: 'P: ',
+      query_prompt: 'Q',
+      passage_prompt: 'D',
+      type: 'x',
+    },
+    'f.jsonl',
+    7,
   );
   assert.equal(example, {
-    query: 'q', pos: ['a', 'b'], neg: ['c'], posScores: [1, 0.5], negScores: [-2],
-    prompt: 'P: ', queryPrompt: 'Q', passagePrompt: 'D', path: 'f.jsonl', line: 7,
+    query: 'q',
+    pos: ['a', 'b'],
+    neg: ['c'],
+    posScores: [1, 0.5],
+    negScores: [-2],
+    prompt: 'P: ',
+    queryPrompt: 'Q',
+    passagePrompt: 'D',
+    path: 'f.jsonl',
+    line: 7,
   });
   assert.equal(parseTrainExample({ query: 'q', pos: ['a'] }, 'f.jsonl', 1).neg, []);
 });
@@ -72,7 +91,10 @@ test('several files are read in order with their own line numbers', async () => 
   const a = file('a.jsonl', ['{"query":"a1","pos":["x"]}', '{"query":"a2","pos":["x"]}']);
   const b = file('b.jsonl', ['', '{"query":"b2","pos":["x"]}']);
   const examples = await collect([a, b]);
-  assert.equal(examples.map((e) => `${e.path === a ? 'a' : 'b'}:${e.line}:${e.query}`), ['a:1:a1', 'a:2:a2', 'b:2:b2']);
+  assert.equal(
+    examples.map((e) => `${e.path === a ? 'a' : 'b'}:${e.line}:${e.query}`),
+    ['a:1:a1', 'a:2:a2', 'b:2:b2'],
+  );
 });
 
 test('skipBadLines counts bad lines by reason and keeps the good ones', async () => {
@@ -86,9 +108,19 @@ test('skipBadLines counts bad lines by reason and keeps the good ones', async ()
   ]);
   const tally = new BadLineTally(2);
   const examples = await collect([path], { skipBadLines: true, onBadLine: (e: DataError) => tally.add(e) });
-  assert.equal(examples.map((e) => e.line), [1, 6]);
+  assert.equal(
+    examples.map((e) => e.line),
+    [1, 6],
+  );
   assert.is(tally.count, 4);
-  assert.equal([...tally.byReason], [['empty pos', 2], ['invalid JSON', 1], ['pos item not a string', 1]]);
+  assert.equal(
+    [...tally.byReason],
+    [
+      ['empty pos', 2],
+      ['invalid JSON', 1],
+      ['pos item not a string', 1],
+    ],
+  );
   const summary = tally.summary().split('\n');
   assert.is(summary[0], 'skipped 4 bad lines: 2 empty pos, 1 invalid JSON, 1 pos item not a string');
   assert.is(summary[1], `  ${path}:2: pos is empty`);

@@ -70,12 +70,16 @@ async function report(backend: 'wasm' | 'cpu', cases: Case[], repsPlain: number,
     await initBackend({ backend, native: 'auto', log: null });
     rows.push({ c, plain, own, native: measure(c, c.ours, repsOurs) });
   }
-  console.log(`\n${backend}: GFLOP/s (higher is better); plain = tf.matMul and autodiff, own = ours on the backend's products, native = ours on the native kernels`);
+  console.log(
+    `\n${backend}: GFLOP/s (higher is better); plain = tf.matMul and autodiff, own = ours on the backend's products, native = ours on the native kernels`,
+  );
   const head = (label: string) => `${`${label} plain`.padStart(12)} ${'own'.padStart(7)} ${'native'.padStart(7)}`;
   console.log(`${'shape'.padEnd(46)} ${head('fwd')}   ${head('fwd+bwd')}`);
   const f = (x: number) => x.toFixed(2).padStart(7);
   for (const { c, plain, own, native } of rows) {
-    console.log(`${c.name.padEnd(46)} ${f(plain.fwd).padStart(12)} ${f(own.fwd)} ${f(native.fwd)}   ${f(plain.fwdBwd).padStart(12)} ${f(own.fwdBwd)} ${f(native.fwdBwd)}`);
+    console.log(
+      `${c.name.padEnd(46)} ${f(plain.fwd).padStart(12)} ${f(own.fwd)} ${f(native.fwd)}   ${f(plain.fwdBwd).padStart(12)} ${f(own.fwdBwd)} ${f(native.fwdBwd)}`,
+    );
   }
 }
 

@@ -24,9 +24,15 @@ function cpuMs(run: () => void, reps: number, wrap: (f: () => number) => number)
 
 const info = await initBackend({ backend: 'wasm', native: 'off', log: null });
 console.log(`${info.description}: linear CPU ms per call, best of 3 (lower is better)`);
-console.log(`${'x · wᵀ'.padEnd(30)} ${'fwd'.padStart(8)} ${'cached'.padStart(8)} ${'saved'.padStart(6)}   ${'fwd+bwd'.padStart(8)} ${'cached'.padStart(8)} ${'saved'.padStart(6)}`);
+console.log(
+  `${'x · wᵀ'.padEnd(30)} ${'fwd'.padStart(8)} ${'cached'.padStart(8)} ${'saved'.padStart(6)}   ${'fwd+bwd'.padStart(8)} ${'cached'.padStart(8)} ${'saved'.padStart(6)}`,
+);
 for (const rows of [2048, 512]) {
-  for (const [inF, outF] of [[384, 1536], [384, 384], [1536, 384]] as const) {
+  for (const [inF, outF] of [
+    [384, 1536],
+    [384, 384],
+    [1536, 384],
+  ] as const) {
     const x = tf.randomNormal([rows, inF]);
     const w = tf.variable(tf.randomNormal([outF, inF]));
     const b = tf.variable(tf.randomNormal([outF]));
@@ -43,7 +49,9 @@ for (const rows of [2048, 512]) {
       }
       return [Math.min(...plain), Math.min(...cached)] as const;
     });
-    const cells = row.map(([p, c]) => `${p.toFixed(1).padStart(8)} ${c.toFixed(1).padStart(8)} ${`${((1 - c / p) * 100).toFixed(0)}%`.padStart(6)}`);
+    const cells = row.map(
+      ([p, c]) => `${p.toFixed(1).padStart(8)} ${c.toFixed(1).padStart(8)} ${`${((1 - c / p) * 100).toFixed(0)}%`.padStart(6)}`,
+    );
     console.log(`${`[${rows},${inF}]·[${outF},${inF}]ᵀ`.padEnd(30)} ${cells.join('   ')}`);
     tf.dispose([x, w, b]);
   }

@@ -45,9 +45,15 @@ let activeForced = false;
 /** Accepts the names users type: `gpu`, `node`, `tfjs-node`, `tfjs-node-gpu` as aliases. */
 export function parseBackendName(value: string): BackendName {
   const aliases: Record<string, BackendName> = {
-    'tensorflow-gpu': 'tensorflow-gpu', 'tfjs-node-gpu': 'tensorflow-gpu', gpu: 'tensorflow-gpu', cuda: 'tensorflow-gpu',
-    tensorflow: 'tensorflow', 'tfjs-node': 'tensorflow', node: 'tensorflow',
-    wasm: 'wasm', cpu: 'cpu',
+    'tensorflow-gpu': 'tensorflow-gpu',
+    'tfjs-node-gpu': 'tensorflow-gpu',
+    gpu: 'tensorflow-gpu',
+    cuda: 'tensorflow-gpu',
+    tensorflow: 'tensorflow',
+    'tfjs-node': 'tensorflow',
+    node: 'tensorflow',
+    wasm: 'wasm',
+    cpu: 'cpu',
   };
   const name = aliases[value.trim().toLowerCase()];
   if (!name) throw new Error(`unknown backend "${value}": use one of ${BACKEND_NAMES.join(', ')} (aliases gpu, node)`);
@@ -120,8 +126,10 @@ function wasmTooSmall(memory: MemoryEstimate | undefined): string | undefined {
 /** A line when even the machine's memory is short of the estimate (the cpu backend has no cap of its own). */
 function machineTooSmall(memory: MemoryEstimate | undefined): string | undefined {
   if (memory === undefined || memory.total <= totalmem()) return undefined;
-  return `memory: ${formatEstimate(memory)}, more than this machine's ${gigabytes(totalmem())} if the inputs reach their ` +
-    'maximum lengths (batches are padded to their longest input): lower the batch or the lengths, or turn on gradient_checkpointing, if it runs out';
+  return (
+    `memory: ${formatEstimate(memory)}, more than this machine's ${gigabytes(totalmem())} if the inputs reach their ` +
+    'maximum lengths (batches are padded to their longest input): lower the batch or the lengths, or turn on gradient_checkpointing, if it runs out'
+  );
 }
 
 /**
@@ -135,7 +143,9 @@ export async function initBackend(options: InitOptions = {}): Promise<BackendInf
   const forced = requested ? parseBackendName(requested) : undefined;
   const tooSmall = wasmTooSmall(options.memory);
   if (forced === 'wasm' && tooSmall) {
-    throw new Error(`backend wasm was requested but cannot run this: ${tooSmall}; use --backend cpu (no such cap), or lower the batch or the lengths`);
+    throw new Error(
+      `backend wasm was requested but cannot run this: ${tooSmall}; use --backend cpu (no such cap), or lower the batch or the lengths`,
+    );
   }
   const keepActive = active && (forced ? forced === active.name : !(tooSmall && active.name === 'wasm' && !activeForced));
   if (active && keepActive && (options.native === undefined || options.native === activeNative)) {

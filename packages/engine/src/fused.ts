@@ -80,7 +80,13 @@ export function layerNorm(x: tf.Tensor, weight: tf.Tensor1D, bias: tf.Tensor1D, 
  * `mask` gets no gradient (it is an input, not a parameter).
  */
 export function scaledMaskedSoftmax(scores: tf.Tensor, divisor: number, mask: tf.Tensor): tf.Tensor {
-  const perBatchRow = scores.rank === 4 && mask.rank === 4 && mask.shape[0] === scores.shape[0] && mask.shape[1] === 1 && mask.shape[2] === 1 && mask.shape[3] === scores.shape[3];
+  const perBatchRow =
+    scores.rank === 4 &&
+    mask.rank === 4 &&
+    mask.shape[0] === scores.shape[0] &&
+    mask.shape[1] === 1 &&
+    mask.shape[2] === 1 &&
+    mask.shape[3] === scores.shape[3];
   if (nativeKernelsOn() && perBatchRow && scores.size > 0 && scores.dtype === 'float32' && mask.dtype === 'float32') {
     // One pass each way: scale, mask, exponentiate and normalise a row at a time.
     return nativeScaledMaskedSoftmax(scores, divisor, mask);

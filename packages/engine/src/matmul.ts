@@ -150,7 +150,9 @@ export function matMul(a: tf.Tensor, b: tf.Tensor, transposeA = false, transpose
   const innerA = a.shape[a.rank - (transposeA ? 2 : 1)];
   const innerB = b.shape[b.rank - (transposeB ? 1 : 2)];
   if (innerA !== innerB) {
-    throw new Error(`matMul: inner shapes (${innerA}) and (${innerB}) of [${a.shape}] and [${b.shape}] with transposeA=${transposeA}, transposeB=${transposeB} do not match`);
+    throw new Error(
+      `matMul: inner shapes (${innerA}) and (${innerB}) of [${a.shape}] and [${b.shape}] with transposeA=${transposeA}, transposeB=${transposeB} do not match`,
+    );
   }
   if (a.rank <= 3) return matMulWithGrad[Number(transposeA) * 2 + Number(transposeB)]!(a, b);
   return tf.tidy(() => {

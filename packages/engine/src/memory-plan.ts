@@ -59,7 +59,7 @@ export const WASM_MEMORY_BYTES = 2 ** 32;
  * buffers, packed operands) and the fragmentation a long run's allocations leave; a plan closer to 4 GiB dies
  * with an abort partway instead of not starting.
  */
-export const WASM_PLANNED_BYTES = WASM_MEMORY_BYTES * 7 / 8;
+export const WASM_PLANNED_BYTES = (WASM_MEMORY_BYTES * 7) / 8;
 
 const FLOAT = 4;
 
@@ -97,7 +97,8 @@ export function trainingMemory(shape: EncoderShape, workload: TrainingWorkload):
 
 export function inferenceMemory(shape: EncoderShape, forward: ForwardShape): MemoryEstimate {
   const tokens = forward.sequences * forward.length;
-  const temporaries = (tokens * (6 * shape.hiddenSize + 2 * shape.intermediateSize) + 2 * shape.numAttentionHeads * forward.length * tokens) * FLOAT;
+  const temporaries =
+    (tokens * (6 * shape.hiddenSize + 2 * shape.intermediateSize) + 2 * shape.numAttentionHeads * forward.length * tokens) * FLOAT;
   const parts = { weights: encoderParameterCount(shape) * FLOAT, activations: temporaries };
   return { what: describe(shape, 'running', forward), parts, total: sum(parts) };
 }
@@ -110,7 +111,9 @@ export const gigabytes = (bytes: number): string => `${(bytes / 1e9).toFixed(byt
 
 /** `training ... needs about 9.7 GB (weights 2.2 GB + gradients 2.2 GB + ...)`. */
 export function formatEstimate(estimate: MemoryEstimate): string {
-  const parts = Object.entries(estimate.parts).map(([name, bytes]) => `${name} ${gigabytes(bytes)}`).join(' + ');
+  const parts = Object.entries(estimate.parts)
+    .map(([name, bytes]) => `${name} ${gigabytes(bytes)}`)
+    .join(' + ');
   return `${estimate.what} needs about ${gigabytes(estimate.total)} (${parts})`;
 }
 

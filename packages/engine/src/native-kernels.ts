@@ -39,10 +39,16 @@ let native: NativeKernels | undefined;
 type KernelArgs = { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap };
 
 /** The cpu backend keeps each tensor's values in a typed array; `readSync` returns that array itself. */
-interface CpuBackend { readSync(dataId: tf.DataId): tf.backend_util.BackendValues; makeTensorInfo(shape: number[], dtype: tf.DataType, values: Float32Array): tf.TensorInfo }
+interface CpuBackend {
+  readSync(dataId: tf.DataId): tf.backend_util.BackendValues;
+  makeTensorInfo(shape: number[], dtype: tf.DataType, values: Float32Array): tf.TensorInfo;
+}
 
 /** Float32 storage of tensors on the wasm or cpu backend: their data in place, and new outputs. */
-interface Storage { data(t: tf.TensorInfo): Float32Array; output(shape: number[]): { info: tf.TensorInfo; data: () => Float32Array } }
+interface Storage {
+  data(t: tf.TensorInfo): Float32Array;
+  output(shape: number[]): { info: tf.TensorInfo; data: () => Float32Array };
+}
 
 function storageOf(backend: unknown): Storage {
   if (tf.getBackend() === KOTUNE_WASM) {
@@ -119,7 +125,15 @@ function layerNormKernel({ inputs, backend, attrs }: KernelArgs): tf.TensorInfo[
   const rows = x.shape.slice(0, -1);
   const storage = storageOf(backend);
   const [y, mean, rstd] = [storage.output(x.shape), storage.output(rows), storage.output(rows)];
-  native!.layerNorm(storage.data(x), storage.data(weight), storage.data(bias), y.data(), mean.data(), rstd.data(), (attrs as { eps: number }).eps);
+  native!.layerNorm(
+    storage.data(x),
+    storage.data(weight),
+    storage.data(bias),
+    y.data(),
+    mean.data(),
+    rstd.data(),
+    (attrs as { eps: number }).eps,
+  );
   return [y.info, mean.info, rstd.info];
 }
 
@@ -127,7 +141,16 @@ function layerNormGradKernel({ inputs, backend }: KernelArgs): tf.TensorInfo[] {
   const { x, weight, mean, rstd, dy } = inputs as Record<'x' | 'weight' | 'mean' | 'rstd' | 'dy', tf.TensorInfo>;
   const storage = storageOf(backend);
   const [dx, dweight, dbias] = [storage.output(x.shape), storage.output(weight.shape), storage.output(weight.shape)];
-  native!.layerNormGrad(storage.data(x), storage.data(weight), storage.data(mean), storage.data(rstd), storage.data(dy), dx.data(), dweight.data(), dbias.data());
+  native!.layerNormGrad(
+    storage.data(x),
+    storage.data(weight),
+    storage.data(mean),
+    storage.data(rstd),
+    storage.data(dy),
+    dx.data(),
+    dweight.data(),
+    dbias.data(),
+  );
   return [dx.info, dweight.info, dbias.info];
 }
 
@@ -151,7 +174,13 @@ function softmaxGradKernel({ inputs, backend, attrs }: KernelArgs): tf.TensorInf
 
 function encoderLayerKernel({ inputs, backend, attrs }: KernelArgs): tf.TensorInfo {
   const { x, mask } = inputs as Record<'x' | 'mask', tf.TensorInfo>;
-  const { packed, heads, ffn, divisor, eps } = attrs as unknown as { packed: Float32Array; heads: number; ffn: number; divisor: number; eps: number };
+  const { packed, heads, ffn, divisor, eps } = attrs as unknown as {
+    packed: Float32Array;
+    heads: number;
+    ffn: number;
+    divisor: number;
+    eps: number;
+  };
   const [batch, seq, hidden] = x.shape as [number, number, number];
   const storage = storageOf(backend);
   const y = storage.output(x.shape);
@@ -160,7 +189,13 @@ function encoderLayerKernel({ inputs, backend, attrs }: KernelArgs): tf.TensorIn
 }
 
 /** What the training layer's kernels take besides tensors. */
-interface TrainAttrs { dims: EncoderDims; divisor: number; eps: number; dropout: EncoderDropoutMasks; keepState: boolean }
+interface TrainAttrs {
+  dims: EncoderDims;
+  divisor: number;
+  eps: number;
+  dropout: EncoderDropoutMasks;
+  keepState: boolean;
+}
 
 /** The 16 weights of a layer, named w0 … w15 among a kernel's inputs. */
 function weightInputs(weights: readonly tf.Tensor[]): Record<string, tf.Tensor> {
@@ -175,7 +210,17 @@ function encoderLayerTrainKernel({ inputs, backend, attrs }: KernelArgs): tf.Ten
   const storage = storageOf(backend);
   const y = storage.output(x.shape);
   const state = keepState ? storage.output([native!.encoderTrainStateLength!(dims)]) : undefined;
-  native!.encoderLayerTrainForward!(weights.map((w) => storage.data(w)), storage.data(x), storage.data(mask), y.data(), state?.data() ?? null, dims, divisor, eps, dropout);
+  native!.encoderLayerTrainForward!(
+    weights.map((w) => storage.data(w)),
+    storage.data(x),
+    storage.data(mask),
+    y.data(),
+    state?.data() ?? null,
+    dims,
+    divisor,
+    eps,
+    dropout,
+  );
   return state ? [y.info, state.info] : [y.info];
 }
 
@@ -187,8 +232,19 @@ function encoderLayerBackwardKernel({ inputs, backend, attrs }: KernelArgs): tf.
   const storage = storageOf(backend);
   const dx = storage.output(x.shape);
   const grads = weights.map((w) => storage.output(w.shape));
-  native!.encoderLayerBackward!(weights.map((w) => storage.data(w)), storage.data(x), storage.data(mask), storage.data(state), storage.data(dy), dx.data(),
-    grads.map((g) => g.data()), dims, divisor, eps, dropout);
+  native!.encoderLayerBackward!(
+    weights.map((w) => storage.data(w)),
+    storage.data(x),
+    storage.data(mask),
+    storage.data(state),
+    storage.data(dy),
+    dx.data(),
+    grads.map((g) => g.data()),
+    dims,
+    divisor,
+    eps,
+    dropout,
+  );
   return [dx.info, ...grads.map((g) => g.info)];
 }
 
@@ -198,17 +254,27 @@ function embeddingGradKernel({ inputs, backend, attrs }: KernelArgs): tf.TensorI
   const width = dy.shape.at(-1)!;
   const storage = storageOf(backend);
   const out = storage.output([rows, width]);
-  const idValues = tf.getBackend() === KOTUNE_WASM
-    ? ((backend as BackendWasm).typedArrayFromHeap(ids) as Int32Array)
-    : ((backend as CpuBackend).readSync(ids.dataId) as Int32Array);
+  const idValues =
+    tf.getBackend() === KOTUNE_WASM
+      ? ((backend as BackendWasm).typedArrayFromHeap(ids) as Int32Array)
+      : ((backend as CpuBackend).readSync(ids.dataId) as Int32Array);
   native!.embeddingGrad(idValues, storage.data(dy), out.data(), width, padding);
   return out.info;
 }
 
 const KERNELS: [string, unknown][] = [
-  [PRODUCT, productKernel], [ADAMW, adamwKernel], [GELU, geluKernel], [GELU_GRAD, geluGradKernel], [DROPOUT, dropoutKernel],
-  [LAYER_NORM, layerNormKernel], [LAYER_NORM_GRAD, layerNormGradKernel], [SOFTMAX, softmaxKernel], [SOFTMAX_GRAD, softmaxGradKernel],
-  [ENCODER_LAYER, encoderLayerKernel], [ENCODER_LAYER_TRAIN, encoderLayerTrainKernel], [ENCODER_LAYER_BACKWARD, encoderLayerBackwardKernel],
+  [PRODUCT, productKernel],
+  [ADAMW, adamwKernel],
+  [GELU, geluKernel],
+  [GELU_GRAD, geluGradKernel],
+  [DROPOUT, dropoutKernel],
+  [LAYER_NORM, layerNormKernel],
+  [LAYER_NORM_GRAD, layerNormGradKernel],
+  [SOFTMAX, softmaxKernel],
+  [SOFTMAX_GRAD, softmaxGradKernel],
+  [ENCODER_LAYER, encoderLayerKernel],
+  [ENCODER_LAYER_TRAIN, encoderLayerTrainKernel],
+  [ENCODER_LAYER_BACKWARD, encoderLayerBackwardKernel],
   [EMBEDDING_GRAD, embeddingGradKernel],
 ];
 for (const backendName of BACKENDS) {
@@ -236,7 +302,9 @@ const GRADIENTS: tf.GradConfig[] = [
   {
     // Outputs [y, mean, rstd]: the backward recomputes the normalised rows from x and the two statistics. Only
     // y reaches a loss (tf.js passes zeros for the others' gradients, which the rule does not read).
-    kernelName: LAYER_NORM, inputsToSave: ['x', 'weight'], outputsToSave: [false, true, true],
+    kernelName: LAYER_NORM,
+    inputsToSave: ['x', 'weight'],
+    outputsToSave: [false, true, true],
     gradFunc: (dys, [x, weight, mean, rstd]) => {
       const [dx, dweight, dbias] = nativeLayerNormGrad(x!, weight!, mean!, rstd!, (dys as tf.Tensor[])[0]!);
       return { x: () => dx, weight: () => dweight, bias: () => dbias };
@@ -244,7 +312,8 @@ const GRADIENTS: tf.GradConfig[] = [
   },
   {
     // The mask is an input, not a parameter: its gradient is zeros, asked for only if a mask depends on one.
-    kernelName: SOFTMAX, outputsToSave: [true],
+    kernelName: SOFTMAX,
+    outputsToSave: [true],
     gradFunc: (dy, [probs], attrs) => ({
       scores: () => nativeScaledMaskedSoftmaxGrad(probs!, dy as tf.Tensor, (attrs as { divisor: number }).divisor),
       mask: () => tf.zeros([probs!.shape[0]!, 1, 1, probs!.shape.at(-1)!]),
@@ -261,26 +330,33 @@ for (const config of GRADIENTS) if (!tf.getGradient(config.kernelName)) tf.regis
  * same bits. Smaller tensors and any other case keep the backend's kernel.
  */
 const NATIVE_ELEMENTWISE_MIN = 1 << 16;
-const ELEMENTWISE_OPS = [['Add', 0], ['Mul', 1], ['RealDiv', 2]] as const;
+const ELEMENTWISE_OPS = [
+  ['Add', 0],
+  ['Mul', 1],
+  ['RealDiv', 2],
+] as const;
 for (const [kernelName, op] of ELEMENTWISE_OPS) {
   const own = tf.getKernel(kernelName, 'cpu');
   if (!own || (own.kernelFunc as { kotuneNative?: boolean }).kotuneNative) continue;
-  const kernelFunc = Object.assign((args: KernelArgs) => {
-    const { a, b } = args.inputs as Record<'a' | 'b', tf.TensorInfo>;
-    const [aSize, bSize] = [tf.util.sizeFromShape(a.shape), tf.util.sizeFromShape(b.shape)];
-    if (native && a.dtype === 'float32' && b.dtype === 'float32' && Math.max(aSize, bSize) >= NATIVE_ELEMENTWISE_MIN) {
-      // x op s, or s op x where op commutes (IEEE add and multiply do, bit for bit).
-      const [x, s] = aSize >= bSize ? [a, b] : op !== 2 ? [b, a] : [undefined, undefined];
-      const sameShape = x && s && tf.util.arraysEqual(a.shape, b.shape);
-      if (x && s && (sameShape || (tf.util.sizeFromShape(s.shape) === 1 && s.shape.length <= x.shape.length))) {
-        const storage = storageOf(args.backend);
-        const out = storage.output(x.shape);
-        native.elementwise(op, storage.data(x), storage.data(s), out.data());
-        return out.info;
+  const kernelFunc = Object.assign(
+    (args: KernelArgs) => {
+      const { a, b } = args.inputs as Record<'a' | 'b', tf.TensorInfo>;
+      const [aSize, bSize] = [tf.util.sizeFromShape(a.shape), tf.util.sizeFromShape(b.shape)];
+      if (native && a.dtype === 'float32' && b.dtype === 'float32' && Math.max(aSize, bSize) >= NATIVE_ELEMENTWISE_MIN) {
+        // x op s, or s op x where op commutes (IEEE add and multiply do, bit for bit).
+        const [x, s] = aSize >= bSize ? [a, b] : op !== 2 ? [b, a] : [undefined, undefined];
+        const sameShape = x && s && tf.util.arraysEqual(a.shape, b.shape);
+        if (x && s && (sameShape || (tf.util.sizeFromShape(s.shape) === 1 && s.shape.length <= x.shape.length))) {
+          const storage = storageOf(args.backend);
+          const out = storage.output(x.shape);
+          native.elementwise(op, storage.data(x), storage.data(s), out.data());
+          return out.info;
+        }
       }
-    }
-    return (own.kernelFunc as (args: KernelArgs) => tf.TensorInfo)(args);
-  }, { kotuneNative: true });
+      return (own.kernelFunc as (args: KernelArgs) => tf.TensorInfo)(args);
+    },
+    { kotuneNative: true },
+  );
   tf.unregisterKernel(kernelName, 'cpu');
   tf.registerKernel({ ...own, kernelFunc: kernelFunc as unknown as tf.KernelFunc });
 }
@@ -352,7 +428,13 @@ export function nativeLayerNorm(x: tf.Tensor, weight: tf.Tensor, bias: tf.Tensor
 }
 
 /** LayerNorm's `[dx, dweight, dbias]` from the forward's input and its per-row statistics. */
-function nativeLayerNormGrad(x: tf.Tensor, weight: tf.Tensor, mean: tf.Tensor, rstd: tf.Tensor, dy: tf.Tensor): [tf.Tensor, tf.Tensor, tf.Tensor] {
+function nativeLayerNormGrad(
+  x: tf.Tensor,
+  weight: tf.Tensor,
+  mean: tf.Tensor,
+  rstd: tf.Tensor,
+  dy: tf.Tensor,
+): [tf.Tensor, tf.Tensor, tf.Tensor] {
   return tf.engine().runKernel(LAYER_NORM_GRAD, { x, weight, mean, rstd, dy }, {}) as unknown as [tf.Tensor, tf.Tensor, tf.Tensor];
 }
 
@@ -377,7 +459,11 @@ function nativeScaledMaskedSoftmaxGrad(probs: tf.Tensor, dy: tf.Tensor, divisor:
 export type EncoderLayerWeights = readonly tf.Tensor[];
 
 /** A layer's weights packed for the product kernel, with the data ids they were packed from. */
-interface PackedLayer { dataIds: tf.DataId[]; kernel: string; packed: Float32Array }
+interface PackedLayer {
+  dataIds: tf.DataId[];
+  kernel: string;
+  packed: Float32Array;
+}
 
 /**
  * Packed layers, by the layer's query weight: packed on first use, packed again when any of the 16 tensors holds
@@ -389,7 +475,11 @@ function packedLayer(weights: EncoderLayerWeights, hidden: number, ffn: number):
   const cached = packedLayers.get(weights[0]!);
   if (cached && cached.kernel === native!.kernel && cached.dataIds.every((id, i) => id === weights[i]!.dataId)) return cached.packed;
   const storage = storageOf(tf.backend());
-  const packed = native!.packEncoderLayer!(weights.map((w) => storage.data(w)), hidden, ffn);
+  const packed = native!.packEncoderLayer!(
+    weights.map((w) => storage.data(w)),
+    hidden,
+    ffn,
+  );
   packedLayers.set(weights[0]!, { dataIds: weights.map((w) => w.dataId), kernel: native!.kernel, packed });
   return packed;
 }
@@ -405,14 +495,28 @@ function recordingGradients(): boolean {
  * cannot run: native kernels off or unsupported here, heads of more than 256 dimensions, or while gradients are
  * being recorded (it has no gradient yet); the caller then runs the layer op by op. The weights are packed once and reused while unchanged.
  */
-export function nativeEncoderLayer(x: tf.Tensor, mask: tf.Tensor, weights: EncoderLayerWeights, heads: number, eps: number): tf.Tensor | undefined {
+export function nativeEncoderLayer(
+  x: tf.Tensor,
+  mask: tf.Tensor,
+  weights: EncoderLayerWeights,
+  heads: number,
+  eps: number,
+): tf.Tensor | undefined {
   if (!nativeKernelsOn() || !native!.encoderLayer || recordingGradients() || x.rank !== 3 || weights.length !== 16) return undefined;
   if (x.dtype !== 'float32' || mask.dtype !== 'float32' || weights.some((w) => w.dtype !== 'float32')) return undefined;
   const [batch, seq, hidden] = x.shape as [number, number, number];
   if (mask.size !== batch * seq || hidden % heads !== 0 || hidden / heads > 256 || x.size === 0) return undefined;
   const ffn = weights[10]!.shape[0]!;
   const packed = packedLayer(weights, hidden, ffn);
-  return tf.engine().runKernel(ENCODER_LAYER, { x, mask }, { packed, heads, ffn, divisor: Math.sqrt(hidden / heads), eps } as unknown as tf.NamedAttrMap) as tf.Tensor;
+  return tf
+    .engine()
+    .runKernel(ENCODER_LAYER, { x, mask }, {
+      packed,
+      heads,
+      ffn,
+      divisor: Math.sqrt(hidden / heads),
+      eps,
+    } as unknown as tf.NamedAttrMap) as tf.Tensor;
 }
 
 /**
@@ -425,15 +529,28 @@ export function nativeEncoderLayer(x: tf.Tensor, mask: tf.Tensor, weights: Encod
  * the 16 weights. Undefined where it cannot run (native kernels off or unsupported, heads of more than 256
  * dimensions); the caller then runs the layer op by op.
  */
-export function nativeEncoderLayerTrain(x: tf.Tensor, mask: tf.Tensor, weights: EncoderLayerWeights, heads: number, eps: number,
-  dropout: () => EncoderDropoutMasks, recompute: boolean): tf.Tensor | undefined {
+export function nativeEncoderLayerTrain(
+  x: tf.Tensor,
+  mask: tf.Tensor,
+  weights: EncoderLayerWeights,
+  heads: number,
+  eps: number,
+  dropout: () => EncoderDropoutMasks,
+  recompute: boolean,
+): tf.Tensor | undefined {
   if (!nativeKernelsOn() || !native!.encoderLayerTrainForward || x.rank !== 3 || weights.length !== 16) return undefined;
   if (x.dtype !== 'float32' || mask.dtype !== 'float32' || weights.some((w) => w.dtype !== 'float32')) return undefined;
   const [batch, seq, hidden] = x.shape as [number, number, number];
   if (mask.size !== batch * seq || hidden % heads !== 0 || hidden / heads > 256 || x.size === 0) return undefined;
   const ffn = weights[10]!.shape[0]!;
   const attrs = (keepState: boolean) =>
-    ({ dims: [batch, seq, hidden, heads, ffn], divisor: Math.sqrt(hidden / heads), eps, dropout: masks, keepState }) as unknown as tf.NamedAttrMap;
+    ({
+      dims: [batch, seq, hidden, heads, ffn],
+      divisor: Math.sqrt(hidden / heads),
+      eps,
+      dropout: masks,
+      keepState,
+    }) as unknown as tf.NamedAttrMap;
   const masks = dropout();
   const forward = (x: tf.Tensor, w: readonly tf.Tensor[], keepState: boolean) =>
     tf.engine().runKernel(ENCODER_LAYER_TRAIN, { x, mask, ...weightInputs(w) }, attrs(keepState)) as unknown as tf.Tensor[];
@@ -445,7 +562,9 @@ export function nativeEncoderLayerTrain(x: tf.Tensor, mask: tf.Tensor, weights: 
       gradFunc: (dy, saved) => {
         const [x, mask, ...rest] = saved;
         const [state, w] = recompute ? [forward(x!, rest, true)[1]!, rest] : [rest[0]!, rest.slice(1)];
-        return tf.engine().runKernel(ENCODER_LAYER_BACKWARD, { x: x!, mask: mask!, state, dy, ...weightInputs(w) }, attrs(false)) as unknown as tf.Tensor[];
+        return tf
+          .engine()
+          .runKernel(ENCODER_LAYER_BACKWARD, { x: x!, mask: mask!, state, dy, ...weightInputs(w) }, attrs(false)) as unknown as tf.Tensor[];
       },
     };
   })(x, ...weights);

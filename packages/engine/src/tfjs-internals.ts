@@ -28,16 +28,17 @@ export function tfjsInternalsProblems(name: string): string[] {
   };
   if (name === 'wasm') {
     methods(['typedArrayFromHeap', 'makeOutput', 'incRef', 'disposeData']);
-    for (const kernel of ['Identity', 'GatherV2', 'BatchMatMul']) if (!tf.getKernel(kernel, 'wasm')) problems.push(`the wasm kernel ${kernel}`);
+    for (const kernel of ['Identity', 'GatherV2', 'BatchMatMul'])
+      if (!tf.getKernel(kernel, 'wasm')) problems.push(`the wasm kernel ${kernel}`);
   } else if (name === 'cpu') {
     methods(['readSync', 'makeTensorInfo']);
-    if (typeof backend?.firstUse !== 'boolean') problems.push('the cpu backend\'s firstUse flag');
+    if (typeof backend?.firstUse !== 'boolean') problems.push("the cpu backend's firstUse flag");
     if (problems.length === 0) {
       // readSync must hand out the tensor's own array (the native kernels write outputs into it).
       const t = tf.tensor1d([1, 2]);
       const read = (backend!.readSync as (id: tf.DataId) => unknown).bind(backend);
       const [first, second] = [read(t.dataId), read(t.dataId)];
-      if (first !== second) problems.push('the cpu backend\'s readSync returning the stored array itself');
+      if (first !== second) problems.push("the cpu backend's readSync returning the stored array itself");
       t.dispose();
     }
   }
@@ -59,6 +60,8 @@ export function tfjsInternalsProblems(name: string): string[] {
 export function checkTfjsInternals(name: string): void {
   const problems = tfjsInternalsProblems(name);
   if (problems.length === 0) return;
-  throw new Error(`kotune relies on TensorFlow.js 4.22 internals that @tensorflow/tfjs-core ${tf.version_core} lacks: ${problems.join(', ')}. ` +
-    'Install the versions kotune depends on (@tensorflow/tfjs 4.22.0, @tensorflow/tfjs-backend-wasm 4.22.0)');
+  throw new Error(
+    `kotune relies on TensorFlow.js 4.22 internals that @tensorflow/tfjs-core ${tf.version_core} lacks: ${problems.join(', ')}. ` +
+      'Install the versions kotune depends on (@tensorflow/tfjs 4.22.0, @tensorflow/tfjs-backend-wasm 4.22.0)',
+  );
 }

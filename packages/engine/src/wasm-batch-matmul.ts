@@ -67,7 +67,8 @@ if (!tf.getKernel(KERNEL_NAME, KOTUNE_WASM)) {
  * `tf.customGrad`).
  */
 export function wasmBatchMatMul(a: tf.Tensor3D, b: tf.Tensor3D): tf.Tensor3D {
-  if (a.dtype !== 'float32' || b.dtype !== 'float32') throw new Error(`wasmBatchMatMul: float32 operands expected, got ${a.dtype} and ${b.dtype}`);
+  if (a.dtype !== 'float32' || b.dtype !== 'float32')
+    throw new Error(`wasmBatchMatMul: float32 operands expected, got ${a.dtype} and ${b.dtype}`);
   if (a.shape[0] !== b.shape[0] || a.shape[2] !== b.shape[1]) {
     throw new Error(`wasmBatchMatMul: shapes [${a.shape}] and [${b.shape}] do not multiply as [batch, m, k] · [batch, k, n]`);
   }

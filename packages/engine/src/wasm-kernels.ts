@@ -41,7 +41,12 @@ function gatherRows(args: KernelArgs): tf.TensorInfo {
   const { x, indices } = args.inputs as { x: tf.TensorInfo; indices: tf.TensorInfo };
   const { axis, batchDims } = args.attrs as { axis: number; batchDims: number };
   const backend = args.backend as unknown as BackendWasm;
-  if (tf.util.parseAxisParam(axis, x.shape)[0] !== 0 || batchDims !== 0 || (x.dtype !== 'float32' && x.dtype !== 'int32') || x.shape.length === 0) {
+  if (
+    tf.util.parseAxisParam(axis, x.shape)[0] !== 0 ||
+    batchDims !== 0 ||
+    (x.dtype !== 'float32' && x.dtype !== 'int32') ||
+    x.shape.length === 0
+  ) {
     return builtin('GatherV2')(args) as tf.TensorInfo;
   }
   const ids = backend.typedArrayFromHeap(indices);

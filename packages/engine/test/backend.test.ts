@@ -8,13 +8,19 @@ test('by default wasm runs, with the native kernels where the addon is built; tf
   const lines: string[] = [];
   const info = await initBackend({ backend: undefined, log: (l) => lines.push(l) });
   assert.is(info.name, 'wasm');
-  const products = addonMissing === undefined
-    ? /(OpenBLAS .*, \d+ threads?|built-in AVX(2|-512) kernel, \d+ threads?)/
-    : /the backend's own \(native kernels: .*\)/;
+  const products =
+    addonMissing === undefined
+      ? /(OpenBLAS .*, \d+ threads?|built-in AVX(2|-512) kernel, \d+ threads?)/
+      : /the backend's own \(native kernels: .*\)/;
   assert.match(info.description, new RegExp(`^backend: wasm \\(threads \\d+, (simd|no simd)\\); products: ${products.source}$`));
   assert.equal(lines, [info.description]);
   assert.equal(info.skipped, []);
-  assert.ok(tf.grad((x: tf.Tensor) => x.square())(tf.scalar(3)).arraySync() === 6, 'gradients are registered');
+  assert.ok(
+    tf
+      .grad((x: tf.Tensor) => x.square())(tf.scalar(3))
+      .arraySync() === 6,
+    'gradients are registered',
+  );
 });
 
 test('forcing a backend by name switches to it', async () => {

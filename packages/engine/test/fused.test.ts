@@ -107,21 +107,29 @@ for (const backend of ['wasm', 'cpu'] as const) {
     });
   });
 
-  nativeTest(`${backend}, native builtin: attention softmax [batch, heads, q, seq] with a [batch, 1, 1, seq] mask equals the plain ops to float32 rounding`, async () => {
-    await initBackend({ backend, native: 'builtin', log: null });
-    tf.tidy(() => {
-      const scores = randn([2, 3, 5, 13], 4); // 13 keys: one block of 8 and a padded tail
-      const min = -3.4028234663852886e38;
-      const mask = tf.tensor4d([[[[...Array(13).fill(0)]]], [[[...Array(10).fill(0), min, min, min]]]]);
-      const r = randn([2, 3, 5, 13]);
-      const ours = valueAndGrads((s) => scaledMaskedSoftmax(s!, Math.sqrt(32), mask), [scores], r);
-      const plain = valueAndGrads((s) => tf.softmax(tf.add(tf.div(s!, Math.sqrt(32)), mask)), [scores], r);
-      // Cephes' expf and a double row sum against the backend's: a few ulps of probabilities ≤ 1.
-      ['value', 'd/dscores'].forEach((what, i) => assert.ok(relativeError(ours[i]!, plain[i]!) <= 1e-6, `${what}: ${relativeError(ours[i]!, plain[i]!)}`));
-      const probs = ours[0]!.arraySync() as number[][][][];
-      assert.ok(probs[1]!.flat().every((row) => row.slice(10).every((p) => p === 0)), 'padded keys weigh exactly 0');
-    });
-  });
+  nativeTest(
+    `${backend}, native builtin: attention softmax [batch, heads, q, seq] with a [batch, 1, 1, seq] mask equals the plain ops to float32 rounding`,
+    async () => {
+      await initBackend({ backend, native: 'builtin', log: null });
+      tf.tidy(() => {
+        const scores = randn([2, 3, 5, 13], 4); // 13 keys: one block of 8 and a padded tail
+        const min = -3.4028234663852886e38;
+        const mask = tf.tensor4d([[[[...Array(13).fill(0)]]], [[[...Array(10).fill(0), min, min, min]]]]);
+        const r = randn([2, 3, 5, 13]);
+        const ours = valueAndGrads((s) => scaledMaskedSoftmax(s!, Math.sqrt(32), mask), [scores], r);
+        const plain = valueAndGrads((s) => tf.softmax(tf.add(tf.div(s!, Math.sqrt(32)), mask)), [scores], r);
+        // Cephes' expf and a double row sum against the backend's: a few ulps of probabilities ≤ 1.
+        ['value', 'd/dscores'].forEach((what, i) =>
+          assert.ok(relativeError(ours[i]!, plain[i]!) <= 1e-6, `${what}: ${relativeError(ours[i]!, plain[i]!)}`),
+        );
+        const probs = ours[0]!.arraySync() as number[][][][];
+        assert.ok(
+          probs[1]!.flat().every((row) => row.slice(10).every((p) => p === 0)),
+          'padded keys weigh exactly 0',
+        );
+      });
+    },
+  );
 }
 
 test('dropout: same seed → the same mask on wasm and cpu, with and without the native kernel, kept entries scaled by 1/(1 − rate), gradient through the mask', async () => {
@@ -136,7 +144,13 @@ test('dropout: same seed → the same mask on wasm and cpu, with and without the
   };
   seed = 100;
   const wasm = await run('wasm', 7);
-  const builtin = addonMissing === undefined ? ([['wasm', 'builtin'], ['cpu', 'builtin']] as const) : [];
+  const builtin =
+    addonMissing === undefined
+      ? ([
+          ['wasm', 'builtin'],
+          ['cpu', 'builtin'],
+        ] as const)
+      : [];
   for (const [backend, native] of [['cpu', 'off'] as const, ...builtin]) {
     seed = 100;
     const other = await run(backend, 7, native);
@@ -161,7 +175,10 @@ test('dropout: same seed → the same mask on wasm and cpu, with and without the
 test('layerNorm rejects a weight of the wrong width', async () => {
   await initBackend({ backend: 'cpu', log: null });
   tf.tidy(() => {
-    assert.throws(() => layerNorm(randn([2, 5]), randn([4]) as tf.Tensor1D, randn([5]) as tf.Tensor1D, 1e-5), /weight \[4\] and bias \[5\] do not match input \[2,5\]/);
+    assert.throws(
+      () => layerNorm(randn([2, 5]), randn([4]) as tf.Tensor1D, randn([5]) as tf.Tensor1D, 1e-5),
+      /weight \[4\] and bias \[5\] do not match input \[2,5\]/,
+    );
   });
 });
 

@@ -44,53 +44,67 @@ const cases: { name: string; m: number; k: number; n: number; batch: number[] }[
 
 for (const [backend, gemm] of (['wasm', 'cpu'] as const).flatMap((b) => GEMMS.map((g) => [b, g] as const))) {
   for (const { name, m, k, n, batch } of cases) {
-    for (const [transposeA, transposeB] of [[false, false], [false, true], [true, false], [true, true]] as const) {
-      testWith(gemm)(`${backend}, gemm ${gemm}: matMul ${name}, transposeA=${transposeA} transposeB=${transposeB}: values and gradients equal tf.matMul's`, async () => {
-        await initBackend({ backend, native: gemm, log: null });
-        tf.tidy(() => {
-          const a = randn([...batch, ...(transposeA ? [k, m] : [m, k])]);
-          const b = randn([...batch, ...(transposeB ? [n, k] : [k, n])]);
-          const r = randn([...batch, m, n]);
-          const ours = valueAndGrads((x, y) => matMul(x!, y!, transposeA, transposeB), [a, b], r);
-          const plain = valueAndGrads((x, y) => tf.matMul(x!, y!, transposeA, transposeB), [a, b], r);
-          assertClose(ours[0]!, plain[0]!, k, 'value');
-          assertClose(ours[1]!, plain[1]!, n, 'd/da'); // da sums over n
-          assertClose(ours[2]!, plain[2]!, m, 'd/db'); // db sums over m
-        });
-      });
+    for (const [transposeA, transposeB] of [
+      [false, false],
+      [false, true],
+      [true, false],
+      [true, true],
+    ] as const) {
+      testWith(gemm)(
+        `${backend}, gemm ${gemm}: matMul ${name}, transposeA=${transposeA} transposeB=${transposeB}: values and gradients equal tf.matMul's`,
+        async () => {
+          await initBackend({ backend, native: gemm, log: null });
+          tf.tidy(() => {
+            const a = randn([...batch, ...(transposeA ? [k, m] : [m, k])]);
+            const b = randn([...batch, ...(transposeB ? [n, k] : [k, n])]);
+            const r = randn([...batch, m, n]);
+            const ours = valueAndGrads((x, y) => matMul(x!, y!, transposeA, transposeB), [a, b], r);
+            const plain = valueAndGrads((x, y) => tf.matMul(x!, y!, transposeA, transposeB), [a, b], r);
+            assertClose(ours[0]!, plain[0]!, k, 'value');
+            assertClose(ours[1]!, plain[1]!, n, 'd/da'); // da sums over n
+            assertClose(ours[2]!, plain[2]!, m, 'd/db'); // db sums over m
+          });
+        },
+      );
     }
   }
 
-  testWith(gemm)(`${backend}, gemm ${gemm}: linear on rank-3 input, with and without bias, equals x·wᵀ + b with its gradients`, async () => {
-    await initBackend({ backend, native: gemm, log: null });
-    tf.tidy(() => {
-      const [batch, seq, inF, outF] = [3, 20, 40, 24];
-      const x = randn([batch, seq, inF]);
-      const w = randn([outF, inF]);
-      const bias = randn([outF]);
-      const r = randn([batch, seq, outF]);
-      const reference = (x: tf.Tensor, w: tf.Tensor, b?: tf.Tensor) => {
-        const y = tf.matMul(x.reshape([-1, inF]), w, false, true);
-        return (b ? tf.add(y, b) : y).reshape([batch, seq, outF]);
-      };
-      const ours = valueAndGrads((x, w, b) => linear(x!, w as tf.Tensor2D, b as tf.Tensor1D), [x, w, bias], r);
-      const plain = valueAndGrads(reference, [x, w, bias], r);
-      assertClose(ours[0]!, plain[0]!, inF, 'value');
-      assertClose(ours[1]!, plain[1]!, outF, 'd/dx');
-      assertClose(ours[2]!, plain[2]!, batch * seq, 'd/dw');
-      assertClose(ours[3]!, plain[3]!, batch * seq, 'd/dbias');
-      const oursNoBias = valueAndGrads((x, w) => linear(x!, w as tf.Tensor2D), [x, w], r);
-      const plainNoBias = valueAndGrads((x, w) => reference(x!, w!), [x, w], r);
-      oursNoBias.forEach((t, i) => assertClose(t, plainNoBias[i]!, i === 2 ? batch * seq : Math.max(inF, outF), `no bias, output ${i}`));
-    });
-  });
+  testWith(gemm)(
+    `${backend}, gemm ${gemm}: linear on rank-3 input, with and without bias, equals x·wᵀ + b with its gradients`,
+    async () => {
+      await initBackend({ backend, native: gemm, log: null });
+      tf.tidy(() => {
+        const [batch, seq, inF, outF] = [3, 20, 40, 24];
+        const x = randn([batch, seq, inF]);
+        const w = randn([outF, inF]);
+        const bias = randn([outF]);
+        const r = randn([batch, seq, outF]);
+        const reference = (x: tf.Tensor, w: tf.Tensor, b?: tf.Tensor) => {
+          const y = tf.matMul(x.reshape([-1, inF]), w, false, true);
+          return (b ? tf.add(y, b) : y).reshape([batch, seq, outF]);
+        };
+        const ours = valueAndGrads((x, w, b) => linear(x!, w as tf.Tensor2D, b as tf.Tensor1D), [x, w, bias], r);
+        const plain = valueAndGrads(reference, [x, w, bias], r);
+        assertClose(ours[0]!, plain[0]!, inF, 'value');
+        assertClose(ours[1]!, plain[1]!, outF, 'd/dx');
+        assertClose(ours[2]!, plain[2]!, batch * seq, 'd/dw');
+        assertClose(ours[3]!, plain[3]!, batch * seq, 'd/dbias');
+        const oursNoBias = valueAndGrads((x, w) => linear(x!, w as tf.Tensor2D), [x, w], r);
+        const plainNoBias = valueAndGrads((x, w) => reference(x!, w!), [x, w], r);
+        oursNoBias.forEach((t, i) => assertClose(t, plainNoBias[i]!, i === 2 ? batch * seq : Math.max(inF, outF), `no bias, output ${i}`));
+      });
+    },
+  );
 }
 
 test('wasm: linear and matMul reject shapes that do not multiply, and broadcast batches fall back to tf.matMul', async () => {
   await initBackend({ backend: 'wasm', log: null });
   tf.tidy(() => {
     assert.throws(() => linear(randn([2, 5]), randn([3, 4]) as tf.Tensor2D), /weight \[3,4\] does not match input \[2,5\]/);
-    assert.throws(() => linear(randn([2, 4]), randn([3, 4]) as tf.Tensor2D, randn([4]) as tf.Tensor1D), /bias \[4\] does not match weight \[3,4\]/);
+    assert.throws(
+      () => linear(randn([2, 4]), randn([3, 4]) as tf.Tensor2D, randn([4]) as tf.Tensor1D),
+      /bias \[4\] does not match weight \[3,4\]/,
+    );
     assert.throws(() => matMul(randn([2, 3, 4]), randn([2, 5, 6])), /inner shapes/);
     const a = randn([2, 3, 4]);
     const b = randn([4, 5]);
@@ -98,32 +112,33 @@ test('wasm: linear and matMul reject shapes that do not multiply, and broadcast 
   });
 });
 
-for (const gemm of GEMMS) testWith(gemm)(`wasm, gemm ${gemm}: repeated forward + backward leaves no tensor and no wasm memory behind`, async () => {
-  await initBackend({ backend: 'wasm', native: gemm, log: null });
-  const x = tf.variable(randn([4, 32, 48]));
-  const w = tf.variable(randn([40, 48]));
-  const bias = tf.variable(randn([40]));
-  const q = randn([8, 32, 16]);
-  const k = randn([8, 32, 16]);
-  const step = () =>
-    tf.tidy(() => {
-      const { value, grads } = tf.variableGrads(() => {
-        const h = linear(x, w as tf.Tensor2D, bias as tf.Tensor1D);
-        const scores = matMul(q, k, false, true);
-        return tf.add(tf.sum(h), tf.sum(matMul(scores, q)));
+for (const gemm of GEMMS)
+  testWith(gemm)(`wasm, gemm ${gemm}: repeated forward + backward leaves no tensor and no wasm memory behind`, async () => {
+    await initBackend({ backend: 'wasm', native: gemm, log: null });
+    const x = tf.variable(randn([4, 32, 48]));
+    const w = tf.variable(randn([40, 48]));
+    const bias = tf.variable(randn([40]));
+    const q = randn([8, 32, 16]);
+    const k = randn([8, 32, 16]);
+    const step = () =>
+      tf.tidy(() => {
+        const { value, grads } = tf.variableGrads(() => {
+          const h = linear(x, w as tf.Tensor2D, bias as tf.Tensor1D);
+          const scores = matMul(q, k, false, true);
+          return tf.add(tf.sum(h), tf.sum(matMul(scores, q)));
+        });
+        return tf.stack([value, ...Object.values(grads).map((g) => tf.sum(g))]).dataSync();
       });
-      return tf.stack([value, ...Object.values(grads).map((g) => tf.sum(g))]).dataSync();
-    });
-  step();
-  const before = tf.memory();
-  const dataIdsBefore = tf.engine().backend.numDataIds();
-  for (let i = 0; i < 5; i++) step();
-  const after = tf.memory();
-  assert.is(after.numTensors, before.numTensors, 'numTensors');
-  assert.is(after.numBytes, before.numBytes, 'numBytes');
-  assert.is(tf.engine().backend.numDataIds(), dataIdsBefore, 'wasm buffers');
-  tf.dispose([x, w, bias, q, k]);
-});
+    step();
+    const before = tf.memory();
+    const dataIdsBefore = tf.engine().backend.numDataIds();
+    for (let i = 0; i < 5; i++) step();
+    const after = tf.memory();
+    assert.is(after.numTensors, before.numTensors, 'numTensors');
+    assert.is(after.numBytes, before.numBytes, 'numBytes');
+    assert.is(tf.engine().backend.numDataIds(), dataIdsBefore, 'wasm buffers');
+    tf.dispose([x, w, bias, q, k]);
+  });
 
 // The weight cache holds copies for the XNNPACK path; the native GEMM needs none (`native: 'off'`).
 test('wasm: withWeightCache reuses one transposed copy per weight until its data changes, then frees them', async () => {
@@ -135,7 +150,10 @@ test('wasm: withWeightCache reuses one transposed copy per weight until its data
   const run = () => tf.tidy(() => linear(x, w as tf.Tensor2D, bias as tf.Tensor1D).dataSync());
   const reference = () => tf.tidy(() => tf.add(tf.matMul(x.reshape([-1, 16]), w, false, true), bias).dataSync());
   const close = (a: Float32Array | Int32Array | Uint8Array, b: Float32Array | Int32Array | Uint8Array, what: string) =>
-    assert.ok(a.every((v, i) => Math.abs(v - b[i]!) <= 1e-4), what); // float32 sums of 16 products of N(0,1) entries (|y| ≲ 20)
+    assert.ok(
+      a.every((v, i) => Math.abs(v - b[i]!) <= 1e-4),
+      what,
+    ); // float32 sums of 16 products of N(0,1) entries (|y| ≲ 20)
 
   withWeightCache(() => {
     close(run(), reference(), 'first call');
@@ -156,7 +174,14 @@ test('wasm: withWeightCache reuses one transposed copy per weight until its data
     assert.is(tf.memory().numTensors, before + 1, 'still cached inside the outer call');
   });
   assert.is(tf.memory().numTensors, before, 'released when the promise settles');
-  assert.throws(() => withWeightCache(() => { run(); throw new Error('boom'); }), /boom/);
+  assert.throws(
+    () =>
+      withWeightCache(() => {
+        run();
+        throw new Error('boom');
+      }),
+    /boom/,
+  );
   assert.is(tf.memory().numTensors, before, 'released when the call throws');
   tf.dispose([x, w, bias]);
 });
@@ -168,7 +193,9 @@ test('wasm: under withWeightCache, micro-batch gradients reuse the cached copies
   const bias = tf.variable(randn([12]));
   const r = randn([24, 12]);
   const dxAndDw = (f: (x: tf.Tensor, w: tf.Tensor, b: tf.Tensor) => tf.Tensor) =>
-    tf.grads((x: tf.Tensor, w: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(f(x, w, b), r)))([x, w, bias]).slice(0, 2);
+    tf
+      .grads((x: tf.Tensor, w: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(f(x, w, b), r)))([x, w, bias])
+      .slice(0, 2);
   const ours = () => dxAndDw((x, w, b) => linear(x, w as tf.Tensor2D, b as tf.Tensor1D));
   const plain = () => dxAndDw((x, w, b) => tf.add(tf.matMul(x, w, false, true), b));
   /** dx sums over the 12 outputs, dw over the 24 rows. */
@@ -199,13 +226,19 @@ test('wasm: under withWeightCache, micro-batch gradients reuse the cached copies
   });
   assert.is(tf.memory().numTensors, before, 'nothing left by a backward after the call');
   // Budgets: w is 12·16 floats (768 bytes). Room for wᵀ only, then for nothing: the rest is copied per call.
-  for (const [maxBytes, cached] of [[1000, 1], [700, 0]] as const) {
-    withWeightCache(() => {
-      for (const micro of [1, 2]) {
-        assertGradsMatch(`maxBytes ${maxBytes}, micro-batch ${micro}`);
-        assert.is(tf.memory().numTensors, before + cached, `maxBytes ${maxBytes}: ${cached} cached copies`);
-      }
-    }, { maxBytes });
+  for (const [maxBytes, cached] of [
+    [1000, 1],
+    [700, 0],
+  ] as const) {
+    withWeightCache(
+      () => {
+        for (const micro of [1, 2]) {
+          assertGradsMatch(`maxBytes ${maxBytes}, micro-batch ${micro}`);
+          assert.is(tf.memory().numTensors, before + cached, `maxBytes ${maxBytes}: ${cached} cached copies`);
+        }
+      },
+      { maxBytes },
+    );
   }
   assert.is(tf.memory().numTensors, before, 'released after the budgeted calls');
   tf.dispose([x, w, bias, r]);

@@ -1,20 +1,52 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
-  encoderParameterCount, ensureBackend, fitsWasm, formatEstimate, inferenceMemory, initBackend, tf, trainingMemory, type EncoderShape,
+  encoderParameterCount,
+  ensureBackend,
+  fitsWasm,
+  formatEstimate,
+  inferenceMemory,
+  initBackend,
+  tf,
+  trainingMemory,
+  type EncoderShape,
 } from '../src/index.ts';
 import { tfjsInternalsProblems } from '../src/tfjs-internals.ts';
 
 /** test/fixtures/xlmr-tiny: 2 layers of 32. */
-const TINY: EncoderShape = { vocabSize: 1000, hiddenSize: 32, numHiddenLayers: 2, numAttentionHeads: 4, intermediateSize: 64, maxPositionEmbeddings: 514, typeVocabSize: 1 };
+const TINY: EncoderShape = {
+  vocabSize: 1000,
+  hiddenSize: 32,
+  numHiddenLayers: 2,
+  numAttentionHeads: 4,
+  intermediateSize: 64,
+  maxPositionEmbeddings: 514,
+  typeVocabSize: 1,
+};
 /** e5-small-like (the bench's model): 12 × 384 with the ko-en-32k vocabulary. */
-const E5_SMALL: EncoderShape = { vocabSize: 32002, hiddenSize: 384, numHiddenLayers: 12, numAttentionHeads: 12, intermediateSize: 1536, maxPositionEmbeddings: 514, typeVocabSize: 1 };
-const XLMR_BASE: EncoderShape = { vocabSize: 250002, hiddenSize: 768, numHiddenLayers: 12, numAttentionHeads: 12, intermediateSize: 3072, maxPositionEmbeddings: 514, typeVocabSize: 1 };
+const E5_SMALL: EncoderShape = {
+  vocabSize: 32002,
+  hiddenSize: 384,
+  numHiddenLayers: 12,
+  numAttentionHeads: 12,
+  intermediateSize: 1536,
+  maxPositionEmbeddings: 514,
+  typeVocabSize: 1,
+};
+const XLMR_BASE: EncoderShape = {
+  vocabSize: 250002,
+  hiddenSize: 768,
+  numHiddenLayers: 12,
+  numAttentionHeads: 12,
+  intermediateSize: 3072,
+  maxPositionEmbeddings: 514,
+  typeVocabSize: 1,
+};
 const XLMR_LARGE: EncoderShape = { ...XLMR_BASE, hiddenSize: 1024, numHiddenLayers: 24, numAttentionHeads: 16, intermediateSize: 4096 };
 
 const quiet = { log: null } as const;
 
-test('parameter counts are those of transformers\' XLMRobertaModel (with pooler)', () => {
+test("parameter counts are those of transformers' XLMRobertaModel (with pooler)", () => {
   assert.is(encoderParameterCount(XLMR_BASE), 278_043_648);
   assert.is(encoderParameterCount(XLMR_LARGE), 559_890_432);
 });
@@ -27,7 +59,10 @@ test('training: tiny and e5-small fit wasm; XLM-R base (16 bytes a parameter = 4
   assert.ok(base.parts.weights! + base.parts.gradients! + base.parts['AdamW moments']! > 4.4e9);
   assert.not.ok(fitsWasm(base));
   assert.not.ok(fitsWasm(trainingMemory(XLMR_LARGE, step)));
-  assert.match(formatEstimate(trainingMemory(XLMR_LARGE, step)), /^training a 560M-parameter encoder \(24 × 1024\) on 16 × 128 tokens needs about \d+\.\d GB \(weights 2\.2 GB \+ gradients 2\.2 GB \+ AdamW moments 4\.5 GB \+ activations \d+\.\d GB\)$/);
+  assert.match(
+    formatEstimate(trainingMemory(XLMR_LARGE, step)),
+    /^training a 560M-parameter encoder \(24 × 1024\) on 16 × 128 tokens needs about \d+\.\d GB \(weights 2\.2 GB \+ gradients 2\.2 GB \+ AdamW moments 4\.5 GB \+ activations \d+\.\d GB\)$/,
+  );
 });
 
 test('activations grow with the batch; gradient checkpointing keeps less of them', () => {
@@ -48,10 +83,16 @@ test('by default a run wasm cannot hold goes to cpu with one line saying why; on
   const small = await initBackend({ ...quiet, memory: trainingMemory(TINY, { forward: { sequences: 16, length: 128 } }) });
   assert.is(small.name, 'wasm');
   const lines: string[] = [];
-  const info = await initBackend({ log: (l) => lines.push(l), memory: trainingMemory(XLMR_BASE, { forward: { sequences: 4, length: 128 } }) });
+  const info = await initBackend({
+    log: (l) => lines.push(l),
+    memory: trainingMemory(XLMR_BASE, { forward: { sequences: 4, length: 128 } }),
+  });
   assert.is(info.name, 'cpu');
   assert.is(tf.getBackend(), 'cpu');
-  assert.match(lines[0]!, /^backend: wasm skipped: training a 278M-parameter encoder .* needs about \d+\.\d GB \(.*\), more than wasm's 4 GB \(2³² bytes\) can hold; using the next one$/);
+  assert.match(
+    lines[0]!,
+    /^backend: wasm skipped: training a 278M-parameter encoder .* needs about \d+\.\d GB \(.*\), more than wasm's 4 GB \(2³² bytes\) can hold; using the next one$/,
+  );
   assert.match(lines[1]!, /^backend: cpu \(pure JavaScript\)/);
 });
 
@@ -71,7 +112,10 @@ test('an explicit backend is respected: cpu stays cpu for a tiny run; wasm for a
     await initBackend({ backend: 'wasm', ...quiet, memory: trainingMemory(XLMR_LARGE, { forward: { sequences: 8, length: 128 } }) });
     assert.unreachable('wasm cannot hold XLM-R large training');
   } catch (err) {
-    assert.match(String(err), /backend wasm was requested but cannot run this: training a 560M-parameter encoder .* more than wasm's 4 GB \(2³² bytes\) can hold; use --backend cpu/);
+    assert.match(
+      String(err),
+      /backend wasm was requested but cannot run this: training a 560M-parameter encoder .* more than wasm's 4 GB \(2³² bytes\) can hold; use --backend cpu/,
+    );
   }
   // A wasm asked for by name is not moved by ensureBackend either: the user hears why it cannot run.
   await initBackend({ backend: 'wasm', ...quiet });
@@ -95,7 +139,10 @@ test('the tfjs internals kotune relies on are there, and a missing one stops the
     await initBackend({ backend: 'wasm', ...quiet });
     assert.unreachable('a tfjs without typedArrayFromHeap must not start');
   } catch (err) {
-    assert.match(String(err), /kotune relies on TensorFlow\.js 4\.22 internals that @tensorflow\/tfjs-core 4\.22\.0 lacks: the wasm backend's typedArrayFromHeap\(\)\. Install the versions kotune depends on/);
+    assert.match(
+      String(err),
+      /kotune relies on TensorFlow\.js 4\.22 internals that @tensorflow\/tfjs-core 4\.22\.0 lacks: the wasm backend's typedArrayFromHeap\(\)\. Install the versions kotune depends on/,
+    );
   } finally {
     wasm.typedArrayFromHeap = original;
   }

@@ -28,27 +28,42 @@ async function sums(native: 'off' | 'builtin'): Promise<Float32Array[]> {
     const s = tf.scalar(0.37);
     const small = tf.tensor(values(3, 1000));
     const cases = [
-      tf.add(a, b), tf.mul(a, b), tf.div(a, b), tf.add(a, s), tf.add(s, a), tf.mul(a, s), tf.mul(s, a), tf.div(a, s), tf.div(s, a),
-      tf.add(a, tf.tensor([[0.25]])), tf.add(a, tf.tensor(values(4, 7), [1, 7])), tf.add(small, small), tf.div(a, 4),
+      tf.add(a, b),
+      tf.mul(a, b),
+      tf.div(a, b),
+      tf.add(a, s),
+      tf.add(s, a),
+      tf.mul(a, s),
+      tf.mul(s, a),
+      tf.div(a, s),
+      tf.div(s, a),
+      tf.add(a, tf.tensor([[0.25]])),
+      tf.add(a, tf.tensor(values(4, 7), [1, 7])),
+      tf.add(small, small),
+      tf.div(a, 4),
     ];
     return cases.map((t) => t.dataSync() as Float32Array);
   });
 }
 
-nativeTest('cpu: native Add, Mul and RealDiv give the backend kernels\' bits (same shape, scalar either side, broadcast, small)', async () => {
-  const reference = await sums('off');
-  const native = await sums('builtin');
-  reference.forEach((expected, i) => {
-    const got = native[i]!;
-    assert.is(got.length, expected.length, `case ${i} length`);
-    for (let j = 0; j < expected.length; j++) if (!Object.is(got[j], expected[j])) assert.unreachable(`case ${i} element ${j}: ${got[j]} vs ${expected[j]}`);
-  });
-});
+nativeTest(
+  "cpu: native Add, Mul and RealDiv give the backend kernels' bits (same shape, scalar either side, broadcast, small)",
+  async () => {
+    const reference = await sums('off');
+    const native = await sums('builtin');
+    reference.forEach((expected, i) => {
+      const got = native[i]!;
+      assert.is(got.length, expected.length, `case ${i} length`);
+      for (let j = 0; j < expected.length; j++)
+        if (!Object.is(got[j], expected[j])) assert.unreachable(`case ${i} element ${j}: ${got[j]} vs ${expected[j]}`);
+    });
+  },
+);
 
-nativeTest('embedding gradient: tf.scatterND\'s sums (repeated ids, padding skipped), bit for bit, on cpu and wasm', async () => {
+nativeTest("embedding gradient: tf.scatterND's sums (repeated ids, padding skipped), bit for bit, on cpu and wasm", async () => {
   const rows = 5000;
   const width = 300;
-  const ids = Int32Array.from({ length: 2 * 37 }, (_, i) => (i * 613) % 97 + (i % 5 === 0 ? 1 : 40)); // repeats, and pads (1)
+  const ids = Int32Array.from({ length: 2 * 37 }, (_, i) => ((i * 613) % 97) + (i % 5 === 0 ? 1 : 40)); // repeats, and pads (1)
   const dyValues = values(5, ids.length * width);
   for (const backend of ['cpu', 'wasm'] as const) {
     await initBackend({ backend, native: 'off', log: null });
@@ -59,10 +74,14 @@ nativeTest('embedding gradient: tf.scatterND\'s sums (repeated ids, padding skip
     });
     await initBackend({ backend, native: 'builtin', log: null });
     const before = tf.memory().numTensors;
-    const got = tf.tidy(() => nativeEmbeddingGrad(tf.tensor2d(ids, [2, 37], 'int32'), tf.tensor3d(dyValues, [2, 37, width]), rows, 1)!.dataSync() as Float32Array);
+    const got = tf.tidy(
+      () =>
+        nativeEmbeddingGrad(tf.tensor2d(ids, [2, 37], 'int32'), tf.tensor3d(dyValues, [2, 37, width]), rows, 1)!.dataSync() as Float32Array,
+    );
     assert.is(tf.memory().numTensors, before, 'tensors leaked');
     assert.is(got.length, expected.length);
-    for (let j = 0; j < expected.length; j++) if (!Object.is(got[j], expected[j])) assert.unreachable(`${backend} element ${j}: ${got[j]} vs ${expected[j]}`);
+    for (let j = 0; j < expected.length; j++)
+      if (!Object.is(got[j], expected[j])) assert.unreachable(`${backend} element ${j}: ${got[j]} vs ${expected[j]}`);
   }
 });
 

@@ -47,10 +47,18 @@ function memory() {
 }
 
 function sentences(): string[] {
-  const sts = readFileSync('/work/shared/data/kornlu/KorSTS_sts-train.tsv', 'utf8').split('\n').slice(1)
-    .map((line) => line.split('\t')).filter((f) => f.length >= 7).flatMap((f) => [f[5], f[6]]);
-  const chatbot = readFileSync('/work/shared/data/chatbot/ChatbotData.csv', 'utf8').split('\n').slice(1)
-    .map((line) => line.split(',')).filter((f) => f.length === 3).flatMap((f) => [f[0], f[1]]);
+  const sts = readFileSync('/work/shared/data/kornlu/KorSTS_sts-train.tsv', 'utf8')
+    .split('\n')
+    .slice(1)
+    .map((line) => line.split('\t'))
+    .filter((f) => f.length >= 7)
+    .flatMap((f) => [f[5], f[6]]);
+  const chatbot = readFileSync('/work/shared/data/chatbot/ChatbotData.csv', 'utf8')
+    .split('\n')
+    .slice(1)
+    .map((line) => line.split(','))
+    .filter((f) => f.length === 3)
+    .flatMap((f) => [f[0], f[1]]);
   return [...new Set([...sts, ...chatbot].map((s) => s.trim()).filter((s) => s.length > 0))];
 }
 
@@ -64,14 +72,18 @@ const modelEncode: EncodeTexts = (texts) => embedder.encode(texts, { batchSize: 
 const pool = sentences();
 const corpus = passages(pool, ROWS, new Rng(11));
 const dim = CONFIG.hidden_size;
-console.log(`backend ${activeBackend()?.name}; ${pool.length} distinct sentences → ${ROWS} passages (1–3 sentences, mean ${(corpus.reduce((n, t) => n + t.length, 0) / ROWS).toFixed(0)} chars); embedder hidden ${dim}, ${CONFIG.num_hidden_layers} layers, max ${MAX_LENGTH} tokens`);
+console.log(
+  `backend ${activeBackend()?.name}; ${pool.length} distinct sentences → ${ROWS} passages (1–3 sentences, mean ${(corpus.reduce((n, t) => n + t.length, 0) / ROWS).toFixed(0)} chars); embedder hidden ${dim}, ${CONFIG.num_hidden_layers} layers, max ${MAX_LENGTH} tokens`,
+);
 
 // 1. Model speed on 2k passages (also warms the backend, whose heap then stays put for the memory figures).
 let started = performance.now();
 await modelEncode(corpus.slice(0, SPEED_SAMPLE));
 const modelRate = SPEED_SAMPLE / ((performance.now() - started) / 1000);
-const modelRows = Math.min(ROWS, Math.max(QUERIES, Math.floor(modelRate * ENCODE_BUDGET_S / 1000) * 1000));
-console.log(`model encoding: ${modelRate.toFixed(0)} passages/s on ${SPEED_SAMPLE} → ${modelRows === ROWS ? `all ${ROWS} rows with the model` : `${modelRows} rows with the model, the other ${ROWS - modelRows} random unit vectors (all ${ROWS} would take ${(ROWS / modelRate).toFixed(0)} s)`}`);
+const modelRows = Math.min(ROWS, Math.max(QUERIES, Math.floor((modelRate * ENCODE_BUDGET_S) / 1000) * 1000));
+console.log(
+  `model encoding: ${modelRate.toFixed(0)} passages/s on ${SPEED_SAMPLE} → ${modelRows === ROWS ? `all ${ROWS} rows with the model` : `${modelRows} rows with the model, the other ${ROWS - modelRows} random unit vectors (all ${ROWS} would take ${(ROWS / modelRate).toFixed(0)} s)`}`,
+);
 
 // 2. Encode into the matrix: model rows first, then random ones, through the same chunked path.
 const fillRng = new Rng(12);
@@ -90,9 +102,15 @@ const encodeSeconds = (performance.now() - started) / 1000;
 const afterEncode = memory();
 const expected = 4 * dim * ROWS;
 const ratio = (bytes: number) => `${(bytes / MiB).toFixed(1)} MiB = ${(bytes / expected).toFixed(3)} × 4·dim·N`;
-console.log(`encode: ${ROWS} rows in ${encodeSeconds.toFixed(1)} s = ${(ROWS / encodeSeconds).toFixed(0)} passages/s overall (${modelRows} by the model)`);
-console.log(`embedding buffer: ${matrix.data.byteLength} bytes; 4 × dim × N = 4 × ${dim} × ${ROWS} = ${expected} bytes; ratio ${(matrix.data.byteLength / expected).toFixed(3)}`);
-console.log(`while encoding: ArrayBuffer memory +${ratio(afterEncode.arrayBuffers - before.arrayBuffers)}, RSS +${ratio(afterEncode.rss - before.rss)}`);
+console.log(
+  `encode: ${ROWS} rows in ${encodeSeconds.toFixed(1)} s = ${(ROWS / encodeSeconds).toFixed(0)} passages/s overall (${modelRows} by the model)`,
+);
+console.log(
+  `embedding buffer: ${matrix.data.byteLength} bytes; 4 × dim × N = 4 × ${dim} × ${ROWS} = ${expected} bytes; ratio ${(matrix.data.byteLength / expected).toFixed(3)}`,
+);
+console.log(
+  `while encoding: ArrayBuffer memory +${ratio(afterEncode.arrayBuffers - before.arrayBuffers)}, RSS +${ratio(afterEncode.rss - before.rss)}`,
+);
 
 // 3. Cache round trip: written as raw float32, read back into one new buffer.
 const dir = mkdtempSync(join(tmpdir(), 'kotune-scale-'));
@@ -108,11 +126,13 @@ try {
   const afterLoad = memory();
   if (!loaded) throw new Error('the cache entry just written did not load');
   const identical = Buffer.from(loaded.data.buffer).equals(Buffer.from(matrix.data.buffer));
-  console.log(`cache: save ${saveSeconds.toFixed(2)} s, load ${loadSeconds.toFixed(2)} s (${(expected / MiB / loadSeconds).toFixed(0)} MiB/s), bit-identical ${identical}; while loading: ArrayBuffer memory +${ratio(afterLoad.arrayBuffers - beforeLoad.arrayBuffers)}, RSS +${ratio(afterLoad.rss - beforeLoad.rss)}`);
+  console.log(
+    `cache: save ${saveSeconds.toFixed(2)} s, load ${loadSeconds.toFixed(2)} s (${(expected / MiB / loadSeconds).toFixed(0)} MiB/s), bit-identical ${identical}; while loading: ArrayBuffer memory +${ratio(afterLoad.arrayBuffers - beforeLoad.arrayBuffers)}, RSS +${ratio(afterLoad.rss - beforeLoad.rss)}`,
+  );
   if (!identical) process.exitCode = 1;
 
   // 4. Exact top-10 search of 1k queries over the loaded matrix.
-  const queryRows = Array.from({ length: QUERIES }, (_, i) => Math.floor(i * modelRows / QUERIES));
+  const queryRows = Array.from({ length: QUERIES }, (_, i) => Math.floor((i * modelRows) / QUERIES));
   const queries = await modelEncode(queryRows.map((row) => corpus[row]));
   const beforeSearch = memory();
   started = performance.now();
@@ -120,9 +140,15 @@ try {
   const searchSeconds = (performance.now() - started) / 1000;
   const afterSearch = memory();
   const selfFirst = hits.filter((h, i) => corpus[h[0].index] === corpus[queryRows[i]]).length;
-  console.log(`search: ${QUERIES} queries × ${ROWS} rows, top ${K} exact, in ${searchSeconds.toFixed(1)} s = ${(QUERIES / searchSeconds).toFixed(1)} queries/s (${(QUERIES * ROWS / searchSeconds / 1e6).toFixed(1)} M dot products/s); RSS +${((afterSearch.rss - beforeSearch.rss) / MiB).toFixed(1)} MiB; own text ranked first for ${selfFirst}/${QUERIES} queries`);
-  console.log(`| rows | dim | model rows | encode passages/s | search queries/s | buffer bytes | 4·dim·N | ratio | RSS growth encoding | RSS growth cache load |`);
-  console.log(`| ${ROWS} | ${dim} | ${modelRows} | ${(ROWS / encodeSeconds).toFixed(0)} (model ${modelRate.toFixed(0)}) | ${(QUERIES / searchSeconds).toFixed(1)} | ${matrix.data.byteLength} | ${expected} | ${(matrix.data.byteLength / expected).toFixed(3)} | ${((afterEncode.rss - before.rss) / expected).toFixed(2)}× | ${((afterLoad.rss - beforeLoad.rss) / expected).toFixed(2)}× |`);
+  console.log(
+    `search: ${QUERIES} queries × ${ROWS} rows, top ${K} exact, in ${searchSeconds.toFixed(1)} s = ${(QUERIES / searchSeconds).toFixed(1)} queries/s (${((QUERIES * ROWS) / searchSeconds / 1e6).toFixed(1)} M dot products/s); RSS +${((afterSearch.rss - beforeSearch.rss) / MiB).toFixed(1)} MiB; own text ranked first for ${selfFirst}/${QUERIES} queries`,
+  );
+  console.log(
+    `| rows | dim | model rows | encode passages/s | search queries/s | buffer bytes | 4·dim·N | ratio | RSS growth encoding | RSS growth cache load |`,
+  );
+  console.log(
+    `| ${ROWS} | ${dim} | ${modelRows} | ${(ROWS / encodeSeconds).toFixed(0)} (model ${modelRate.toFixed(0)}) | ${(QUERIES / searchSeconds).toFixed(1)} | ${matrix.data.byteLength} | ${expected} | ${(matrix.data.byteLength / expected).toFixed(3)} | ${((afterEncode.rss - before.rss) / expected).toFixed(2)}× | ${((afterLoad.rss - beforeLoad.rss) / expected).toFixed(2)}× |`,
+  );
 } finally {
   rmSync(dir, { recursive: true, force: true });
   embedder.dispose();

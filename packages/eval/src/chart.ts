@@ -11,7 +11,10 @@ Chart.register(...registerables);
 
 const COLORS = ['#7f7f7f', '#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b', '#e377c2', '#bcbd22', '#17becf'];
 
-export function renderBarChart(systems: readonly SystemResult[], { title = 'retrieval metrics', ks = EVAL_KS as readonly number[], width = 1400, height = 600 } = {}): Buffer {
+export function renderBarChart(
+  systems: readonly SystemResult[],
+  { title = 'retrieval metrics', ks = EVAL_KS as readonly number[], width = 1400, height = 600 } = {},
+): Buffer {
   const { labels, datasets } = chartSeries(systems, ks);
   const canvas = createCanvas(width, height);
   const context = canvas.getContext('2d');

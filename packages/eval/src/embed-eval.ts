@@ -37,7 +37,8 @@ export async function encodeIntoMatrix(
   }
   await flush();
   bar.finish();
-  if (!matrix || (matrix as VectorMatrix).count !== rows) throw new Error(`expected ${rows} texts to encode, got ${matrix ? (matrix as VectorMatrix).count : 0}`);
+  if (!matrix || (matrix as VectorMatrix).count !== rows)
+    throw new Error(`expected ${rows} texts to encode, got ${matrix ? (matrix as VectorMatrix).count : 0}`);
   return matrix;
 }
 
@@ -62,16 +63,27 @@ export async function encodeCorpusCached(o: CachedCorpusOptions): Promise<{ matr
   const key = cacheKey(parts);
   const hit = o.cache?.load(key);
   if (hit && hit.rows === o.rows) return { matrix: hit, cached: true };
-  const matrix = await encodeIntoMatrix(o.texts(), o.rows, o.encode, { chunkSize: o.chunkSize, label: 'encoding corpus', progress: o.progress });
+  const matrix = await encodeIntoMatrix(o.texts(), o.rows, o.encode, {
+    chunkSize: o.chunkSize,
+    label: 'encoding corpus',
+    progress: o.progress,
+  });
   o.cache?.save(key, matrix, parts);
   return { matrix, cached: false };
 }
 
-export function retrievalMetrics(queries: readonly EvalQuery[], hits: readonly Hit[][], corpusIds: readonly string[], cutoffs: IrCutoffs = evalCutoffs()): IrEvaluation {
-  return evaluateRankings(queries.map((q, i) => ({ ranked: hits[i].map((h) => corpusIds[h.index]), relevant: q.relevant })), cutoffs);
+export function retrievalMetrics(
+  queries: readonly EvalQuery[],
+  hits: readonly Hit[][],
+  corpusIds: readonly string[],
+  cutoffs: IrCutoffs = evalCutoffs(),
+): IrEvaluation {
+  return evaluateRankings(
+    queries.map((q, i) => ({ ranked: hits[i].map((h) => corpusIds[h.index]), relevant: q.relevant })),
+    cutoffs,
+  );
 }
 
 export function depthOf(cutoffs: IrCutoffs): number {
   return Math.max(...cutoffs.accuracyAtK, ...cutoffs.precisionRecallAtK, ...cutoffs.mrrAtK, ...cutoffs.ndcgAtK, ...cutoffs.mapAtK);
 }
-

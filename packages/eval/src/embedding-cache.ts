@@ -6,7 +6,18 @@
  * atomically. Loading reads the file straight into the matrix's buffer, so memory is 4 × rows × dim once.
  */
 import { createHash } from 'node:crypto';
-import { closeSync, createReadStream, existsSync, fstatSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, statSync } from 'node:fs';
+import {
+  closeSync,
+  createReadStream,
+  existsSync,
+  fstatSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  readSync,
+  statSync,
+} from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { writeFileAtomic } from '@kotune/metrics';
@@ -71,7 +82,7 @@ export class EmbeddingCache {
       const data = new Float32Array(header.rows * header.dim);
       // Read into the matrix's own bytes: no intermediate Buffer, so the file is never held twice.
       const bytes = new Uint8Array(data.buffer);
-      for (let offset = 0; offset < bytes.length;) {
+      for (let offset = 0; offset < bytes.length; ) {
         const read = readSync(fd, bytes, offset, Math.min(READ_CHUNK_BYTES, bytes.length - offset), offset);
         if (read === 0) return null; // shrank while reading
         offset += read;
@@ -86,6 +97,9 @@ export class EmbeddingCache {
     mkdirSync(this.dir, { recursive: true });
     // Data first, header last: a header on disk means the data beside it is complete.
     writeFileAtomic(join(this.dir, `${key}.f32`), new Uint8Array(matrix.data.buffer, matrix.data.byteOffset, matrix.data.byteLength));
-    writeFileAtomic(join(this.dir, `${key}.json`), `${JSON.stringify({ rows: matrix.rows, dim: matrix.dim, parts } satisfies CacheHeader)}\n`);
+    writeFileAtomic(
+      join(this.dir, `${key}.json`),
+      `${JSON.stringify({ rows: matrix.rows, dim: matrix.dim, parts } satisfies CacheHeader)}\n`,
+    );
   }
 }

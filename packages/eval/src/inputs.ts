@@ -60,8 +60,11 @@ export async function readRerankQueries(path: string, { seed = CANDIDATE_ORDER_S
     const listed = [...example.pos.map((text) => ({ text, relevant: true })), ...example.neg.map((text) => ({ text, relevant: false }))];
     new Rng(seed, line).shuffle(listed);
     queries.push({
-      query: example.query, candidates: listed.map((c) => c.text), relevant: new Set(listed.flatMap((c, i) => (c.relevant ? [i] : []))),
-      line, order: 'shuffled',
+      query: example.query,
+      candidates: listed.map((c) => c.text),
+      relevant: new Set(listed.flatMap((c, i) => (c.relevant ? [i] : []))),
+      line,
+      order: 'shuffled',
     });
   }
   if (queries.length === 0) throw new DataError(path, undefined, 'no queries');
@@ -105,7 +108,8 @@ export async function readEvalQueries(path: string, corpusIds: ReadonlySet<strin
   const queries: EvalQuery[] = [];
   for await (const { line, value } of readJsonl(path)) {
     if (!isObject(value)) throw new DataError(path, line, 'expected a JSON object {"query", "relevant": [ids]}');
-    if (typeof value.query !== 'string' || value.query.trim() === '') throw new DataError(path, line, 'query must be a non-empty string', { field: 'query' });
+    if (typeof value.query !== 'string' || value.query.trim() === '')
+      throw new DataError(path, line, 'query must be a non-empty string', { field: 'query' });
     if (!Array.isArray(value.relevant)) throw new DataError(path, line, 'relevant must be an array of corpus ids', { field: 'relevant' });
     const relevant = new Set(value.relevant.map((id, i) => idOf(id, path, line, `relevant[${i}]`)));
     for (const id of relevant) {

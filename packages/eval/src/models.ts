@@ -25,11 +25,15 @@ export interface LoadedEncoder {
   dispose(): void;
 }
 
-export async function loadScorer(model: string, options: { batchSize?: number; maxLength?: number; normalize?: boolean } = {}): Promise<LoadedScorer> {
+export async function loadScorer(
+  model: string,
+  options: { batchSize?: number; maxLength?: number; normalize?: boolean } = {},
+): Promise<LoadedScorer> {
   const { Reranker } = await import('@kotune/xlm-roberta');
   const reranker = await Reranker.load(model);
   return {
-    score: (pairs) => reranker.score(pairs, { normalize: options.normalize ?? false, batchSize: options.batchSize, maxLength: options.maxLength }),
+    score: (pairs) =>
+      reranker.score(pairs, { normalize: options.normalize ?? false, batchSize: options.batchSize, maxLength: options.maxLength }),
     tokenize: (text) => reranker.tokenizer.tokenize(text),
     dispose: () => reranker.dispose(),
   };
@@ -41,8 +45,10 @@ export async function loadEncoder(
 ): Promise<LoadedEncoder> {
   const { Embedder } = await import('@kotune/xlm-roberta');
   const embedder = await Embedder.load(model);
-  const encodeWith = (prefix: string | undefined): EncodeTexts => (texts) =>
-    embedder.encode(texts, { prefix: prefix ?? '', batchSize: options.batchSize, maxLength: options.maxLength });
+  const encodeWith =
+    (prefix: string | undefined): EncodeTexts =>
+    (texts) =>
+      embedder.encode(texts, { prefix: prefix ?? '', batchSize: options.batchSize, maxLength: options.maxLength });
   const local = existsSync(model) && statSync(model).isDirectory();
   return {
     encodeQueries: encodeWith(options.queryPrefix),

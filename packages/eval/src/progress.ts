@@ -8,7 +8,11 @@ export class ProgressBar {
   private readonly started = Date.now();
   private readonly tty: boolean;
 
-  constructor(private readonly label: string, private readonly total: number, private readonly enabled = true) {
+  constructor(
+    private readonly label: string,
+    private readonly total: number,
+    private readonly enabled = true,
+  ) {
     this.tty = Boolean(process.stderr.isTTY);
   }
 

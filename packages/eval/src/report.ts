@@ -18,7 +18,13 @@ export interface SystemResult {
   metrics: IrMetrics;
 }
 
-const COLUMNS = [['F1', 'f1'], ['Recall', 'recall'], ['Precision', 'precision'], ['MRR', 'mrr'], ['NDCG', 'ndcg']] as const;
+const COLUMNS = [
+  ['F1', 'f1'],
+  ['Recall', 'recall'],
+  ['Precision', 'precision'],
+  ['MRR', 'mrr'],
+  ['NDCG', 'ndcg'],
+] as const;
 
 function cell(value: number | undefined): string {
   return value === undefined ? '–' : value.toFixed(4);
@@ -33,18 +39,23 @@ export function markdownTables(systems: readonly SystemResult[], ks: readonly nu
   const blocks: string[] = [];
   for (const k of ks) {
     const rows = systems.map((s) => `| ${escapeCell(s.name)} | ${COLUMNS.map(([, key]) => cell(s.metrics[`${key}@${k}`])).join(' | ')} |`);
-    blocks.push([
-      `**Top-k ${k}**`,
-      '',
-      `| Model | ${COLUMNS.map(([title]) => title).join(' | ')} |`,
-      `| --- | ${COLUMNS.map(() => '---:').join(' | ')} |`,
-      ...rows,
-    ].join('\n'));
+    blocks.push(
+      [
+        `**Top-k ${k}**`,
+        '',
+        `| Model | ${COLUMNS.map(([title]) => title).join(' | ')} |`,
+        `| --- | ${COLUMNS.map(() => '---:').join(' | ')} |`,
+        ...rows,
+      ].join('\n'),
+    );
   }
   return `${blocks.join('\n\n')}\n`;
 }
 
-export function chartSeries(systems: readonly SystemResult[], ks: readonly number[] = EVAL_KS): { labels: string[]; datasets: { label: string; values: number[] }[] } {
+export function chartSeries(
+  systems: readonly SystemResult[],
+  ks: readonly number[] = EVAL_KS,
+): { labels: string[]; datasets: { label: string; values: number[] }[] } {
   const keys = ks.flatMap((k) => COLUMNS.map(([title, key]) => ({ label: `${title}@${k}`, key: `${key}@${k}` })));
   return {
     labels: keys.map((k) => k.label),

@@ -13,7 +13,10 @@ import { evalCutoffs } from './report.ts';
 export type ScorePairs = (pairs: [string, string][]) => Promise<number[]>;
 
 export function firstStageMetrics(queries: readonly RerankQuery[], cutoffs: IrCutoffs = evalCutoffs()): IrEvaluation {
-  return evaluateRankings(queries.map((q) => ({ ranked: q.candidates.map((_, i) => i), relevant: q.relevant })), cutoffs);
+  return evaluateRankings(
+    queries.map((q) => ({ ranked: q.candidates.map((_, i) => i), relevant: q.relevant })),
+    cutoffs,
+  );
 }
 
 /** What the first-stage row of a table is: the file's ranking, a seeded random order, or both. */
@@ -38,11 +41,18 @@ export function bm25Scores<Token>(queries: readonly RerankQuery[], tokenize: (te
   });
 }
 
-export function rerankedMetrics(queries: readonly RerankQuery[], scores: readonly number[][], cutoffs: IrCutoffs = evalCutoffs()): IrEvaluation {
-  return evaluateRankings(queries.map((q, i) => ({
-    ranked: rankCandidates(scores[i].map((score, index) => ({ id: index, score }))),
-    relevant: q.relevant,
-  })), cutoffs);
+export function rerankedMetrics(
+  queries: readonly RerankQuery[],
+  scores: readonly number[][],
+  cutoffs: IrCutoffs = evalCutoffs(),
+): IrEvaluation {
+  return evaluateRankings(
+    queries.map((q, i) => ({
+      ranked: rankCandidates(scores[i].map((score, index) => ({ id: index, score }))),
+      relevant: q.relevant,
+    })),
+    cutoffs,
+  );
 }
 
 /**

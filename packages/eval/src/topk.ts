@@ -78,7 +78,11 @@ export class VectorMatrix {
   readonly data: Float32Array;
   private filled = 0;
 
-  constructor(readonly rows: number, readonly dim: number, data?: Float32Array) {
+  constructor(
+    readonly rows: number,
+    readonly dim: number,
+    data?: Float32Array,
+  ) {
     if (data && data.length !== rows * dim) throw new Error(`VectorMatrix: ${data.length} floats for ${rows} × ${dim}`);
     this.data = data ?? new Float32Array(rows * dim);
     if (data) this.filled = rows;
@@ -143,7 +147,12 @@ export function searchTopK(
 }
 
 /** Every corpus row's score for each query of `block` into its heap, row blocks at a time on the native kernel. */
-function scoreNative(dotRows: NonNullable<ReturnType<typeof loadDotRows>>, corpus: VectorMatrix, block: Float32Array[], heaps: TopK[]): void {
+function scoreNative(
+  dotRows: NonNullable<ReturnType<typeof loadDotRows>>,
+  corpus: VectorMatrix,
+  block: Float32Array[],
+  heaps: TopK[],
+): void {
   const { dim, data, rows } = corpus;
   const queries = new Float32Array(block.length * dim);
   block.forEach((q, j) => queries.set(q, j * dim));
@@ -168,7 +177,10 @@ function scoreFour(corpus: VectorMatrix, block: Float32Array[], heaps: TopK[]): 
   for (let row = 0; row < rows; row++) {
     const offset = row * dim;
     // Each sum runs over d in order, in float64, whatever the block: scores do not depend on the blocking.
-    let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    let s0 = 0,
+      s1 = 0,
+      s2 = 0,
+      s3 = 0;
     for (let d = 0; d < dim; d++) {
       const x = data[offset + d];
       s0 += q0![d] * x;

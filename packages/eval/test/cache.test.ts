@@ -4,7 +4,16 @@ import { mkdtempSync, readdirSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Rng } from '@kotune/data';
-import { corpusTexts, EmbeddingCache, encodeCorpusCached, encodeIntoMatrix, readCorpusIds, readEvalQueries, VectorMatrix, type EncodeTexts } from '../src/index.ts';
+import {
+  corpusTexts,
+  EmbeddingCache,
+  encodeCorpusCached,
+  encodeIntoMatrix,
+  readCorpusIds,
+  readEvalQueries,
+  VectorMatrix,
+  type EncodeTexts,
+} from '../src/index.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'kotune-cache-'));
 
@@ -28,7 +37,10 @@ test('encodeIntoMatrix fills the matrix in chunks', async () => {
   const matrix = await encodeIntoMatrix(['ab', 'cd', 'ef', 'gh', 'ij'], 5, encode, { chunkSize: 2, progress: false });
   assert.is(calls.batches, 3);
   assert.is(matrix.count, 5);
-  await encodeIntoMatrix(['a'], 2, encode, { progress: false }).then(() => assert.unreachable(), (e: Error) => assert.match(e.message, /expected 2 texts/));
+  await encodeIntoMatrix(['a'], 2, encode, { progress: false }).then(
+    () => assert.unreachable(),
+    (e: Error) => assert.match(e.message, /expected 2 texts/),
+  );
 });
 
 test('the corpus cache is hit on a re-run and missed when the file, the model or the options change', async () => {
@@ -39,7 +51,16 @@ test('the corpus cache is hit on a re-run and missed when the file, the model or
   const cache = new EmbeddingCache(join(dir, 'cache'));
   const { encode, calls } = countingEncoder();
   const run = (model: string, options: Record<string, unknown> = { prefix: '' }) =>
-    encodeCorpusCached({ file: corpus, rows: ids.length, texts: () => corpusTexts(corpus), encode, model, options, cache, progress: false });
+    encodeCorpusCached({
+      file: corpus,
+      rows: ids.length,
+      texts: () => corpusTexts(corpus),
+      encode,
+      model,
+      options,
+      cache,
+      progress: false,
+    });
   const first = await run('m1');
   assert.is(first.cached, false);
   assert.is(calls.texts, 3);
@@ -83,10 +104,16 @@ test('a cache entry reads back bit-identical (NaN payloads, -0, subnormals inclu
 test('corpus and query lines are checked', async () => {
   const corpus = join(dir, 'dup.jsonl');
   writeFileSync(corpus, '{"id": "a", "text": "x"}\n\n{"id": "a", "text": "y"}\n');
-  await readCorpusIds(corpus).then(() => assert.unreachable(), (e: Error) => assert.is(e.message, `${corpus}:3: id 'a' already used on line 1`));
+  await readCorpusIds(corpus).then(
+    () => assert.unreachable(),
+    (e: Error) => assert.is(e.message, `${corpus}:3: id 'a' already used on line 1`),
+  );
   const queries = join(dir, 'q.jsonl');
   writeFileSync(queries, '{"query": "x", "relevant": ["a"]}\n{"query": "y", "relevant": ["zz"]}\n');
-  await readEvalQueries(queries, new Set(['a'])).then(() => assert.unreachable(), (e: Error) => assert.is(e.message, `${queries}:2: relevant id 'zz' is not in the corpus`));
+  await readEvalQueries(queries, new Set(['a'])).then(
+    () => assert.unreachable(),
+    (e: Error) => assert.is(e.message, `${queries}:2: relevant id 'zz' is not in the corpus`),
+  );
 });
 
 test.run();

@@ -29,7 +29,15 @@ test('negatives come from the sampling range, without positives or the query, de
 });
 
 test('when the range holds fewer than needed: all of them, in rank order, then random padding', () => {
-  const out = sampleNegatives({ query: 'q', pos: ['p36'], ranked, pool, range: { start: 35, end: 210 }, negativeNumber: 8, rng: new Rng(3) });
+  const out = sampleNegatives({
+    query: 'q',
+    pos: ['p36'],
+    ranked,
+    pool,
+    range: { start: 35, end: 210 },
+    negativeNumber: 8,
+    rng: new Rng(3),
+  });
   assert.equal(out.slice(0, 4), ['p35', 'p37', 'p38', 'p39']);
   assert.is(out.length, 8);
   assert.is(new Set(out).size, 8, 'padding never repeats a negative');
@@ -37,7 +45,15 @@ test('when the range holds fewer than needed: all of them, in rank order, then r
 });
 
 test('a pool too small gives what it has', () => {
-  const out = sampleNegatives({ query: 'a', pos: ['b'], ranked: [0, 1, 2], pool: ['a', 'b', 'c'], range: { start: 0, end: 10 }, negativeNumber: 5, rng: new Rng(4) });
+  const out = sampleNegatives({
+    query: 'a',
+    pos: ['b'],
+    ranked: [0, 1, 2],
+    pool: ['a', 'b', 'c'],
+    range: { start: 0, end: 10 },
+    negativeNumber: 5,
+    rng: new Rng(4),
+  });
   assert.equal(out, ['c']);
   assert.equal(uniquePassages(['x', 'y', 'x']), ['x', 'y']);
 });

@@ -101,6 +101,11 @@ export function missingModelFiles(dir: string): string[] {
   const weights = WEIGHT_FILES.find(has);
   if (!weights) missing.push(`weights (${WEIGHT_FILES.join(' / ')})`);
   else if (weights.endsWith('.index.json')) missing.push(...shardsOf(join(dir, weights)).filter((s) => !has(s)));
-  if (has('modules.json')) missing.push(...moduleFolders(join(dir, 'modules.json')).filter((m) => !has(m)).map((m) => `${m}/`));
+  if (has('modules.json'))
+    missing.push(
+      ...moduleFolders(join(dir, 'modules.json'))
+        .filter((m) => !has(m))
+        .map((m) => `${m}/`),
+    );
   return missing;
 }

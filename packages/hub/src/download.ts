@@ -20,8 +20,15 @@ import { WEIGHT_FILES } from '@kotune/weights';
 import { COMMIT_HASH, moduleFolders, repoFolder, shardsOf } from './cache.ts';
 
 const ROOT_FILES = [
-  'config.json', 'tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'sentencepiece.bpe.model',
-  'added_tokens.json', 'modules.json', 'config_sentence_transformers.json', 'sentence_bert_config.json',
+  'config.json',
+  'tokenizer.json',
+  'tokenizer_config.json',
+  'special_tokens_map.json',
+  'sentencepiece.bpe.model',
+  'added_tokens.json',
+  'modules.json',
+  'config_sentence_transformers.json',
+  'sentence_bert_config.json',
 ];
 
 export interface DownloadOptions {
@@ -37,7 +44,8 @@ export async function downloadModel(repoId: string, opts: DownloadOptions): Prom
   const credentials = { hubUrl: opts.hubUrl, accessToken: opts.accessToken };
   const repo = { type: 'model' as const, name: repoId };
   const { sha } = await modelInfo({ ...credentials, name: repoId, revision: opts.revision, additionalFields: ['sha'] });
-  if (typeof sha !== 'string' || !COMMIT_HASH.test(sha)) throw new Error(`${repoId}: the hub answered revision "${opts.revision}" without a commit hash`);
+  if (typeof sha !== 'string' || !COMMIT_HASH.test(sha))
+    throw new Error(`${repoId}: the hub answered revision "${opts.revision}" without a commit hash`);
   const storage = repoFolder(opts.cacheDir, repoId);
   const snapshot = join(storage, 'snapshots', sha);
 
@@ -85,8 +93,13 @@ function checksum(entry: ListFileEntry): { algorithm: 'sha256' | 'sha1'; expecte
 }
 
 async function fetchToCache(
-  repoId: string, sha: string, entry: ListFileEntry, storage: string, snapshot: string,
-  credentials: { hubUrl?: string; accessToken?: string }, log: (line: string) => void,
+  repoId: string,
+  sha: string,
+  entry: ListFileEntry,
+  storage: string,
+  snapshot: string,
+  credentials: { hubUrl?: string; accessToken?: string },
+  log: (line: string) => void,
 ): Promise<void> {
   const pointer = join(snapshot, entry.path);
   if (existsSync(pointer)) return;
@@ -113,9 +126,13 @@ async function fetchToCache(
     const incomplete = `${blob}.${process.pid}.incomplete`;
     try {
       await pipeline(Readable.fromWeb(content.stream() as ReadableStream), measure, createWriteStream(incomplete));
-      if (received !== size) throw new Error(`${repoId}@${sha}: ${entry.path}: received ${received} bytes, the hub lists ${size} (interrupted download)`);
+      if (received !== size)
+        throw new Error(`${repoId}@${sha}: ${entry.path}: received ${received} bytes, the hub lists ${size} (interrupted download)`);
       const actual = hash?.digest('hex');
-      if (check && actual !== check.expected) throw new Error(`${repoId}@${sha}: ${entry.path}: ${check.algorithm} ${actual} differs from the hub's ${check.expected} (corrupted download)`);
+      if (check && actual !== check.expected)
+        throw new Error(
+          `${repoId}@${sha}: ${entry.path}: ${check.algorithm} ${actual} differs from the hub's ${check.expected} (corrupted download)`,
+        );
       await rename(incomplete, blob);
     } finally {
       await rm(incomplete, { force: true });

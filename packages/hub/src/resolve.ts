@@ -33,7 +33,8 @@ export function isRepoId(text: string): boolean {
 
 export async function resolveModelPath(nameOrPath: string, opts: ResolveOptions = {}): Promise<string> {
   if (existsSync(nameOrPath)) {
-    if (!statSync(nameOrPath).isDirectory()) throw new Error(`${nameOrPath}: is a file; expected a model folder or a hub repo id (org/name)`);
+    if (!statSync(nameOrPath).isDirectory())
+      throw new Error(`${nameOrPath}: is a file; expected a model folder or a hub repo id (org/name)`);
     return nameOrPath;
   }
   if (!isRepoId(nameOrPath)) throw new Error(`${nameOrPath}: no such folder, and not a Hugging Face repo id (org/name)`);
@@ -49,15 +50,18 @@ export async function resolveModelPath(nameOrPath: string, opts: ResolveOptions 
   if (snapshot && missing?.length === 0) return snapshot;
 
   if (opts.offline ?? offlineFromEnv()) {
-    const found = !existsSync(storage) ? `${storage} does not exist`
-      : !commit ? `${storage} has no refs/${revision}`
-      : !missing ? `${storage} has no snapshots/${commit}`
-      : `snapshots/${commit} lacks ${missing.join(', ')}`;
+    const found = !existsSync(storage)
+      ? `${storage} does not exist`
+      : !commit
+        ? `${storage} has no refs/${revision}`
+        : !missing
+          ? `${storage} has no snapshots/${commit}`
+          : `snapshots/${commit} lacks ${missing.join(', ')}`;
     throw new Error(
       `${repoId} (revision ${revision}) is not a local folder nor complete in the Hugging Face cache, and downloads are off ` +
-      `(${opts.offline ? 'offline option' : 'HF_HUB_OFFLINE'}). Searched the cache ${cacheDir}: ${found}. ` +
-      'Download it once with network access (kotune fetches it into that cache, as does `huggingface-cli download ' +
-      `${repoId}\`), point HF_HUB_CACHE or HF_HOME at a cache that has it, or pass a local model folder.`,
+        `(${opts.offline ? 'offline option' : 'HF_HUB_OFFLINE'}). Searched the cache ${cacheDir}: ${found}. ` +
+        'Download it once with network access (kotune fetches it into that cache, as does `huggingface-cli download ' +
+        `${repoId}\`), point HF_HUB_CACHE or HF_HOME at a cache that has it, or pass a local model folder.`,
     );
   }
 
@@ -73,16 +77,19 @@ export async function resolveModelPath(nameOrPath: string, opts: ResolveOptions 
   } catch (err) {
     const where = hubUrl ?? 'https://huggingface.co';
     if (err instanceof HubApiError) {
-      const hint = err.statusCode === 401 || err.statusCode === 403
-        ? ' If the repo exists and is private or gated, accept its terms on the website and set HF_TOKEN.'
-        : err.statusCode === 404 ? ` Check the repo id and the revision "${revision}".` : '';
+      const hint =
+        err.statusCode === 401 || err.statusCode === 403
+          ? ' If the repo exists and is private or gated, accept its terms on the website and set HF_TOKEN.'
+          : err.statusCode === 404
+            ? ` Check the repo id and the revision "${revision}".`
+            : '';
       throw new Error(`${repoId}: the hub ${where} answered HTTP ${err.statusCode} (${err.message}).${hint}`, { cause: err });
     }
     if (err instanceof TypeError && /fetch failed/.test(err.message)) {
       const cause = (err.cause as Error | undefined)?.message;
       throw new Error(
         `${repoId}: cannot reach the hub ${where} (${cause ?? err.message}) and the model is not in the cache ${cacheDir}. ` +
-        'Check the network or HF_ENDPOINT, or copy the model into that cache / pass a local folder (HF_HUB_OFFLINE=1 skips the network).',
+          'Check the network or HF_ENDPOINT, or copy the model into that cache / pass a local folder (HF_HUB_OFFLINE=1 skips the network).',
         { cause: err },
       );
     }

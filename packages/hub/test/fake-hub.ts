@@ -57,9 +57,17 @@ export async function startFakeHub(repos: Record<string, FakeRepo>): Promise<Fak
     }
     const sha = shas.get(repoId!)!;
     const revision = decodeURIComponent((api?.[3] ?? resolve?.[2])!);
-    if (revision !== 'main' && revision !== 'HEAD' && revision !== sha) return json(404, { error: `Invalid rev id: ${revision}` }, { 'X-Error-Code': 'RevisionNotFound' });
+    if (revision !== 'main' && revision !== 'HEAD' && revision !== sha)
+      return json(404, { error: `Invalid rev id: ${revision}` }, { 'X-Error-Code': 'RevisionNotFound' });
 
-    if (api?.[2] === 'revision') return json(200, { _id: `id-${repoId}`, id: repoId, sha, private: !!repo.token, siblings: Object.keys(repo.files).map((rfilename) => ({ rfilename })) });
+    if (api?.[2] === 'revision')
+      return json(200, {
+        _id: `id-${repoId}`,
+        id: repoId,
+        sha,
+        private: !!repo.token,
+        siblings: Object.keys(repo.files).map((rfilename) => ({ rfilename })),
+      });
     if (api?.[2] === 'tree') {
       const dirs = new Set<string>();
       const entries: unknown[] = [];
@@ -68,8 +76,13 @@ export async function startFakeHub(repos: Record<string, FakeRepo>): Promise<Fak
         const parts = path.split('/');
         for (let i = 1; i < parts.length; i++) dirs.add(parts.slice(0, i).join('/'));
         entries.push({
-          type: 'file', path, size: content.length, oid: gitOid(content),
-          ...(LFS.test(path) ? { lfs: { oid: createHash('sha256').update(content).digest('hex'), size: content.length, pointerSize: 134 } } : {}),
+          type: 'file',
+          path,
+          size: content.length,
+          oid: gitOid(content),
+          ...(LFS.test(path)
+            ? { lfs: { oid: createHash('sha256').update(content).digest('hex'), size: content.length, pointerSize: 134 } }
+            : {}),
         });
       }
       for (const path of dirs) entries.push({ type: 'directory', path, size: 0, oid: createHash('sha1').update(path).digest('hex') });
@@ -82,12 +95,21 @@ export async function startFakeHub(repos: Record<string, FakeRepo>): Promise<Fak
       let content = bytes(value);
       if (repo.corrupt?.includes(path)) content = Buffer.concat([content.subarray(0, -1), Buffer.from([content[content.length - 1]! ^ 1])]);
       const etag = LFS.test(path) ? createHash('sha256').update(bytes(value)).digest('hex') : gitOid(bytes(value));
-      const headers = { ETag: `"${etag}"`, 'X-Linked-ETag': `"${etag}"`, 'Content-Type': 'application/octet-stream', 'Accept-Ranges': 'bytes' };
+      const headers = {
+        ETag: `"${etag}"`,
+        'X-Linked-ETag': `"${etag}"`,
+        'Content-Type': 'application/octet-stream',
+        'Accept-Ranges': 'bytes',
+      };
       const range = req.headers.range?.match(/^bytes=(\d+)-(\d+)$/);
       if (range) {
         const start = Number(range[1]);
         const end = Math.min(Number(range[2]), content.length - 1);
-        res.writeHead(206, { ...headers, 'Content-Range': `bytes ${start}-${end}/${content.length}`, 'Content-Length': String(end - start + 1) });
+        res.writeHead(206, {
+          ...headers,
+          'Content-Range': `bytes ${start}-${end}/${content.length}`,
+          'Content-Length': String(end - start + 1),
+        });
         return res.end(content.subarray(start, end + 1));
       }
       res.writeHead(200, { ...headers, 'Content-Length': String(content.length) });

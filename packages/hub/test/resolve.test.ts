@@ -30,8 +30,18 @@ const hub = await startFakeHub({
   },
   'kotune-test/embedder': {
     files: {
-      ...Object.fromEntries(['config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json', 'modules.json',
-        'config_sentence_transformers.json', 'sentence_bert_config.json', '1_Pooling/config.json'].map((f) => [f, read(join(embedder, f))])),
+      ...Object.fromEntries(
+        [
+          'config.json',
+          'model.safetensors',
+          'tokenizer.json',
+          'tokenizer_config.json',
+          'modules.json',
+          'config_sentence_transformers.json',
+          'sentence_bert_config.json',
+          '1_Pooling/config.json',
+        ].map((f) => [f, read(join(embedder, f))]),
+      ),
       // 2_Normalize has no files, so the hub has no such folder.
     },
   },
@@ -39,12 +49,30 @@ const hub = await startFakeHub({
     files: {
       'config.json': '{}',
       'tokenizer.json': '{}',
-      ...Object.fromEntries(['pytorch_model.bin.index.json', 'pytorch_model-00001-of-00002.bin', 'pytorch_model-00002-of-00002.bin']
-        .map((f) => [f, read(join(weightFixtures, 'module-sharded', f))])),
+      ...Object.fromEntries(
+        ['pytorch_model.bin.index.json', 'pytorch_model-00001-of-00002.bin', 'pytorch_model-00002-of-00002.bin'].map((f) => [
+          f,
+          read(join(weightFixtures, 'module-sharded', f)),
+        ]),
+      ),
     },
   },
-  'kotune-test/private': { token: 'hf_secret', files: { 'config.json': '{}', 'tokenizer.json': '{}', 'model.safetensors': read(join(weightFixtures, 'mixed-safetensors/model.safetensors')) } },
-  'kotune-test/corrupt': { corrupt: ['model.safetensors'], files: { 'config.json': '{}', 'tokenizer.json': '{}', 'model.safetensors': read(join(weightFixtures, 'mixed-safetensors/model.safetensors')) } },
+  'kotune-test/private': {
+    token: 'hf_secret',
+    files: {
+      'config.json': '{}',
+      'tokenizer.json': '{}',
+      'model.safetensors': read(join(weightFixtures, 'mixed-safetensors/model.safetensors')),
+    },
+  },
+  'kotune-test/corrupt': {
+    corrupt: ['model.safetensors'],
+    files: {
+      'config.json': '{}',
+      'tokenizer.json': '{}',
+      'model.safetensors': read(join(weightFixtures, 'mixed-safetensors/model.safetensors')),
+    },
+  },
 });
 
 const quiet = { log: null } as const;
@@ -113,8 +141,15 @@ test('a model Python downloaded is found offline through HF_HUB_CACHE / HF_HOME 
 
 test('offline and not (completely) cached: the error names the repo, the cache and what to do', async () => {
   const cache = await newCache();
-  await rejectsWith(resolveModelPath('org/absent', { cacheDir: cache, offline: true }),
-    'org/absent', cache, 'does not exist', 'offline', 'huggingface-cli download org/absent', 'HF_HUB_CACHE');
+  await rejectsWith(
+    resolveModelPath('org/absent', { cacheDir: cache, offline: true }),
+    'org/absent',
+    cache,
+    'does not exist',
+    'offline',
+    'huggingface-cli download org/absent',
+    'HF_HUB_CACHE',
+  );
   await pythonStyleCache(cache, 'org/partial', 'b'.repeat(40), false);
   await rejectsWith(resolveModelPath('org/partial', { cacheDir: cache, offline: true }), 'org/partial', 'lacks weights');
   await rejectsWith(resolveModelPath('org/partial', { cacheDir: cache, offline: true, revision: 'v2' }), 'has no refs/v2');
@@ -128,13 +163,22 @@ test('download: only the files a model needs, into blobs + snapshot symlinks + r
   const storage = join(cache, 'models--kotune-test--reranker');
   assert.is(path, join(storage, 'snapshots', sha));
   assert.is(readFileSync(join(storage, 'refs/main'), 'utf8'), sha);
-  assert.equal(readdirSync(path).sort(), ['config.json', 'model.safetensors', 'special_tokens_map.json', 'tokenizer.json', 'tokenizer_config.json']);
+  assert.equal(readdirSync(path).sort(), [
+    'config.json',
+    'model.safetensors',
+    'special_tokens_map.json',
+    'tokenizer.json',
+    'tokenizer_config.json',
+  ]);
   assert.ok(lstatSync(join(path, 'model.safetensors')).isSymbolicLink());
   assert.match(readlinkSync(join(path, 'model.safetensors')), /^\.\.\/\.\.\/blobs\/[0-9a-f]{64}$/);
   assert.ok(read(join(path, 'model.safetensors')).equals(read(join(reranker, 'model.safetensors'))));
   assert.ok(!readdirSync(join(storage, 'blobs')).some((f) => f.includes('incomplete')));
   const fetched = hub.requests.slice(before).filter((r) => r.includes('/resolve/'));
-  assert.not.ok(fetched.some((r) => /pytorch_model|onnx|README/.test(r)), fetched.join('\n'));
+  assert.not.ok(
+    fetched.some((r) => /pytorch_model|onnx|README/.test(r)),
+    fetched.join('\n'),
+  );
 
   const after = hub.requests.length;
   assert.is(await resolveModelPath('kotune-test/reranker', { cacheDir: cache, hubUrl: hub.url, ...quiet }), path);
@@ -161,7 +205,12 @@ test('private repos: refused without a token, downloaded with HF_TOKEN', async (
   const saved = process.env.HF_TOKEN;
   try {
     delete process.env.HF_TOKEN;
-    await rejectsWith(resolveModelPath('kotune-test/private', { cacheDir: cache, hubUrl: hub.url, ...quiet }), 'kotune-test/private', '401', 'HF_TOKEN');
+    await rejectsWith(
+      resolveModelPath('kotune-test/private', { cacheDir: cache, hubUrl: hub.url, ...quiet }),
+      'kotune-test/private',
+      '401',
+      'HF_TOKEN',
+    );
     process.env.HF_TOKEN = 'hf_secret';
     const path = await resolveModelPath('kotune-test/private', { cacheDir: cache, hubUrl: hub.url, ...quiet });
     assert.ok(existsSync(join(path, 'model.safetensors')));
@@ -173,17 +222,33 @@ test('private repos: refused without a token, downloaded with HF_TOKEN', async (
 
 test('a download that does not match the hub checksum leaves nothing in the cache', async () => {
   const cache = await newCache();
-  await rejectsWith(resolveModelPath('kotune-test/corrupt', { cacheDir: cache, hubUrl: hub.url, ...quiet }), 'model.safetensors', 'sha256', 'corrupted');
+  await rejectsWith(
+    resolveModelPath('kotune-test/corrupt', { cacheDir: cache, hubUrl: hub.url, ...quiet }),
+    'model.safetensors',
+    'sha256',
+    'corrupted',
+  );
   const storage = join(cache, 'models--kotune-test--corrupt');
-  assert.not.ok(readdirSync(join(storage, 'blobs')).some((f) => f.length === 64 || f.includes('incomplete')), 'no blob for the bad file');
+  assert.not.ok(
+    readdirSync(join(storage, 'blobs')).some((f) => f.length === 64 || f.includes('incomplete')),
+    'no blob for the bad file',
+  );
   assert.not.ok(existsSync(join(storage, 'snapshots', hub.sha('kotune-test/corrupt'), 'model.safetensors')));
 });
 
 test('unknown repo or revision, and an unreachable hub, give clear errors', async () => {
   const cache = await newCache();
   await rejectsWith(resolveModelPath('kotune-test/nope', { cacheDir: cache, hubUrl: hub.url, ...quiet }), 'kotune-test/nope', '401');
-  await rejectsWith(resolveModelPath('kotune-test/reranker', { cacheDir: cache, hubUrl: hub.url, revision: 'v9', ...quiet }), '404', 'revision "v9"');
-  await rejectsWith(resolveModelPath('kotune-test/reranker', { cacheDir: cache, hubUrl: 'http://127.0.0.1:9', ...quiet }), 'cannot reach the hub', cache);
+  await rejectsWith(
+    resolveModelPath('kotune-test/reranker', { cacheDir: cache, hubUrl: hub.url, revision: 'v9', ...quiet }),
+    '404',
+    'revision "v9"',
+  );
+  await rejectsWith(
+    resolveModelPath('kotune-test/reranker', { cacheDir: cache, hubUrl: 'http://127.0.0.1:9', ...quiet }),
+    'cannot reach the hub',
+    cache,
+  );
 });
 
 test.after(() => hub.close());

@@ -15,7 +15,11 @@
  */
 import { tf } from '@kotune/engine';
 import { infoNceLoss, type InfoNceOptions } from './infonce.ts';
-import { multipleNegativesRankingLoss, multipleNegativesSymmetricRankingLoss, type MultipleNegativesRankingOptions } from './multiple-negatives-ranking.ts';
+import {
+  multipleNegativesRankingLoss,
+  multipleNegativesSymmetricRankingLoss,
+  type MultipleNegativesRankingOptions,
+} from './multiple-negatives-ranking.ts';
 
 /** Embeds one mini-batch `[n, H]`; called twice per chunk and must give the same result both times. */
 export type EmbedChunk<Chunk> = (chunk: Chunk) => tf.Tensor2D;
@@ -60,7 +64,10 @@ export function gradCache<Chunk>(
       const pieces = tf.split(embeddingGrads[c]!, sizes[c]!, 0);
       chunks.forEach((chunk, i) => {
         const upstream = pieces[i]!;
-        const { value: surrogate, grads: chunkGrads } = tf.variableGrads(() => tf.sum(tf.mul(embed(chunk), upstream)) as tf.Scalar, varList);
+        const { value: surrogate, grads: chunkGrads } = tf.variableGrads(
+          () => tf.sum(tf.mul(embed(chunk), upstream)) as tf.Scalar,
+          varList,
+        );
         surrogate.dispose();
         for (const [varName, g] of Object.entries(chunkGrads)) {
           const name = names.get(varName)!;

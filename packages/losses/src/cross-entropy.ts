@@ -13,7 +13,8 @@ export function crossEntropy(logits: tf.Tensor2D, targets: readonly number[]): t
   const [rows, classes] = logits.shape;
   if (targets.length !== rows) throw new Error(`crossEntropy: ${targets.length} targets for ${rows} rows of logits [${logits.shape}]`);
   for (const t of targets) {
-    if (!Number.isInteger(t) || t < 0 || t >= classes) throw new Error(`crossEntropy: target ${t} outside 0..${classes - 1} for logits [${logits.shape}]`);
+    if (!Number.isInteger(t) || t < 0 || t >= classes)
+      throw new Error(`crossEntropy: target ${t} outside 0..${classes - 1} for logits [${logits.shape}]`);
   }
   return tf.tidy(() => {
     // Built here rather than with tf.oneHot: tfjs-backend-wasm 4.22 fills a float32 oneHot with int32 bits.

@@ -21,7 +21,10 @@ import { groupLogits } from './group-cross-entropy.ts';
 import { infoNceScores, ownGroupScores, type InfoNceOptions } from './infonce.ts';
 
 /** Teacher scores (`[B·G]` or `[B, G]`, any layout with B rows) → `softmax` per query, `[B, G]`. */
-export function teacherTargets(teacherScores: tf.Tensor | readonly (readonly number[])[] | readonly number[], queries: number): tf.Tensor2D {
+export function teacherTargets(
+  teacherScores: tf.Tensor | readonly (readonly number[])[] | readonly number[],
+  queries: number,
+): tf.Tensor2D {
   return tf.tidy(() => tf.softmax(asMatrix(teacherScores, queries, 'teacher scores')));
 }
 
@@ -32,7 +35,11 @@ function checkTeacherShape(targets: tf.Tensor2D, student: tf.Tensor2D): void {
 }
 
 /** Reranker: `CE(logits.view(B, G), 0) + soft_ce(logits.view(B, G), softmax(teacher))`. */
-export function rerankerDistillationLoss(logits: tf.Tensor, teacherScores: tf.Tensor | readonly (readonly number[])[] | readonly number[], groupSize: number): tf.Scalar {
+export function rerankerDistillationLoss(
+  logits: tf.Tensor,
+  teacherScores: tf.Tensor | readonly (readonly number[])[] | readonly number[],
+  groupSize: number,
+): tf.Scalar {
   return tf.tidy(() => {
     const grouped = groupLogits(logits, groupSize);
     const targets = teacherTargets(teacherScores, grouped.shape[0]);
@@ -45,7 +52,12 @@ export function rerankerDistillationLoss(logits: tf.Tensor, teacherScores: tf.Te
  * Embedder distillation from the full score matrix (`[B, B·G]` with in-batch negatives, or the
  * `[B, G]` own-group scores without them), for callers that already hold the scores.
  */
-export function embedderDistillationLossFromScores(scores: tf.Tensor2D, teacherScores: tf.Tensor | readonly (readonly number[])[] | readonly number[], groupSize: number, inBatchNegatives = true): tf.Scalar {
+export function embedderDistillationLossFromScores(
+  scores: tf.Tensor2D,
+  teacherScores: tf.Tensor | readonly (readonly number[])[] | readonly number[],
+  groupSize: number,
+  inBatchNegatives = true,
+): tf.Scalar {
   return tf.tidy(() => {
     const queries = scores.shape[0];
     const student = inBatchNegatives ? ownGroupScores(scores, groupSize) : scores;
@@ -62,7 +74,12 @@ export function embedderDistillationLossFromScores(scores: tf.Tensor2D, teacherS
  * Embedder: queries `[B, H]`, passages `[B·G, H]` (each query's group, positive first), both already
  * L2-normalised by the model as FlagEmbedding's `normalize_embeddings` does.
  */
-export function embedderDistillationLoss(queries: tf.Tensor2D, passages: tf.Tensor2D, teacherScores: tf.Tensor | readonly (readonly number[])[] | readonly number[], options: InfoNceOptions = {}): tf.Scalar {
+export function embedderDistillationLoss(
+  queries: tf.Tensor2D,
+  passages: tf.Tensor2D,
+  teacherScores: tf.Tensor | readonly (readonly number[])[] | readonly number[],
+  options: InfoNceOptions = {},
+): tf.Scalar {
   return tf.tidy(() => {
     const { scores, groupSize } = infoNceScores(queries, passages, options);
     return embedderDistillationLossFromScores(scores, teacherScores, groupSize, options.inBatchNegatives ?? true);

@@ -39,18 +39,31 @@ export function ownGroupScores(scores: tf.Tensor2D, groupSize: number): tf.Tenso
   if (columns !== b * groupSize) throw new Error(`ownGroupScores: scores [${scores.shape}] are not [B, B·${groupSize}]`);
   // A block-diagonal mask rather than tf.gather: gather's gradient needs UnsortedSegmentSum, which
   // tfjs-backend-wasm does not have.
-  return tf.tidy(() => scores.reshape([b, b, groupSize]).mul(tf.eye(b).reshape([b, b, 1])).sum(1) as tf.Tensor2D);
+  return tf.tidy(
+    () =>
+      scores
+        .reshape([b, b, groupSize])
+        .mul(tf.eye(b).reshape([b, b, 1]))
+        .sum(1) as tf.Tensor2D,
+  );
 }
 
 /** Scores as above; `groupSize` G = rows(passages) / rows(queries). */
-export function infoNceScores(queries: tf.Tensor2D, passages: tf.Tensor2D, options: InfoNceOptions = {}): { scores: tf.Tensor2D; groupSize: number } {
+export function infoNceScores(
+  queries: tf.Tensor2D,
+  passages: tf.Tensor2D,
+  options: InfoNceOptions = {},
+): { scores: tf.Tensor2D; groupSize: number } {
   const groupSize = groupSizeOf(queries, passages);
   const temperature = options.temperature ?? DEFAULT_INFONCE_TEMPERATURE;
   if (!(temperature > 0)) throw new Error(`InfoNCE: temperature must be > 0 (got ${temperature})`);
   const scores = tf.tidy(() => {
     if (options.inBatchNegatives ?? true) return matMul(queries, passages, false, true).div(temperature) as tf.Tensor2D;
     const [b, h] = queries.shape;
-    const own = passages.reshape([b, groupSize, h]).mul(queries.reshape([b, 1, h])).sum(2);
+    const own = passages
+      .reshape([b, groupSize, h])
+      .mul(queries.reshape([b, 1, h]))
+      .sum(2);
     return own.div(temperature) as tf.Tensor2D;
   });
   return { scores, groupSize };

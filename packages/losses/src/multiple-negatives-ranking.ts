@@ -28,7 +28,11 @@ export interface MultipleNegativesRankingOptions {
 export const DEFAULT_MNRL_SCALE = 20;
 
 /** `[B, B·columns]` scaled similarities of each anchor to every candidate (positives first). */
-export function multipleNegativesScores(anchors: tf.Tensor2D, candidates: readonly tf.Tensor2D[], options: MultipleNegativesRankingOptions = {}): tf.Tensor2D {
+export function multipleNegativesScores(
+  anchors: tf.Tensor2D,
+  candidates: readonly tf.Tensor2D[],
+  options: MultipleNegativesRankingOptions = {},
+): tf.Tensor2D {
   const scale = options.scale ?? DEFAULT_MNRL_SCALE;
   if (!(scale > 0)) throw new Error(`MultipleNegativesRankingLoss: scale must be > 0 (got ${scale})`);
   if (candidates.length === 0) throw new Error('MultipleNegativesRankingLoss: needs at least the positives column');
@@ -61,10 +65,18 @@ export function multipleNegativesSymmetricRankingLossFromScores(scores: tf.Tenso
   });
 }
 
-export function multipleNegativesRankingLoss(anchors: tf.Tensor2D, candidates: readonly tf.Tensor2D[], options: MultipleNegativesRankingOptions = {}): tf.Scalar {
+export function multipleNegativesRankingLoss(
+  anchors: tf.Tensor2D,
+  candidates: readonly tf.Tensor2D[],
+  options: MultipleNegativesRankingOptions = {},
+): tf.Scalar {
   return tf.tidy(() => multipleNegativesRankingLossFromScores(multipleNegativesScores(anchors, candidates, options)));
 }
 
-export function multipleNegativesSymmetricRankingLoss(anchors: tf.Tensor2D, candidates: readonly tf.Tensor2D[], options: MultipleNegativesRankingOptions = {}): tf.Scalar {
+export function multipleNegativesSymmetricRankingLoss(
+  anchors: tf.Tensor2D,
+  candidates: readonly tf.Tensor2D[],
+  options: MultipleNegativesRankingOptions = {},
+): tf.Scalar {
   return tf.tidy(() => multipleNegativesSymmetricRankingLossFromScores(multipleNegativesScores(anchors, candidates, options)));
 }

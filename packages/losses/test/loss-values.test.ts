@@ -8,10 +8,20 @@ import * as assert from 'uvu/assert';
 import { readFileSync } from 'node:fs';
 import { initBackend, l2Normalize, tf } from '@kotune/engine';
 import {
-  binaryCrossEntropyLoss, crossEntropy, embedderDistillationLoss, embedderDistillationLossFromScores, groupCrossEntropyLoss,
-  infoNceLoss, infoNceLossFromScores, multipleNegativesRankingLoss, multipleNegativesRankingLossFromScores,
-  multipleNegativesScores, multipleNegativesSymmetricRankingLoss, multipleNegativesSymmetricRankingLossFromScores,
-  rerankerDistillationLoss, softCrossEntropy,
+  binaryCrossEntropyLoss,
+  crossEntropy,
+  embedderDistillationLoss,
+  embedderDistillationLossFromScores,
+  groupCrossEntropyLoss,
+  infoNceLoss,
+  infoNceLossFromScores,
+  multipleNegativesRankingLoss,
+  multipleNegativesRankingLossFromScores,
+  multipleNegativesScores,
+  multipleNegativesSymmetricRankingLoss,
+  multipleNegativesSymmetricRankingLossFromScores,
+  rerankerDistillationLoss,
+  softCrossEntropy,
 } from '../src/index.ts';
 
 const cases = JSON.parse(readFileSync(new URL('../../../test/fixtures/xlmr-tiny/cases.json', import.meta.url), 'utf8'));
@@ -47,7 +57,12 @@ for (const backend of ['cpu', 'wasm'] as const) {
   test(name('reranker group CE and BCE from the recorded logits'), async () => {
     await setup();
     const logits = tf.tensor1d(L.reranker_group_ce.logits);
-    assertRelative(value(groupCrossEntropyLoss(logits, L.reranker_group_ce.group_size)), L.reranker_group_ce.loss, LOSS_RTOL, 'reranker_group_ce');
+    assertRelative(
+      value(groupCrossEntropyLoss(logits, L.reranker_group_ce.group_size)),
+      L.reranker_group_ce.loss,
+      LOSS_RTOL,
+      'reranker_group_ce',
+    );
     assertRelative(value(binaryCrossEntropyLoss(logits, L.bce.labels)), L.bce.loss, LOSS_RTOL, 'bce');
     logits.dispose();
   });
@@ -57,7 +72,12 @@ for (const backend of ['cpu', 'wasm'] as const) {
     const c = L.distill_reranker;
     const logits = tf.tensor1d(c.logits);
     assertRelative(value(rerankerDistillationLoss(logits, c.teacher_scores, c.group_size)), c.loss, LOSS_RTOL, 'distill_reranker');
-    assertRelative(value(rerankerDistillationLoss(logits, c.teacher_scores.flat(), c.group_size)), c.loss, LOSS_RTOL, 'distill_reranker (flat teacher)');
+    assertRelative(
+      value(rerankerDistillationLoss(logits, c.teacher_scores.flat(), c.group_size)),
+      c.loss,
+      LOSS_RTOL,
+      'distill_reranker (flat teacher)',
+    );
     const grouped = logits.reshape([2, 4]) as tf.Tensor2D;
     const targets = tf.tensor2d(softmaxRows(c.teacher_scores));
     assertRelative(value(softCrossEntropy(grouped, targets)), c.soft_ce_loss, LOSS_RTOL, 'distill_reranker soft CE');
@@ -70,7 +90,12 @@ for (const backend of ['cpu', 'wasm'] as const) {
     assertRelative(value(multipleNegativesRankingLossFromScores(scores)), L.mnrl.loss, LOSS_RTOL, 'mnrl');
     assertRelative(value(multipleNegativesSymmetricRankingLossFromScores(scores)), L.mnrl_symmetric.loss, LOSS_RTOL, 'mnrl_symmetric');
     const pairsOnly = scores.slice([0, 0], [3, 3]) as tf.Tensor2D;
-    assertRelative(value(multipleNegativesSymmetricRankingLossFromScores(pairsOnly)), L.mnrl_symmetric.loss_without_negatives, LOSS_RTOL, 'mnrl_symmetric without negatives');
+    assertRelative(
+      value(multipleNegativesSymmetricRankingLossFromScores(pairsOnly)),
+      L.mnrl_symmetric.loss_without_negatives,
+      LOSS_RTOL,
+      'mnrl_symmetric without negatives',
+    );
     tf.dispose([scores, pairsOnly]);
   });
 
@@ -79,7 +104,12 @@ for (const backend of ['cpu', 'wasm'] as const) {
     const scores = tf.tensor2d(L.infonce.scores) as tf.Tensor2D;
     assertRelative(value(infoNceLossFromScores(scores, L.infonce.group_size)), L.infonce.loss, LOSS_RTOL, 'infonce');
     const d = L.distill_embedder;
-    assertRelative(value(embedderDistillationLossFromScores(scores, d.teacher_scores, d.group_size)), d.loss, LOSS_RTOL, 'distill_embedder');
+    assertRelative(
+      value(embedderDistillationLossFromScores(scores, d.teacher_scores, d.group_size)),
+      d.loss,
+      LOSS_RTOL,
+      'distill_embedder',
+    );
     scores.dispose();
   });
 
@@ -87,7 +117,9 @@ for (const backend of ['cpu', 'wasm'] as const) {
     await setup();
     const d = L.distill_embedder;
     const s: number[][] = L.infonce.scores;
-    const g = tf.grad((x: tf.Tensor) => embedderDistillationLossFromScores(x as tf.Tensor2D, d.teacher_scores, d.group_size))(tf.tensor2d(s)).arraySync() as number[][];
+    const g = tf
+      .grad((x: tf.Tensor) => embedderDistillationLossFromScores(x as tf.Tensor2D, d.teacher_scores, d.group_size))(tf.tensor2d(s))
+      .arraySync() as number[][];
     const t = softmaxRows(d.teacher_scores);
     const b = s.length;
     const G = d.group_size;
@@ -104,17 +136,25 @@ for (const backend of ['cpu', 'wasm'] as const) {
 
   test(name('cross-entropy gradients are (softmax − target)/B; BCE gradient is (σ(x) − y)/N, also at x = 0'), async () => {
     await setup();
-    const rows = [[47.1, 39.2, 45.3, 45.7], [-3, 0, 0, 2.5]];
+    const rows = [
+      [47.1, 39.2, 45.3, 45.7],
+      [-3, 0, 0, 2.5],
+    ];
     const targets = [0, 3];
-    const g = tf.grad((x: tf.Tensor) => crossEntropy(x as tf.Tensor2D, targets))(tf.tensor2d(rows)).arraySync() as number[][];
+    const g = tf
+      .grad((x: tf.Tensor) => crossEntropy(x as tf.Tensor2D, targets))(tf.tensor2d(rows))
+      .arraySync() as number[][];
     const p = softmaxRows(rows);
-    for (let i = 0; i < 2; i++) for (let j = 0; j < 4; j++) {
-      const expected = (p[i]![j]! - (targets[i] === j ? 1 : 0)) / 2;
-      assert.ok(Math.abs(g[i]![j]! - expected) <= 1e-6, `dCE/dx[${i}][${j}] ${g[i]![j]} vs ${expected}`); // float32, |values| ≤ 0.5
-    }
+    for (let i = 0; i < 2; i++)
+      for (let j = 0; j < 4; j++) {
+        const expected = (p[i]![j]! - (targets[i] === j ? 1 : 0)) / 2;
+        assert.ok(Math.abs(g[i]![j]! - expected) <= 1e-6, `dCE/dx[${i}][${j}] ${g[i]![j]} vs ${expected}`); // float32, |values| ≤ 0.5
+      }
     const x = [0, 2, -30, 40];
     const y = [1, 0, 0.25, 1];
-    const gb = tf.grad((t: tf.Tensor) => binaryCrossEntropyLoss(t, y))(tf.tensor1d(x)).dataSync();
+    const gb = tf
+      .grad((t: tf.Tensor) => binaryCrossEntropyLoss(t, y))(tf.tensor1d(x))
+      .dataSync();
     const lb = value(binaryCrossEntropyLoss(tf.tensor1d(x), y));
     const sig = (v: number) => 1 / (1 + Math.exp(-v));
     const expectedLoss = x.reduce((s, v, i) => s - (y[i]! * Math.log(sig(v)) + (1 - y[i]!) * Math.log(sig(-v))), 0) / 4;
@@ -135,7 +175,12 @@ for (const backend of ['cpu', 'wasm'] as const) {
     const scores = a.map((u) => docs.map((v) => 20 * cos(u, v)));
     const fromJs = value(multipleNegativesRankingLossFromScores(tf.tensor2d(scores) as tf.Tensor2D));
     assertRelative(value(multipleNegativesRankingLoss(anchors, [pos, neg])), fromJs, 1e-5, 'MNRL from embeddings');
-    assertRelative(value(multipleNegativesRankingLoss(anchors.mul(3) as tf.Tensor2D, [pos, neg.mul(0.5) as tf.Tensor2D])), fromJs, 1e-5, 'MNRL scale-invariant');
+    assertRelative(
+      value(multipleNegativesRankingLoss(anchors.mul(3) as tf.Tensor2D, [pos, neg.mul(0.5) as tf.Tensor2D])),
+      fromJs,
+      1e-5,
+      'MNRL scale-invariant',
+    );
     const symJs = value(multipleNegativesSymmetricRankingLossFromScores(tf.tensor2d(scores) as tf.Tensor2D));
     assertRelative(value(multipleNegativesSymmetricRankingLoss(anchors, [pos, neg])), symJs, 1e-5, 'symmetric MNRL from embeddings');
     const dotScores = multipleNegativesScores(anchors, [pos], { similarity: 'dot', scale: 1 }).arraySync();
@@ -148,17 +193,42 @@ for (const backend of ['cpu', 'wasm'] as const) {
     const pa = p.arraySync();
     const dot = (u: number[], v: number[]) => u.reduce((s, x, i) => s + x * v[i]!, 0) / 0.05;
     const full = qa.map((u) => pa.map((v) => dot(u, v)));
-    const lse = (r: number[]) => { const m = Math.max(...r); return m + Math.log(r.reduce((s, x) => s + Math.exp(x - m), 0)); };
+    const lse = (r: number[]) => {
+      const m = Math.max(...r);
+      return m + Math.log(r.reduce((s, x) => s + Math.exp(x - m), 0));
+    };
     const inBatch = (lse(full[0]!) - full[0]![0]! + lse(full[1]!) - full[1]![3]!) / 2;
     const local = [full[0]!.slice(0, 3), full[1]!.slice(3, 6)];
     const ownOnly = (lse(local[0]!) - local[0]![0]! + lse(local[1]!) - local[1]![0]!) / 2;
     assertRelative(value(infoNceLoss(q, p, { temperature: 0.05 })), inBatch, 1e-5, 'InfoNCE with in-batch negatives');
-    assertRelative(value(infoNceLoss(q, p, { temperature: 0.05, inBatchNegatives: false })), ownOnly, 1e-5, 'InfoNCE without in-batch negatives');
-    const teacher = [[2, 0.5, -1], [1.2, 0.9, 0]];
+    assertRelative(
+      value(infoNceLoss(q, p, { temperature: 0.05, inBatchNegatives: false })),
+      ownOnly,
+      1e-5,
+      'InfoNCE without in-batch negatives',
+    );
+    const teacher = [
+      [2, 0.5, -1],
+      [1.2, 0.9, 0],
+    ];
     const t = softmaxRows(teacher);
-    const softCe = -(t[0]!.reduce((s, w, j) => s + w * (local[0]![j]! - lse(local[0]!)), 0) + t[1]!.reduce((s, w, j) => s + w * (local[1]![j]! - lse(local[1]!)), 0)) / 2;
-    assertRelative(value(embedderDistillationLoss(q, p, teacher, { temperature: 0.05 })), softCe + inBatch, 1e-5, 'embedder distillation, in-batch');
-    assertRelative(value(embedderDistillationLoss(q, p, teacher, { temperature: 0.05, inBatchNegatives: false })), softCe + ownOnly, 1e-5, 'embedder distillation, own group');
+    const softCe =
+      -(
+        t[0]!.reduce((s, w, j) => s + w * (local[0]![j]! - lse(local[0]!)), 0) +
+        t[1]!.reduce((s, w, j) => s + w * (local[1]![j]! - lse(local[1]!)), 0)
+      ) / 2;
+    assertRelative(
+      value(embedderDistillationLoss(q, p, teacher, { temperature: 0.05 })),
+      softCe + inBatch,
+      1e-5,
+      'embedder distillation, in-batch',
+    );
+    assertRelative(
+      value(embedderDistillationLoss(q, p, teacher, { temperature: 0.05, inBatchNegatives: false })),
+      softCe + ownOnly,
+      1e-5,
+      'embedder distillation, own group',
+    );
     tf.dispose([anchors, pos, neg, q, p]);
   });
 
@@ -166,7 +236,18 @@ for (const backend of ['cpu', 'wasm'] as const) {
     await setup();
     const logits = tf.zeros([6]);
     assert.throws(() => groupCrossEntropyLoss(logits, 4), /group size 4 does not divide the 6 logits/);
-    assert.throws(() => rerankerDistillationLoss(logits, [[1, 2], [3, 4]], 3), /teacher scores: 2 per query, but the student has 3/);
+    assert.throws(
+      () =>
+        rerankerDistillationLoss(
+          logits,
+          [
+            [1, 2],
+            [3, 4],
+          ],
+          3,
+        ),
+      /teacher scores: 2 per query, but the student has 3/,
+    );
     assert.throws(() => binaryCrossEntropyLoss(logits, [1, 0]), /2 labels for 6 logits/);
     assert.throws(() => crossEntropy(logits.reshape([2, 3]) as tf.Tensor2D, [0, 3]), /target 3 outside 0..2/);
     assert.throws(() => infoNceLoss(tf.zeros([2, 4]) as tf.Tensor2D, tf.zeros([3, 4]) as tf.Tensor2D), /B·G rows/);

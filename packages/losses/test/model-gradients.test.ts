@@ -13,8 +13,16 @@ import { initBackend, tf } from '@kotune/engine';
 import { readSafetensors } from '@kotune/weights';
 import { Embedder, Reranker } from '@kotune/xlm-roberta';
 import {
-  binaryCrossEntropyLoss, cachedInfoNceLoss, cachedMultipleNegativesRankingLoss, embedderDistillationLoss, groupCrossEntropyLoss,
-  infoNceLoss, miniBatches, multipleNegativesRankingLoss, multipleNegativesSymmetricRankingLoss, rerankerDistillationLoss,
+  binaryCrossEntropyLoss,
+  cachedInfoNceLoss,
+  cachedMultipleNegativesRankingLoss,
+  embedderDistillationLoss,
+  groupCrossEntropyLoss,
+  infoNceLoss,
+  miniBatches,
+  multipleNegativesRankingLoss,
+  multipleNegativesSymmetricRankingLoss,
+  rerankerDistillationLoss,
 } from '../src/index.ts';
 
 const FIXTURES = new URL('../../../test/fixtures/xlmr-tiny/', import.meta.url).pathname;
@@ -25,11 +33,17 @@ const LOSS_RTOL = 1e-5; // README: losses relative 1e-5 (float32 reference ≤ 8
 const GRAD_RTOL = 1e-3; // README: per tensor max|a−b| ≤ 1e-3·max|b| (float32 reference ≤ 5.3e-6)
 const ZERO_RTOL = 1e-5; // README: analytically zero tensors ≤ 1e-5·G (float32 reference ≤ 5e-8·G)
 
-interface Encoded { input_ids: number[][]; attention_mask: number[][] }
+interface Encoded {
+  input_ids: number[][];
+  attention_mask: number[][];
+}
 const ids = (e: Encoded) => tf.tensor2d(e.input_ids, undefined, 'int32');
 const mask = (e: Encoded) => tf.tensor2d(e.attention_mask, undefined, 'int32');
 
-type Model = { forward(ids: tf.Tensor2D, mask: tf.Tensor2D, options?: { training?: boolean; seed?: number }): tf.Tensor; variables(): Map<string, tf.Variable> };
+type Model = {
+  forward(ids: tf.Tensor2D, mask: tf.Tensor2D, options?: { training?: boolean; seed?: number }): tf.Tensor;
+  variables(): Map<string, tf.Variable>;
+};
 
 const embed = (model: Model, e: Encoded, seed?: number) =>
   model.forward(ids(e), mask(e), seed === undefined ? {} : { training: true, seed }) as tf.Tensor2D;
@@ -38,11 +52,40 @@ const embed = (model: Model, e: Encoded, seed?: number) =>
 const lossCases: Record<string, { model: 'reranker' | 'embedder'; loss: (m: Model) => tf.Scalar }> = {
   reranker_group_ce: { model: 'reranker', loss: (m) => groupCrossEntropyLoss(embed(m, L.reranker_group_ce.inputs), 4) },
   bce: { model: 'reranker', loss: (m) => binaryCrossEntropyLoss(embed(m, L.reranker_group_ce.inputs), L.bce.labels) },
-  distill_reranker: { model: 'reranker', loss: (m) => rerankerDistillationLoss(embed(m, L.reranker_group_ce.inputs), L.distill_reranker.teacher_scores, 4) },
-  mnrl: { model: 'embedder', loss: (m) => multipleNegativesRankingLoss(embed(m, L.mnrl.inputs.anchors), [embed(m, L.mnrl.inputs.positives), embed(m, L.mnrl.inputs.negatives)], { scale: L.mnrl.scale }) },
-  mnrl_symmetric: { model: 'embedder', loss: (m) => multipleNegativesSymmetricRankingLoss(embed(m, L.mnrl.inputs.anchors), [embed(m, L.mnrl.inputs.positives), embed(m, L.mnrl.inputs.negatives)], { scale: L.mnrl.scale }) },
-  infonce: { model: 'embedder', loss: (m) => infoNceLoss(embed(m, L.infonce.inputs.queries), embed(m, L.infonce.inputs.passages), { temperature: L.infonce.temperature }) },
-  distill_embedder: { model: 'embedder', loss: (m) => embedderDistillationLoss(embed(m, L.infonce.inputs.queries), embed(m, L.infonce.inputs.passages), L.distill_embedder.teacher_scores, { temperature: L.distill_embedder.temperature }) },
+  distill_reranker: {
+    model: 'reranker',
+    loss: (m) => rerankerDistillationLoss(embed(m, L.reranker_group_ce.inputs), L.distill_reranker.teacher_scores, 4),
+  },
+  mnrl: {
+    model: 'embedder',
+    loss: (m) =>
+      multipleNegativesRankingLoss(
+        embed(m, L.mnrl.inputs.anchors),
+        [embed(m, L.mnrl.inputs.positives), embed(m, L.mnrl.inputs.negatives)],
+        { scale: L.mnrl.scale },
+      ),
+  },
+  mnrl_symmetric: {
+    model: 'embedder',
+    loss: (m) =>
+      multipleNegativesSymmetricRankingLoss(
+        embed(m, L.mnrl.inputs.anchors),
+        [embed(m, L.mnrl.inputs.positives), embed(m, L.mnrl.inputs.negatives)],
+        { scale: L.mnrl.scale },
+      ),
+  },
+  infonce: {
+    model: 'embedder',
+    loss: (m) =>
+      infoNceLoss(embed(m, L.infonce.inputs.queries), embed(m, L.infonce.inputs.passages), { temperature: L.infonce.temperature }),
+  },
+  distill_embedder: {
+    model: 'embedder',
+    loss: (m) =>
+      embedderDistillationLoss(embed(m, L.infonce.inputs.queries), embed(m, L.infonce.inputs.passages), L.distill_embedder.teacher_scores, {
+        temperature: L.distill_embedder.temperature,
+      }),
+  },
 };
 
 function maxAbs(x: ArrayLike<number>): number {
@@ -75,7 +118,8 @@ async function compareGradients(name: string, ours: Map<string, tf.Tensor>): Pro
       const listed = new Set(rows);
       rows.forEach((r, i) => actual.set(full.subarray(r * width, (r + 1) * width), i * width));
       let offRows = 0;
-      for (let r = 0; r < full.length / width; r++) if (!listed.has(r)) offRows = Math.max(offRows, maxAbs(full.subarray(r * width, (r + 1) * width)));
+      for (let r = 0; r < full.length / width; r++)
+        if (!listed.has(r)) offRows = Math.max(offRows, maxAbs(full.subarray(r * width, (r + 1) * width)));
       assert.ok(offRows <= ZERO_RTOL * g, `${name} ${key}: unlisted rows reach ${offRows} > ${ZERO_RTOL}·G`);
     } else {
       // A parameter the loss does not reach (pooler.dense.* for embedders) has no gradient in tf: it is 0.
@@ -90,7 +134,10 @@ async function compareGradients(name: string, ours: Map<string, tf.Tensor>): Pro
     }
     const rel = diff / maxAbs(expected);
     assert.ok(rel <= GRAD_RTOL, `${name} ${key}: relative gradient error ${rel.toExponential(2)} > ${GRAD_RTOL} on ${tf.getBackend()}`);
-    if (rel > worst) { worst = rel; where = key; }
+    if (rel > worst) {
+      worst = rel;
+      where = key;
+    }
   }
   return { worst, where };
 }
@@ -108,7 +155,9 @@ for (const backend of ['cpu', 'wasm'] as const) {
   const models: Partial<Record<'reranker' | 'embedder', Model>> = {};
   const load = async (kind: 'reranker' | 'embedder'): Promise<Model> => {
     await initBackend({ backend, log: null });
-    models[kind] ??= (kind === 'reranker' ? await Reranker.load(`${FIXTURES}reranker`) : await Embedder.load(`${FIXTURES}embedder`)) as unknown as Model;
+    models[kind] ??= (kind === 'reranker'
+      ? await Reranker.load(`${FIXTURES}reranker`)
+      : await Embedder.load(`${FIXTURES}embedder`)) as unknown as Model;
     return models[kind]!;
   };
 
@@ -119,7 +168,9 @@ for (const backend of ['cpu', 'wasm'] as const) {
       const rel = Math.abs(value - L[name].loss) / L[name].loss;
       assert.ok(rel <= LOSS_RTOL, `${name}: loss ${value} vs ${L[name].loss} (relative ${rel.toExponential(2)})`);
       const { worst, where } = await compareGradients(name, grads);
-      console.log(`${backend}: ${name.padEnd(18)} loss rel ${rel.toExponential(2)}  worst gradient rel ${worst.toExponential(2)} (${where})`);
+      console.log(
+        `${backend}: ${name.padEnd(18)} loss rel ${rel.toExponential(2)}  worst gradient rel ${worst.toExponential(2)} (${where})`,
+      );
       tf.dispose([...grads.values()]);
     });
   }
@@ -129,7 +180,13 @@ for (const backend of ['cpu', 'wasm'] as const) {
     // Mini-batches of the recorded inputs; each chunk carries its own dropout seed, used in both passes.
     type Chunk = { e: Encoded; seed: number };
     const chunked = (e: Encoded, size: number, seed0: number): Chunk[] =>
-      miniBatches(e.input_ids.map((_, i) => i), size).map((rows, k) => ({ e: { input_ids: rows.map((r) => e.input_ids[r]!), attention_mask: rows.map((r) => e.attention_mask[r]!) }, seed: seed0 + k }));
+      miniBatches(
+        e.input_ids.map((_, i) => i),
+        size,
+      ).map((rows, k) => ({
+        e: { input_ids: rows.map((r) => e.input_ids[r]!), attention_mask: rows.map((r) => e.attention_mask[r]!) },
+        seed: seed0 + k,
+      }));
     const embedChunk = (c: Chunk) => embed(model, c.e, c.seed);
     const concatEmbed = (chunks: Chunk[]) => tf.concat(chunks.map(embedChunk)) as tf.Tensor2D;
 
@@ -140,7 +197,10 @@ for (const backend of ['cpu', 'wasm'] as const) {
     const p = chunked(L.infonce.inputs.passages, 3, 9);
     const plainNce = gradsOf(model, () => infoNceLoss(concatEmbed(q), concatEmbed(p)));
     const cachedNce = cachedInfoNceLoss(q, p, embedChunk, model.variables());
-    for (const [what, a, b] of [['MNRL', cached, plain], ['InfoNCE', cachedNce, plainNce]] as const) {
+    for (const [what, a, b] of [
+      ['MNRL', cached, plain],
+      ['InfoNCE', cachedNce, plainNce],
+    ] as const) {
       assert.ok(Math.abs(a.loss - b.value) <= 1e-5 * b.value, `${what}: cached loss ${a.loss} vs ${b.value}`); // float32
       let worst = 0;
       for (const [n, g] of b.grads) {

@@ -79,7 +79,7 @@ export function rankCandidates<Id>(candidates: Iterable<ScoredCandidate<Id>>): I
     seen.add(candidate.id);
     unique.push(candidate);
   }
-  unique.sort((a, b) => (b.score - a.score) || compareIds(a.id, b.id));
+  unique.sort((a, b) => b.score - a.score || compareIds(a.id, b.id));
   return unique.map((c) => c.id);
 }
 

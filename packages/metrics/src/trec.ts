@@ -13,7 +13,11 @@ export type Qrels = Map<string, Map<string, number>>;
 export type Run = Map<string, ScoredCandidate[]>;
 
 export class TrecFormatError extends Error {
-  constructor(readonly path: string, readonly line: number, detail: string) {
+  constructor(
+    readonly path: string,
+    readonly line: number,
+    detail: string,
+  ) {
     super(`${path}:${line}: ${detail}`);
     this.name = 'TrecFormatError';
   }
@@ -60,7 +64,8 @@ export function readRun(path: string): Run {
     const [qid, , docid, rankText, scoreText] = parts;
     if (!/^-?\d+$/.test(rankText)) throw new TrecFormatError(path, line, `rank must be an integer, got '${rankText}'`);
     const score = Number(scoreText);
-    if (scoreText === '' || !Number.isFinite(score)) throw new TrecFormatError(path, line, `score must be a finite number, got '${scoreText}'`);
+    if (scoreText === '' || !Number.isFinite(score))
+      throw new TrecFormatError(path, line, `score must be a finite number, got '${scoreText}'`);
     let ids = seen.get(qid);
     if (!ids) {
       seen.set(qid, (ids = new Set()));

@@ -3,11 +3,20 @@ import * as assert from 'uvu/assert';
 import { readFileSync } from 'node:fs';
 import { DEFAULT_CUTOFFS, evaluateRankings, metricNames, queryMetrics, rankCandidates } from '../src/index.ts';
 
-interface FixtureQuery { qid: string; relevant: string[]; ranked: [string, number][]; expected: Record<string, number> | null }
+interface FixtureQuery {
+  qid: string;
+  relevant: string[];
+  ranked: [string, number][];
+  expected: Record<string, number> | null;
+}
 const fixture = JSON.parse(readFileSync(new URL('../../../test/fixtures/xlmr-tiny/cases.json', import.meta.url), 'utf8')).ir_metrics as {
   queries: FixtureQuery[];
   expected_mean: Record<string, number>;
-  accuracy_at_k: number[]; precision_recall_at_k: number[]; mrr_at_k: number[]; ndcg_at_k: number[]; map_at_k: number[];
+  accuracy_at_k: number[];
+  precision_recall_at_k: number[];
+  mrr_at_k: number[];
+  ndcg_at_k: number[];
+  map_at_k: number[];
 };
 const TOL = 1e-12; // README: IR metrics are plain float64 arithmetic
 
@@ -15,7 +24,9 @@ function close(actual: number, expected: number, what: string) {
   assert.ok(Math.abs(actual - expected) <= TOL, `${what}: ${actual} vs ${expected}`);
 }
 /** The fixture's "hit_rate@k" is accuracy@k; F1 is not in the fixture and is checked from its P and R. */
-function ourName(name: string) { return name.replace(/^hit_rate@/, 'accuracy@'); }
+function ourName(name: string) {
+  return name.replace(/^hit_rate@/, 'accuracy@');
+}
 
 test('default cut-offs are the fixture ones', () => {
   assert.equal(DEFAULT_CUTOFFS.accuracyAtK, fixture.accuracy_at_k);
@@ -29,7 +40,10 @@ test('per-query metrics equal the sentence-transformers fixture', () => {
   let checked = 0;
   for (const q of fixture.queries) {
     if (q.expected === null) continue;
-    const got = queryMetrics(q.ranked.map(([d]) => d), new Set(q.relevant));
+    const got = queryMetrics(
+      q.ranked.map(([d]) => d),
+      new Set(q.relevant),
+    );
     for (const [name, value] of Object.entries(q.expected)) close(got[ourName(name)], value, `${q.qid} ${name}`);
     for (const k of DEFAULT_CUTOFFS.precisionRecallAtK) {
       const p = q.expected[`precision@${k}`];
@@ -58,10 +72,21 @@ test('means over the fixture equal expected_mean; the query without relevant doc
 
 test('ranking from scores: descending, ties by id ascending, duplicates keep the first score', () => {
   const ranked = rankCandidates([
-    { id: 'd3', score: 0.5 }, { id: 'd1', score: 0.5 }, { id: 'd2', score: 0.9 }, { id: 'd1', score: 99 }, { id: 'd0', score: -1 },
+    { id: 'd3', score: 0.5 },
+    { id: 'd1', score: 0.5 },
+    { id: 'd2', score: 0.9 },
+    { id: 'd1', score: 99 },
+    { id: 'd0', score: -1 },
   ]);
   assert.equal(ranked, ['d2', 'd1', 'd3', 'd0']);
-  assert.equal(rankCandidates([{ id: 10, score: 1 }, { id: 9, score: 1 }, { id: 100, score: 1 }]), [9, 10, 100]);
+  assert.equal(
+    rankCandidates([
+      { id: 10, score: 1 },
+      { id: 9, score: 1 },
+      { id: 100, score: 1 },
+    ]),
+    [9, 10, 100],
+  );
   assert.throws(() => rankCandidates([{ id: 'a', score: NaN }]), /NaN/);
 });
 
@@ -83,7 +108,10 @@ test('a repeated id in a ranked list counts once', () => {
 });
 
 test('an empty ranking scores 0 and still counts in the mean', () => {
-  const result = evaluateRankings([{ ranked: ['a'], relevant: ['a'] }, { ranked: [], relevant: ['b'] }]);
+  const result = evaluateRankings([
+    { ranked: ['a'], relevant: ['a'] },
+    { ranked: [], relevant: ['b'] },
+  ]);
   assert.is(result.evaluated, 2);
   close(result.means['mrr@10'], 0.5, 'mrr');
   close(result.means['accuracy@1'], 0.5, 'accuracy@1');

@@ -42,12 +42,29 @@ export interface PassThroughKernels {
    * LayerNorm over rows of weight's length: `y = (x − mean)·rstd·weight + bias`, rstd = 1/√(biased variance
    * + eps), moments in double; writes `y` and each row's `mean` and `rstd` (for the backward).
    */
-  layerNorm(x: Float32Array, weight: Float32Array, bias: Float32Array, y: Float32Array, mean: Float32Array, rstd: Float32Array, eps: number): void;
+  layerNorm(
+    x: Float32Array,
+    weight: Float32Array,
+    bias: Float32Array,
+    y: Float32Array,
+    mean: Float32Array,
+    rstd: Float32Array,
+    eps: number,
+  ): void;
   /**
    * Its gradients (PyTorch's formulas), from the forward's `mean` and `rstd`: with x̂ = (x − mean)·rstd and
    * g = dy·weight, dx = rstd·(g − mean(g) − x̂·mean(g·x̂)), dweight = Σ_rows dy·x̂, dbias = Σ_rows dy.
    */
-  layerNormGrad(x: Float32Array, weight: Float32Array, mean: Float32Array, rstd: Float32Array, dy: Float32Array, dx: Float32Array, dweight: Float32Array, dbias: Float32Array): void;
+  layerNormGrad(
+    x: Float32Array,
+    weight: Float32Array,
+    mean: Float32Array,
+    rstd: Float32Array,
+    dy: Float32Array,
+    dx: Float32Array,
+    dweight: Float32Array,
+    dbias: Float32Array,
+  ): void;
   /**
    * Attention probabilities over rows of `width`: `probs = softmax(scores / divisor + mask)`, the mask row of
    * score row r at `mask[⌊r / rowsPerMask⌋·width]` (a [batch, 1, 1, seq] mask under [batch, heads, q, seq]).
@@ -78,12 +95,65 @@ export type EncoderDims = [batch: number, seq: number, hidden: number, heads: nu
 
 interface Binding extends PassThroughKernels {
   packEncoderLayer(kernel: number, weights: Float32Array[], hidden: number, ffn: number): Float32Array;
-  encoderLayer(kernel: number, packed: Float32Array, x: Float32Array, mask: Float32Array, y: Float32Array, dims: EncoderDims, divisor: number, eps: number): void;
+  encoderLayer(
+    kernel: number,
+    packed: Float32Array,
+    x: Float32Array,
+    mask: Float32Array,
+    y: Float32Array,
+    dims: EncoderDims,
+    divisor: number,
+    eps: number,
+  ): void;
   encoderTrainStateLength(dims: EncoderDims): number;
-  encoderLayerTrainForward(kernel: number, weights: Float32Array[], x: Float32Array, mask: Float32Array, y: Float32Array, state: Float32Array | null, dims: EncoderDims, divisor: number, eps: number, dropout: number[]): void;
-  encoderLayerBackward(kernel: number, weights: Float32Array[], x: Float32Array, mask: Float32Array, state: Float32Array, dy: Float32Array, dx: Float32Array, grads: Float32Array[], dims: EncoderDims, divisor: number, eps: number, dropout: number[]): void;
-  gemm(kernel: number, a: Float32Array, b: Float32Array, c: Float32Array, batch: number, m: number, n: number, k: number, transA: boolean, transB: boolean): void;
-  adamw(p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, pOut: Float32Array, mOut: Float32Array, vOut: Float32Array, constants: number[]): void;
+  encoderLayerTrainForward(
+    kernel: number,
+    weights: Float32Array[],
+    x: Float32Array,
+    mask: Float32Array,
+    y: Float32Array,
+    state: Float32Array | null,
+    dims: EncoderDims,
+    divisor: number,
+    eps: number,
+    dropout: number[],
+  ): void;
+  encoderLayerBackward(
+    kernel: number,
+    weights: Float32Array[],
+    x: Float32Array,
+    mask: Float32Array,
+    state: Float32Array,
+    dy: Float32Array,
+    dx: Float32Array,
+    grads: Float32Array[],
+    dims: EncoderDims,
+    divisor: number,
+    eps: number,
+    dropout: number[],
+  ): void;
+  gemm(
+    kernel: number,
+    a: Float32Array,
+    b: Float32Array,
+    c: Float32Array,
+    batch: number,
+    m: number,
+    n: number,
+    k: number,
+    transA: boolean,
+    transB: boolean,
+  ): void;
+  adamw(
+    p: Float32Array,
+    g: Float32Array,
+    m: Float32Array,
+    v: Float32Array,
+    pOut: Float32Array,
+    mOut: Float32Array,
+    vOut: Float32Array,
+    constants: number[],
+  ): void;
   openBlasThreads(): number;
   /** The system BLAS that opened (a soname or path), or ''. */
   openBlasLibrary: string;
@@ -146,13 +216,32 @@ export interface NativeKernels extends Omit<PassThroughKernels, 'dotRows'> {
    * `c[i] = op(a[i]) · op(b[i])` for i < batch, with `op(a[i])` m×k and `op(b[i])` k×n, all row-major and
    * stored entry after entry; `c` is overwritten. Lengths must be batch·m·k, batch·k·n and batch·m·n.
    */
-  gemm(a: Float32Array, b: Float32Array, c: Float32Array, batch: number, m: number, n: number, k: number, transA: boolean, transB: boolean): void;
+  gemm(
+    a: Float32Array,
+    b: Float32Array,
+    c: Float32Array,
+    batch: number,
+    m: number,
+    n: number,
+    k: number,
+    transA: boolean,
+    transB: boolean,
+  ): void;
   /**
    * One AdamW update of a parameter `p` with gradient `g` and moments `m`, `v` into the `*Out` arrays (all of
    * one length), per element in float32: g ← g·gradScale; m ← m·β₁ + g·(1−β₁); v ← v·β₂ + (g·g)·(1−β₂);
    * p ← p·decay; p ← p − (m / (√v / biasCorrection2Sqrt + ε))·stepSize.
    */
-  adamw(p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, pOut: Float32Array, mOut: Float32Array, vOut: Float32Array, c: AdamWConstants): void;
+  adamw(
+    p: Float32Array,
+    g: Float32Array,
+    m: Float32Array,
+    v: Float32Array,
+    pOut: Float32Array,
+    mOut: Float32Array,
+    vOut: Float32Array,
+    c: AdamWConstants,
+  ): void;
   /**
    * An XLM-RoBERTa layer's 16 tensors laid out once for `encoderLayer` on this product kernel: query weight, bias,
    * key weight, bias, value weight, bias, attention output dense weight, bias, its LayerNorm weight, bias,
@@ -166,7 +255,15 @@ export interface NativeKernels extends Omit<PassThroughKernels, 'dotRows'> {
    * attention (softmax(q·kᵀ / divisor + mask)·v, never more than a block of scores at a time), GELU, residuals and
    * LayerNorms (`eps`) in one call on all threads (see src/encoder.cc).
    */
-  encoderLayer?(packed: Float32Array, x: Float32Array, mask: Float32Array, y: Float32Array, dims: EncoderDims, divisor: number, eps: number): void;
+  encoderLayer?(
+    packed: Float32Array,
+    x: Float32Array,
+    mask: Float32Array,
+    y: Float32Array,
+    dims: EncoderDims,
+    divisor: number,
+    eps: number,
+  ): void;
   /** Floats of the state `encoderLayerTrainForward` keeps for `encoderLayerBackward` (6·hidden + ffn + 2·heads a token). */
   encoderTrainStateLength?(dims: EncoderDims): number;
   /**
@@ -175,13 +272,43 @@ export interface NativeKernels extends Omit<PassThroughKernels, 'dotRows'> {
    * `state` is null (the backward's caller then runs the forward again). Attention never holds more than a block
    * of scores (see src/encoder_train.cc).
    */
-  encoderLayerTrainForward?(weights: Float32Array[], x: Float32Array, mask: Float32Array, y: Float32Array, state: Float32Array | null, dims: EncoderDims, divisor: number, eps: number, dropout: EncoderDropoutMasks): void;
+  encoderLayerTrainForward?(
+    weights: Float32Array[],
+    x: Float32Array,
+    mask: Float32Array,
+    y: Float32Array,
+    state: Float32Array | null,
+    dims: EncoderDims,
+    divisor: number,
+    eps: number,
+    dropout: EncoderDropoutMasks,
+  ): void;
   /** `dx` and the 16 tensors' gradients (written into `grads`, same order and lengths) from `dy` and the forward's x, mask and state. */
-  encoderLayerBackward?(weights: Float32Array[], x: Float32Array, mask: Float32Array, state: Float32Array, dy: Float32Array, dx: Float32Array, grads: Float32Array[], dims: EncoderDims, divisor: number, eps: number, dropout: EncoderDropoutMasks): void;
+  encoderLayerBackward?(
+    weights: Float32Array[],
+    x: Float32Array,
+    mask: Float32Array,
+    state: Float32Array,
+    dy: Float32Array,
+    dx: Float32Array,
+    grads: Float32Array[],
+    dims: EncoderDims,
+    divisor: number,
+    eps: number,
+    dropout: EncoderDropoutMasks,
+  ): void;
 }
 
 function dropoutArray(d: EncoderDropoutMasks): number[] {
-  return [d.attention.threshold, d.attention.scale, d.attention.seed, d.hidden.threshold, d.hidden.scale, d.hidden.attentionOutputSeed, d.hidden.outputSeed];
+  return [
+    d.attention.threshold,
+    d.attention.scale,
+    d.attention.seed,
+    d.hidden.threshold,
+    d.hidden.scale,
+    d.hidden.attentionOutputSeed,
+    d.hidden.outputSeed,
+  ];
 }
 
 /** The addon this process loads: KOTUNE_NATIVE_ADDON, else the one build.mjs writes. */
@@ -195,7 +322,13 @@ let bindingError: string | undefined;
 /** This CPU's features as Linux names them (flags of /proc/cpuinfo; macOS: sysctl's hw.optional.*), or undefined. */
 function cpuFeatures(): Set<string> | undefined {
   try {
-    if (process.platform === 'linux') return new Set(readFileSync('/proc/cpuinfo', 'utf8').match(/^flags\s*:(.*)$/m)?.[1]?.trim().split(/\s+/));
+    if (process.platform === 'linux')
+      return new Set(
+        readFileSync('/proc/cpuinfo', 'utf8')
+          .match(/^flags\s*:(.*)$/m)?.[1]
+          ?.trim()
+          .split(/\s+/),
+      );
     if (process.platform === 'darwin') {
       const sysctl = execFileSync('sysctl', ['hw.optional'], { encoding: 'utf8' });
       // "hw.optional.avx2_0: 1", "hw.optional.avx512f: 1"
@@ -258,7 +391,8 @@ function loadBinding(): Binding | undefined {
 
 export function parseNativeChoice(value: string): NativeChoice {
   const choice = value.trim().toLowerCase();
-  if (!(NATIVE_CHOICES as readonly string[]).includes(choice)) throw new Error(`unknown KOTUNE_NATIVE "${value}": use one of ${NATIVE_CHOICES.join(', ')}`);
+  if (!(NATIVE_CHOICES as readonly string[]).includes(choice))
+    throw new Error(`unknown KOTUNE_NATIVE "${value}": use one of ${NATIVE_CHOICES.join(', ')}`);
   return choice as NativeChoice;
 }
 
@@ -274,25 +408,72 @@ function kernelsOf(b: Binding, kernel: GemmKernel): NativeKernels {
       const threads = blas ? b.openBlasThreads() : b.builtinThreads;
       const plural = `${threads} thread${threads === 1 ? '' : 's'}`;
       if (!blas) return `built-in ${ISA_NAMES[kernel === 'builtin-avx2' ? 'avx2' : b.builtinIsa]} kernel, ${plural}`;
-      if (b.blasVendor !== 'OpenBLAS') return `${b.blasVendor === 'Accelerate' ? 'Apple Accelerate' : 'system BLAS'} (${b.openBlasLibrary}), its own threads`;
+      if (b.blasVendor !== 'OpenBLAS')
+        return `${b.blasVendor === 'Accelerate' ? 'Apple Accelerate' : 'system BLAS'} (${b.openBlasLibrary}), its own threads`;
       const detail = b.openBlasConfig.match(/^OpenBLAS (\S+).*?(\S+) MAX_THREADS/);
       const name = detail ? `OpenBLAS ${detail[1]} (${b.openBlasLibrary}, ${detail[2]})` : `OpenBLAS (${b.openBlasLibrary})`;
       return `${name}, ${plural}`;
     },
     gemm: (a, bb, c, batch, m, n, k, transA, transB) => b.gemm(id, a, bb, c, batch, m, n, k, transA, transB),
     adamw: (p, g, m, v, pOut, mOut, vOut, c) =>
-      b.adamw(p, g, m, v, pOut, mOut, vOut, [c.beta1, c.oneMinusBeta1, c.beta2, c.oneMinusBeta2, c.decay, c.biasCorrection2Sqrt, c.eps, c.stepSize, c.gradScale]),
-    sumOfSquares, gelu, geluGrad, dropout, layerNorm, layerNormGrad, softmax, softmaxGrad, elementwise, embeddingGrad,
+      b.adamw(p, g, m, v, pOut, mOut, vOut, [
+        c.beta1,
+        c.oneMinusBeta1,
+        c.beta2,
+        c.oneMinusBeta2,
+        c.decay,
+        c.biasCorrection2Sqrt,
+        c.eps,
+        c.stepSize,
+        c.gradScale,
+      ]),
+    sumOfSquares,
+    gelu,
+    geluGrad,
+    dropout,
+    layerNorm,
+    layerNormGrad,
+    softmax,
+    softmaxGrad,
+    elementwise,
+    embeddingGrad,
     ...(b.encoderSupported
       ? {
           packEncoderLayer: (weights: Float32Array[], hidden: number, ffn: number) => b.packEncoderLayer(id, weights, hidden, ffn),
-          encoderLayer: (packed: Float32Array, x: Float32Array, mask: Float32Array, y: Float32Array, dims: EncoderDims, divisor: number, eps: number) =>
-            b.encoderLayer(id, packed, x, mask, y, dims, divisor, eps),
+          encoderLayer: (
+            packed: Float32Array,
+            x: Float32Array,
+            mask: Float32Array,
+            y: Float32Array,
+            dims: EncoderDims,
+            divisor: number,
+            eps: number,
+          ) => b.encoderLayer(id, packed, x, mask, y, dims, divisor, eps),
           encoderTrainStateLength: (dims: EncoderDims) => b.encoderTrainStateLength(dims),
-          encoderLayerTrainForward: (weights: Float32Array[], x: Float32Array, mask: Float32Array, y: Float32Array, state: Float32Array | null, dims: EncoderDims, divisor: number, eps: number, dropout: EncoderDropoutMasks) =>
-            b.encoderLayerTrainForward(id, weights, x, mask, y, state, dims, divisor, eps, dropoutArray(dropout)),
-          encoderLayerBackward: (weights: Float32Array[], x: Float32Array, mask: Float32Array, state: Float32Array, dy: Float32Array, dx: Float32Array, grads: Float32Array[], dims: EncoderDims, divisor: number, eps: number, dropout: EncoderDropoutMasks) =>
-            b.encoderLayerBackward(id, weights, x, mask, state, dy, dx, grads, dims, divisor, eps, dropoutArray(dropout)),
+          encoderLayerTrainForward: (
+            weights: Float32Array[],
+            x: Float32Array,
+            mask: Float32Array,
+            y: Float32Array,
+            state: Float32Array | null,
+            dims: EncoderDims,
+            divisor: number,
+            eps: number,
+            dropout: EncoderDropoutMasks,
+          ) => b.encoderLayerTrainForward(id, weights, x, mask, y, state, dims, divisor, eps, dropoutArray(dropout)),
+          encoderLayerBackward: (
+            weights: Float32Array[],
+            x: Float32Array,
+            mask: Float32Array,
+            state: Float32Array,
+            dy: Float32Array,
+            dx: Float32Array,
+            grads: Float32Array[],
+            dims: EncoderDims,
+            divisor: number,
+            eps: number,
+            dropout: EncoderDropoutMasks,
+          ) => b.encoderLayerBackward(id, weights, x, mask, state, dy, dx, grads, dims, divisor, eps, dropoutArray(dropout)),
         }
       : {}),
   };
@@ -323,12 +504,17 @@ export function loadNative(choice: string = process.env.KOTUNE_NATIVE ?? 'auto')
   const openblas = b.blasVendor === 'OpenBLAS';
   if (wanted === 'openblas' && !openblas) {
     const other = b.blasVendor === '' ? '' : ` (${b.openBlasLibrary} opened: KOTUNE_NATIVE=blas uses it)`;
-    throw new Error(`KOTUNE_NATIVE=openblas was asked for, but no libopenblas.so.0 could be opened (Debian: apt-get install libopenblas0-pthread)${other}`);
+    throw new Error(
+      `KOTUNE_NATIVE=openblas was asked for, but no libopenblas.so.0 could be opened (Debian: apt-get install libopenblas0-pthread)${other}`,
+    );
   }
   if (wanted === 'blas' && b.blasVendor === '') {
-    throw new Error('KOTUNE_NATIVE=blas was asked for, but no system BLAS with cblas_sgemm could be opened (OpenBLAS, Apple Accelerate, libblas.so.3, or KOTUNE_BLAS=/path/to/library)');
+    throw new Error(
+      'KOTUNE_NATIVE=blas was asked for, but no system BLAS with cblas_sgemm could be opened (OpenBLAS, Apple Accelerate, libblas.so.3, or KOTUNE_BLAS=/path/to/library)',
+    );
   }
-  if (wanted === 'builtin-avx2' && b.builtinIsa !== 'avx2' && b.builtinIsa !== 'avx512') throw new Error('KOTUNE_NATIVE=builtin-avx2 was asked for, but this CPU (or this build) lacks AVX2 with FMA');
+  if (wanted === 'builtin-avx2' && b.builtinIsa !== 'avx2' && b.builtinIsa !== 'avx512')
+    throw new Error('KOTUNE_NATIVE=builtin-avx2 was asked for, but this CPU (or this build) lacks AVX2 with FMA');
   if (wanted === 'openblas' || (wanted === 'auto' && openblas)) return { kernels: kernelsOf(b, 'openblas') };
   if (wanted === 'blas' || wanted === 'builtin-avx2') return { kernels: kernelsOf(b, wanted) };
   return { kernels: kernelsOf(b, 'builtin') };

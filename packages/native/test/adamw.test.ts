@@ -24,7 +24,17 @@ function values(seed: number, scale: number, positive = false): Float32Array {
 test('adamw: every element gets the float32 operations of @kotune/optim, in order (bits)', () => {
   const [p, g, m, v] = [values(1, 0.1), values(2, 0.01), values(3, 1e-3), values(4, 1e-5, true)];
   const f = Math.fround;
-  const c = { beta1: f(0.9), oneMinusBeta1: f(1 - 0.9), beta2: f(0.999), oneMinusBeta2: f(1 - 0.999), decay: f(1 - 2e-5 * 0.01), biasCorrection2Sqrt: f(Math.sqrt(1 - 0.999 ** 3)), eps: f(1e-8), stepSize: f(2e-5 / (1 - 0.9 ** 3)), gradScale: f(0.37) };
+  const c = {
+    beta1: f(0.9),
+    oneMinusBeta1: f(1 - 0.9),
+    beta2: f(0.999),
+    oneMinusBeta2: f(1 - 0.999),
+    decay: f(1 - 2e-5 * 0.01),
+    biasCorrection2Sqrt: f(Math.sqrt(1 - 0.999 ** 3)),
+    eps: f(1e-8),
+    stepSize: f(2e-5 / (1 - 0.9 ** 3)),
+    gradScale: f(0.37),
+  };
   const [pOut, mOut, vOut] = [new Float32Array(N), new Float32Array(N), new Float32Array(N)];
   kernels.adamw(p, g, m, v, pOut, mOut, vOut, c);
   for (let i = 0; i < N; i++) {
@@ -34,7 +44,8 @@ test('adamw: every element gets the float32 operations of @kotune/optim, in orde
     const pi = f(p[i]! * c.decay);
     const denom = f(f(f(Math.sqrt(vi)) / c.biasCorrection2Sqrt) + c.eps);
     const expected = f(pi - f(f(mi / denom) * c.stepSize));
-    if (pOut[i] !== expected || mOut[i] !== mi || vOut[i] !== vi) assert.unreachable(`element ${i}: p ${pOut[i]} vs ${expected}, m ${mOut[i]} vs ${mi}, v ${vOut[i]} vs ${vi}`);
+    if (pOut[i] !== expected || mOut[i] !== mi || vOut[i] !== vi)
+      assert.unreachable(`element ${i}: p ${pOut[i]} vs ${expected}, m ${mOut[i]} vs ${mi}, v ${vOut[i]} vs ${vi}`);
   }
 });
 

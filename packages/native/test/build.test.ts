@@ -13,14 +13,20 @@ import { fileURLToPath } from 'node:url';
 
 const here = fileURLToPath(new URL('..', import.meta.url));
 
-function buildWith(compiler: (dir: string) => string, env: Record<string, string> = {}): { status: number | null; lines: string[]; dir: string } {
+function buildWith(
+  compiler: (dir: string) => string,
+  env: Record<string, string> = {},
+): { status: number | null; lines: string[]; dir: string } {
   const dir = mkdtempSync(join(tmpdir(), 'kotune-native-build-'));
   cpSync(join(here, 'build.mjs'), join(dir, 'build.mjs'));
   cpSync(join(here, 'src'), join(dir, 'src'), { recursive: true });
   mkdirSync(join(dir, 'build'));
   writeFileSync(join(dir, 'build', 'kotune_native.node'), 'an addon from an earlier build');
   writeFileSync(join(dir, 'build', 'kotune_native.json'), '{}');
-  const run = spawnSync(process.execPath, [join(dir, 'build.mjs')], { env: { ...process.env, CXX: compiler(dir), ...env }, encoding: 'utf8' });
+  const run = spawnSync(process.execPath, [join(dir, 'build.mjs')], {
+    env: { ...process.env, CXX: compiler(dir), ...env },
+    encoding: 'utf8',
+  });
   return { status: run.status, lines: `${run.stdout}${run.stderr}`.split('\n').filter((l) => l !== ''), dir };
 }
 
@@ -39,14 +45,20 @@ test('no compiler: one line, exit 0, nothing left to load', () => {
 test('a compiler that fails: its first error on the one line, all its output in build/compile.log', () => {
   const { status, lines, dir } = buildWith((d) => {
     const fake = join(d, 'failing-cxx');
-    writeFileSync(fake, '#!/bin/sh\necho "kernels.cc:1:1: note: context" >&2\necho "kernels.cc:2:3: error: no AVX here" >&2\necho "1 error generated." >&2\nexit 1\n');
+    writeFileSync(
+      fake,
+      '#!/bin/sh\necho "kernels.cc:1:1: note: context" >&2\necho "kernels.cc:2:3: error: no AVX here" >&2\necho "1 error generated." >&2\nexit 1\n',
+    );
     chmodSync(fake, 0o755);
     return fake;
   });
   try {
     assert.is(status, 0);
     assert.equal(lines.length, 1, lines.join('\n'));
-    assert.match(lines[0]!, /^@kotune\/native: not built \(.*failing-cxx failed: kernels\.cc:2:3: error: no AVX here \(full output: .*compile\.log\)\)/);
+    assert.match(
+      lines[0]!,
+      /^@kotune\/native: not built \(.*failing-cxx failed: kernels\.cc:2:3: error: no AVX here \(full output: .*compile\.log\)\)/,
+    );
     assert.match(readFileSync(join(dir, 'build', 'compile.log'), 'utf8'), /note: context\n.*error: no AVX here\n1 error generated\./);
     assert.not.ok(existsSync(join(dir, 'build', 'kotune_native.node')));
   } finally {
@@ -58,7 +70,9 @@ test('an unknown KOTUNE_NATIVE_ISA: one line naming the choices, exit 0, nothing
   const { status, lines, dir } = buildWith(() => 'g++', { KOTUNE_NATIVE_ISA: 'avx9000' });
   try {
     assert.is(status, 0);
-    assert.equal(lines, ['@kotune/native: not built (unknown KOTUNE_NATIVE_ISA "avx9000": use one of auto, portable, x86-64-v3, x86-64-v4); the TensorFlow.js backends run their own kernels']);
+    assert.equal(lines, [
+      '@kotune/native: not built (unknown KOTUNE_NATIVE_ISA "avx9000": use one of auto, portable, x86-64-v3, x86-64-v4); the TensorFlow.js backends run their own kernels',
+    ]);
     assert.not.ok(existsSync(join(dir, 'build', 'kotune_native.node')));
     assert.not.ok(existsSync(join(dir, 'build', 'kotune_native.json')));
   } finally {

@@ -31,12 +31,18 @@ export const KERNEL_TESTS = [
 export function buildAddon(env: Record<string, string>): { line: string; addon: string; dir: string; seconds: number } {
   const dir = mkdtempSync(join(tmpdir(), 'kotune-native-variant-'));
   const started = Date.now();
-  const run = spawnSync(process.execPath, [buildScript], { env: { ...process.env, ...env, KOTUNE_NATIVE_BUILD_DIR: dir }, encoding: 'utf8' });
+  const run = spawnSync(process.execPath, [buildScript], {
+    env: { ...process.env, ...env, KOTUNE_NATIVE_BUILD_DIR: dir },
+    encoding: 'utf8',
+  });
   return { line: `${run.stdout}${run.stderr}`.trim(), addon: join(dir, 'kotune_native.node'), dir, seconds: (Date.now() - started) / 1000 };
 }
 
 /** `pnpm test` of `filters` with `env` (e.g. KOTUNE_NATIVE_ADDON): its totals and whole output. */
-export function runTests(filters: string[], env: Record<string, string>): { passed: number; failed: number; skipped: number; output: string } {
+export function runTests(
+  filters: string[],
+  env: Record<string, string>,
+): { passed: number; failed: number; skipped: number; output: string } {
   const run = spawnSync(process.execPath, ['--import', 'tsx', join(root, 'scripts', 'test.ts'), ...filters], {
     cwd: root,
     env: { ...process.env, ...env },

@@ -82,7 +82,7 @@ test('softmax: masked keys weigh exactly 0, and a NaN score makes its whole row 
  */
 test('layerNorm: y, mean and rstd equal float64 LayerNorm to float32 rounding at every width', () => {
   let seed = 7;
-  const next = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 31 - 1);
+  const next = () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 31 - 1;
   for (const width of [1, 7, 16, 17, 37, 384]) {
     const rows = 3;
     const x = Float32Array.from({ length: rows * width }, () => 5 + 2 * next());
@@ -102,7 +102,10 @@ test('layerNorm: y, mean and rstd equal float64 LayerNorm to float32 rounding at
       row.forEach((v, j) => {
         const expected = (v - mu) * rs * w[j]! + b[j]!;
         const tolerance = 8 * 2 ** -24 * ((Math.abs(v - mu) + Math.abs(mu)) * rs * Math.abs(w[j]!) + Math.abs(b[j]!));
-        assert.ok(Math.abs(y[r * width + j]! - expected) <= tolerance, `width ${width} row ${r}, ${j}: ${y[r * width + j]}, expected ${expected}`);
+        assert.ok(
+          Math.abs(y[r * width + j]! - expected) <= tolerance,
+          `width ${width} row ${r}, ${j}: ${y[r * width + j]}, expected ${expected}`,
+        );
       });
     }
   }
@@ -110,7 +113,10 @@ test('layerNorm: y, mean and rstd equal float64 LayerNorm to float32 rounding at
 
 test('arrays of different lengths or types are refused', () => {
   assert.throws(() => kernels.gelu(new Float32Array(3), new Float32Array(4)), /the same length/);
-  assert.throws(() => kernels.geluGrad(new Float32Array(3), new Float32Array(3), [] as unknown as Float32Array), /dx must be a Float32Array/);
+  assert.throws(
+    () => kernels.geluGrad(new Float32Array(3), new Float32Array(3), [] as unknown as Float32Array),
+    /dx must be a Float32Array/,
+  );
 });
 
 test.run();

@@ -16,7 +16,9 @@ import { encoderMissing, nativeTest as test } from './support.ts';
 const MASKED = -3.4028234663852886e38;
 /** Both AVX tiles; none where the fused layer is absent (no addon, or no AVX2: arm64, the portable build). */
 const kernels: NativeKernels[] =
-  encoderMissing !== undefined ? [] : (['builtin', 'builtin-avx2'] as const).map((choice) => (loadNative(choice) as { kernels: NativeKernels }).kernels);
+  encoderMissing !== undefined
+    ? []
+    : (['builtin', 'builtin-avx2'] as const).map((choice) => (loadNative(choice) as { kernels: NativeKernels }).kernels);
 if (encoderMissing !== undefined) console.log(`skip: the encoder layer tests (${encoderMissing})`);
 
 let state = 987654321;
@@ -67,7 +69,13 @@ function layerNorm(x: Float64Array, rows: number, n: number, w: Float32Array, b:
   return y;
 }
 
-function referenceLayer(weights: Float32Array[], x: Float32Array, mask: Float32Array, [batch, seq, hidden, heads, ffn]: EncoderDims, eps: number): Float64Array {
+function referenceLayer(
+  weights: Float32Array[],
+  x: Float32Array,
+  mask: Float32Array,
+  [batch, seq, hidden, heads, ffn]: EncoderDims,
+  eps: number,
+): Float64Array {
   const [wq, bq, wk, bk, wv, bv, wo, bo, ln1w, ln1b, w1, b1, w2, b2, ln2w, ln2b] = weights as Float32Array[];
   const tokens = batch * seq;
   const d = hidden / heads;
@@ -123,8 +131,24 @@ for (const native of kernels) {
   for (const { hidden, heads, ffn, lengths, seq } of CASES) {
     test(`${native.kernel}: encoderLayer equals the float64 layer (hidden ${hidden}, ${heads} heads, FFN ${ffn}, lengths ${lengths.join(', ')})`, () => {
       const eps = 1e-5;
-      const shapes = [[hidden, hidden], [hidden], [hidden, hidden], [hidden], [hidden, hidden], [hidden], [hidden, hidden], [hidden],
-        [hidden], [hidden], [ffn, hidden], [ffn], [hidden, ffn], [hidden], [hidden], [hidden]];
+      const shapes = [
+        [hidden, hidden],
+        [hidden],
+        [hidden, hidden],
+        [hidden],
+        [hidden, hidden],
+        [hidden],
+        [hidden, hidden],
+        [hidden],
+        [hidden],
+        [hidden],
+        [ffn, hidden],
+        [ffn],
+        [hidden, ffn],
+        [hidden],
+        [hidden],
+        [hidden],
+      ];
       const weights = shapes.map((shape, i) => {
         const n = shape.reduce((p, s) => p * s, 1);
         // LayerNorm weights near 1; everything else large enough (0.3) that attention is far from uniform.

@@ -62,8 +62,19 @@ function reference(a: Float32Array, b: Float32Array, batch: number, m: number, n
  * kernel's threads: one entry split by columns, and three entries shared out whole.
  */
 const shapes: [batch: number, m: number, n: number, k: number][] = [
-  [1, 1, 1, 1], [1, 5, 7, 3], [1, 6, 16, 8], [1, 12, 32, 8], [1, 13, 33, 17], [1, 97, 65, 300],
-  [1, 30, 2100, 9], [3, 11, 19, 5], [2, 130, 40, 513], [1, 4, 3, 0], [0, 5, 7, 3], [1, 200, 301, 70], [3, 64, 50, 400],
+  [1, 1, 1, 1],
+  [1, 5, 7, 3],
+  [1, 6, 16, 8],
+  [1, 12, 32, 8],
+  [1, 13, 33, 17],
+  [1, 97, 65, 300],
+  [1, 30, 2100, 9],
+  [3, 11, 19, 5],
+  [2, 130, 40, 513],
+  [1, 4, 3, 0],
+  [0, 5, 7, 3],
+  [1, 200, 301, 70],
+  [3, 64, 50, 400],
 ];
 
 for (const gemm of kernels) {
@@ -71,7 +82,12 @@ for (const gemm of kernels) {
     test(`${gemm.kernel}: ${batch} x [${m}, ${k}] · [${k}, ${n}] with every transpose equals the float64 product`, () => {
       const a = uniform(batch * m * k);
       const b = uniform(batch * k * n);
-      for (const [ta, tb] of [[false, false], [true, false], [false, true], [true, true]] as const) {
+      for (const [ta, tb] of [
+        [false, false],
+        [true, false],
+        [false, true],
+        [true, true],
+      ] as const) {
         const c = new Float32Array(batch * m * n).fill(Number.NaN); // every entry must be written
         gemm.gemm(a, b, c, batch, m, n, k, ta, tb);
         const { value, magnitude } = reference(a, b, batch, m, n, k, ta, tb);
@@ -88,7 +104,10 @@ for (const gemm of kernels) {
   test(`${gemm.kernel}: arrays that do not match the sizes are refused`, () => {
     const a = new Float32Array(6);
     assert.throws(() => gemm.gemm(a, new Float32Array(6), new Float32Array(3), 1, 2, 2, 3, false, false), /array lengths do not match/);
-    assert.throws(() => gemm.gemm(a, new Float64Array(6) as unknown as Float32Array, new Float32Array(4), 1, 2, 2, 3, false, false), /b must be a Float32Array/);
+    assert.throws(
+      () => gemm.gemm(a, new Float64Array(6) as unknown as Float32Array, new Float32Array(4), 1, 2, 2, 3, false, false),
+      /b must be a Float32Array/,
+    );
   });
 }
 
@@ -105,7 +124,8 @@ test('the built-in kernel gives the same bits on one thread as on all of them', 
       out.push(Buffer.from(c.buffer).toString('base64'));
     }
     console.log(JSON.stringify({ threads: g.builtinThreads, out }));`;
-  const run = (threads: string) => JSON.parse(execFileSync(process.execPath, ['-e', script], { env: { ...process.env, OMP_NUM_THREADS: threads }, encoding: 'utf8' }));
+  const run = (threads: string) =>
+    JSON.parse(execFileSync(process.execPath, ['-e', script], { env: { ...process.env, OMP_NUM_THREADS: threads }, encoding: 'utf8' }));
   const [one, two] = [run('1'), run('2')];
   assert.equal([one.threads, two.threads], [1, 2]);
   assert.equal(two.out, one.out);
@@ -135,7 +155,8 @@ test('a kernel asked for by name that cannot run is an error; off is no kernel',
   assert.equal(loadNative('off'), { reason: 'KOTUNE_NATIVE=off' });
   assert.throws(() => loadNative('cublas'), /unknown KOTUNE_NATIVE "cublas"/);
   if (!kernels.some((g) => g.kernel === 'openblas')) assert.throws(() => loadNative('openblas'), /no libopenblas.so.0 could be opened/);
-  if (!kernels.some((g) => g.kernel === 'openblas' || g.kernel === 'blas')) assert.throws(() => loadNative('blas'), /no system BLAS with cblas_sgemm could be opened/);
+  if (!kernels.some((g) => g.kernel === 'openblas' || g.kernel === 'blas'))
+    assert.throws(() => loadNative('blas'), /no system BLAS with cblas_sgemm could be opened/);
 });
 
 test.run();

@@ -81,14 +81,22 @@ const hasTaskset = process.platform === 'linux' && spawnSync('taskset', ['--vers
 (hasTaskset ? test : test.skip)('threads: the CPUs this process may run on (taskset -c 0: one); OMP_NUM_THREADS overrides', () => {
   const { OMP_NUM_THREADS, ...env } = process.env;
   assert.is(execFileSync('taskset', ['-c', '0', process.execPath, '-e', threadsScript], { env, encoding: 'utf8' }).trim(), '1');
-  assert.is(execFileSync('taskset', ['-c', '0', process.execPath, '-e', threadsScript], { env: { ...env, OMP_NUM_THREADS: '3' }, encoding: 'utf8' }).trim(), '3');
+  assert.is(
+    execFileSync('taskset', ['-c', '0', process.execPath, '-e', threadsScript], {
+      env: { ...env, OMP_NUM_THREADS: '3' },
+      encoding: 'utf8',
+    }).trim(),
+    '3',
+  );
 });
 if (!hasTaskset) console.log('skip: the taskset test (needs Linux with taskset, util-linux)');
 
 test('KOTUNE_BLAS naming a library without cblas_sgemm: no BLAS, the built-in kernel', () => {
   const script = `const b = require(${JSON.stringify(NATIVE_ADDON)}); console.log(JSON.stringify([b.blasVendor, b.openBlasLibrary]))`;
   for (const library of ['/no/such/libblas.so', process.platform === 'darwin' ? '/usr/lib/libSystem.B.dylib' : 'libm.so.6']) {
-    const [vendor, opened] = JSON.parse(execFileSync(process.execPath, ['-e', script], { env: { ...process.env, KOTUNE_BLAS: library }, encoding: 'utf8' }));
+    const [vendor, opened] = JSON.parse(
+      execFileSync(process.execPath, ['-e', script], { env: { ...process.env, KOTUNE_BLAS: library }, encoding: 'utf8' }),
+    );
     assert.ok(opened !== library, `${library} is not a BLAS`);
     if (vendor === '') assert.is(opened, '');
   }
@@ -97,7 +105,10 @@ test('KOTUNE_BLAS naming a library without cblas_sgemm: no BLAS, the built-in ke
 /** What loadNative('auto') says in a fresh process that loads the addon at `addon`. */
 function loadIn(addon: string): { kernels?: unknown; reason?: string } {
   const code = `import(${JSON.stringify(index)}).then((m) => { const r = m.loadNative('auto'); console.log(JSON.stringify('reason' in r ? r : { kernels: r.kernels.describe() })); })`;
-  const out = execFileSync(process.execPath, ['--import', 'tsx', '-e', code], { env: { ...process.env, KOTUNE_NATIVE_ADDON: addon }, encoding: 'utf8' });
+  const out = execFileSync(process.execPath, ['--import', 'tsx', '-e', code], {
+    env: { ...process.env, KOTUNE_NATIVE_ADDON: addon },
+    encoding: 'utf8',
+  });
   return JSON.parse(out.trim().split('\n').at(-1)!);
 }
 
@@ -114,9 +125,15 @@ test('an addon built from other sources, for a CPU this is not, or without its r
     write({ sourceHash: '0123456789abcdef' });
     assert.match(loadIn(addon).reason!, /^the addon was built from other sources: rebuild with node .*build\.mjs$/);
     write({ isa: 'x86-64-v4', requires: ['avx512f', 'no_such_feature'] });
-    assert.match(loadIn(addon).reason!, /^the addon was built for x86-64-v4 \(KOTUNE_NATIVE_ISA\) and this CPU (lacks .*no_such_feature|cannot be checked for it): rebuild with node .*build\.mjs$/);
+    assert.match(
+      loadIn(addon).reason!,
+      /^the addon was built for x86-64-v4 \(KOTUNE_NATIVE_ISA\) and this CPU (lacks .*no_such_feature|cannot be checked for it): rebuild with node .*build\.mjs$/,
+    );
     rmSync(join(dir, 'kotune_native.json'));
-    assert.match(loadIn(addon).reason!, /^the addon has no kotune_native\.json beside it \(an older build\): rebuild with node .*build\.mjs$/);
+    assert.match(
+      loadIn(addon).reason!,
+      /^the addon has no kotune_native\.json beside it \(an older build\): rebuild with node .*build\.mjs$/,
+    );
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

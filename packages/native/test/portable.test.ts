@@ -20,7 +20,10 @@ if (!canBuild) console.log(`skip: the portable build (${addonMissing})`);
     assert.match(build.line, /^@kotune\/native: built .*KOTUNE_NATIVE_ISA=portable/);
     console.log(`portable build: ${build.seconds.toFixed(1)} s`);
     // engine/matmul's products through TensorFlow.js add time and no kernel to gemm.test's.
-    const result = runTests(KERNEL_TESTS.filter((t) => !t.endsWith('/matmul')), { KOTUNE_NATIVE_ADDON: build.addon, KOTUNE_REQUIRE_NATIVE: '1' });
+    const result = runTests(
+      KERNEL_TESTS.filter((t) => !t.endsWith('/matmul')),
+      { KOTUNE_NATIVE_ADDON: build.addon, KOTUNE_REQUIRE_NATIVE: '1' },
+    );
     assert.is(result.failed, 0, result.output);
     assert.ok(result.passed >= 50, result.output);
     assert.match(result.output, /skip: the native encoder layer tests \(.*built-in portable C\+\+ kernel/);

@@ -14,7 +14,11 @@ export const addonMissing: string | undefined = 'reason' in probe ? probe.reason
 
 /** Why the fused encoder layer cannot run here (no addon, or no AVX2 with FMA: arm64, the portable build), or undefined. */
 export const encoderMissing: string | undefined =
-  'reason' in probe ? probe.reason : probe.kernels.encoderLayer ? undefined : `the fused encoder layer needs x86-64 with AVX2 and FMA; this is ${probe.kernels.describe()}`;
+  'reason' in probe
+    ? probe.reason
+    : probe.kernels.encoderLayer
+      ? undefined
+      : `the fused encoder layer needs x86-64 with AVX2 and FMA; this is ${probe.kernels.describe()}`;
 
 if (addonMissing !== undefined && process.env.KOTUNE_REQUIRE_NATIVE === '1') {
   throw new Error(`KOTUNE_REQUIRE_NATIVE=1, but the native kernels cannot run: ${addonMissing}`);
@@ -23,8 +27,11 @@ if (addonMissing !== undefined && process.env.KOTUNE_REQUIRE_NATIVE === '1') {
 let announced = false;
 
 /** uvu's `test` where the addon runs; elsewhere the same registration as a skipped test. */
-export const nativeTest: typeof test = addonMissing === undefined ? test : Object.assign((name: string, handler: Parameters<typeof test>[1]) => {
-  if (!announced) console.log(`skip: the tests that need the native addon (${addonMissing})`);
-  announced = true;
-  test.skip(name, handler);
-}, test);
+export const nativeTest: typeof test =
+  addonMissing === undefined
+    ? test
+    : Object.assign((name: string, handler: Parameters<typeof test>[1]) => {
+        if (!announced) console.log(`skip: the tests that need the native addon (${addonMissing})`);
+        announced = true;
+        test.skip(name, handler);
+      }, test);

@@ -41,15 +41,35 @@ const CONFIGS: Record<string, { label: string; model: Record<string, unknown>; r
   },
   'xlmr-base': {
     label: 'XLM-R base (12L/768H/3072/250k)',
-    model: { hidden_size: 768, num_hidden_layers: 12, num_attention_heads: 12, intermediate_size: 3072, max_position_embeddings: 514, vocab_size: 250002 },
+    model: {
+      hidden_size: 768,
+      num_hidden_layers: 12,
+      num_attention_heads: 12,
+      intermediate_size: 3072,
+      max_position_embeddings: 514,
+      vocab_size: 250002,
+    },
     rounds: { 128: 5, 512: 3 },
   },
 };
 const TASKS = ['score', 'encode'] as const;
 type Task = (typeof TASKS)[number];
 
-interface Run { seconds: number[]; tokens: number; outputs: number[] }
-interface Measured { config: string; seq: number; threads: number; task: Task; kotune: Run; ort: Run; ortLevel: OrtLevel; ortLevels: Record<OrtLevel, number> }
+interface Run {
+  seconds: number[];
+  tokens: number;
+  outputs: number[];
+}
+interface Measured {
+  config: string;
+  seq: number;
+  threads: number;
+  task: Task;
+  kotune: Run;
+  ort: Run;
+  ortLevel: OrtLevel;
+  ortLevels: Record<OrtLevel, number>;
+}
 /** onnxruntime's graph optimisation levels the bench tries; each row keeps the faster. */
 const ORT_LEVELS = ['all', 'basic'] as const;
 type OrtLevel = (typeof ORT_LEVELS)[number];
@@ -79,7 +99,15 @@ async function timed(rounds: number, call: () => Promise<number[]>): Promise<{ s
 }
 
 /** Child process: one side, one model folder, one sequence length; prints its runs as JSON. */
-async function child(side: 'kotune' | 'ort', folder: string, task: Task, seq: number, threads: number, rounds: number, level: OrtLevel): Promise<void> {
+async function child(
+  side: 'kotune' | 'ort',
+  folder: string,
+  task: Task,
+  seq: number,
+  threads: number,
+  rounds: number,
+  level: OrtLevel,
+): Promise<void> {
   const { pairs, texts } = inputs();
   let call: () => Promise<number[]>;
   if (side === 'kotune') {
@@ -94,13 +122,17 @@ async function child(side: 'kotune' | 'ort', folder: string, task: Task, seq: nu
   } else {
     const ort = await import('onnxruntime-node');
     const session = await ort.InferenceSession.create(join(folder, 'onnx', 'model.onnx'), {
-      intraOpNumThreads: threads, interOpNumThreads: 1, executionMode: 'sequential', graphOptimizationLevel: level,
+      intraOpNumThreads: threads,
+      interOpNumThreads: 1,
+      executionMode: 'sequential',
+      graphOptimizationLevel: level,
     });
     const tokenizer = XLMRTokenizer.fromFolder(folder);
     call = async () => {
-      const encoded = task === 'score'
-        ? tokenizer.encodeRerankerPairs(pairs, { maxLength: seq, padding: 'longest' })
-        : tokenizer.encodeBatch(texts, { maxLength: seq, padding: 'longest' });
+      const encoded =
+        task === 'score'
+          ? tokenizer.encodeRerankerPairs(pairs, { maxLength: seq, padding: 'longest' })
+          : tokenizer.encodeBatch(texts, { maxLength: seq, padding: 'longest' });
       const dims = [encoded.inputIds.length, encoded.inputIds[0]!.length];
       const int64 = (rows: number[][]) => new ort.Tensor('int64', BigInt64Array.from(rows.flat(), BigInt), dims);
       const result = await session.run({ input_ids: int64(encoded.inputIds), attention_mask: int64(encoded.attentionMask) });
@@ -121,8 +153,18 @@ async function child(side: 'kotune' | 'ort', folder: string, task: Task, seq: nu
 
 function runChild(args: string[], threads: number): Run {
   const env = { ...process.env, OMP_NUM_THREADS: String(threads), OPENBLAS_NUM_THREADS: String(threads) };
-  const r = spawnSync(process.execPath, ['--import', 'tsx', SELF, ...args, ...process.argv.slice(2)], { encoding: 'utf8', env, maxBuffer: 1 << 28 });
-  if (r.status !== 0) throw new Error(`bench child ${args.join(' ')} failed:\n${r.stderr.split('\n').filter((l) => l.length < 300).join('\n')}`);
+  const r = spawnSync(process.execPath, ['--import', 'tsx', SELF, ...args, ...process.argv.slice(2)], {
+    encoding: 'utf8',
+    env,
+    maxBuffer: 1 << 28,
+  });
+  if (r.status !== 0)
+    throw new Error(
+      `bench child ${args.join(' ')} failed:\n${r.stderr
+        .split('\n')
+        .filter((l) => l.length < 300)
+        .join('\n')}`,
+    );
   return JSON.parse(r.stdout.trim().split('\n').at(-1)!) as Run;
 }
 
@@ -161,11 +203,23 @@ async function main(): Promise<void> {
         for (const threads of threadCounts) {
           for (const task of TASKS) {
             process.stderr.write(`  ${name} seq ${seq}, ${threads} thread(s), ${task}...\n`);
-            const args = (side: string, level: OrtLevel = 'all') => ['--child', side, folders[task], task, String(seq), String(threads), String(config.rounds[seq] ?? 3), level];
+            const args = (side: string, level: OrtLevel = 'all') => [
+              '--child',
+              side,
+              folders[task],
+              task,
+              String(seq),
+              String(threads),
+              String(config.rounds[seq] ?? 3),
+              level,
+            ];
             const kotune = runChild(args('kotune'), threads);
             const ortRuns = ORT_LEVELS.map((level) => ({ level, run: runChild(args('ort', level), threads) }));
             const ort = ortRuns.reduce((best, next) => (median(next.run.seconds) < median(best.run.seconds) ? next : best));
-            const ortLevels = Object.fromEntries(ortRuns.map(({ level, run }) => [level, run.tokens / median(run.seconds)])) as Record<OrtLevel, number>;
+            const ortLevels = Object.fromEntries(ortRuns.map(({ level, run }) => [level, run.tokens / median(run.seconds)])) as Record<
+              OrtLevel,
+              number
+            >;
             measured.push({ config: name, seq, threads, task, kotune, ort: ort.run, ortLevel: ort.level, ortLevels });
           }
         }
@@ -179,12 +233,20 @@ async function main(): Promise<void> {
   const rows = measured.map((m) => {
     const kotune = m.kotune.tokens / median(m.kotune.seconds);
     const ort = m.ort.tokens / median(m.ort.seconds);
-    return { ...m, kotune_tokens_per_s: kotune, ort_tokens_per_s: ort, ratio: kotune / ort, max_rel_diff: maxRelativeError(m.kotune.outputs, m.ort.outputs) };
+    return {
+      ...m,
+      kotune_tokens_per_s: kotune,
+      ort_tokens_per_s: ort,
+      ratio: kotune / ort,
+      max_rel_diff: maxRelativeError(m.kotune.outputs, m.ort.outputs),
+    };
   });
   console.log('\n| model | seq | threads | workload | kotune tok/s | onnxruntime tok/s (level) | kotune / ort | outputs max rel diff |');
   console.log('| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: |');
   for (const r of rows) {
-    console.log(`| ${CONFIGS[r.config]!.label} | ${r.seq} | ${r.threads} | ${r.task} | ${r.kotune_tokens_per_s.toFixed(0)} | ${r.ort_tokens_per_s.toFixed(0)} (${r.ortLevel}) | ${r.ratio.toFixed(2)} | ${r.max_rel_diff.toExponential(1)} |`);
+    console.log(
+      `| ${CONFIGS[r.config]!.label} | ${r.seq} | ${r.threads} | ${r.task} | ${r.kotune_tokens_per_s.toFixed(0)} | ${r.ort_tokens_per_s.toFixed(0)} (${r.ortLevel}) | ${r.ratio.toFixed(2)} | ${r.max_rel_diff.toExponential(1)} |`,
+    );
   }
   const geomean = (threads: number) => {
     const ratios = rows.filter((r) => r.threads === threads).map((r) => r.ratio);

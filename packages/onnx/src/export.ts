@@ -14,7 +14,13 @@ import { create, toBinary } from '@bufbuild/protobuf';
 import { closeSync, existsSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { Embedder, pythonJsonText, Reranker, rewriteFolderFile, writeModelFolder, type LoadOptions } from '@kotune/xlm-roberta';
-import { ModelProtoSchema, StringStringEntryProtoSchema, TensorProto_DataLocation, TensorProtoSchema, type TensorProto } from './gen/onnx_pb.ts';
+import {
+  ModelProtoSchema,
+  StringStringEntryProtoSchema,
+  TensorProto_DataLocation,
+  TensorProtoSchema,
+  type TensorProto,
+} from './gen/onnx_pb.ts';
 import { dataTypeOf, inlineTensor, rawBytes, type Initializer } from './graph-builder.ts';
 import { buildXLMRobertaGraph, type Weight, type XLMRobertaTask } from './xlm-roberta-graph.ts';
 
@@ -64,12 +70,16 @@ export function modelTask(dir: string): XLMRobertaTask {
   try {
     architectures = JSON.parse(readFileSync(configPath, 'utf8')).architectures;
   } catch (error) {
-    throw new Error(`${configPath}: ${(error as NodeJS.ErrnoException).code === 'ENOENT' ? 'missing' : `not valid JSON (${(error as Error).message})`}`);
+    throw new Error(
+      `${configPath}: ${(error as NodeJS.ErrnoException).code === 'ENOENT' ? 'missing' : `not valid JSON (${(error as Error).message})`}`,
+    );
   }
   const names = Array.isArray(architectures) ? architectures : [];
   if (names.includes('XLMRobertaForSequenceClassification')) return 'reranker';
   if (names.includes('XLMRobertaModel')) return 'embedder';
-  throw new Error(`${configPath}: "architectures" ${JSON.stringify(architectures ?? null)} names neither XLMRobertaForSequenceClassification (a reranker) nor XLMRobertaModel (an embedder); say which with the task option (--type)`);
+  throw new Error(
+    `${configPath}: "architectures" ${JSON.stringify(architectures ?? null)} names neither XLMRobertaForSequenceClassification (a reranker) nor XLMRobertaModel (an embedder); say which with the task option (--type)`,
+  );
 }
 
 /** The graph of a loaded reranker or embedder, with its weights read from the model's variables. */
@@ -98,27 +108,35 @@ export async function writeOnnx(model: Reranker | Embedder, dir: string, options
   }
   const architecture = task === 'reranker' ? 'XLMRobertaForSequenceClassification' : 'XLMRobertaModel';
   const weightBytes = graph.initializers.reduce((sum, t) => sum + t.data.byteLength, 0);
-  const external = options.externalData === undefined || options.externalData === 'auto' ? weightBytes > INLINE_LIMIT_BYTES : options.externalData;
+  const external =
+    options.externalData === undefined || options.externalData === 'auto' ? weightBytes > INLINE_LIMIT_BYTES : options.externalData;
   const onnxDir = join(dir, 'onnx');
   let dataFiles: string[] = [];
   let bytes = 0;
-  await writeModelFolder(onnxDir, (staging) => {
-    let tensor = inlineTensor;
-    if (external) {
-      const data = writeExternalData(graph.initializers, staging, 'model.onnx', fileBytes);
-      dataFiles = data.files;
-      bytes += data.bytes;
-      tensor = (initializer) => data.tensors.get(initializer.name) ?? inlineTensor(initializer);
-    }
-    const proto = graph.model({
-      graphName: architecture, opset: OPSET, irVersion: IR_VERSION, producerVersion: version,
-      docString: `${architecture} (eval mode), exported by kotune`,
-      tensor,
-    });
-    const encoded = toBinary(ModelProtoSchema, proto);
-    writeFileSync(join(staging, 'model.onnx'), encoded);
-    bytes += encoded.byteLength;
-  }, { checksums: false }); // onnx/ is for onnxruntime and transformers.js, which read no checksums.json
+  await writeModelFolder(
+    onnxDir,
+    (staging) => {
+      let tensor = inlineTensor;
+      if (external) {
+        const data = writeExternalData(graph.initializers, staging, 'model.onnx', fileBytes);
+        dataFiles = data.files;
+        bytes += data.bytes;
+        tensor = (initializer) => data.tensors.get(initializer.name) ?? inlineTensor(initializer);
+      }
+      const proto = graph.model({
+        graphName: architecture,
+        opset: OPSET,
+        irVersion: IR_VERSION,
+        producerVersion: version,
+        docString: `${architecture} (eval mode), exported by kotune`,
+        tensor,
+      });
+      const encoded = toBinary(ModelProtoSchema, proto);
+      writeFileSync(join(staging, 'model.onnx'), encoded);
+      bytes += encoded.byteLength;
+    },
+    { checksums: false },
+  ); // onnx/ is for onnxruntime and transformers.js, which read no checksums.json
   removeStaleDataFiles(onnxDir, dataFiles);
   updateTransformersJsConfig(dir, dataFiles.length);
   return { task, modelPath: join(onnxDir, 'model.onnx'), dataPaths: dataFiles.map((f) => join(onnxDir, f)), bytes };
@@ -128,7 +146,12 @@ export async function writeOnnx(model: Reranker | Embedder, dir: string, options
  * Writes the initializers of at least `EXTERNAL_MIN_BYTES` into `<model>_data`, `<model>_data_1`, ... and
  * returns the TensorProtos that point at them.
  */
-function writeExternalData(initializers: Initializer[], dir: string, modelFile: string, fileBytes: number): { files: string[]; bytes: number; tensors: Map<string, TensorProto> } {
+function writeExternalData(
+  initializers: Initializer[],
+  dir: string,
+  modelFile: string,
+  fileBytes: number,
+): { files: string[]; bytes: number; tensors: Map<string, TensorProto> } {
   const files: string[] = [];
   const tensors = new Map<string, TensorProto>();
   let fd = -1;
@@ -138,7 +161,10 @@ function writeExternalData(initializers: Initializer[], dir: string, modelFile: 
     for (const initializer of initializers) {
       const raw = rawBytes(initializer.data);
       if (raw.byteLength < EXTERNAL_MIN_BYTES) continue;
-      if (raw.byteLength > fileBytes) throw new Error(`ONNX export: tensor "${initializer.name}" (${raw.byteLength} bytes) is larger than a data file may be (${fileBytes} bytes)`);
+      if (raw.byteLength > fileBytes)
+        throw new Error(
+          `ONNX export: tensor "${initializer.name}" (${raw.byteLength} bytes) is larger than a data file may be (${fileBytes} bytes)`,
+        );
       let offset = Math.ceil(end / ALIGNMENT) * ALIGNMENT;
       if (fd < 0 || offset + raw.byteLength > fileBytes) {
         if (fd >= 0) closeSync(fd);
@@ -146,18 +172,23 @@ function writeExternalData(initializers: Initializer[], dir: string, modelFile: 
         fd = openSync(join(dir, files.at(-1)!), 'w');
         offset = 0;
       }
-      for (let done = 0; done < raw.byteLength;) done += writeSync(fd, raw, done, raw.byteLength - done, offset + done);
+      for (let done = 0; done < raw.byteLength; ) done += writeSync(fd, raw, done, raw.byteLength - done, offset + done);
       end = offset + raw.byteLength;
       bytes += raw.byteLength;
-      tensors.set(initializer.name, create(TensorProtoSchema, {
-        name: initializer.name, dims: initializer.dims.map(BigInt), dataType: dataTypeOf(initializer.data),
-        dataLocation: TensorProto_DataLocation.EXTERNAL,
-        externalData: [
-          create(StringStringEntryProtoSchema, { key: 'location', value: files.at(-1)! }),
-          create(StringStringEntryProtoSchema, { key: 'offset', value: String(offset) }),
-          create(StringStringEntryProtoSchema, { key: 'length', value: String(raw.byteLength) }),
-        ],
-      }));
+      tensors.set(
+        initializer.name,
+        create(TensorProtoSchema, {
+          name: initializer.name,
+          dims: initializer.dims.map(BigInt),
+          dataType: dataTypeOf(initializer.data),
+          dataLocation: TensorProto_DataLocation.EXTERNAL,
+          externalData: [
+            create(StringStringEntryProtoSchema, { key: 'location', value: files.at(-1)! }),
+            create(StringStringEntryProtoSchema, { key: 'offset', value: String(offset) }),
+            create(StringStringEntryProtoSchema, { key: 'length', value: String(raw.byteLength) }),
+          ],
+        }),
+      );
     }
   } finally {
     if (fd >= 0) closeSync(fd);
@@ -194,8 +225,12 @@ function updateTransformersJsConfig(dir: string, dataFiles: number): void {
 /**
  * Loads the reranker or embedder in `dir` (a local model folder) and writes its ONNX export into `dir/onnx`.
  */
-export async function exportOnnx(dir: string, options: OnnxExportOptions & LoadOptions & { task?: XLMRobertaTask } = {}): Promise<OnnxExportResult> {
-  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new Error(`${dir}: not a model folder (the export is written into DIR/onnx, so DIR must be a local folder)`);
+export async function exportOnnx(
+  dir: string,
+  options: OnnxExportOptions & LoadOptions & { task?: XLMRobertaTask } = {},
+): Promise<OnnxExportResult> {
+  if (!existsSync(dir) || !statSync(dir).isDirectory())
+    throw new Error(`${dir}: not a model folder (the export is written into DIR/onnx, so DIR must be a local folder)`);
   const task = options.task ?? modelTask(dir);
   const model = task === 'reranker' ? await Reranker.load(dir, options) : await Embedder.load(dir, options);
   try {

@@ -6,10 +6,24 @@
 import { create } from '@bufbuild/protobuf';
 import { endianness } from 'node:os';
 import {
-  AttributeProto_AttributeType, AttributeProtoSchema, GraphProtoSchema, ModelProtoSchema, NodeProtoSchema, OperatorSetIdProtoSchema,
-  TensorProto_DataType, TensorProtoSchema, TensorShapeProto_DimensionSchema, TensorShapeProtoSchema,
-  TypeProto_TensorSchema, TypeProtoSchema, ValueInfoProtoSchema,
-  type AttributeProto, type ModelProto, type NodeProto, type TensorProto, type ValueInfoProto,
+  AttributeProto_AttributeType,
+  AttributeProtoSchema,
+  GraphProtoSchema,
+  ModelProtoSchema,
+  NodeProtoSchema,
+  OperatorSetIdProtoSchema,
+  TensorProto_DataType,
+  TensorProtoSchema,
+  TensorShapeProto_DimensionSchema,
+  TensorShapeProtoSchema,
+  TypeProto_TensorSchema,
+  TypeProtoSchema,
+  ValueInfoProtoSchema,
+  type AttributeProto,
+  type ModelProto,
+  type NodeProto,
+  type TensorProto,
+  type ValueInfoProto,
 } from './gen/onnx_pb.ts';
 
 export { TensorProto_DataType as DataType };
@@ -32,10 +46,16 @@ function attributeProto(name: string, value: Attribute): AttributeProto {
 }
 
 function valueInfo(name: string, elemType: TensorProto_DataType, dims: Dim[]): ValueInfoProto {
-  const dim = dims.map((d) => create(TensorShapeProto_DimensionSchema, { value: typeof d === 'number' ? { case: 'dimValue', value: BigInt(d) } : { case: 'dimParam', value: d } }));
+  const dim = dims.map((d) =>
+    create(TensorShapeProto_DimensionSchema, {
+      value: typeof d === 'number' ? { case: 'dimValue', value: BigInt(d) } : { case: 'dimParam', value: d },
+    }),
+  );
   return create(ValueInfoProtoSchema, {
     name,
-    type: create(TypeProtoSchema, { value: { case: 'tensorType', value: create(TypeProto_TensorSchema, { elemType, shape: create(TensorShapeProtoSchema, { dim }) }) } }),
+    type: create(TypeProtoSchema, {
+      value: { case: 'tensorType', value: create(TypeProto_TensorSchema, { elemType, shape: create(TensorShapeProtoSchema, { dim }) }) },
+    }),
   });
 }
 
@@ -96,10 +116,15 @@ export class GraphBuilder {
   node(opType: string, name: string, inputs: string[], attributes: Record<string, Attribute> = {}, outputName = name): string {
     this.claim(name);
     if (outputName !== name) this.claim(outputName);
-    this.nodes.push(create(NodeProtoSchema, {
-      name, opType, input: inputs, output: [outputName],
-      attribute: Object.entries(attributes).map(([key, value]) => attributeProto(key, value)),
-    }));
+    this.nodes.push(
+      create(NodeProtoSchema, {
+        name,
+        opType,
+        input: inputs,
+        output: [outputName],
+        attribute: Object.entries(attributes).map(([key, value]) => attributeProto(key, value)),
+      }),
+    );
     return outputName;
   }
 
@@ -108,7 +133,11 @@ export class GraphBuilder {
    * external data.
    */
   model(options: {
-    graphName: string; opset: number; irVersion: number; producerVersion: string; docString: string;
+    graphName: string;
+    opset: number;
+    irVersion: number;
+    producerVersion: string;
+    docString: string;
     tensor: (initializer: Initializer) => TensorProto;
   }): ModelProto {
     return create(ModelProtoSchema, {

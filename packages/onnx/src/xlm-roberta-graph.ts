@@ -51,7 +51,9 @@ function transposed({ data, shape }: Weight): Float32Array {
  */
 export function buildXLMRobertaGraph(config: XLMRobertaConfig, task: XLMRobertaTask, weight: (name: string) => Weight): GraphBuilder {
   if (config.hiddenAct !== 'gelu' && config.hiddenAct !== 'gelu_python') {
-    throw new Error(`ONNX export: hidden_act "${config.hiddenAct}" is not supported (supported: gelu, gelu_python, the exact erf GELU of XLM-RoBERTa)`);
+    throw new Error(
+      `ONNX export: hidden_act "${config.hiddenAct}" is not supported (supported: gelu, gelu_python, the exact erf GELU of XLM-RoBERTa)`,
+    );
   }
   const g = new GraphBuilder();
   const prefix = task === 'reranker' ? 'roberta.' : '';
@@ -75,9 +77,21 @@ export function buildXLMRobertaGraph(config: XLMRobertaConfig, task: XLMRobertaT
   const layerNorm = (module: string, x: string, outputName?: string) => {
     const mean = g.node('ReduceMean', `${module}/ReduceMean`, [x], { axes: ints([-1]), keepdims: int(1) });
     const centred = g.node('Sub', `${module}/Sub`, [x, mean]);
-    const variance = g.node('ReduceMean', `${module}/ReduceMean_1`, [g.node('Pow', `${module}/Pow`, [centred, two])], { axes: ints([-1]), keepdims: int(1) });
-    const normed = g.node('Div', `${module}/Div`, [centred, g.node('Sqrt', `${module}/Sqrt`, [g.node('Add', `${module}/Add`, [variance, eps])])]);
-    return g.node('Add', `${module}/Add_1`, [g.node('Mul', `${module}/Mul`, [normed, param(`${module}.weight`)]), param(`${module}.bias`)], {}, outputName);
+    const variance = g.node('ReduceMean', `${module}/ReduceMean_1`, [g.node('Pow', `${module}/Pow`, [centred, two])], {
+      axes: ints([-1]),
+      keepdims: int(1),
+    });
+    const normed = g.node('Div', `${module}/Div`, [
+      centred,
+      g.node('Sqrt', `${module}/Sqrt`, [g.node('Add', `${module}/Add`, [variance, eps])]),
+    ]);
+    return g.node(
+      'Add',
+      `${module}/Add_1`,
+      [g.node('Mul', `${module}/Mul`, [normed, param(`${module}.weight`)]), param(`${module}.bias`)],
+      {},
+      outputName,
+    );
   };
 
   const inputIds = g.input('input_ids', DataType.INT64, ['batch_size', 'sequence_length']);
@@ -93,35 +107,64 @@ export function buildXLMRobertaGraph(config: XLMRobertaConfig, task: XLMRobertaT
 
   // create_position_ids_from_input_ids
   const pad = config.padTokenId;
-  const isToken = g.node('Cast', 'position_ids/Cast', [g.node('Not', 'position_ids/Not', [g.node('Equal', 'position_ids/Equal', [inputIds, g.int64s('const.pad', [pad], [])])])],
-    { to: int(DataType.INT64) });
+  const isToken = g.node(
+    'Cast',
+    'position_ids/Cast',
+    [g.node('Not', 'position_ids/Not', [g.node('Equal', 'position_ids/Equal', [inputIds, g.int64s('const.pad', [pad], [])])])],
+    { to: int(DataType.INT64) },
+  );
   const counted = g.node('CumSum', 'position_ids/CumSum', [isToken, g.int64s('const.sequence_axis', [1], [])]);
-  const positionIds = g.node('Add', 'position_ids/Add', [g.node('Mul', 'position_ids/Mul', [counted, isToken]), g.int64s('const.pad_offset', [pad], [])]);
+  const positionIds = g.node('Add', 'position_ids/Add', [
+    g.node('Mul', 'position_ids/Mul', [counted, isToken]),
+    g.int64s('const.pad_offset', [pad], []),
+  ]);
 
   // XLMRobertaEmbeddings: token_type_ids are all 0, so row 0 of the table is added at every position.
   const emb = `${prefix}embeddings`;
   const words = g.node('Gather', `${emb}.word_embeddings/Gather`, [param(`${emb}.word_embeddings.weight`), inputIds], { axis: int(0) });
-  const tokenType = g.node('Gather', `${emb}.token_type_embeddings/Gather`, [param(`${emb}.token_type_embeddings.weight`), g.int64s('const.token_type_id', [0], [])], { axis: int(0) });
-  const positions = g.node('Gather', `${emb}.position_embeddings/Gather`, [param(`${emb}.position_embeddings.weight`), positionIds], { axis: int(0) });
+  const tokenType = g.node(
+    'Gather',
+    `${emb}.token_type_embeddings/Gather`,
+    [param(`${emb}.token_type_embeddings.weight`), g.int64s('const.token_type_id', [0], [])],
+    { axis: int(0) },
+  );
+  const positions = g.node('Gather', `${emb}.position_embeddings/Gather`, [param(`${emb}.position_embeddings.weight`), positionIds], {
+    axis: int(0),
+  });
   const summed = g.node('Add', `${emb}/Add_1`, [g.node('Add', `${emb}/Add`, [words, tokenType]), positions]);
   let x = layerNorm(`${emb}.LayerNorm`, summed);
 
   // get_extended_attention_mask: [batch, 1, 1, sequence], 0 for tokens and finfo.min for padding.
-  const mask4d = g.node('Unsqueeze', 'extended_attention_mask/Unsqueeze_1', [g.node('Unsqueeze', 'extended_attention_mask/Unsqueeze', [attentionMask], { axes: ints([1]) })], { axes: ints([2]) });
+  const mask4d = g.node(
+    'Unsqueeze',
+    'extended_attention_mask/Unsqueeze_1',
+    [g.node('Unsqueeze', 'extended_attention_mask/Unsqueeze', [attentionMask], { axes: ints([1]) })],
+    { axes: ints([2]) },
+  );
   const maskFloat = g.node('Cast', 'extended_attention_mask/Cast', [mask4d], { to: int(DataType.FLOAT) });
-  const extendedMask = g.node('Mul', 'extended_attention_mask/Mul', [g.node('Sub', 'extended_attention_mask/Sub', [one, maskFloat]), g.floats('const.float32_min', [FLOAT32_MIN])]);
+  const extendedMask = g.node('Mul', 'extended_attention_mask/Mul', [
+    g.node('Sub', 'extended_attention_mask/Sub', [one, maskFloat]),
+    g.floats('const.float32_min', [FLOAT32_MIN]),
+  ]);
 
   for (let i = 0; i < config.numHiddenLayers; i++) {
     const layer = `${prefix}encoder.layer.${i}`;
     const att = `${layer}.attention.self`;
     const heads4d = (proj: string, perm: number[]) =>
-      g.node('Transpose', `${att}.${proj}/Transpose`, [g.node('Reshape', `${att}.${proj}/Reshape`, [linear(`${att}.${proj}`, x), splitHeads])], { perm: ints(perm) });
+      g.node(
+        'Transpose',
+        `${att}.${proj}/Transpose`,
+        [g.node('Reshape', `${att}.${proj}/Reshape`, [linear(`${att}.${proj}`, x), splitHeads])],
+        { perm: ints(perm) },
+      );
     const query = heads4d('query', [0, 2, 1, 3]);
     const keyT = heads4d('key', [0, 2, 3, 1]);
     const value = heads4d('value', [0, 2, 1, 3]);
     const scores = g.node('Div', `${att}/Div`, [g.node('MatMul', `${att}/MatMul`, [query, keyT]), sqrtHeadSize]);
     const probs = g.node('Softmax', `${att}/Softmax`, [g.node('Add', `${att}/Add`, [scores, extendedMask])], { axis: int(3) });
-    const context = g.node('Transpose', `${att}/Transpose`, [g.node('MatMul', `${att}/MatMul_1`, [probs, value])], { perm: ints([0, 2, 1, 3]) });
+    const context = g.node('Transpose', `${att}/Transpose`, [g.node('MatMul', `${att}/MatMul_1`, [probs, value])], {
+      perm: ints([0, 2, 1, 3]),
+    });
     const merged = g.node('Reshape', `${att}/Reshape`, [context, mergeHeads]);
     const attOut = `${layer}.attention.output`;
     const a = layerNorm(`${attOut}.LayerNorm`, g.node('Add', `${attOut}/Add`, [linear(`${attOut}.dense`, merged), x]));
@@ -132,7 +175,11 @@ export function buildXLMRobertaGraph(config: XLMRobertaConfig, task: XLMRobertaT
     const gelu = g.node('Mul', `${act}/Mul_1`, [g.node('Mul', `${act}/Mul`, [inter, g.node('Add', `${act}/Add`, [erf, one])]), half]);
     const out = `${layer}.output`;
     const isLast = i === config.numHiddenLayers - 1;
-    x = layerNorm(`${out}.LayerNorm`, g.node('Add', `${out}/Add`, [linear(`${out}.dense`, gelu), a]), task === 'embedder' && isLast ? OUTPUT_NAME.embedder : undefined);
+    x = layerNorm(
+      `${out}.LayerNorm`,
+      g.node('Add', `${out}/Add`, [linear(`${out}.dense`, gelu), a]),
+      task === 'embedder' && isLast ? OUTPUT_NAME.embedder : undefined,
+    );
   }
 
   if (task === 'embedder') {

@@ -34,12 +34,18 @@ const hasOpenssl = (() => {
   }
 })();
 
-const MIME: Record<string, string> = { '.html': 'text/html', '.js': 'text/javascript', '.mjs': 'text/javascript', '.wasm': 'application/wasm', '.json': 'application/json' };
+const MIME: Record<string, string> = {
+  '.html': 'text/html',
+  '.js': 'text/javascript',
+  '.mjs': 'text/javascript',
+  '.wasm': 'application/wasm',
+  '.json': 'application/json',
+};
 
 /** Serves `route(path)` (a file, or null for 404) with CORS open, as a CDN does. */
 function handler(route: (path: string) => string | null) {
   return (request: IncomingMessage, response: ServerResponse) => {
-    const file = route(decodeURIComponent(new URL(request.url!, "http://x").pathname));
+    const file = route(decodeURIComponent(new URL(request.url!, 'http://x').pathname));
     if (!file || !existsSync(file)) {
       response.writeHead(404).end();
       return;
@@ -61,8 +67,9 @@ const under = (root: string, path: string) => {
  * NUL, written to the browser's fd 3 and read from its fd 4).
  */
 async function pageText(chromium: string, url: string, selector: string, flags: string[]): Promise<string> {
-  const browser = spawn(chromium, ['--headless', '--no-sandbox', '--disable-gpu', '--remote-debugging-pipe', ...flags, 'about:blank'],
-    { stdio: ['ignore', 'ignore', 'ignore', 'pipe', 'pipe'] });
+  const browser = spawn(chromium, ['--headless', '--no-sandbox', '--disable-gpu', '--remote-debugging-pipe', ...flags, 'about:blank'], {
+    stdio: ['ignore', 'ignore', 'ignore', 'pipe', 'pipe'],
+  });
   const [toBrowser, fromBrowser] = [browser.stdio[3] as Writable, browser.stdio[4] as Readable];
   const pending = new Map<number, (message: { result?: Record<string, unknown>; error?: unknown }) => void>();
   let buffered = '';
@@ -75,18 +82,25 @@ async function pageText(chromium: string, url: string, selector: string, flags: 
     }
   });
   let nextId = 0;
-  const send = (method: string, params: Record<string, unknown> = {}, sessionId?: string) => new Promise<Record<string, unknown>>((done, fail) => {
-    const id = ++nextId;
-    pending.set(id, (message) => (message.error ? fail(new Error(`${method}: ${JSON.stringify(message.error)}`)) : done(message.result ?? {})));
-    toBrowser.write(`${JSON.stringify({ id, method, params, ...(sessionId ? { sessionId } : {}) })}\0`);
-  });
+  const send = (method: string, params: Record<string, unknown> = {}, sessionId?: string) =>
+    new Promise<Record<string, unknown>>((done, fail) => {
+      const id = ++nextId;
+      pending.set(id, (message) =>
+        message.error ? fail(new Error(`${method}: ${JSON.stringify(message.error)}`)) : done(message.result ?? {}),
+      );
+      toBrowser.write(`${JSON.stringify({ id, method, params, ...(sessionId ? { sessionId } : {}) })}\0`);
+    });
   try {
     const { targetId } = await send('Target.createTarget', { url });
     const { sessionId } = await send('Target.attachToTarget', { targetId, flatten: true });
     const deadline = Date.now() + 60_000;
     let text = '';
     while (Date.now() < deadline) {
-      const { result } = await send('Runtime.evaluate', { expression: `document.querySelector(${JSON.stringify(selector)})?.textContent ?? ''`, returnByValue: true }, sessionId as string);
+      const { result } = await send(
+        'Runtime.evaluate',
+        { expression: `document.querySelector(${JSON.stringify(selector)})?.textContent ?? ''`, returnByValue: true },
+        sessionId as string,
+      );
       text = String((result as { value?: unknown }).value ?? '');
       if (text && text !== 'scoring…') break;
       await new Promise((wait) => setTimeout(wait, 200));
@@ -99,7 +113,8 @@ async function pageText(chromium: string, url: string, selector: string, flags: 
   }
 }
 
-const listen = (server: Server) => new Promise<number>((done) => server.listen(0, '127.0.0.1', () => done((server.address() as AddressInfo).port)));
+const listen = (server: Server) =>
+  new Promise<number>((done) => server.listen(0, '127.0.0.1', () => done((server.address() as AddressInfo).port)));
 
 test('the README prints the browser page verbatim', () => {
   assert.ok(readFileSync(README, 'utf8').includes(readFileSync(PAGE, 'utf8')), 'README.md holds index.html as it is');
@@ -120,28 +135,63 @@ test('the browser page scores the exported reranker as kotune does', async () =>
   await initBackend({ backend: 'wasm', log: null });
   const model = await exportedCopy(RERANKER_DIR);
   const reranker = await Reranker.load(RERANKER_DIR, { log: null });
-  const expected = await reranker.score([['배고프다', '뭐라도 챙겨 드세요.'], ['배고프다', '좋은 꿈 꾸세요.']], { normalize: true });
+  const expected = await reranker.score(
+    [
+      ['배고프다', '뭐라도 챙겨 드세요.'],
+      ['배고프다', '좋은 꿈 꾸세요.'],
+    ],
+    { normalize: true },
+  );
   reranker.dispose();
 
   const transformers = packageRoot(createRequire(import.meta.url).resolve('@huggingface/transformers'));
   const ortWeb = packageRoot(createRequire(join(transformers, 'package.json')).resolve('onnxruntime-web'));
   const ortVersion = JSON.parse(readFileSync(join(ortWeb, 'package.json'), 'utf8')).version as string;
-  const site = createHttpServer(handler((path) => path === '/' ? PAGE : path.startsWith('/models/my-reranker/') ? under(model, path.slice('/models/my-reranker/'.length)) : null));
+  const site = createHttpServer(
+    handler((path) =>
+      path === '/' ? PAGE : path.startsWith('/models/my-reranker/') ? under(model, path.slice('/models/my-reranker/'.length)) : null,
+    ),
+  );
   const work = mkdtempSync(join(tmpdir(), 'kotune-browser-'));
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=cdn.jsdelivr.net',
-    '-keyout', join(work, 'key.pem'), '-out', join(work, 'cert.pem')], { stdio: 'ignore' });
-  const cdn = createHttpsServer({ key: readFileSync(join(work, 'key.pem')), cert: readFileSync(join(work, 'cert.pem')) }, handler((path) => {
-    if (path === '/npm/@huggingface/transformers@4.3.1') return join(transformers, 'dist', 'transformers.min.js');
-    const prefix = `/npm/onnxruntime-web@${ortVersion}/dist/`;
-    return path.startsWith(prefix) ? under(join(ortWeb, 'dist'), path.slice(prefix.length)) : null;
-  }));
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-days',
+      '1',
+      '-subj',
+      '/CN=cdn.jsdelivr.net',
+      '-keyout',
+      join(work, 'key.pem'),
+      '-out',
+      join(work, 'cert.pem'),
+    ],
+    { stdio: 'ignore' },
+  );
+  const cdn = createHttpsServer(
+    { key: readFileSync(join(work, 'key.pem')), cert: readFileSync(join(work, 'cert.pem')) },
+    handler((path) => {
+      if (path === '/npm/@huggingface/transformers@4.3.1') return join(transformers, 'dist', 'transformers.min.js');
+      const prefix = `/npm/onnxruntime-web@${ortVersion}/dist/`;
+      return path.startsWith(prefix) ? under(join(ortWeb, 'dist'), path.slice(prefix.length)) : null;
+    }),
+  );
   const [sitePort, cdnPort] = await Promise.all([listen(site), listen(cdn)]);
   try {
     const shown = await pageText(CHROMIUM, `http://127.0.0.1:${sitePort}/`, '#scores', [
-      `--user-data-dir=${join(work, 'profile')}`, '--ignore-certificate-errors',
+      `--user-data-dir=${join(work, 'profile')}`,
+      '--ignore-certificate-errors',
       // Every host name but the CDN's resolves to nothing: the browser reaches only the two local servers.
       `--host-resolver-rules=MAP cdn.jsdelivr.net:443 127.0.0.1:${cdnPort}, MAP * ~NOTFOUND, EXCLUDE 127.0.0.1`,
-      '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-domain-reliability',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      '--no-first-run',
+      '--disable-domain-reliability',
     ]);
     assert.ok(shown.startsWith('['), `the page shows scores, not ${JSON.stringify(shown)}`);
     assert.ok(report('browser page vs Reranker.score(normalize)', maxRelativeError(JSON.parse(shown) as number[], expected)) <= 1e-5);

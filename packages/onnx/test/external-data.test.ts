@@ -21,7 +21,10 @@ import { cases, EMBEDDER_DIR, exportedCopy, ortOutput } from './support.ts';
 
 await initBackend({ backend: 'wasm', log: null });
 env.allowRemoteModels = false;
-const batch = { inputIds: cases.embedder_forward.input_ids as number[][], attentionMask: cases.embedder_forward.attention_mask as number[][] };
+const batch = {
+  inputIds: cases.embedder_forward.input_ids as number[][],
+  attentionMask: cases.embedder_forward.attention_mask as number[][],
+};
 const run = async (dir: string) => {
   const session = await ort.InferenceSession.create(join(dir, 'onnx', 'model.onnx'), { logSeverityLevel: 3 });
   const { data } = await ortOutput(session, batch);
@@ -47,7 +50,10 @@ test('external data in files of at most 4.1 MB: references in the graph, aligned
     assert.ok(Number(info.offset) + Number(info.length) <= statSync(join(dir, 'onnx', info.location!)).size);
     assert.is(tensor.rawData.length, 0);
   }
-  assert.ok(graph.initializer.filter((t) => t.dataLocation !== TensorProto_DataLocation.EXTERNAL).every((t) => t.rawData.length < 1024), 'only small constants stay inline');
+  assert.ok(
+    graph.initializer.filter((t) => t.dataLocation !== TensorProto_DataLocation.EXTERNAL).every((t) => t.rawData.length < 1024),
+    'only small constants stay inline',
+  );
 
   const expected = await run(inline);
   assert.equal(await run(dir), expected, 'onnxruntime-node: the same bits as the inline export');
@@ -65,7 +71,10 @@ test('a tensor larger than a data file may be is an error naming it; the folder 
     await exportedCopy(EMBEDDER_DIR, { externalData: true, dataFileBytes: 1e6 });
     assert.unreachable('should fail');
   } catch (error) {
-    assert.match((error as Error).message, 'tensor "embeddings.word_embeddings.weight" (4096256 bytes) is larger than a data file may be (1000000 bytes)');
+    assert.match(
+      (error as Error).message,
+      'tensor "embeddings.word_embeddings.weight" (4096256 bytes) is larger than a data file may be (1000000 bytes)',
+    );
   }
   assert.ok(existsSync(join(dir, 'onnx', 'model.onnx')));
   try {

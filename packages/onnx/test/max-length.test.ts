@@ -41,9 +41,10 @@ for (const kind of ['embedder', 'reranker'] as const) {
     const model = kind === 'embedder' ? Embedder.random(CONFIG, TOKENIZER, 5, { pooling: 'mean' }) : Reranker.random(CONFIG, TOKENIZER, 5);
     const dir = await exported(model);
     assert.is(JSON.parse(readFileSync(`${dir}/tokenizer_config.json`, 'utf8')).model_max_length, 510);
-    const load = (path: string) => kind === 'embedder'
-      ? AutoModel.from_pretrained(path, { dtype: 'fp32', local_files_only: true })
-      : AutoModelForSequenceClassification.from_pretrained(path, { dtype: 'fp32', local_files_only: true });
+    const load = (path: string) =>
+      kind === 'embedder'
+        ? AutoModel.from_pretrained(path, { dtype: 'fp32', local_files_only: true })
+        : AutoModelForSequenceClassification.from_pretrained(path, { dtype: 'fp32', local_files_only: true });
     const encode = async (path: string) => {
       const tokenizer = await AutoTokenizer.from_pretrained(path, { local_files_only: true });
       return kind === 'embedder' ? tokenizer(text, { truncation: true }) : tokenizer('질문', { text_pair: text, truncation: true });

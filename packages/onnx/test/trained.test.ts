@@ -13,7 +13,17 @@ import { Embedder, Reranker } from '@kotune/xlm-roberta';
 import * as ort from 'onnxruntime-node';
 import { quiet, tinyConfig, toyDataDir, writeConfig } from '../../trainer/test/support/tiny-run.ts';
 import { exportOnnx } from '../src/index.ts';
-import { kotuneOutput, maxRelativeError, ortOutput, padBatch, randomSequence, report, RERANKER_DIR, EMBEDDER_DIR, type Batch } from './support.ts';
+import {
+  kotuneOutput,
+  maxRelativeError,
+  ortOutput,
+  padBatch,
+  randomSequence,
+  report,
+  RERANKER_DIR,
+  EMBEDDER_DIR,
+  type Batch,
+} from './support.ts';
 
 await initBackend({ backend: 'wasm', log: null });
 env.allowRemoteModels = false;
@@ -31,7 +41,10 @@ async function transformersJsOutput(dir: string, task: 'reranker' | 'embedder', 
   const dims = [inputIds.length, inputIds[0]!.length];
   const int64 = (rows: number[][]) => new Tensor('int64', BigInt64Array.from(rows.flat(), BigInt), dims);
   const inputs = { input_ids: int64(inputIds), attention_mask: int64(attentionMask) };
-  const model = await (task === 'reranker' ? AutoModelForSequenceClassification : AutoModel).from_pretrained(dir, { dtype: 'fp32', local_files_only: true });
+  const model = await (task === 'reranker' ? AutoModelForSequenceClassification : AutoModel).from_pretrained(dir, {
+    dtype: 'fp32',
+    local_files_only: true,
+  });
   const output = await model(inputs);
   await model.dispose();
   return (task === 'reranker' ? output.logits : output.last_hidden_state).data as Float32Array;
@@ -43,12 +56,15 @@ for (const task of ['reranker', 'embedder'] as const) {
     const model = task === 'reranker' ? await Reranker.load(dir, { log: null }) : await Embedder.load(dir, { log: null });
     const base = task === 'reranker' ? await Reranker.load(RERANKER_DIR, { log: null }) : await Embedder.load(EMBEDDER_DIR, { log: null });
     const expected = kotuneOutput(model, batch);
-    assert.ok(maxRelativeError(kotuneOutput(base, batch), expected) > 1e-3, 'training moved the outputs away from the fixture\'s');
+    assert.ok(maxRelativeError(kotuneOutput(base, batch), expected) > 1e-3, "training moved the outputs away from the fixture's");
     await exportOnnx(dir, { log: null });
     const session = await ort.InferenceSession.create(join(dir, 'onnx', 'model.onnx'), { logSeverityLevel: 3 });
     assert.ok(report(`trained ${task}, ORT vs kotune`, maxRelativeError((await ortOutput(session, batch)).data, expected)) <= TOLERANCE);
     await session.release();
-    assert.ok(report(`trained ${task}, transformers.js vs kotune`, maxRelativeError(await transformersJsOutput(dir, task, batch), expected)) <= TOLERANCE);
+    assert.ok(
+      report(`trained ${task}, transformers.js vs kotune`, maxRelativeError(await transformersJsOutput(dir, task, batch), expected)) <=
+        TOLERANCE,
+    );
     model.dispose();
     base.dispose();
   });

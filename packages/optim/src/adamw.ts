@@ -54,12 +54,20 @@ export class AdamW {
   private readonly moments = new Map<string, Moments>();
   private steps = 0;
 
-  constructor(private readonly params: Map<string, tf.Variable>, options: AdamWOptions = {}) {
+  constructor(
+    private readonly params: Map<string, tf.Variable>,
+    options: AdamWOptions = {},
+  ) {
     [this.beta1, this.beta2] = options.betas ?? [0.9, 0.999];
     this.eps = options.eps ?? 1e-8;
     this.weightDecay = options.weightDecay ?? 0;
     this.decays = options.decay ?? isDecayParameter;
-    for (const [what, v, lo, hi] of [['beta1', this.beta1, 0, 1], ['beta2', this.beta2, 0, 1], ['eps', this.eps, 0, Infinity], ['weight decay', this.weightDecay, 0, Infinity]] as const) {
+    for (const [what, v, lo, hi] of [
+      ['beta1', this.beta1, 0, 1],
+      ['beta2', this.beta2, 0, 1],
+      ['eps', this.eps, 0, Infinity],
+      ['weight decay', this.weightDecay, 0, Infinity],
+    ] as const) {
       if (!(v >= lo && v < hi)) throw new Error(`AdamW: ${what} ${v} is outside [${lo}, ${hi})`);
     }
   }
@@ -77,11 +85,13 @@ export class AdamW {
    */
   step(grads: Map<string, tf.Tensor>, lr: number, gradScale = 1): void {
     if (!(lr >= 0) || !Number.isFinite(lr)) throw new Error(`AdamW: learning rate must be a finite number ≥ 0 (got ${lr})`);
-    if (!(gradScale > 0) || !Number.isFinite(gradScale)) throw new Error(`AdamW: gradient scale must be a finite number > 0 (got ${gradScale})`);
+    if (!(gradScale > 0) || !Number.isFinite(gradScale))
+      throw new Error(`AdamW: gradient scale must be a finite number > 0 (got ${gradScale})`);
     for (const [name, g] of grads) {
       const p = this.params.get(name);
       if (!p) throw new Error(`AdamW: gradient for "${name}", which is not a parameter of this optimizer`);
-      if (g.shape.length !== p.shape.length || g.shape.some((d, i) => d !== p.shape[i])) throw new Error(`AdamW: gradient of "${name}" has shape [${g.shape}], the parameter [${p.shape}]`);
+      if (g.shape.length !== p.shape.length || g.shape.some((d, i) => d !== p.shape[i]))
+        throw new Error(`AdamW: gradient of "${name}" has shape [${g.shape}], the parameter [${p.shape}]`);
     }
     this.steps++;
     const t = this.steps;
@@ -94,8 +104,15 @@ export class AdamW {
       // On wasm and cpu with the native kernels: the whole update in one pass, the same float32 operations
       // in the same order as the tensor ops below, so the same bits; the moments are updated in place.
       const fused = nativeAdamW(p, gradient, m.expAvg, m.expAvgSq, {
-        beta1: this.beta1, oneMinusBeta1: 1 - this.beta1, beta2: this.beta2, oneMinusBeta2: 1 - this.beta2,
-        decay, biasCorrection2Sqrt, eps: this.eps, stepSize, gradScale,
+        beta1: this.beta1,
+        oneMinusBeta1: 1 - this.beta1,
+        beta2: this.beta2,
+        oneMinusBeta2: 1 - this.beta2,
+        decay,
+        biasCorrection2Sqrt,
+        eps: this.eps,
+        stepSize,
+        gradScale,
       });
       if (fused) {
         assignAndFree(p, fused);
@@ -108,11 +125,46 @@ export class AdamW {
       // collects the scalars.
       tf.tidy(() => {
         const g = gradScale === 1 ? gradient : gradient.mul(gradScale);
-        assignAndFree(m.expAvg, chain(m.expAvg, (x) => x.mul(this.beta1), (x) => addAndFree(x, g.mul(1 - this.beta1))));
-        assignAndFree(m.expAvgSq, chain(m.expAvgSq, (x) => x.mul(this.beta2), (x) => addAndFree(x, chain(g, (y) => y.square(), (y) => y.mul(1 - this.beta2)))));
+        assignAndFree(
+          m.expAvg,
+          chain(
+            m.expAvg,
+            (x) => x.mul(this.beta1),
+            (x) => addAndFree(x, g.mul(1 - this.beta1)),
+          ),
+        );
+        assignAndFree(
+          m.expAvgSq,
+          chain(
+            m.expAvgSq,
+            (x) => x.mul(this.beta2),
+            (x) =>
+              addAndFree(
+                x,
+                chain(
+                  g,
+                  (y) => y.square(),
+                  (y) => y.mul(1 - this.beta2),
+                ),
+              ),
+          ),
+        );
         if (decay !== 1) assignAndFree(p, p.mul(decay));
-        const denom = chain(m.expAvgSq, (x) => x.sqrt(), (x) => x.div(biasCorrection2Sqrt), (x) => x.add(this.eps));
-        const update = chain(m.expAvg, (x) => { const quotient = x.div(denom); denom.dispose(); return quotient; }, (x) => x.mul(stepSize));
+        const denom = chain(
+          m.expAvgSq,
+          (x) => x.sqrt(),
+          (x) => x.div(biasCorrection2Sqrt),
+          (x) => x.add(this.eps),
+        );
+        const update = chain(
+          m.expAvg,
+          (x) => {
+            const quotient = x.div(denom);
+            denom.dispose();
+            return quotient;
+          },
+          (x) => x.mul(stepSize),
+        );
         assignAndFree(p, p.sub(update));
         update.dispose();
         if (g !== gradient) g.dispose();
@@ -136,8 +188,16 @@ export class AdamW {
   state(): AdamWState {
     const moments = new Map<string, F32Tensor>();
     for (const [name, m] of this.moments) {
-      moments.set(EXP_AVG + name, { dtype: 'F32', shape: [...m.expAvg.shape], data: Float32Array.from(m.expAvg.dataSync() as Float32Array) });
-      moments.set(EXP_AVG_SQ + name, { dtype: 'F32', shape: [...m.expAvgSq.shape], data: Float32Array.from(m.expAvgSq.dataSync() as Float32Array) });
+      moments.set(EXP_AVG + name, {
+        dtype: 'F32',
+        shape: [...m.expAvg.shape],
+        data: Float32Array.from(m.expAvg.dataSync() as Float32Array),
+      });
+      moments.set(EXP_AVG_SQ + name, {
+        dtype: 'F32',
+        shape: [...m.expAvgSq.shape],
+        data: Float32Array.from(m.expAvgSq.dataSync() as Float32Array),
+      });
     }
     return { step: this.steps, moments };
   }
@@ -146,24 +206,32 @@ export class AdamW {
    * Restores `state()` output (e.g. read back with `readSafetensors`). Every moment must belong to a
    * parameter of this optimizer and match its shape; `where` names the source in errors.
    */
-  loadState(state: { step: number; moments: Map<string, { dtype: string; shape: number[]; data: ArrayLike<number> }> }, where = 'optimizer state'): void {
+  loadState(
+    state: { step: number; moments: Map<string, { dtype: string; shape: number[]; data: ArrayLike<number> }> },
+    where = 'optimizer state',
+  ): void {
     if (!Number.isInteger(state.step) || state.step < 0) throw new Error(`${where}: step ${state.step} is not a non-negative integer`);
     const loaded = new Map<string, { expAvg?: tf.Tensor; expAvgSq?: tf.Tensor }>();
     try {
       for (const [key, t] of state.moments) {
         const isSq = key.startsWith(EXP_AVG_SQ);
-        if (!isSq && !key.startsWith(EXP_AVG)) throw new Error(`${where}: tensor "${key}" is neither exp_avg.<param> nor exp_avg_sq.<param>`);
+        if (!isSq && !key.startsWith(EXP_AVG))
+          throw new Error(`${where}: tensor "${key}" is neither exp_avg.<param> nor exp_avg_sq.<param>`);
         const name = key.slice(isSq ? EXP_AVG_SQ.length : EXP_AVG.length);
         const p = this.params.get(name);
         if (!p) throw new Error(`${where}: "${key}" belongs to "${name}", which is not a parameter of this model`);
         if (t.dtype !== 'F32' && t.dtype !== 'float32') throw new Error(`${where}: "${key}" has dtype ${t.dtype}, expected F32`);
-        if (t.shape.length !== p.shape.length || t.shape.some((d, i) => d !== p.shape[i])) throw new Error(`${where}: "${key}" has shape [${t.shape}], the parameter [${p.shape}]`);
+        if (t.shape.length !== p.shape.length || t.shape.some((d, i) => d !== p.shape[i]))
+          throw new Error(`${where}: "${key}" has shape [${t.shape}], the parameter [${p.shape}]`);
         const entry = loaded.get(name) ?? {};
         entry[isSq ? 'expAvgSq' : 'expAvg'] = tf.tensor(Float32Array.from(t.data), t.shape, 'float32');
         loaded.set(name, entry);
       }
       for (const [name, entry] of loaded) {
-        if (!entry.expAvg || !entry.expAvgSq) throw new Error(`${where}: "${name}" has ${entry.expAvg ? 'exp_avg' : 'exp_avg_sq'} but not ${entry.expAvg ? 'exp_avg_sq' : 'exp_avg'}`);
+        if (!entry.expAvg || !entry.expAvgSq)
+          throw new Error(
+            `${where}: "${name}" has ${entry.expAvg ? 'exp_avg' : 'exp_avg_sq'} but not ${entry.expAvg ? 'exp_avg_sq' : 'exp_avg'}`,
+          );
       }
     } catch (err) {
       for (const e of loaded.values()) tf.dispose([e.expAvg, e.expAvgSq].filter((x): x is tf.Tensor => x !== undefined));

@@ -23,12 +23,17 @@ export interface ScheduleOptions {
 
 export function parseScheduleName(value: string): ScheduleName {
   const name = value.trim().toLowerCase();
-  if (!(SCHEDULE_NAMES as readonly string[]).includes(name)) throw new Error(`unknown learning-rate schedule "${value}": use one of ${SCHEDULE_NAMES.join(', ')}`);
+  if (!(SCHEDULE_NAMES as readonly string[]).includes(name))
+    throw new Error(`unknown learning-rate schedule "${value}": use one of ${SCHEDULE_NAMES.join(', ')}`);
   return name as ScheduleName;
 }
 
 /** The multiplier for the update made after `step` earlier updates (HF's `lr_lambda(current_step)`). */
-export function scheduleMultiplier(name: ScheduleName, step: number, { warmupSteps, totalSteps, numCycles = 0.5 }: ScheduleOptions): number {
+export function scheduleMultiplier(
+  name: ScheduleName,
+  step: number,
+  { warmupSteps, totalSteps, numCycles = 0.5 }: ScheduleOptions,
+): number {
   if (name === 'constant') return 1;
   if (step < warmupSteps) return step / Math.max(1, warmupSteps);
   const decaySteps = Math.max(1, totalSteps - warmupSteps);
@@ -48,9 +53,18 @@ export function scheduleMultiplier(name: ScheduleName, step: number, { warmupSte
  * HF `TrainingArguments.get_warmup_steps`: an explicit `warmupSteps > 0` wins, otherwise
  * `ceil(totalSteps · warmupRatio)`.
  */
-export function warmupStepsFor({ totalSteps, warmupSteps = 0, warmupRatio = 0 }: { totalSteps: number; warmupSteps?: number; warmupRatio?: number }): number {
+export function warmupStepsFor({
+  totalSteps,
+  warmupSteps = 0,
+  warmupRatio = 0,
+}: {
+  totalSteps: number;
+  warmupSteps?: number;
+  warmupRatio?: number;
+}): number {
   if (warmupRatio < 0 || warmupRatio > 1) throw new Error(`warmup ratio must be in [0, 1] (got ${warmupRatio})`);
-  if (warmupSteps < 0 || !Number.isInteger(warmupSteps)) throw new Error(`warmup steps must be a non-negative integer (got ${warmupSteps})`);
+  if (warmupSteps < 0 || !Number.isInteger(warmupSteps))
+    throw new Error(`warmup steps must be a non-negative integer (got ${warmupSteps})`);
   return warmupSteps > 0 ? warmupSteps : Math.ceil(totalSteps * warmupRatio);
 }
 

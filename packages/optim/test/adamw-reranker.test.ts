@@ -21,7 +21,10 @@ const STEP_RTOL = 1e-5;
 const WEIGHT_ATOL = 2e-6;
 const NOISE_ATOL = 1e-3;
 
-interface Batch { input_ids: number[][]; attention_mask: number[][] }
+interface Batch {
+  input_ids: number[][];
+  attention_mask: number[][];
+}
 
 function relative(a: number, b: number): number {
   return Math.abs(a - b) / Math.abs(b);
@@ -36,19 +39,33 @@ for (const backend of ['cpu', 'wasm'] as const) {
     assert.equal(new Set(decayParameterNames(params.keys())), new Set(A.decay_parameters), 'decay grouping');
     const opt = new AdamW(params, { betas: A.betas, eps: A.eps, weightDecay: A.weight_decay });
     const lrAt = learningRateSchedule('linear', A.lr, { warmupSteps: A.num_warmup_steps, totalSteps: A.num_training_steps });
-    const lossOn = (b: Batch) => () => groupCrossEntropyLoss(model.forward(tf.tensor2d(b.input_ids, undefined, 'int32'), tf.tensor2d(b.attention_mask, undefined, 'int32')), A.group_size);
+    const lossOn = (b: Batch) => () =>
+      groupCrossEntropyLoss(
+        model.forward(tf.tensor2d(b.input_ids, undefined, 'int32'), tf.tensor2d(b.attention_mask, undefined, 'int32')),
+        A.group_size,
+      );
     const report: string[] = [];
-    for (const [i, step] of (A.steps as (Batch & { lr: number; loss: number; grad_norm_before_clip: number; clip_coef: number })[]).entries()) {
+    for (const [i, step] of (
+      A.steps as (Batch & { lr: number; loss: number; grad_norm_before_clip: number; clip_coef: number })[]
+    ).entries()) {
       const { value, grads } = tf.variableGrads(lossOn(step), [...params.values()]);
       const loss = value.dataSync()[0]!;
       const named = new Map(Object.entries(grads).map(([k, g]) => [names.get(k)!, g]));
       const clipped = clipGradNorm(named, A.max_grad_norm);
       const lr = lrAt(i);
       assert.ok(relative(loss, step.loss) <= STEP_RTOL, `step ${i + 1} loss ${loss} vs ${step.loss}`);
-      assert.ok(relative(clipped.norm, step.grad_norm_before_clip) <= STEP_RTOL, `step ${i + 1} grad norm ${clipped.norm} vs ${step.grad_norm_before_clip}`);
-      assert.ok(relative(clipped.clipCoef, step.clip_coef) <= STEP_RTOL, `step ${i + 1} clip coef ${clipped.clipCoef} vs ${step.clip_coef}`);
+      assert.ok(
+        relative(clipped.norm, step.grad_norm_before_clip) <= STEP_RTOL,
+        `step ${i + 1} grad norm ${clipped.norm} vs ${step.grad_norm_before_clip}`,
+      );
+      assert.ok(
+        relative(clipped.clipCoef, step.clip_coef) <= STEP_RTOL,
+        `step ${i + 1} clip coef ${clipped.clipCoef} vs ${step.clip_coef}`,
+      );
       assert.ok(relative(lr, step.lr === 0 ? 1 : step.lr) <= 1e-15 || lr === step.lr, `step ${i + 1} lr ${lr} vs ${step.lr}`); // exact in float64
-      report.push(`step ${i + 1}: loss rel ${relative(loss, step.loss).toExponential(1)}, grad norm rel ${relative(clipped.norm, step.grad_norm_before_clip).toExponential(1)}, lr ${lr}`);
+      report.push(
+        `step ${i + 1}: loss rel ${relative(loss, step.loss).toExponential(1)}, grad norm rel ${relative(clipped.norm, step.grad_norm_before_clip).toExponential(1)}, lr ${lr}`,
+      );
       opt.step(clipped.grads, lr);
       tf.dispose([value, ...Object.values(grads), ...clipped.grads.values()]);
     }
@@ -68,12 +85,20 @@ for (const backend of ['cpu', 'wasm'] as const) {
         assert.ok(diff <= NOISE_ATOL, `${name} (noise-dominated): max abs ${diff} > ${NOISE_ATOL}`);
       } else {
         assert.ok(diff <= WEIGHT_ATOL, `${name}: max abs ${diff} > ${WEIGHT_ATOL} on ${backend}`);
-        if (diff > worst) { worst = diff; worstName = name; }
+        if (diff > worst) {
+          worst = diff;
+          worstName = name;
+        }
       }
     }
     const after = tf.tidy(() => lossOn(A.steps[0])().dataSync()[0]!);
-    assert.ok(relative(after, A.loss_on_rerank_batch0_after_training) <= STEP_RTOL, `loss after training ${after} vs ${A.loss_on_rerank_batch0_after_training}`);
-    console.log(`${backend}: ${report.join('; ')}\n${backend}: final weights max abs ${worst.toExponential(2)} (${worstName}); noise-dominated ${worstNoise.toExponential(2)}; loss after training rel ${relative(after, A.loss_on_rerank_batch0_after_training).toExponential(1)}`);
+    assert.ok(
+      relative(after, A.loss_on_rerank_batch0_after_training) <= STEP_RTOL,
+      `loss after training ${after} vs ${A.loss_on_rerank_batch0_after_training}`,
+    );
+    console.log(
+      `${backend}: ${report.join('; ')}\n${backend}: final weights max abs ${worst.toExponential(2)} (${worstName}); noise-dominated ${worstNoise.toExponential(2)}; loss after training rel ${relative(after, A.loss_on_rerank_batch0_after_training).toExponential(1)}`,
+    );
     opt.dispose();
     model.dispose();
   });

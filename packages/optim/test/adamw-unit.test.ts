@@ -10,7 +10,13 @@ import { readFileSync } from 'node:fs';
 import { initBackend, tf } from '@kotune/engine';
 import { nativeTest } from '../../native/test/support.ts';
 import {
-  AdamW, clipGradNorm, decayParameterNames, GradientAccumulator, learningRateSchedule, scheduleMultiplier, warmupStepsFor,
+  AdamW,
+  clipGradNorm,
+  decayParameterNames,
+  GradientAccumulator,
+  learningRateSchedule,
+  scheduleMultiplier,
+  warmupStepsFor,
 } from '../src/index.ts';
 
 const cases = JSON.parse(readFileSync(new URL('../../../test/fixtures/xlmr-tiny/cases.json', import.meta.url), 'utf8'));
@@ -65,11 +71,17 @@ test('schedule multipliers equal HF get_linear_schedule_with_warmup for every re
 
 test('cosine and constant_with_warmup follow HF formulas; warmup_ratio → ceil(ratio·total)', () => {
   const o = { warmupSteps: 2, totalSteps: 10 };
-  assert.equal([0, 1, 2].map((s) => scheduleMultiplier('cosine', s, o)), [0, 0.5, 1]);
+  assert.equal(
+    [0, 1, 2].map((s) => scheduleMultiplier('cosine', s, o)),
+    [0, 0.5, 1],
+  );
   assertRelative(scheduleMultiplier('cosine', 6, o), 0.5, 1e-15, 'cosine halfway'); // progress 0.5 → cos(π/2)
   assertRelative(scheduleMultiplier('cosine', 4, o), 0.5 * (1 + Math.cos(Math.PI * 0.25)), 1e-15, 'cosine at a quarter');
   assert.ok(Math.abs(scheduleMultiplier('cosine', 10, o)) < 1e-15, 'cosine ends at 0');
-  assert.equal([0, 1, 2, 9].map((s) => scheduleMultiplier('constant_with_warmup', s, o)), [0, 0.5, 1, 1]);
+  assert.equal(
+    [0, 1, 2, 9].map((s) => scheduleMultiplier('constant_with_warmup', s, o)),
+    [0, 0.5, 1, 1],
+  );
   assert.equal(scheduleMultiplier('constant', 0, o), 1);
   assert.is(warmupStepsFor({ totalSteps: 1000, warmupRatio: 0.1 }), 100);
   assert.is(warmupStepsFor({ totalSteps: 25, warmupRatio: 0.1 }), 3); // ceil(2.5)
@@ -88,43 +100,63 @@ test('HF decay grouping equals adamw.decay_parameters of the reranker exactly', 
 
 /** The update as tensor ops (`off`) and as the native fused kernel with its double-accumulated norms (`builtin`). */
 for (const [backend, native] of (['cpu', 'wasm'] as const).flatMap((b) => (['off', 'builtin'] as const).map((n) => [b, n] as const))) {
-  (native === 'off' ? test : nativeTest)(`${backend}, native ${native}: clip → AdamW → schedule, 4 steps, equals torch (grads, norm, clip coef, lr, params, exp_avg, exp_avg_sq)`, async () => {
-    await initBackend({ backend, native, log: null });
-    const before = tf.memory().numTensors;
-    const params = makeParams();
-    const decaySet = new Set(unit.decay_parameters as string[]);
-    const opt = new AdamW(params, { betas: unit.betas, eps: unit.eps, weightDecay: unit.weight_decay, decay: (n) => decaySet.has(n) });
-    // The trainer's way: the raw gradients and the clip coefficient as `gradScale`, which must give the same bits.
-    const scaledParams = makeParams();
-    const scaledOpt = new AdamW(scaledParams, { betas: unit.betas, eps: unit.eps, weightDecay: unit.weight_decay, decay: (n) => decaySet.has(n) });
-    const lrAt = learningRateSchedule('linear', unit.lr, { warmupSteps: unit.num_warmup_steps, totalSteps: unit.num_training_steps });
-    let worst = 0;
-    for (const [i, step] of (unit.steps as any[]).entries()) {
-      const raw = new Map(Object.entries(step.grads as Record<string, Nested>).map(([n, g]) => [n, tf.tensor(g as number[])]));
-      const { grads, norm, clipCoef } = clipGradNorm(raw, unit.max_grad_norm);
-      assertRelative(norm, step.grad_norm_before_clip, UNIT_RTOL, `step ${i + 1} grad norm`);
-      assertRelative(clipCoef, step.clip_coef, UNIT_RTOL, `step ${i + 1} clip coef`);
-      for (const [n, g] of grads) worst = Math.max(worst, assertTensorClose(g.dataSync(), step.clipped_grads[n], UNIT_RTOL, `step ${i + 1} clipped ${n}`));
-      const lr = lrAt(i);
-      assertRelative(lr, step.lr, 1e-15, `step ${i + 1} lr`); // exact up to float64 rounding
-      opt.step(grads, lr);
-      scaledOpt.step(raw, lr, clipCoef);
-      tf.dispose([...raw.values(), ...grads.values()]);
-      for (const [n, p] of params) assert.equal(Array.from(scaledParams.get(n)!.dataSync()), Array.from(p.dataSync()), `step ${i + 1} ${n}: gradScale = clipping first`);
-      const state = opt.state();
-      assert.is(state.step, i + 1);
-      for (const [n, p] of params) {
-        worst = Math.max(worst, assertTensorClose(p.dataSync(), step.params_after[n], UNIT_RTOL, `step ${i + 1} ${n}`));
-        worst = Math.max(worst, assertTensorClose(state.moments.get(`exp_avg.${n}`)!.data, step.exp_avg[n], UNIT_RTOL, `step ${i + 1} exp_avg ${n}`));
-        worst = Math.max(worst, assertTensorClose(state.moments.get(`exp_avg_sq.${n}`)!.data, step.exp_avg_sq[n], UNIT_RTOL, `step ${i + 1} exp_avg_sq ${n}`));
+  (native === 'off' ? test : nativeTest)(
+    `${backend}, native ${native}: clip → AdamW → schedule, 4 steps, equals torch (grads, norm, clip coef, lr, params, exp_avg, exp_avg_sq)`,
+    async () => {
+      await initBackend({ backend, native, log: null });
+      const before = tf.memory().numTensors;
+      const params = makeParams();
+      const decaySet = new Set(unit.decay_parameters as string[]);
+      const opt = new AdamW(params, { betas: unit.betas, eps: unit.eps, weightDecay: unit.weight_decay, decay: (n) => decaySet.has(n) });
+      // The trainer's way: the raw gradients and the clip coefficient as `gradScale`, which must give the same bits.
+      const scaledParams = makeParams();
+      const scaledOpt = new AdamW(scaledParams, {
+        betas: unit.betas,
+        eps: unit.eps,
+        weightDecay: unit.weight_decay,
+        decay: (n) => decaySet.has(n),
+      });
+      const lrAt = learningRateSchedule('linear', unit.lr, { warmupSteps: unit.num_warmup_steps, totalSteps: unit.num_training_steps });
+      let worst = 0;
+      for (const [i, step] of (unit.steps as any[]).entries()) {
+        const raw = new Map(Object.entries(step.grads as Record<string, Nested>).map(([n, g]) => [n, tf.tensor(g as number[])]));
+        const { grads, norm, clipCoef } = clipGradNorm(raw, unit.max_grad_norm);
+        assertRelative(norm, step.grad_norm_before_clip, UNIT_RTOL, `step ${i + 1} grad norm`);
+        assertRelative(clipCoef, step.clip_coef, UNIT_RTOL, `step ${i + 1} clip coef`);
+        for (const [n, g] of grads)
+          worst = Math.max(worst, assertTensorClose(g.dataSync(), step.clipped_grads[n], UNIT_RTOL, `step ${i + 1} clipped ${n}`));
+        const lr = lrAt(i);
+        assertRelative(lr, step.lr, 1e-15, `step ${i + 1} lr`); // exact up to float64 rounding
+        opt.step(grads, lr);
+        scaledOpt.step(raw, lr, clipCoef);
+        tf.dispose([...raw.values(), ...grads.values()]);
+        for (const [n, p] of params)
+          assert.equal(
+            Array.from(scaledParams.get(n)!.dataSync()),
+            Array.from(p.dataSync()),
+            `step ${i + 1} ${n}: gradScale = clipping first`,
+          );
+        const state = opt.state();
+        assert.is(state.step, i + 1);
+        for (const [n, p] of params) {
+          worst = Math.max(worst, assertTensorClose(p.dataSync(), step.params_after[n], UNIT_RTOL, `step ${i + 1} ${n}`));
+          worst = Math.max(
+            worst,
+            assertTensorClose(state.moments.get(`exp_avg.${n}`)!.data, step.exp_avg[n], UNIT_RTOL, `step ${i + 1} exp_avg ${n}`),
+          );
+          worst = Math.max(
+            worst,
+            assertTensorClose(state.moments.get(`exp_avg_sq.${n}`)!.data, step.exp_avg_sq[n], UNIT_RTOL, `step ${i + 1} exp_avg_sq ${n}`),
+          );
+        }
       }
-    }
-    console.log(`${backend}, native ${native}: adamw_unit worst relative error ${worst.toExponential(2)}`);
-    opt.dispose();
-    scaledOpt.dispose();
-    tf.dispose([...params.values(), ...scaledParams.values()]);
-    assert.is(tf.memory().numTensors, before, 'no tensor leaked');
-  });
+      console.log(`${backend}, native ${native}: adamw_unit worst relative error ${worst.toExponential(2)}`);
+      opt.dispose();
+      scaledOpt.dispose();
+      tf.dispose([...params.values(), ...scaledParams.values()]);
+      assert.is(tf.memory().numTensors, before, 'no tensor leaked');
+    },
+  );
 
   if (native === 'builtin') {
     nativeTest(`${backend}: the native fused update gives the same bits as the tensor ops (decay, clipping scale, 5 steps)`, async () => {
@@ -134,11 +166,14 @@ for (const [backend, native] of (['cpu', 'wasm'] as const).flatMap((b) => (['off
       for (let i = 0; i < 5; i++) {
         for (const n of ['off', 'builtin'] as const) {
           await initBackend({ backend, native: n, log: null });
-          const grads = new Map(Object.entries(steps[i % steps.length].grads as Record<string, Nested>).map(([k, g]) => [k, tf.tensor(g as number[])]));
+          const grads = new Map(
+            Object.entries(steps[i % steps.length].grads as Record<string, Nested>).map(([k, g]) => [k, tf.tensor(g as number[])]),
+          );
           opts[n]!.step(grads, 0.01 * (i + 1), i % 2 === 0 ? 1 : 0.37);
           tf.dispose([...grads.values()]);
         }
-        for (const [name, p] of params.off) assert.equal(Array.from(params.builtin.get(name)!.dataSync()), Array.from(p.dataSync()), `step ${i + 1} ${name}`);
+        for (const [name, p] of params.off)
+          assert.equal(Array.from(params.builtin.get(name)!.dataSync()), Array.from(p.dataSync()), `step ${i + 1} ${name}`);
       }
       const [a, b] = [opts.off!.state(), opts.builtin!.state()];
       for (const [key, m] of a.moments) assert.equal(Array.from(b.moments.get(key)!.data), Array.from(m.data), key);
@@ -151,9 +186,14 @@ for (const [backend, native] of (['cpu', 'wasm'] as const).flatMap((b) => (['off
   test(`${backend}: state() → loadState() resumes bit-identically; bad state is a clear error`, async () => {
     await initBackend({ backend, log: null });
     const steps = unit.steps as any[];
-    const gradsOf = (i: number) => new Map(Object.entries(steps[i].grads as Record<string, Nested>).map(([n, g]) => [n, tf.tensor(g as number[])]));
+    const gradsOf = (i: number) =>
+      new Map(Object.entries(steps[i].grads as Record<string, Nested>).map(([n, g]) => [n, tf.tensor(g as number[])]));
     const run = (opt: AdamW, from: number, to: number) => {
-      for (let i = from; i < to; i++) { const g = gradsOf(i); opt.step(g, 0.01); tf.dispose([...g.values()]); }
+      for (let i = from; i < to; i++) {
+        const g = gradsOf(i);
+        opt.step(g, 0.01);
+        tf.dispose([...g.values()]);
+      }
     };
     const straight = makeParams();
     const a = new AdamW(straight, { weightDecay: 0.1 });
@@ -166,11 +206,15 @@ for (const [backend, native] of (['cpu', 'wasm'] as const).flatMap((b) => (['off
     const c = new AdamW(resumedParams, { weightDecay: 0.1 });
     c.loadState(saved);
     run(c, 2, 4);
-    for (const [n, p] of straight) assert.equal(Array.from(resumedParams.get(n)!.dataSync()), Array.from(p.dataSync()), `${n} after resume`);
+    for (const [n, p] of straight)
+      assert.equal(Array.from(resumedParams.get(n)!.dataSync()), Array.from(p.dataSync()), `${n} after resume`);
     assert.is(c.stepCount, 4);
     const bad = new Map(saved.moments);
     bad.delete('exp_avg_sq.dense.bias');
-    assert.throws(() => c.loadState({ step: 2, moments: bad }, 'ckpt/optimizer.safetensors'), /ckpt\/optimizer.safetensors: "dense.bias" has exp_avg but not exp_avg_sq/);
+    assert.throws(
+      () => c.loadState({ step: 2, moments: bad }, 'ckpt/optimizer.safetensors'),
+      /ckpt\/optimizer.safetensors: "dense.bias" has exp_avg but not exp_avg_sq/,
+    );
     bad.set('exp_avg.nope', { dtype: 'F32', shape: [1], data: new Float32Array(1) });
     assert.throws(() => c.loadState({ step: 2, moments: bad }), /"exp_avg.nope" belongs to "nope", which is not a parameter/);
     assert.is(c.stepCount, 4, 'a failed load changes nothing');
@@ -185,7 +229,16 @@ for (const [backend, native] of (['cpu', 'wasm'] as const).flatMap((b) => (['off
     const b = tf.variable(tf.scalar(0.2), true, `acc-b-${backend}`);
     const x = tf.randomNormal([8, 3], 0, 1, 'float32', 7) as tf.Tensor2D;
     const y = tf.randomUniform([8], 0, 1, 'float32', 8);
-    const lossOf = (xs: tf.Tensor2D, ys: tf.Tensor) => () => tf.softplus(xs.matMul(w.reshape([3, 1])).reshape([-1]).add(b)).mul(ys).mean() as tf.Scalar;
+    const lossOf = (xs: tf.Tensor2D, ys: tf.Tensor) => () =>
+      tf
+        .softplus(
+          xs
+            .matMul(w.reshape([3, 1]))
+            .reshape([-1])
+            .add(b),
+        )
+        .mul(ys)
+        .mean() as tf.Scalar;
     const full = tf.variableGrads(lossOf(x, y), [w, b]);
     const acc = new GradientAccumulator(4);
     for (let k = 0; k < 4; k++) {

@@ -60,15 +60,23 @@ interface Row {
 }
 
 function makeWorkloads(): Workload[] {
-  const records = readFileSync(KORSTS, 'utf8').split('\n').filter(Boolean).map((line) => JSON.parse(line) as { query: string; pos: string[]; neg: string[] });
+  const records = readFileSync(KORSTS, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => JSON.parse(line) as { query: string; pos: string[]; neg: string[] });
   const sentences = records.flatMap((r) => [...r.pos, ...r.neg]);
   const rng = new Rng(20250601);
   const passage = () => Array.from({ length: 2 + rng.int(5) }, () => sentences[rng.int(sentences.length)]).join(' ');
-  const rerank = records.slice(0, 32).map((r) => JSON.stringify({ query: r.query, texts: Array.from({ length: PASSAGES_PER_RERANK }, passage) }));
+  const rerank = records
+    .slice(0, 32)
+    .map((r) => JSON.stringify({ query: r.query, texts: Array.from({ length: PASSAGES_PER_RERANK }, passage) }));
   const embed = records.slice(32, 32 + 256).map((r) => JSON.stringify({ inputs: r.query }));
   // At least 2 requests per client: autocannon needs one per connection.
   const n = (count: number, clients = 1) => Math.max(2 * clients, Math.round(count * scale));
-  const amounts = (serial: number, per: Record<number, number>) => ({ serial: n(serial), concurrent: Object.fromEntries(CONCURRENCY.map((c) => [c, n(per[c]!, c)])) });
+  const amounts = (serial: number, per: Record<number, number>) => ({
+    serial: n(serial),
+    concurrent: Object.fromEntries(CONCURRENCY.map((c) => [c, n(per[c]!, c)])),
+  });
   return [
     { name: 'rerank', path: '/rerank', bodies: rerank, perRequest: PASSAGES_PER_RERANK, amounts: amounts(16, { 1: 16, 8: 48, 32: 128 }) },
     { name: 'embed', path: '/embed', bodies: embed, perRequest: 1, amounts: amounts(128, { 1: 128, 8: 512, 32: 1024 }) },
@@ -121,7 +129,11 @@ async function serial(url: string, workload: Workload, amount: number) {
   const start = performance.now();
   for (let i = 0; i < amount; i++) {
     const sent = performance.now();
-    const response = await fetch(url + workload.path, { method: 'POST', headers: { 'content-type': 'application/json' }, body: workload.bodies[i % workload.bodies.length] });
+    const response = await fetch(url + workload.path, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: workload.bodies[i % workload.bodies.length],
+    });
     await response.arrayBuffer();
     if (response.status !== 200) errors++;
     latencies.push(performance.now() - sent);
@@ -134,10 +146,19 @@ async function serial(url: string, workload: Workload, amount: number) {
 /** autocannon with `connections` clients, `amount` requests in all; each client starts at a different body. */
 async function concurrent(url: string, workload: Workload, connections: number, amount: number) {
   let client = 0;
-  const requests = workload.bodies.map((body) => ({ method: 'POST' as const, path: workload.path, headers: { 'content-type': 'application/json' }, body }));
+  const requests = workload.bodies.map((body) => ({
+    method: 'POST' as const,
+    path: workload.path,
+    headers: { 'content-type': 'application/json' },
+    body,
+  }));
   const start = performance.now();
   const result = await autocannon({
-    url, connections, amount, timeout: 600, requests,
+    url,
+    connections,
+    amount,
+    timeout: 600,
+    requests,
     setupClient: (c: { setRequests: (r: typeof requests) => void }) => {
       const offset = (client++ * 7) % requests.length;
       c.setRequests([...requests.slice(offset), ...requests.slice(0, offset)]);
@@ -145,13 +166,23 @@ async function concurrent(url: string, workload: Workload, connections: number, 
   });
   const errors = result.errors + result.timeouts + result.non2xx;
   // Our own clock: autocannon's `duration` is counted in whole sampling ticks.
-  return { seconds: (performance.now() - start) / 1000, p50: result.latency.p50, p99: result.latency.p99, errors, completed: result.requests.total };
+  return {
+    seconds: (performance.now() - start) / 1000,
+    p50: result.latency.p50,
+    p99: result.latency.p99,
+    errors,
+    completed: result.requests.total,
+  };
 }
 
 async function startServer(models: string[]): Promise<{ url: string; stop: () => Promise<number | null> }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', MAIN, 'serve', ...models.flatMap((m) => ['--model', m]), '--port', '0', '--backend', backend], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', MAIN, 'serve', ...models.flatMap((m) => ['--model', m]), '--port', '0', '--backend', backend],
+    {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
   const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
   const url = await new Promise<string>((resolve, reject) => {
     let out = '';
@@ -184,7 +215,9 @@ async function main(): Promise<void> {
     const library: Record<string, number> = {};
     for (const workload of workloads) {
       library[workload.name] = await libraryRate(workload, folders[workload.name]);
-      console.log(`library (${workload.name === 'rerank' ? 'Reranker.score' : 'Embedder.encode'}, batch 32): ${library[workload.name]!.toFixed(1)} passages/s`);
+      console.log(
+        `library (${workload.name === 'rerank' ? 'Reranker.score' : 'Embedder.encode'}, batch 32): ${library[workload.name]!.toFixed(1)} passages/s`,
+      );
     }
 
     const server = await startServer([`rerank=${folders.rerank}`, `embed=${folders.embed}`]);
@@ -194,7 +227,14 @@ async function main(): Promise<void> {
         await serial(server.url, workload, 4); // warm-up
         const runs: [string, () => Promise<{ seconds: number; p50: number; p99: number; errors: number; completed?: number }>, number][] = [
           ['one at a time', () => serial(server.url, workload, workload.amounts.serial), workload.amounts.serial],
-          ...CONCURRENCY.map((c) => [`${c}`, () => concurrent(server.url, workload, c, workload.amounts.concurrent[c]!), workload.amounts.concurrent[c]!] as [string, () => Promise<{ seconds: number; p50: number; p99: number; errors: number; completed?: number }>, number]),
+          ...CONCURRENCY.map(
+            (c) =>
+              [`${c}`, () => concurrent(server.url, workload, c, workload.amounts.concurrent[c]!), workload.amounts.concurrent[c]!] as [
+                string,
+                () => Promise<{ seconds: number; p50: number; p99: number; errors: number; completed?: number }>,
+                number,
+              ],
+          ),
         ];
         for (const [clients, run, amount] of runs) {
           const before = await metrics(server.url);
@@ -203,11 +243,20 @@ async function main(): Promise<void> {
           const requests = result.completed ?? amount;
           const passagesPerSecond = (requests * workload.perRequest) / result.seconds;
           rows.push({
-            workload: workload.name, clients, requests, requests_per_s: requests / result.seconds, passages_per_s: passagesPerSecond,
-            p50_ms: result.p50, p99_ms: result.p99, inputs_per_batch: (after.inputs - before.inputs) / Math.max(1, after.rounds - before.rounds),
-            errors: result.errors, vs_library: passagesPerSecond / library[workload.name]!,
+            workload: workload.name,
+            clients,
+            requests,
+            requests_per_s: requests / result.seconds,
+            passages_per_s: passagesPerSecond,
+            p50_ms: result.p50,
+            p99_ms: result.p99,
+            inputs_per_batch: (after.inputs - before.inputs) / Math.max(1, after.rounds - before.rounds),
+            errors: result.errors,
+            vs_library: passagesPerSecond / library[workload.name]!,
           });
-          console.log(`  ${workload.name}, ${clients} client(s): ${(requests / result.seconds).toFixed(2)} requests/s, ${passagesPerSecond.toFixed(1)} passages/s`);
+          console.log(
+            `  ${workload.name}, ${clients} client(s): ${(requests / result.seconds).toFixed(2)} requests/s, ${passagesPerSecond.toFixed(1)} passages/s`,
+          );
         }
       }
     } finally {
@@ -216,16 +265,26 @@ async function main(): Promise<void> {
     }
 
     const loadAfter = loadavg()[0]!;
-    console.log(`\n${info.description}; e5-small-like (12L/384H/12h/1536/32k); server: kotune serve defaults (max batch tokens 16384, wait 5 ms, batch size 32); load average ${loadBefore.toFixed(1)} before, ${loadAfter.toFixed(1)} after`);
-    console.log('| workload | clients | requests | requests/s | passages/s | p50 ms | p99 ms | inputs per batch | errors | passages/s vs library |');
+    console.log(
+      `\n${info.description}; e5-small-like (12L/384H/12h/1536/32k); server: kotune serve defaults (max batch tokens 16384, wait 5 ms, batch size 32); load average ${loadBefore.toFixed(1)} before, ${loadAfter.toFixed(1)} after`,
+    );
+    console.log(
+      '| workload | clients | requests | requests/s | passages/s | p50 ms | p99 ms | inputs per batch | errors | passages/s vs library |',
+    );
     console.log('| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
     for (const r of rows) {
-      console.log(`| ${r.workload} | ${r.clients} | ${r.requests} | ${r.requests_per_s.toFixed(2)} | ${r.passages_per_s.toFixed(1)} | ${r.p50_ms.toFixed(0)} | ${r.p99_ms.toFixed(0)} | ${r.inputs_per_batch.toFixed(1)} | ${r.errors} | ${r.vs_library.toFixed(2)} |`);
+      console.log(
+        `| ${r.workload} | ${r.clients} | ${r.requests} | ${r.requests_per_s.toFixed(2)} | ${r.passages_per_s.toFixed(1)} | ${r.p50_ms.toFixed(0)} | ${r.p99_ms.toFixed(0)} | ${r.inputs_per_batch.toFixed(1)} | ${r.errors} | ${r.vs_library.toFixed(2)} |`,
+      );
     }
     for (const workload of workloads) {
-      console.log(`library ${workload.name}: ${library[workload.name]!.toFixed(1)} passages/s (${workload.name === 'rerank' ? 'kotune score' : 'kotune encode'}'s call, all ${workload.bodies.length * workload.perRequest} inputs at once)`);
+      console.log(
+        `library ${workload.name}: ${library[workload.name]!.toFixed(1)} passages/s (${workload.name === 'rerank' ? 'kotune score' : 'kotune encode'}'s call, all ${workload.bodies.length * workload.perRequest} inputs at once)`,
+      );
     }
-    console.log(JSON.stringify({ backend: info.description, load_average: [loadBefore, loadAfter], library_passages_per_s: library, rows }));
+    console.log(
+      JSON.stringify({ backend: info.description, load_average: [loadBefore, loadAfter], library_passages_per_s: library, rows }),
+    );
   } finally {
     rmSync(work, { recursive: true, force: true });
   }

@@ -96,8 +96,14 @@ export class Batcher {
     if (active + inputs.length > this.options.maxConcurrentRequests) throw overloaded(this.retryAfterSeconds());
     return new Promise<JobResult<O>>((resolve, reject) => {
       const job: Job = {
-        outputs: new Array(inputs.length), remaining: inputs.length, submittedAt: performance.now(), firstRoundAt: null,
-        inferenceMs: 0, settled: false, resolve: resolve as Job['resolve'], reject,
+        outputs: new Array(inputs.length),
+        remaining: inputs.length,
+        submittedAt: performance.now(),
+        firstRoundAt: null,
+        inferenceMs: 0,
+        settled: false,
+        resolve: resolve as Job['resolve'],
+        reject,
       };
       if (inputs.length === 0) return this.settle(job);
       inputs.forEach((input, index) => {
@@ -157,7 +163,8 @@ export class Batcher {
     let closed = false;
     for (const entry of this.queue) {
       if (!closed && entry.key === key) {
-        const over = round.length > 0 && (tokens + entry.tokens > maxBatchTokens || (maxBatchRequests !== null && round.length >= maxBatchRequests));
+        const over =
+          round.length > 0 && (tokens + entry.tokens > maxBatchTokens || (maxBatchRequests !== null && round.length >= maxBatchRequests));
         if (!over) {
           round.push(entry);
           tokens += entry.tokens;

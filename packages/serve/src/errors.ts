@@ -22,7 +22,8 @@ export class ApiError extends Error {
 }
 
 /** TEI's `TextEmbeddingsError` texts: validation and empty-input errors are prefixed "Input validation error: ". */
-export const inputValidation = (message: string, statusCode = 422) => new ApiError(statusCode, 'Validation', `Input validation error: ${message}`);
+export const inputValidation = (message: string, statusCode = 422) =>
+  new ApiError(statusCode, 'Validation', `Input validation error: ${message}`);
 export const inputEmpty = () => new ApiError(400, 'Empty', 'Input validation error: `inputs` cannot be empty');
 /** A request-level empty list (TEI's handlers: "`texts` cannot be empty", "`inputs` cannot be empty"). */
 export const emptyList = (field: string) => new ApiError(400, 'Empty', `\`${field}\` cannot be empty`);

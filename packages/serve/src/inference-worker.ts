@@ -44,18 +44,32 @@ async function load(spec: ModelSpec): Promise<LoadedModel> {
     const reranker = await Reranker.load(folder, { log });
     rerankers.set(spec.name, reranker);
     return {
-      ...common, kind: 'reranker', tokenizerFolder: folder, maxInputLength: reranker.defaultMaxLength(),
-      hiddenSize: reranker.config.hiddenSize, id2label: reranker.config.id2label,
-      pooling: 'cls', normalize: false, prompts: {}, doLowerCase: false,
+      ...common,
+      kind: 'reranker',
+      tokenizerFolder: folder,
+      maxInputLength: reranker.defaultMaxLength(),
+      hiddenSize: reranker.config.hiddenSize,
+      id2label: reranker.config.id2label,
+      pooling: 'cls',
+      normalize: false,
+      prompts: {},
+      doLowerCase: false,
     };
   }
   const embedder = await Embedder.load(folder, { log });
   embedders.set(spec.name, embedder);
   const st = readSentenceTransformerFolder(folder);
   return {
-    ...common, kind: 'embedder', tokenizerFolder: join(folder, st?.transformerPath ?? ''), maxInputLength: embedder.maxSeqLength,
-    hiddenSize: embedder.config.hiddenSize, id2label: {},
-    pooling: embedder.pooling, normalize: embedder.normalize, prompts: embedder.prompts, doLowerCase: st?.doLowerCase ?? false,
+    ...common,
+    kind: 'embedder',
+    tokenizerFolder: join(folder, st?.transformerPath ?? ''),
+    maxInputLength: embedder.maxSeqLength,
+    hiddenSize: embedder.config.hiddenSize,
+    id2label: {},
+    pooling: embedder.pooling,
+    normalize: embedder.normalize,
+    prompts: embedder.prompts,
+    doLowerCase: st?.doLowerCase ?? false,
   };
 }
 
@@ -75,7 +89,11 @@ async function handle(message: WorkerRequest): Promise<WorkerResponse> {
     }
     case 'encode': {
       const embedder = embedders.get(message.model)!;
-      const rows = await embedder.encode(message.texts, { prefix: message.prefix, normalize: message.normalize, batchSize: message.batchSize });
+      const rows = await embedder.encode(message.texts, {
+        prefix: message.prefix,
+        normalize: message.normalize,
+        batchSize: message.batchSize,
+      });
       const dimension = rows[0]?.length ?? 0;
       const embeddings = new Float32Array(rows.length * dimension);
       rows.forEach((row, i) => embeddings.set(row, i * dimension));

@@ -23,15 +23,19 @@ import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import Fastify, { type FastifyError, type FastifyReply, type FastifyRequest } from 'fastify';
 import { Batcher, type BatcherStats, type JobResult, type Runner } from './batcher.ts';
-import {
-  ApiError, backend, batchTooLarge, emptyList, inputValidation, openAiErrorBody, teiErrorBody,
-} from './errors.ts';
+import { ApiError, backend, batchTooLarge, emptyList, inputValidation, openAiErrorBody, teiErrorBody } from './errors.ts';
 import { InferenceWorker } from './inference.ts';
 import { InputChecker, type Checked } from './inputs.ts';
 import type { LoadedModel, ModelKind, ModelSpec } from './protocol.ts';
 import {
-  cohereRerank, openAiEmbeddings, teiEmbed, teiRerank,
-  type CohereRerankBody, type OpenAiEmbeddingsBody, type TeiEmbedBody, type TeiRerankBody,
+  cohereRerank,
+  openAiEmbeddings,
+  teiEmbed,
+  teiRerank,
+  type CohereRerankBody,
+  type OpenAiEmbeddingsBody,
+  type TeiEmbedBody,
+  type TeiRerankBody,
 } from './schemas.ts';
 
 export interface ServeOptions {
@@ -92,7 +96,13 @@ export function defaultModelName(path: string): string {
 class ClientGone extends Error {}
 
 /** TEI's `ResponseMetadata` headers (router/src/lib.rs), times in milliseconds. */
-function setMetadataHeaders(reply: FastifyReply, started: number, tokenized: number, checked: Checked<unknown>, job: JobResult<unknown>): void {
+function setMetadataHeaders(
+  reply: FastifyReply,
+  started: number,
+  tokenized: number,
+  checked: Checked<unknown>,
+  job: JobResult<unknown>,
+): void {
   const total = String(Math.round(performance.now() - started));
   reply.headers({
     'x-compute-time': total,
@@ -123,18 +133,30 @@ function keyMatches(header: string | undefined, key: string): boolean {
 /** TEI truncates on the right unless told `left`; our tokenizer and FlagReranker's rule keep the start only. */
 function checkDirection(direction: string | undefined): void {
   if (direction !== undefined && direction.toLowerCase() === 'left') {
-    throw inputValidation('`truncation_direction` "left" is not supported: inputs are cut on the right, as the model folder\'s tokenizer and `kotune score` / `kotune encode` do');
+    throw inputValidation(
+      '`truncation_direction` "left" is not supported: inputs are cut on the right, as the model folder\'s tokenizer and `kotune score` / `kotune encode` do',
+    );
   }
 }
 
 /** A 422's text from ajv's first error: which field, and what it must be. */
 function describeValidation(error: FastifyError): string {
-  type AjvError = { instancePath: string; message?: string; keyword: string; parentSchema?: { description?: string }; params?: { missingProperty?: string } };
+  type AjvError = {
+    instancePath: string;
+    message?: string;
+    keyword: string;
+    parentSchema?: { description?: string };
+    params?: { missingProperty?: string };
+  };
   // A failed `anyOf` lists each branch's error, then its own: that one says what the field may be.
   const errors = (error.validation ?? []) as AjvError[];
   const first = errors.find((e) => e.keyword === 'anyOf') ?? errors[0];
   if (!first) return error.message;
-  const path = first.instancePath.split('/').slice(1).map((part, i) => (/^\d+$/.test(part) ? `[${part}]` : `${i > 0 ? '.' : ''}${part}`)).join('');
+  const path = first.instancePath
+    .split('/')
+    .slice(1)
+    .map((part, i) => (/^\d+$/.test(part) ? `[${part}]` : `${i > 0 ? '.' : ''}${part}`))
+    .join('');
   if (first.keyword === 'required') return `missing field \`${first.params?.missingProperty}\``;
   const what = first.parentSchema?.description;
   return `\`${path || 'body'}\` ${what && first.keyword !== 'enum' ? `must be ${what}` : first.message}${what && first.keyword === 'enum' ? `: ${what}` : ''}`;
@@ -175,7 +197,8 @@ export async function createServer(options: ServeOptions): Promise<KotuneServer>
 
   /** The model a request names, or the only one of its kind (TEI's 424 when the route does not fit the model). */
   function pick(kind: ModelKind, name: string | null | undefined): InputChecker {
-    const notKind = kind === 'reranker' ? 'Backend error: model is not a re-ranker model' : 'Backend error: Model is not an embedding model';
+    const notKind =
+      kind === 'reranker' ? 'Backend error: model is not a re-ranker model' : 'Backend error: Model is not an embedding model';
     const named = name ? checkers.get(name) : undefined;
     if (named) {
       if (named.model.kind !== kind) throw backend(notKind);
@@ -193,13 +216,24 @@ export async function createServer(options: ServeOptions): Promise<KotuneServer>
     if (size > limits.maxClientBatchSize) throw batchTooLarge(size, limits.maxClientBatchSize);
   }
 
-  function scores(checker: InputChecker, checked: Checked<[string, string]>, normalize: boolean, reply: FastifyReply): Promise<JobResult<number>> {
+  function scores(
+    checker: InputChecker,
+    checked: Checked<[string, string]>,
+    normalize: boolean,
+    reply: FastifyReply,
+  ): Promise<JobResult<number>> {
     const { name } = checker.model;
     const run: Runner<[string, string], number> = (pairs) => worker.score(name, pairs, normalize, limits.batchSize);
     return batcher.submit(`${name}\0score\0${normalize}`, run, checked.inputs, checked.tokens, disconnectSignal(reply));
   }
 
-  function embeddings(checker: InputChecker, checked: Checked<string>, prefix: string, normalize: boolean, reply: FastifyReply): Promise<JobResult<Float32Array>> {
+  function embeddings(
+    checker: InputChecker,
+    checked: Checked<string>,
+    prefix: string,
+    normalize: boolean,
+    reply: FastifyReply,
+  ): Promise<JobResult<Float32Array>> {
     const { name } = checker.model;
     const run: Runner<string, Float32Array> = (texts) => worker.encode(name, texts, prefix, normalize, limits.batchSize);
     return batcher.submit(`${name}\0encode\0${prefix}\0${normalize}`, run, checked.inputs, checked.tokens, disconnectSignal(reply));
@@ -211,22 +245,31 @@ export async function createServer(options: ServeOptions): Promise<KotuneServer>
    * itself, so the values are exactly `kotune encode`'s.
    */
   async function embed(
-    checker: InputChecker, texts: string[], settings: { truncate: boolean; promptName?: string | null; normalize?: boolean; dimensions?: number | null },
-    reply: FastifyReply, started: number,
+    checker: InputChecker,
+    texts: string[],
+    settings: { truncate: boolean; promptName?: string | null; normalize?: boolean; dimensions?: number | null },
+    reply: FastifyReply,
+    started: number,
   ): Promise<{ vectors: Float32Array[]; tokens: number }> {
     const { model } = checker;
     let prefix = '';
     if (settings.promptName != null) {
       const available = Object.keys(model.prompts);
-      if (available.length === 0) throw inputValidation(`\`prompt_name\` is set to \`${settings.promptName}\` but no prompts were found in the Sentence Transformers configuration`);
+      if (available.length === 0)
+        throw inputValidation(
+          `\`prompt_name\` is set to \`${settings.promptName}\` but no prompts were found in the Sentence Transformers configuration`,
+        );
       if (!Object.hasOwn(model.prompts, settings.promptName)) {
-        throw inputValidation(`\`prompt_name\` is set to \`${settings.promptName}\` but it was not found in the Sentence Transformers prompts. Available prompts: ${JSON.stringify(available)}`);
+        throw inputValidation(
+          `\`prompt_name\` is set to \`${settings.promptName}\` but it was not found in the Sentence Transformers prompts. Available prompts: ${JSON.stringify(available)}`,
+        );
       }
       prefix = model.prompts[settings.promptName]!;
     }
     const dimensions = settings.dimensions ?? null;
     if (dimensions === 0) throw inputValidation('`dimensions` should be positive');
-    if (dimensions !== null && dimensions > model.hiddenSize) throw inputValidation('`dimensions` should be smaller than the maximum embedding dimension.');
+    if (dimensions !== null && dimensions > model.hiddenSize)
+      throw inputValidation('`dimensions` should be smaller than the maximum embedding dimension.');
     // Unsaid, `normalize` is the folder's (its Normalize module, as sentence-transformers and `kotune encode`);
     // TEI defaults to true. The two differ only for a sentence-transformers folder without Normalize.
     const normalize = settings.normalize ?? model.normalize;
@@ -234,14 +277,17 @@ export async function createServer(options: ServeOptions): Promise<KotuneServer>
     const tokenized = performance.now();
     const job = await embeddings(checker, checked, prefix, dimensions === null && normalize, reply);
     setMetadataHeaders(reply, started, tokenized, checked, job);
-    const vectors = dimensions === null ? job.outputs : job.outputs.map((vector) => {
-      const kept = vector.slice(0, dimensions);
-      if (!normalize) return kept;
-      let sum = 0;
-      for (const v of kept) sum += v * v;
-      const scale = Math.fround(1 / Math.sqrt(sum));
-      return kept.map((v) => v * scale);
-    });
+    const vectors =
+      dimensions === null
+        ? job.outputs
+        : job.outputs.map((vector) => {
+            const kept = vector.slice(0, dimensions);
+            if (!normalize) return kept;
+            let sum = 0;
+            for (const v of kept) sum += v * v;
+            const scale = Math.fround(1 / Math.sqrt(sum));
+            return kept.map((v) => v * scale);
+          });
     return { vectors, tokens: checked.tokens.reduce((a, b) => a + b, 0) };
   }
 
@@ -256,7 +302,8 @@ export async function createServer(options: ServeOptions): Promise<KotuneServer>
   // JSON bodies only, as TEI (axum's `Json`): fastify's text/plain parser would hand a string to the schema.
   app.removeContentTypeParser('text/plain');
 
-  const errorShape = (request: FastifyRequest) => ((request.routeOptions.config as { openAi?: boolean } | undefined)?.openAi ? 'openai' : 'tei');
+  const errorShape = (request: FastifyRequest) =>
+    (request.routeOptions.config as { openAi?: boolean } | undefined)?.openAi ? 'openai' : 'tei';
   const sendError = (request: FastifyRequest, reply: FastifyReply, error: ApiError) => {
     reply.code(error.statusCode).headers(error.headers);
     return reply.send(errorShape(request) === 'openai' ? openAiErrorBody(error) : teiErrorBody(error));
@@ -270,7 +317,11 @@ export async function createServer(options: ServeOptions): Promise<KotuneServer>
     const open = (request.routeOptions.config as { open?: boolean } | undefined)?.open;
     if (apiKey !== null && !open && !keyMatches(request.headers.authorization, apiKey)) {
       reply.header('www-authenticate', 'Bearer');
-      return sendError(request, reply, new ApiError(401, 'Unauthorized', 'missing or wrong API key: send the header `Authorization: Bearer <key>`'));
+      return sendError(
+        request,
+        reply,
+        new ApiError(401, 'Unauthorized', 'missing or wrong API key: send the header `Authorization: Bearer <key>`'),
+      );
     }
   });
 
@@ -287,8 +338,13 @@ export async function createServer(options: ServeOptions): Promise<KotuneServer>
     }
     let api: ApiError;
     if (error instanceof ApiError) api = error;
-    else if (error.validation) api = new ApiError(422, 'Validation', `Failed to deserialize the JSON body into the target type: ${describeValidation(error)}`);
-    else if (error.code === 'FST_ERR_CTP_INVALID_JSON_BODY' || error.code === 'FST_ERR_CTP_EMPTY_JSON_BODY' || error instanceof SyntaxError) {
+    else if (error.validation)
+      api = new ApiError(422, 'Validation', `Failed to deserialize the JSON body into the target type: ${describeValidation(error)}`);
+    else if (
+      error.code === 'FST_ERR_CTP_INVALID_JSON_BODY' ||
+      error.code === 'FST_ERR_CTP_EMPTY_JSON_BODY' ||
+      error instanceof SyntaxError
+    ) {
       api = new ApiError(400, 'Validation', `Failed to parse the request body as JSON: ${error.message}`);
     } else if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
       api = new ApiError(413, 'Validation', `the request body is larger than the limit of ${limits.payloadLimit} bytes`);
@@ -303,7 +359,9 @@ export async function createServer(options: ServeOptions): Promise<KotuneServer>
     return sendError(request, reply, api);
   });
 
-  app.setNotFoundHandler((request, reply) => sendError(request, reply, new ApiError(404, 'NotFound', `no route ${request.method} ${request.url}`)));
+  app.setNotFoundHandler((request, reply) =>
+    sendError(request, reply, new ApiError(404, 'NotFound', `no route ${request.method} ${request.url}`)),
+  );
 
   app.get('/health', { config: { open: true } }, async (_request, reply) => {
     if (!worker.healthy) throw new ApiError(503, 'Unhealthy', 'unhealthy');
@@ -315,32 +373,55 @@ export async function createServer(options: ServeOptions): Promise<KotuneServer>
   app.get('/metrics', { config: { open: true } }, async (_request, reply) => {
     const stats = batcher.stats();
     const lines = [
-      '# TYPE te_queue_size gauge', `te_queue_size ${stats.queued}`,
-      '# TYPE kotune_computing_inputs gauge', `kotune_computing_inputs ${stats.computing}`,
-      '# TYPE te_batch_next_size summary', `te_batch_next_size_sum ${stats.roundInputs}`, `te_batch_next_size_count ${stats.rounds}`,
-      '# TYPE te_batch_next_tokens summary', `te_batch_next_tokens_sum ${stats.roundTokens}`, `te_batch_next_tokens_count ${stats.rounds}`,
+      '# TYPE te_queue_size gauge',
+      `te_queue_size ${stats.queued}`,
+      '# TYPE kotune_computing_inputs gauge',
+      `kotune_computing_inputs ${stats.computing}`,
+      '# TYPE te_batch_next_size summary',
+      `te_batch_next_size_sum ${stats.roundInputs}`,
+      `te_batch_next_size_count ${stats.rounds}`,
+      '# TYPE te_batch_next_tokens summary',
+      `te_batch_next_tokens_sum ${stats.roundTokens}`,
+      `te_batch_next_tokens_count ${stats.rounds}`,
     ];
     return reply.type('text/plain; version=0.0.4').send(`${lines.join('\n')}\n`);
   });
 
   /** TEI's `Info` (router/src/lib.rs) for one model; `models` lists every served model's. */
   function info(model: LoadedModel) {
-    const modelType = model.kind === 'reranker'
-      ? { reranker: { id2label: model.id2label, label2id: Object.fromEntries(Object.entries(model.id2label).map(([id, label]) => [label, Number(id)])) } }
-      : { embedding: { pooling: model.pooling } };
+    const modelType =
+      model.kind === 'reranker'
+        ? {
+            reranker: {
+              id2label: model.id2label,
+              label2id: Object.fromEntries(Object.entries(model.id2label).map(([id, label]) => [label, Number(id)])),
+            },
+          }
+        : { embedding: { pooling: model.pooling } };
     return {
-      model_id: model.path, model_sha: null, model_dtype: 'float32', served_model_name: model.name, model_type: modelType,
-      max_concurrent_requests: limits.maxConcurrentRequests, max_input_length: model.maxInputLength,
-      max_batch_tokens: limits.maxBatchTokens, max_batch_requests: limits.maxBatchRequests,
-      max_client_batch_size: limits.maxClientBatchSize, auto_truncate: limits.autoTruncate, tokenization_workers: 1,
-      version: VERSION, sha: null, docker_label: null,
+      model_id: model.path,
+      model_sha: null,
+      model_dtype: 'float32',
+      served_model_name: model.name,
+      model_type: modelType,
+      max_concurrent_requests: limits.maxConcurrentRequests,
+      max_input_length: model.maxInputLength,
+      max_batch_tokens: limits.maxBatchTokens,
+      max_batch_requests: limits.maxBatchRequests,
+      max_client_batch_size: limits.maxClientBatchSize,
+      auto_truncate: limits.autoTruncate,
+      tokenization_workers: 1,
+      version: VERSION,
+      sha: null,
+      docker_label: null,
     };
   }
 
   app.get('/info', async (request) => {
     const wanted = (request.query as { model?: string }).model;
     const model = wanted === undefined ? worker.models[0]! : worker.models.find((m) => m.name === wanted);
-    if (!model) throw new ApiError(404, 'NotFound', `model '${wanted}' is not served; served: ${worker.models.map((m) => m.name).join(', ')}`);
+    if (!model)
+      throw new ApiError(404, 'NotFound', `model '${wanted}' is not served; served: ${worker.models.map((m) => m.name).join(', ')}`);
     return { ...info(model), models: worker.models.map(info) };
   });
 
@@ -371,9 +452,18 @@ export async function createServer(options: ServeOptions): Promise<KotuneServer>
     const checker = pick('embedder', body.model);
     if (batch) checkBatchSize(texts.length);
     checkDirection(body.truncation_direction);
-    const { vectors } = await embed(checker, texts, {
-      truncate: body.truncate ?? limits.autoTruncate, promptName: body.prompt_name, normalize: body.normalize, dimensions: body.dimensions,
-    }, reply, started);
+    const { vectors } = await embed(
+      checker,
+      texts,
+      {
+        truncate: body.truncate ?? limits.autoTruncate,
+        promptName: body.prompt_name,
+        normalize: body.normalize,
+        dimensions: body.dimensions,
+      },
+      reply,
+      started,
+    );
     return vectors.map((vector) => Array.from(vector));
   });
 
@@ -387,9 +477,10 @@ export async function createServer(options: ServeOptions): Promise<KotuneServer>
     const checker = pick('embedder', body.model);
     if (batch) checkBatchSize(texts.length);
     const { vectors, tokens } = await embed(checker, texts, { truncate: limits.autoTruncate, dimensions: body.dimensions }, reply, started);
-    const encode = body.encoding_format === 'base64'
-      ? (vector: Float32Array) => Buffer.from(vector.buffer, vector.byteOffset, vector.byteLength).toString('base64')
-      : (vector: Float32Array) => Array.from(vector);
+    const encode =
+      body.encoding_format === 'base64'
+        ? (vector: Float32Array) => Buffer.from(vector.buffer, vector.byteOffset, vector.byteLength).toString('base64')
+        : (vector: Float32Array) => Array.from(vector);
     return {
       object: 'list',
       data: vectors.map((vector, index) => ({ object: 'embedding', embedding: encode(vector), index })),
@@ -397,7 +488,8 @@ export async function createServer(options: ServeOptions): Promise<KotuneServer>
       usage: { prompt_tokens: tokens, total_tokens: tokens },
     };
   };
-  for (const url of ['/v1/embeddings', '/embeddings']) app.post(url, { schema: { body: openAiEmbeddings }, config: { openAi: true } }, openAiRoute);
+  for (const url of ['/v1/embeddings', '/embeddings'])
+    app.post(url, { schema: { body: openAiEmbeddings }, config: { openAi: true } }, openAiRoute);
 
   // Cohere / Jina rerank. Documents are cut to the model's length as those services do (no `truncate` field);
   // relevance scores are the sigmoid of the logits.
@@ -440,4 +532,3 @@ export async function createServer(options: ServeOptions): Promise<KotuneServer>
     stats: () => batcher.stats(),
   };
 }
-

@@ -15,7 +15,15 @@ import { createServer, type KotuneServer } from '../src/index.ts';
 
 const FIXTURE = fileURLToPath(new URL('../../../test/fixtures/xlmr-tiny/', import.meta.url));
 const KEY = 'test-key-3f9a';
-const TEXTS = ['안녕하세요, 반갑습니다.', '서울은 대한민국의 수도입니다.', 'The quick brown fox.', '배고프다', '좋은 꿈 꾸세요.', '저도 보고 싶어요.', '뭐라도 챙겨 드세요.'];
+const TEXTS = [
+  '안녕하세요, 반갑습니다.',
+  '서울은 대한민국의 수도입니다.',
+  'The quick brown fox.',
+  '배고프다',
+  '좋은 꿈 꾸세요.',
+  '저도 보고 싶어요.',
+  '뭐라도 챙겨 드세요.',
+];
 let server: KotuneServer;
 let url: string;
 let embedder: Embedder;
@@ -43,8 +51,14 @@ test.before(async () => {
   await initBackend({ backend: 'wasm', log: null });
   embedder = await Embedder.load(join(FIXTURE, 'embedder'), { log: null });
   server = await createServer({
-    models: [join(FIXTURE, 'reranker'), join(FIXTURE, 'embedder')], port: 0, backend: 'wasm', quiet: true,
-    apiKey: KEY, maxBatchWaitMs: 60_000, maxBatchRequests: 4, maxConcurrentRequests: 6,
+    models: [join(FIXTURE, 'reranker'), join(FIXTURE, 'embedder')],
+    port: 0,
+    backend: 'wasm',
+    quiet: true,
+    apiKey: KEY,
+    maxBatchWaitMs: 60_000,
+    maxBatchRequests: 4,
+    maxConcurrentRequests: 6,
   });
   url = await server.listen();
 });
@@ -58,7 +72,10 @@ test('an API key: 401 in TEI shape without it or with a wrong one; /health stays
     const response = await embed(['a'], { key });
     assert.is(response.status, 401);
     assert.is(response.headers.get('www-authenticate'), 'Bearer');
-    assert.equal(await response.json(), { error: 'missing or wrong API key: send the header `Authorization: Bearer <key>`', error_type: 'Unauthorized' });
+    assert.equal(await response.json(), {
+      error: 'missing or wrong API key: send the header `Authorization: Bearer <key>`',
+      error_type: 'Unauthorized',
+    });
   }
   assert.is((await fetch(`${url}/info`)).status, 401);
   assert.is((await fetch(`${url}/health`)).status, 200);
@@ -114,9 +131,15 @@ test('close() stops listening, finishes the requests it has taken, then resolves
   const closed = server.close();
   const response = await held; // the round no longer waits for company
   assert.is(response.status, 200);
-  assert.equal(await response.json(), (await embedder.encode(TEXTS.slice(0, 2))).map((row) => Array.from(row)));
+  assert.equal(
+    await response.json(),
+    (await embedder.encode(TEXTS.slice(0, 2))).map((row) => Array.from(row)),
+  );
   await closed;
-  const error = await fetch(`${url}/health`).then(() => null, (e: Error & { cause?: { code?: string } }) => e);
+  const error = await fetch(`${url}/health`).then(
+    () => null,
+    (e: Error & { cause?: { code?: string } }) => e,
+  );
   assert.ok(error, 'the port no longer answers');
   assert.is(error!.cause?.code, 'ECONNREFUSED');
 });

@@ -40,11 +40,14 @@ export class SentencePieceCharsmap extends Normalizer {
   /** @param blob the decoded `precompiled_charsmap`; `source` names the file in errors. */
   constructor(blob: Uint8Array, source: string) {
     super({ type: 'Precompiled' });
-    if (blob.byteLength < 4) throw new Error(`${source}: normalizer.precompiled_charsmap is ${blob.byteLength} bytes, too short to hold its header`);
+    if (blob.byteLength < 4)
+      throw new Error(`${source}: normalizer.precompiled_charsmap is ${blob.byteLength} bytes, too short to hold its header`);
     const view = new DataView(blob.buffer, blob.byteOffset, blob.byteLength);
     const trieBytes = view.getUint32(0, true);
     if (trieBytes % 4 !== 0 || 4 + trieBytes > blob.byteLength || trieBytes === 0) {
-      throw new Error(`${source}: normalizer.precompiled_charsmap declares a ${trieBytes}-byte trie but holds ${blob.byteLength - 4} bytes after its header`);
+      throw new Error(
+        `${source}: normalizer.precompiled_charsmap declares a ${trieBytes}-byte trie but holds ${blob.byteLength - 4} bytes after its header`,
+      );
     }
     this.units = new Uint32Array(trieBytes / 4);
     for (let i = 0; i < this.units.length; i++) this.units[i] = view.getUint32(4 + 4 * i, true);
@@ -139,8 +142,10 @@ function utf8Length(s: string): number {
     const c = s.charCodeAt(i);
     if (c < 0x80) n += 1;
     else if (c < 0x800) n += 2;
-    else if (c >= 0xd800 && c <= 0xdbff) { n += 4; i++; }
-    else n += 3;
+    else if (c >= 0xd800 && c <= 0xdbff) {
+      n += 4;
+      i++;
+    } else n += 3;
   }
   return n;
 }

@@ -33,4 +33,6 @@ export const Tokenizer = lib.Tokenizer as new (tokenizerJson: object, tokenizerC
 export const Normalizer = lib.Normalizer as abstract new (config: object) => { normalize(text: string): string };
 export const Model = lib.Model as abstract new (config: object) => Omit<ModelLike, 'encode'> & { encode(tokens: string[]): string[] };
 export const PrecompiledNormalizer = lib.PrecompiledNormalizer as new (config: object) => NormalizerLike;
-export const SequenceNormalizer = lib.SequenceNormalizer as new (config: object) => NormalizerLike & { normalizers: (NormalizerLike | null)[] };
+export const SequenceNormalizer = lib.SequenceNormalizer as new (
+  config: object,
+) => NormalizerLike & { normalizers: (NormalizerLike | null)[] };

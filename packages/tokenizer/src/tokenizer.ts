@@ -282,7 +282,10 @@ export class XLMRTokenizer {
       checkLength('maxLength', maxLength);
       width = maxLength;
       const over = rows.findIndex((r) => r.length > width);
-      if (over >= 0) throw new Error(`padding 'max_length': sequence ${over} has ${rows[over]!.length} tokens > maxLength ${maxLength} (truncation is off)`);
+      if (over >= 0)
+        throw new Error(
+          `padding 'max_length': sequence ${over} has ${rows[over]!.length} tokens > maxLength ${maxLength} (truncation is off)`,
+        );
     } else if (padding === false) width = 0;
     else throw new Error(`padding must be 'longest', 'max_length' or false, got ${JSON.stringify(padding)}`);
     const inputIds: number[][] = [];
@@ -309,7 +312,8 @@ function readJson(path: string, required: boolean): Json | undefined {
     text = readFileSync(path, 'utf8');
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT' && !required) return undefined;
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') throw new Error(`${path}: not found (a Hugging Face tokenizer folder needs tokenizer.json)`);
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT')
+      throw new Error(`${path}: not found (a Hugging Face tokenizer folder needs tokenizer.json)`);
     throw new Error(`${path}: cannot read: ${(error as Error).message}`);
   }
   let value: unknown;
@@ -372,7 +376,8 @@ function parseTemplate(config: Json | null, idOf: Map<string, number>, source: s
         parts[parts.length - 1]!.push(...ids);
       }
     }
-    if (parts.length !== sequences.length + 1) throw new Error(`${source}: post_processor.${field} must hold sequences ${sequences.join(', ')}`);
+    if (parts.length !== sequences.length + 1)
+      throw new Error(`${source}: post_processor.${field} must hold sequences ${sequences.join(', ')}`);
     return parts;
   };
   const [sBefore, sAfter] = split('single', ['A']);

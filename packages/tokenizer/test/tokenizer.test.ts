@@ -42,7 +42,10 @@ async function rustIds(tokenizer: RustTokenizer, inputs: [string, string | null]
   const out: (number[] | Error)[] = [];
   for (let i = 0; i < inputs.length; i += 256) {
     const chunk = inputs.slice(i, i + 256).map(([a, b]) =>
-      tokenizer.encode(a, b).then((e) => e.getIds(), (error: Error) => error),
+      tokenizer.encode(a, b).then(
+        (e) => e.getIds(),
+        (error: Error) => error,
+      ),
     );
     out.push(...(await Promise.all(chunk)));
   }
@@ -66,8 +69,14 @@ test('fixture cases: ids, masks and the only_second error match tokenizers 0.23.
     assert.equal(encoded.inputIds, c.input_ids, `${c.name}: input_ids`);
     assert.equal(encoded.attentionMask, c.attention_mask, `${c.name}: attention_mask`);
     if (c.padding === 'max_length') {
-      const unpadded = c.kind === 'single' ? ours.encodeBatch(c.inputs as string[], { padding: false }) : ours.encodePairs(c.inputs as [string, string][], { padding: false });
-      assert.ok(unpadded.inputIds.every((ids) => ids.length <= c.max_length), `${c.name}: not cut by pad_to`);
+      const unpadded =
+        c.kind === 'single'
+          ? ours.encodeBatch(c.inputs as string[], { padding: false })
+          : ours.encodePairs(c.inputs as [string, string][], { padding: false });
+      assert.ok(
+        unpadded.inputIds.every((ids) => ids.length <= c.max_length),
+        `${c.name}: not cut by pad_to`,
+      );
     }
   }
 });
@@ -98,10 +107,15 @@ test('≥ 99.9% of 20,000 Korean lines and 10,000 pairs get the Rust ids (differ
     // Every line as written; a 2,000-line sample of each perturbation keeps the test fast.
     const sample = kind === 'as written' ? lines : lines.filter((_, i) => i % 10 === 0);
     const texts = sample.map(perturb);
-    const expected = await rustIds(rust, texts.map((t) => [t, null]));
+    const expected = await rustIds(
+      rust,
+      texts.map((t) => [t, null]),
+    );
     const got = texts.map((t) => ours.encodeBatch([t], { truncation: false, padding: false }).inputIds[0]!);
     const differing = texts.filter((_, i) => (expected[i] as number[]).join() !== got[i]!.join());
-    report.push(`${kind}: ${texts.length - differing.length}/${texts.length}${differing.length ? ` e.g. ${JSON.stringify(differing.slice(0, 3))}` : ''}`);
+    report.push(
+      `${kind}: ${texts.length - differing.length}/${texts.length}${differing.length ? ` e.g. ${JSON.stringify(differing.slice(0, 3))}` : ''}`,
+    );
     assert.ok((texts.length - differing.length) / texts.length >= 0.999, report.at(-1));
   }
   const expectedPairs = await rustIds(rust, pairs);
@@ -115,16 +129,48 @@ test('≥ 99.9% of 20,000 Korean lines and 10,000 pairs get the Rust ids (differ
 
 test('edge inputs match Rust: empty and blank texts, special tokens typed in the text, grapheme-cluster quirks', async () => {
   const texts = [
-    '', ' ', '   ', 'a  ', ' a', '  a  b  ', '\t', '\r\n', 'a\r\nb', '<s>', '<s><s>', 'x</s>y', 'a<mask>b', 'a <mask> b',
-    ' <pad> ', '<unk>', '😀😀 😀', 'ㄱㅏ나다', '안녕하세요'.normalize('NFD'), '가\u11a8', '👍🏽 좋아요 👨‍👩‍👧', 'ｅ\u0301',
-    'e\u0301', '#\ufe0f', 'a\u00a0\u00a0b', '\u3000\u3000x', 'x\u200b', 'ｆｕｌｌ ㈜ ①', '\u0915\u094d\u0937',
+    '',
+    ' ',
+    '   ',
+    'a  ',
+    ' a',
+    '  a  b  ',
+    '\t',
+    '\r\n',
+    'a\r\nb',
+    '<s>',
+    '<s><s>',
+    'x</s>y',
+    'a<mask>b',
+    'a <mask> b',
+    ' <pad> ',
+    '<unk>',
+    '😀😀 😀',
+    'ㄱㅏ나다',
+    '안녕하세요'.normalize('NFD'),
+    '가\u11a8',
+    '👍🏽 좋아요 👨‍👩‍👧',
+    'ｅ\u0301',
+    'e\u0301',
+    '#\ufe0f',
+    'a\u00a0\u00a0b',
+    '\u3000\u3000x',
+    'x\u200b',
+    'ｆｕｌｌ ㈜ ①',
+    '\u0915\u094d\u0937',
   ];
-  const expected = await rustIds(rust, texts.map((t) => [t, null]));
+  const expected = await rustIds(
+    rust,
+    texts.map((t) => [t, null]),
+  );
   texts.forEach((t, i) => assert.equal(ours.encodeBatch([t], { padding: false }).inputIds[0], expected[i], JSON.stringify(t)));
 });
 
 test('truncation of 10,000 pairs matches Rust: longest_first and only_second (errors included) at 32 tokens', async () => {
-  for (const [strategy, rustStrategy] of [['longest_first', 'LongestFirst'], ['only_second', 'OnlySecond']] as const) {
+  for (const [strategy, rustStrategy] of [
+    ['longest_first', 'LongestFirst'],
+    ['only_second', 'OnlySecond'],
+  ] as const) {
     const truncating = RustTokenizer.fromFile(join(assetDir, 'tokenizer.json'));
     truncating.setTruncation(32, { strategy: rustStrategy as TruncationStrategy });
     const expected = await rustIds(truncating, pairs);
@@ -133,9 +179,16 @@ test('truncation of 10,000 pairs matches Rust: longest_first and only_second (er
       const want = expected[i]!;
       if (want instanceof Error) {
         errors++;
-        assert.throws(() => ours.encodePairs([pairs[i]!], { maxLength: 32, truncation: strategy }), (e: Error) => want.message.includes(e.message));
+        assert.throws(
+          () => ours.encodePairs([pairs[i]!], { maxLength: 32, truncation: strategy }),
+          (e: Error) => want.message.includes(e.message),
+        );
       } else {
-        assert.equal(ours.encodePairs([pairs[i]!], { maxLength: 32, truncation: strategy, padding: false }).inputIds[0], want, `${strategy} pair ${i}`);
+        assert.equal(
+          ours.encodePairs([pairs[i]!], { maxLength: 32, truncation: strategy, padding: false }).inputIds[0],
+          want,
+          `${strategy} pair ${i}`,
+        );
       }
     }
     if (strategy === 'only_second') assert.ok(errors > 0, 'the sample exercises the only_second error');
@@ -146,7 +199,10 @@ test('truncated singles match Rust at max_length 16, padding masks the pads', as
   const truncating = RustTokenizer.fromFile(join(assetDir, 'tokenizer.json'));
   truncating.setTruncation(16);
   const texts = pairs.slice(0, 2000).map(([, b]) => b);
-  const expected = (await rustIds(truncating, texts.map((t) => [t, null]))) as number[][];
+  const expected = (await rustIds(
+    truncating,
+    texts.map((t) => [t, null]),
+  )) as number[][];
   const { inputIds, attentionMask } = ours.encodeBatch(texts, { maxLength: 16, padding: 'max_length' });
   for (let i = 0; i < texts.length; i++) {
     const n = expected[i]!.length;
@@ -164,7 +220,10 @@ test('prefix is prepended to the text before tokenizing (sentence-transformers p
 
 test('encodeRerankerPairs follows FlagEmbedding: inference (compute_score) and training (create_one_example)', () => {
   const query = pairs[6000]![0].repeat(8); // long enough to be cut
-  const passage = pairs.slice(6001, 6010).map(([p]) => p).join(' ');
+  const passage = pairs
+    .slice(6001, 6010)
+    .map(([p]) => p)
+    .join(' ');
   const q = ours.tokenize(query);
   const p = ours.tokenize(passage);
   const pair = (a: number[], b: number[]) => [0, ...a, 2, 2, ...b, 2]; // 4 special tokens
@@ -179,8 +238,17 @@ test('encodeRerankerPairs follows FlagEmbedding: inference (compute_score) and t
   const training = ours.encodeRerankerPairs([[query, passage]], { queryMaxLen: 16, passageMaxLen: 48 }).inputIds[0]!;
   assert.equal(training, pair(q.slice(0, 28), p.slice(0, 64 - 4 - 28)));
   // Short pairs are untouched; the batch pads to its longest.
-  const short = ours.encodeRerankerPairs([['서울', '수도'], ['대한민국의 수도는?', '서울은 수도다.']], { maxLength: 64 });
-  assert.equal(short.inputIds[0]!.filter((_, i) => short.attentionMask[0]![i]), ours.encodePairs([['서울', '수도']]).inputIds[0]);
+  const short = ours.encodeRerankerPairs(
+    [
+      ['서울', '수도'],
+      ['대한민국의 수도는?', '서울은 수도다.'],
+    ],
+    { maxLength: 64 },
+  );
+  assert.equal(
+    short.inputIds[0]!.filter((_, i) => short.attentionMask[0]![i]),
+    ours.encodePairs([['서울', '수도']]).inputIds[0],
+  );
   assert.is(short.inputIds[0]!.length, short.inputIds[1]!.length);
   assert.throws(() => ours.encodeRerankerPairs([[query, passage]], { maxLength: 16, queryMaxLen: 14 }), /no room for the passage/);
   assert.throws(() => ours.encodeRerankerPairs([[query, passage]], { maxLength: 64, passageMaxLen: 48 }), /not both/);
@@ -188,7 +256,10 @@ test('encodeRerankerPairs follows FlagEmbedding: inference (compute_score) and t
 
 test('padding and length errors are explicit', () => {
   const long = pairs[6000]![1];
-  assert.throws(() => ours.encodeBatch([long], { maxLength: 8, truncation: false, padding: 'max_length' }), /sequence 0 has \d+ tokens > maxLength 8/);
+  assert.throws(
+    () => ours.encodeBatch([long], { maxLength: 8, truncation: false, padding: 'max_length' }),
+    /sequence 0 has \d+ tokens > maxLength 8/,
+  );
   assert.throws(() => ours.encodeBatch(['a'], { maxLength: 1 }), /cannot hold the 2 special tokens/);
   const ragged = ours.encodeBatch(['짧다', long], { padding: false });
   assert.ok(ragged.inputIds[0]!.length < ragged.inputIds[1]!.length);
@@ -197,15 +268,24 @@ test('padding and length errors are explicit', () => {
 test('clear errors name the file for a missing or malformed tokenizer folder', () => {
   const dir = mkdtempSync(join(tmpdir(), 'kotune-tokenizer-'));
   try {
-    assert.throws(() => XLMRTokenizer.fromFolder(dir), (e: Error) => e.message.startsWith(join(dir, 'tokenizer.json')) && /not found/.test(e.message));
+    assert.throws(
+      () => XLMRTokenizer.fromFolder(dir),
+      (e: Error) => e.message.startsWith(join(dir, 'tokenizer.json')) && /not found/.test(e.message),
+    );
     writeFileSync(join(dir, 'tokenizer.json'), '{"model": ');
-    assert.throws(() => XLMRTokenizer.fromFolder(dir), (e: Error) => e.message.startsWith(join(dir, 'tokenizer.json')) && /malformed JSON/.test(e.message));
+    assert.throws(
+      () => XLMRTokenizer.fromFolder(dir),
+      (e: Error) => e.message.startsWith(join(dir, 'tokenizer.json')) && /malformed JSON/.test(e.message),
+    );
     const json = JSON.parse(readFileSync(join(assetDir, 'tokenizer.json'), 'utf8'));
     writeFileSync(join(dir, 'tokenizer.json'), JSON.stringify({ ...json, model: { type: 'BPE', vocab: {}, merges: [] } }));
     assert.throws(() => XLMRTokenizer.fromFolder(dir), /tokenizer\.json: model\.type is "BPE"/);
     writeFileSync(join(dir, 'tokenizer.json'), JSON.stringify(json));
     writeFileSync(join(dir, 'tokenizer_config.json'), '{,}');
-    assert.throws(() => XLMRTokenizer.fromFolder(dir), (e: Error) => e.message.startsWith(join(dir, 'tokenizer_config.json')));
+    assert.throws(
+      () => XLMRTokenizer.fromFolder(dir),
+      (e: Error) => e.message.startsWith(join(dir, 'tokenizer_config.json')),
+    );
     const charsmap = json.normalizer.normalizers[0];
     charsmap.precompiled_charsmap = Buffer.from([255, 255, 0, 0, 1, 2]).toString('base64');
     writeFileSync(join(dir, 'tokenizer.json'), JSON.stringify(json));
@@ -226,7 +306,8 @@ test('without tokenizer_config.json modelMaxLength is unbounded; copyFilesTo cop
     assert.equal(bare.tokenize('한국어 문장'), shipped.tokenize('한국어 문장'));
     shipped.copyFilesTo(join(dir, 'out'));
     assert.equal(readdirSync(join(dir, 'out')).sort(), ['sentencepiece.bpe.model', 'tokenizer.json', 'tokenizer_config.json']);
-    for (const name of readdirSync(join(dir, 'out'))) assert.ok(readFileSync(join(dir, 'out', name)).equals(readFileSync(join(assetDir, name))), name);
+    for (const name of readdirSync(join(dir, 'out')))
+      assert.ok(readFileSync(join(dir, 'out', name)).equals(readFileSync(join(assetDir, name))), name);
     ours.copyFilesTo(join(dir, 'out2'));
     assert.ok(readdirSync(join(dir, 'out2')).includes('special_tokens_map.json') === false); // fixture root has none
     XLMRTokenizer.fromFolder(join(fixtureDir, 'reranker')).copyFilesTo(join(dir, 'out3'));

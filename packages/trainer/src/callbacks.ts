@@ -32,7 +32,10 @@ export class StepLog {
   private window = { loss: 0, steps: 0, samples: 0, started: performance.now() };
   private last: StepResult | null = null;
 
-  constructor(private readonly run: Run, private readonly progress: Progress) {}
+  constructor(
+    private readonly run: Run,
+    private readonly progress: Progress,
+  ) {}
 
   private samplesPerSecond(): number {
     return this.window.samples / ((performance.now() - this.window.started) / 1000);
@@ -40,21 +43,36 @@ export class StepLog {
 
   /** Counts a finished step into the current averages and redraws the progress line. */
   add(step: StepResult): void {
-    this.window = { ...this.window, loss: this.window.loss + step.loss, steps: this.window.steps + 1, samples: this.window.samples + step.samples };
+    this.window = {
+      ...this.window,
+      loss: this.window.loss + step.loss,
+      steps: this.window.steps + 1,
+      samples: this.window.samples + step.samples,
+    };
     this.last = step;
-    this.progress.update(this.run.globalStep, { loss: step.loss, learningRate: step.learningRate, samplesPerSecond: this.samplesPerSecond() });
+    this.progress.update(this.run.globalStep, {
+      loss: step.loss,
+      learningRate: step.learningRate,
+      samplesPerSecond: this.samplesPerSecond(),
+    });
   }
 
   /** Writes the line of the steps since the previous one (metrics.jsonl and the terminal) and redraws the plots. */
   write(): void {
     const { run, last } = this;
     const line: TrainLogLine = {
-      step: run.globalStep, epoch: +epochOf(run).toFixed(4), loss: this.window.loss / this.window.steps, learning_rate: last!.learningRate,
-      grad_norm: last!.gradNorm, samples_per_second: this.samplesPerSecond(),
+      step: run.globalStep,
+      epoch: +epochOf(run).toFixed(4),
+      loss: this.window.loss / this.window.steps,
+      learning_rate: last!.learningRate,
+      grad_norm: last!.gradNorm,
+      samples_per_second: this.samplesPerSecond(),
     };
     run.metrics.append(line);
-    this.progress.line(`step ${line.step}/${run.plan.totalSteps} epoch ${line.epoch} loss ${line.loss.toFixed(4)} ` +
-      `lr ${line.learning_rate.toExponential(3)} grad_norm ${line.grad_norm.toFixed(3)} ${line.samples_per_second.toFixed(1)} samples/s`);
+    this.progress.line(
+      `step ${line.step}/${run.plan.totalSteps} epoch ${line.epoch} loss ${line.loss.toFixed(4)} ` +
+        `lr ${line.learning_rate.toExponential(3)} grad_norm ${line.grad_norm.toFixed(3)} ${line.samples_per_second.toFixed(1)} samples/s`,
+    );
     writePlots(run.config.output_dir, run.metrics.all, { bestMetric: run.config.metric_for_best_model });
     this.window = { loss: 0, steps: 0, samples: 0, started: performance.now() };
   }
@@ -70,11 +88,18 @@ export async function evaluateAndKeepBest(run: Run, set: EvalSet, progress: Prog
   run.lastEval = metrics;
   run.metrics.append({ step: run.globalStep, eval: metrics });
   const shown = new Set(['mrr@10', 'ndcg@10', 'accuracy@1', 'accuracy@5', config.metric_for_best_model]);
-  progress.line(`eval step ${run.globalStep}: ${Object.entries(metrics).filter(([k]) => shown.has(k)).map(([k, v]) => `${k} ${v.toFixed(4)}`).join(', ')}`);
+  progress.line(
+    `eval step ${run.globalStep}: ${Object.entries(metrics)
+      .filter(([k]) => shown.has(k))
+      .map(([k, v]) => `${k} ${v.toFixed(4)}`)
+      .join(', ')}`,
+  );
   writePlots(config.output_dir, run.metrics.all, { bestMetric: config.metric_for_best_model });
   const value = metrics[config.metric_for_best_model];
   if (value === undefined) {
-    throw new Error(`metric_for_best_model "${config.metric_for_best_model}" is not an eval metric; they are ${Object.keys(metrics).join(', ')}`);
+    throw new Error(
+      `metric_for_best_model "${config.metric_for_best_model}" is not an eval metric; they are ${Object.keys(metrics).join(', ')}`,
+    );
   }
   if (!(run.bestMetric === null || value > run.bestMetric)) return false;
   run.bestMetric = value;

@@ -57,11 +57,14 @@ export function checkpointName(step: number): string {
  * tensors, then the trainer state, all into a temporary folder that is renamed at the end. A checkpoint of
  * the same step left by an earlier run is replaced.
  */
-export async function saveCheckpoint(outputDir: string, contents: {
-  state: TrainerState;
-  optimizerTensors: Map<string, TensorToWrite>;
-  saveModel: (dir: string) => Promise<void>;
-}): Promise<string> {
+export async function saveCheckpoint(
+  outputDir: string,
+  contents: {
+    state: TrainerState;
+    optimizerTensors: Map<string, TensorToWrite>;
+    saveModel: (dir: string) => Promise<void>;
+  },
+): Promise<string> {
   const name = checkpointName(contents.state.global_step);
   const final = join(outputDir, name);
   const tmp = join(outputDir, `${TEMPORARY_PREFIX}${contents.state.global_step}-${process.pid}`);
@@ -159,7 +162,9 @@ export function rotateCheckpoints(outputDir: string, limit: number | null, keep:
 function readTrainerState(dir: string): TrainerState {
   const statePath = join(dir, TRAINER_STATE_FILE);
   if (!existsSync(statePath)) {
-    throw new Error(`${dir}: not a complete checkpoint (no ${TRAINER_STATE_FILE}); complete ones are the checkpoint-<step> folders that have it`);
+    throw new Error(
+      `${dir}: not a complete checkpoint (no ${TRAINER_STATE_FILE}); complete ones are the checkpoint-<step> folders that have it`,
+    );
   }
   let state: TrainerState;
   try {

@@ -16,7 +16,11 @@ import { basename, dirname, extname, isAbsolute, resolve } from 'node:path';
 import { fileErrorReason, jsonSyntaxError } from '@kotune/data';
 import type { ScheduleName } from '@kotune/optim';
 import {
-  modelConfigFieldProblems, modelConfigProblems, XLMR_CONFIG_EXTRA_KEYS, XLMR_CONFIG_FIELDS, type XLMRobertaConfigJson,
+  modelConfigFieldProblems,
+  modelConfigProblems,
+  XLMR_CONFIG_EXTRA_KEYS,
+  XLMR_CONFIG_FIELDS,
+  type XLMRobertaConfigJson,
 } from '@kotune/xlm-roberta/config';
 
 export const TASKS = ['reranker', 'embedder'] as const;
@@ -77,37 +81,65 @@ interface KeySpec {
 export const CONFIG_KEYS = {
   task: { type: TASKS, help: 'a cross-encoder reranker or a bi-encoder embedder' },
   loss: {
-    type: LOSSES, default: derived('group_ce for rerankers, mnrl for embedders'),
+    type: LOSSES,
+    default: derived('group_ce for rerankers, mnrl for embedders'),
     help: `training objective (rerankers take ${TASK_LOSSES.reranker.join(' or ')}, embedders the others)`,
   },
-  model_name_or_path: { type: 'string', default: null, nullable: true, path: 'name-or-path', help: 'pretrained model: folder, HF cache repo id' },
+  model_name_or_path: {
+    type: 'string',
+    default: null,
+    nullable: true,
+    path: 'name-or-path',
+    help: 'pretrained model: folder, HF cache repo id',
+  },
   model_config: {
-    type: 'model-config', default: null, nullable: true,
+    type: 'model-config',
+    default: null,
+    nullable: true,
     help: 'fresh random init instead: config.json keys {hidden_size, num_hidden_layers, ...} or a config.json file (with tokenizer_name_or_path)',
   },
-  tokenizer_name_or_path: { type: 'string', default: null, nullable: true, path: 'name-or-path', help: 'tokenizer folder or repo id (default: the model\'s)' },
+  tokenizer_name_or_path: {
+    type: 'string',
+    default: null,
+    nullable: true,
+    path: 'name-or-path',
+    help: "tokenizer folder or repo id (default: the model's)",
+  },
   train_data: { type: 'paths', path: 'path', help: 'training JSONL file(s) of {query, pos, neg}' },
   eval_data: { type: 'paths', default: [], path: 'path', help: 'evaluation JSONL file(s) of {query, pos, neg} (default none)' },
   output_dir: { type: 'string', default: derived('checkpoints/<run_name> under the working directory'), path: 'path', help: 'run folder' },
   overwrite_output_dir: {
-    type: 'boolean', default: false,
-    help: 'a fresh run into an output_dir that holds a run deletes that run\'s checkpoints, metrics, plots and model first (without it, such a run stops)',
+    type: 'boolean',
+    default: false,
+    help: "a fresh run into an output_dir that holds a run deletes that run's checkpoints, metrics, plots and model first (without it, such a run stops)",
   },
   run_name: { type: 'string', default: derived('the config file\'s name, else "run"'), help: 'run name' },
   learning_rate: { type: 'number', default: 5e-5, min: 0, minExclusive: true, help: 'peak learning rate' },
-  num_train_epochs: { type: 'number', default: 3, min: 0, minExclusive: true, help: 'epochs (fractions allowed); ignored when max_steps > 0' },
+  num_train_epochs: {
+    type: 'number',
+    default: 3,
+    min: 0,
+    minExclusive: true,
+    help: 'epochs (fractions allowed); ignored when max_steps > 0',
+  },
   max_steps: { type: 'int', default: -1, min: -1, help: 'optimizer steps; -1 = from num_train_epochs' },
   per_device_train_batch_size: { type: 'int', default: 8, min: 1, help: 'queries per micro-batch' },
   per_device_eval_batch_size: { type: 'int', default: 8, min: 1, help: 'texts or pairs per evaluation forward' },
   gradient_accumulation_steps: { type: 'int', default: 1, min: 1, help: 'micro-batches per optimizer step' },
   gradient_checkpointing: {
-    type: 'boolean', default: false,
-    help: 'keep only each encoder layer\'s input and recompute the layer in the backward: much less memory for longer sequences or bigger batches, ~1/3 more time per step',
+    type: 'boolean',
+    default: false,
+    help: "keep only each encoder layer's input and recompute the layer in the backward: much less memory for longer sequences or bigger batches, ~1/3 more time per step",
   },
   train_group_size: { type: 'int', default: 8, min: 1, help: 'passages per query: 1 positive + (G-1) negatives' },
   query_max_len: { type: 'int', default: 32, min: 1, help: 'query tokens kept' },
   passage_max_len: { type: 'int', default: 128, min: 1, help: 'passage tokens kept' },
-  max_len: { type: 'int', default: 512, min: 4, help: 'reranker pair length at evaluation, special tokens included (training pairs hold query_max_len + passage_max_len)' },
+  max_len: {
+    type: 'int',
+    default: 512,
+    min: 4,
+    help: 'reranker pair length at evaluation, special tokens included (training pairs hold query_max_len + passage_max_len)',
+  },
   warmup_ratio: { type: 'number', default: 0, min: 0, max: 1, help: 'warmup as a fraction of the steps' },
   warmup_steps: { type: 'int', default: 0, min: 0, help: 'warmup steps (overrides warmup_ratio when > 0)' },
   weight_decay: { type: 'number', default: 0, min: 0, help: 'AdamW decoupled weight decay (not on biases and LayerNorm)' },
@@ -117,34 +149,72 @@ export const CONFIG_KEYS = {
   logging_steps: { type: 'number', default: 500, min: 0, minExclusive: true, help: 'log every N steps (< 1: a fraction of the steps)' },
   save_steps: { type: 'number', default: 500, min: 0, minExclusive: true, help: 'checkpoint every N steps (< 1: a fraction of the steps)' },
   save_total_limit: { type: 'int', default: null, nullable: true, min: 1, help: 'checkpoints kept (the best one is kept too); null = all' },
-  eval_steps: { type: 'number', default: derived('logging_steps'), min: 0, minExclusive: true, help: 'evaluate every N steps (< 1: a fraction of the steps)' },
+  eval_steps: {
+    type: 'number',
+    default: derived('logging_steps'),
+    min: 0,
+    minExclusive: true,
+    help: 'evaluate every N steps (< 1: a fraction of the steps)',
+  },
   metric_for_best_model: { type: 'string', default: 'ndcg@10', help: 'eval metric that picks the best checkpoint (higher is better)' },
   temperature: {
-    type: 'number', default: null, nullable: true, min: 0, minExclusive: true,
+    type: 'number',
+    default: null,
+    nullable: true,
+    min: 0,
+    minExclusive: true,
     help: 'infonce temperature (null = 0.02); for mnrl, scale = 1/temperature',
   },
-  scale: { type: 'number', default: null, nullable: true, min: 0, minExclusive: true, help: 'mnrl / mnrl_symmetric similarity scale (null = 20, or 1/temperature)' },
-  use_inbatch_neg: { type: 'boolean', default: true, help: 'infonce: other queries\' passages are negatives too' },
+  scale: {
+    type: 'number',
+    default: null,
+    nullable: true,
+    min: 0,
+    minExclusive: true,
+    help: 'mnrl / mnrl_symmetric similarity scale (null = 20, or 1/temperature)',
+  },
+  use_inbatch_neg: { type: 'boolean', default: true, help: "infonce: other queries' passages are negatives too" },
   mini_batch_size: { type: 'int', default: 0, min: 0, help: 'GradCache mini-batch (cached MNRL) when > 0' },
   query_instruction_for_retrieval: { type: 'string', default: null, nullable: true, help: 'instruction put before every query' },
   query_instruction_format: { type: 'string', default: '{}{}', help: 'format with two {}: instruction, query' },
   passage_instruction_for_retrieval: { type: 'string', default: null, nullable: true, help: 'instruction put before every passage' },
   passage_instruction_format: { type: 'string', default: '{}{}', help: 'format with two {}: instruction, passage' },
-  sentence_pooling_method: { type: ['cls', 'mean'], default: null, nullable: true, help: 'embedder pooling (null = the model folder\'s, else cls)' },
+  sentence_pooling_method: {
+    type: ['cls', 'mean'],
+    default: null,
+    nullable: true,
+    help: "embedder pooling (null = the model folder's, else cls)",
+  },
   normalize_embeddings: { type: 'boolean', default: true, help: 'embedder: L2-normalise the embeddings' },
-  knowledge_distillation: { type: 'boolean', default: false, help: 'train on the lines\' pos_scores / neg_scores' },
+  knowledge_distillation: { type: 'boolean', default: false, help: "train on the lines' pos_scores / neg_scores" },
   batch_sampler: {
-    type: ['batch_sampler', 'no_duplicates'], default: derived('no_duplicates for embedders, batch_sampler for rerankers'),
+    type: ['batch_sampler', 'no_duplicates'],
+    default: derived('no_duplicates for embedders, batch_sampler for rerankers'),
     help: 'no_duplicates keeps copies of a text out of one batch',
   },
   dataloader_drop_last: { type: 'boolean', default: false, help: 'drop incomplete batches' },
   shuffle: { type: 'boolean', default: true, help: 'shuffle the training lines' },
   skip_bad_lines: { type: 'boolean', default: false, help: 'skip malformed lines (counted) instead of stopping' },
-  dropout: { type: 'number', default: null, nullable: true, min: 0, max: 1, help: 'hidden and attention dropout (0 = off; null = the model config\'s)' },
+  dropout: {
+    type: 'number',
+    default: null,
+    nullable: true,
+    min: 0,
+    max: 1,
+    help: "hidden and attention dropout (0 = off; null = the model config's)",
+  },
   // A string, not a choice: @kotune/engine also takes aliases (gpu, node) and names the valid ones.
-  backend: { type: 'string', default: null, nullable: true, help: 'tensorflow-gpu | tensorflow | wasm | cpu (null = the first that loads)' },
+  backend: {
+    type: 'string',
+    default: null,
+    nullable: true,
+    help: 'tensorflow-gpu | tensorflow | wasm | cpu (null = the first that loads)',
+  },
   resume_from_checkpoint: {
-    type: 'path-or-bool', default: null, nullable: true, path: 'path',
+    type: 'path-or-bool',
+    default: null,
+    nullable: true,
+    path: 'path',
     help: 'true = newest checkpoint in output_dir, or a checkpoint folder',
   },
 } as const satisfies Record<string, KeySpec>;
@@ -214,7 +284,8 @@ export function didYouMean(name: string, candidates: readonly string[]): string 
   let best: { candidate: string; distance: number } | null = null;
   for (const candidate of candidates) {
     const distance = editDistance(norm(name), norm(candidate));
-    if (distance <= Math.max(1, Math.floor(candidate.length / 3)) && (best === null || distance < best.distance)) best = { candidate, distance };
+    if (distance <= Math.max(1, Math.floor(candidate.length / 3)) && (best === null || distance < best.distance))
+      best = { candidate, distance };
   }
   return best?.candidate ?? null;
 }
@@ -222,7 +293,9 @@ export function didYouMean(name: string, candidates: readonly string[]): string 
 /** `unknown key "learning_rat" (did you mean "learning_rate"?)`, else the list of valid keys. */
 function unknownKey(shown: string, name: string): string {
   const guess = didYouMean(name, Object.keys(CONFIG_KEYS));
-  return guess ? `unknown key ${shown} (did you mean ${shown.startsWith('--') ? `--${guess}` : `"${guess}"`}?)` : `unknown key ${shown}; ${validKeysList()}`;
+  return guess
+    ? `unknown key ${shown} (did you mean ${shown.startsWith('--') ? `--${guess}` : `"${guess}"`}?)`
+    : `unknown key ${shown}; ${validKeysList()}`;
 }
 
 function describe(value: unknown): string {
@@ -234,9 +307,18 @@ function describe(value: unknown): string {
 
 function expected(spec: KeySpec): string {
   const { type } = spec;
-  const base = typeof type !== 'string' ? `one of ${type.join(' | ')}`
-    : { string: 'a string', int: 'an integer', number: 'a number', boolean: 'true or false', paths: 'a path or a list of paths',
-      'path-or-bool': 'true, false or a checkpoint path', 'model-config': 'an object of config.json keys or the path of a config.json file' }[type];
+  const base =
+    typeof type !== 'string'
+      ? `one of ${type.join(' | ')}`
+      : {
+          string: 'a string',
+          int: 'an integer',
+          number: 'a number',
+          boolean: 'true or false',
+          paths: 'a path or a list of paths',
+          'path-or-bool': 'true, false or a checkpoint path',
+          'model-config': 'an object of config.json keys or the path of a config.json file',
+        }[type];
   return acceptsNull(spec) ? `${base} or null` : base;
 }
 
@@ -246,7 +328,9 @@ function expected(spec: KeySpec): string {
  */
 function checkValue(key: ConfigKey, value: unknown, where: string, baseDir: string): { value: unknown } | { problems: string[] } {
   const spec = specOf(key);
-  const wrong = (detail?: string) => ({ problems: [`${where}: ${key} must be ${expected(spec)}, got ${describe(value)}${detail ? ` (${detail})` : ''}`] });
+  const wrong = (detail?: string) => ({
+    problems: [`${where}: ${key} must be ${expected(spec)}, got ${describe(value)}${detail ? ` (${detail})` : ''}`],
+  });
   if (value === null) return acceptsNull(spec) ? { value } : wrong();
   const resolvePath = (p: string) => {
     if (spec.path === 'path' || p.startsWith('.') || existsSync(resolve(baseDir, p))) return isAbsolute(p) ? p : resolve(baseDir, p);
@@ -261,7 +345,8 @@ function checkValue(key: ConfigKey, value: unknown, where: string, baseDir: stri
     case 'int':
     case 'number': {
       if (typeof value !== 'number' || !Number.isFinite(value) || (type === 'int' && !Number.isInteger(value))) return wrong();
-      if (spec.min !== undefined && (spec.minExclusive ? value <= spec.min : value < spec.min)) return wrong(`must be ${spec.minExclusive ? '>' : '>='} ${spec.min}`);
+      if (spec.min !== undefined && (spec.minExclusive ? value <= spec.min : value < spec.min))
+        return wrong(`must be ${spec.minExclusive ? '>' : '>='} ${spec.min}`);
       if (spec.max !== undefined && value > spec.max) return wrong(`must be <= ${spec.max}`);
       return { value };
     }
@@ -292,10 +377,12 @@ function checkValue(key: ConfigKey, value: unknown, where: string, baseDir: stri
       if (typeof value !== 'object' || Array.isArray(value)) return wrong();
       const json = value as Record<string, unknown>;
       const known: readonly string[] = [...Object.values(XLMR_CONFIG_FIELDS).map((f) => f.key), ...XLMR_CONFIG_EXTRA_KEYS];
-      const unknown = Object.keys(json).filter((k) => !known.includes(k)).map((k) => {
-        const guess = didYouMean(k, known);
-        return `unknown key "${k}"${guess ? ` (did you mean "${guess}"?)` : `; XLM-RoBERTa config keys: ${known.join(', ')}`}`;
-      });
+      const unknown = Object.keys(json)
+        .filter((k) => !known.includes(k))
+        .map((k) => {
+          const guess = didYouMean(k, known);
+          return `unknown key "${k}"${guess ? ` (did you mean "${guess}"?)` : `; XLM-RoBERTa config keys: ${known.join(', ')}`}`;
+        });
       // Each field's type and range, then (when those are right) what they must satisfy together.
       const fields = modelConfigFieldProblems(json);
       const problems = [...unknown, ...(fields.length > 0 ? fields : modelConfigProblems(json))];
@@ -344,7 +431,8 @@ export function parseOverrides(argv: readonly string[]): Partial<Record<ConfigKe
   const out: Partial<Record<ConfigKey, unknown>> = {};
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
-    if (!arg.startsWith('--')) throw new ConfigError(`command line: unexpected argument ${JSON.stringify(arg)} (overrides are --key value)`);
+    if (!arg.startsWith('--'))
+      throw new ConfigError(`command line: unexpected argument ${JSON.stringify(arg)} (overrides are --key value)`);
     const eq = arg.indexOf('=');
     const name = (eq === -1 ? arg.slice(2) : arg.slice(2, eq)).replaceAll('-', '_');
     if (!isKey(name)) throw new ConfigError(`command line: ${unknownKey(`--${name}`, name)}`);
@@ -353,7 +441,8 @@ export function parseOverrides(argv: readonly string[]): Partial<Record<ConfigKe
     else if (i + 1 < argv.length && !argv[i + 1].startsWith('--')) text = argv[++i];
     else text = true;
     const value = parseOverrideValue(name, text);
-    out[name] = specOf(name).type === 'paths' && name in out ? [...([] as unknown[]).concat(out[name]), ...([] as unknown[]).concat(value)] : value;
+    out[name] =
+      specOf(name).type === 'paths' && name in out ? [...([] as unknown[]).concat(out[name]), ...([] as unknown[]).concat(value)] : value;
   }
   return out;
 }
@@ -434,8 +523,12 @@ export function loadTrainConfig(path: string | null, options: LoadConfigOptions 
   }
   if (problems.length > 0) throw new ConfigError(problems);
 
-  const config = Object.fromEntries((Object.entries(CONFIG_KEYS) as [ConfigKey, KeySpec][]).map(([key, spec]) =>
-    [key, given[key] ?? (isDerived(spec.default) ? undefined : spec.default)])) as TrainConfig;
+  const config = Object.fromEntries(
+    (Object.entries(CONFIG_KEYS) as [ConfigKey, KeySpec][]).map(([key, spec]) => [
+      key,
+      given[key] ?? (isDerived(spec.default) ? undefined : spec.default),
+    ]),
+  ) as TrainConfig;
   const source = { path, cwd };
   // In the schema's order, so that a derived default may use one derived before it (output_dir from run_name).
   for (const key of Object.keys(DERIVED_DEFAULTS) as DerivedKey[]) {
@@ -457,12 +550,15 @@ function contradictionsOf(config: TrainConfig): string[] {
   if (config.train_data.length === 0) out.push('train_data is required');
   if (config.model_name_or_path !== null && config.model_config !== null) out.push('give model_name_or_path or model_config, not both');
   if (config.model_name_or_path === null) {
-    if (config.model_config === null) out.push('model_name_or_path is required (or model_config with tokenizer_name_or_path for a fresh model)');
+    if (config.model_config === null)
+      out.push('model_name_or_path is required (or model_config with tokenizer_name_or_path for a fresh model)');
     else if (config.tokenizer_name_or_path === null) out.push('model_config needs tokenizer_name_or_path');
   }
-  if (config.loss === 'group_ce' && config.train_group_size < 2) out.push('group_ce needs train_group_size >= 2 (a positive and a negative)');
+  if (config.loss === 'group_ce' && config.train_group_size < 2)
+    out.push('group_ce needs train_group_size >= 2 (a positive and a negative)');
   if (config.scale !== null && config.temperature !== null) out.push('give scale or temperature, not both (scale = 1 / temperature)');
-  if (config.scale !== null && config.loss !== 'mnrl' && config.loss !== 'mnrl_symmetric') out.push(`scale is for mnrl / mnrl_symmetric, not ${config.loss}`);
+  if (config.scale !== null && config.loss !== 'mnrl' && config.loss !== 'mnrl_symmetric')
+    out.push(`scale is for mnrl / mnrl_symmetric, not ${config.loss}`);
   if (config.temperature !== null && config.task !== 'embedder') out.push(`temperature is for the embedder losses, not ${config.loss}`);
   if (config.mini_batch_size > 0 && config.task !== 'embedder') out.push('mini_batch_size (GradCache) is for embedders');
   if (config.overwrite_output_dir && config.resume_from_checkpoint !== null && config.resume_from_checkpoint !== false) {
@@ -472,7 +568,10 @@ function contradictionsOf(config: TrainConfig): string[] {
     const field = <K extends 'maxPositionEmbeddings' | 'padTokenId'>(name: K) =>
       (config.model_config![XLMR_CONFIG_FIELDS[name].key] ?? XLMR_CONFIG_FIELDS[name].default) as number;
     const tooLong = inputLengthProblem(config, field('maxPositionEmbeddings') - field('padTokenId') - 1);
-    if (tooLong) out.push(`model_config: max_position_embeddings ${field('maxPositionEmbeddings')} ${tooLong}; raise max_position_embeddings or lower the lengths`);
+    if (tooLong)
+      out.push(
+        `model_config: max_position_embeddings ${field('maxPositionEmbeddings')} ${tooLong}; raise max_position_embeddings or lower the lengths`,
+      );
   }
   if (config.knowledge_distillation && config.task === 'embedder' && config.loss !== 'infonce') {
     out.push(`knowledge_distillation for embedders goes with loss infonce (FlagEmbedding's kl_div over its scores), not ${config.loss}`);
@@ -488,9 +587,16 @@ function contradictionsOf(config: TrainConfig): string[] {
  * (Evaluation pairs, `max_len`, are cut to the model's length, as FlagEmbedding cuts them.)
  */
 export function inputLengthProblem(config: TrainConfig, usable: number): string | null {
-  const longest = config.task === 'reranker'
-    ? { tokens: config.query_max_len + config.passage_max_len, what: `a training pair holds query_max_len ${config.query_max_len} + passage_max_len ${config.passage_max_len} = ${config.query_max_len + config.passage_max_len} tokens` }
-    : { tokens: Math.max(config.query_max_len, config.passage_max_len), what: `the longest text holds ${Math.max(config.query_max_len, config.passage_max_len)} tokens (query_max_len ${config.query_max_len}, passage_max_len ${config.passage_max_len})` };
+  const longest =
+    config.task === 'reranker'
+      ? {
+          tokens: config.query_max_len + config.passage_max_len,
+          what: `a training pair holds query_max_len ${config.query_max_len} + passage_max_len ${config.passage_max_len} = ${config.query_max_len + config.passage_max_len} tokens`,
+        }
+      : {
+          tokens: Math.max(config.query_max_len, config.passage_max_len),
+          what: `the longest text holds ${Math.max(config.query_max_len, config.passage_max_len)} tokens (query_max_len ${config.query_max_len}, passage_max_len ${config.passage_max_len})`,
+        };
   if (longest.tokens <= usable) return null;
   return `leaves ${usable} positions for tokens, but ${longest.what}`;
 }
@@ -510,22 +616,29 @@ export function everySteps(value: number, totalSteps: number): number {
 /** The `kotune train --help` table of keys: help, then the choices and the default. */
 export function configHelp(): string {
   const width = Math.max(...Object.keys(CONFIG_KEYS).map((k) => k.length));
-  return Object.entries(CONFIG_KEYS).map(([key, spec]: [string, KeySpec]) => {
-    const choices = typeof spec.type !== 'string' ? `: ${spec.type.join(' | ')}` : '';
-    const fallback = !('default' in spec) ? ' (required)'
-      : isDerived(spec.default) ? ` [default: ${spec.default.derived}]`
-        : spec.default === null || (Array.isArray(spec.default) && spec.default.length === 0) ? ''
-          : ` [${JSON.stringify(spec.default)}]`;
-    return `  ${key.padEnd(width)}  ${spec.help}${choices}${fallback}`;
-  }).join('\n');
+  return Object.entries(CONFIG_KEYS)
+    .map(([key, spec]: [string, KeySpec]) => {
+      const choices = typeof spec.type !== 'string' ? `: ${spec.type.join(' | ')}` : '';
+      const fallback = !('default' in spec)
+        ? ' (required)'
+        : isDerived(spec.default)
+          ? ` [default: ${spec.default.derived}]`
+          : spec.default === null || (Array.isArray(spec.default) && spec.default.length === 0)
+            ? ''
+            : ` [${JSON.stringify(spec.default)}]`;
+      return `  ${key.padEnd(width)}  ${spec.help}${choices}${fallback}`;
+    })
+    .join('\n');
 }
 
 /** The `kotune train --help` table of `model_config` keys, from the XLM-R config's one table. */
 export function modelConfigHelp(): string {
   const fields = Object.values(XLMR_CONFIG_FIELDS);
   const width = Math.max(...fields.map((f) => f.key.length));
-  return fields.map((f) => {
-    const choices = typeof f.type !== 'string' ? `: ${f.type.join(' | ')}` : '';
-    return `  ${f.key.padEnd(width)}  ${f.help}${choices}${f.default === null ? '' : ` [${JSON.stringify(f.default)}]`}`;
-  }).join('\n');
+  return fields
+    .map((f) => {
+      const choices = typeof f.type !== 'string' ? `: ${f.type.join(' | ')}` : '';
+      return `  ${f.key.padEnd(width)}  ${f.help}${choices}${f.default === null ? '' : ` [${JSON.stringify(f.default)}]`}`;
+    })
+    .join('\n');
 }

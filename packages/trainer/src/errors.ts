@@ -20,9 +20,17 @@ export class RunProblemsError extends Error {
 export class TrainingStoppedError extends Error {
   override name = 'TrainingStoppedError';
 
-  constructor(readonly signal: NodeJS.Signals, readonly step: number, readonly totalSteps: number, readonly checkpoint: string | null, readonly exitCode: number) {
-    super(checkpoint
-      ? `stopped by ${signal} after step ${step} of ${totalSteps}; the run is saved in ${checkpoint}`
-      : `stopped by ${signal} before the first step; nothing was saved`);
+  constructor(
+    readonly signal: NodeJS.Signals,
+    readonly step: number,
+    readonly totalSteps: number,
+    readonly checkpoint: string | null,
+    readonly exitCode: number,
+  ) {
+    super(
+      checkpoint
+        ? `stopped by ${signal} after step ${step} of ${totalSteps}; the run is saved in ${checkpoint}`
+        : `stopped by ${signal} before the first step; nothing was saved`,
+    );
   }
 }

@@ -14,21 +14,28 @@
 import { applyFormat, readTrainExamples } from '@kotune/data';
 import { ensureBackend } from '@kotune/engine';
 import {
-  depthOf, encodeIntoMatrix, evalCutoffs, readRerankQueries, rerankedMetrics, retrievalMetrics, scoreCandidates, searchTopK,
-  type EvalQuery, type RerankQuery,
+  depthOf,
+  encodeIntoMatrix,
+  evalCutoffs,
+  readRerankQueries,
+  rerankedMetrics,
+  retrievalMetrics,
+  scoreCandidates,
+  searchTopK,
+  type EvalQuery,
+  type RerankQuery,
 } from '@kotune/eval';
 import type { TrainConfig } from './config.ts';
 import type { TrainModel } from './model.ts';
 
-export type EvalSet =
-  | { kind: 'reranker'; queries: RerankQuery[] }
-  | { kind: 'embedder'; queries: EvalQuery[]; corpus: string[] };
+export type EvalSet = { kind: 'reranker'; queries: RerankQuery[] } | { kind: 'embedder'; queries: EvalQuery[]; corpus: string[] };
 
 /** Reads and checks `eval_data` once, or returns null when the config has none. */
 export async function readEvalSet(config: TrainConfig): Promise<EvalSet | null> {
   if (config.eval_data.length === 0) return null;
   // FlagEmbedding applies `*_instruction_format` only when an instruction is set, as the training batches do.
-  const instructed = (format: string, instruction: string | null, text: string) => instruction === null ? text : applyFormat(format, instruction, text);
+  const instructed = (format: string, instruction: string | null, text: string) =>
+    instruction === null ? text : applyFormat(format, instruction, text);
   const query = (text: string) => instructed(config.query_instruction_format, config.query_instruction_for_retrieval, text);
   const passage = (text: string) => instructed(config.passage_instruction_format, config.passage_instruction_for_retrieval, text);
   if (config.task === 'reranker') {
@@ -69,7 +76,12 @@ export async function evaluate(config: TrainConfig, model: TrainModel, set: Eval
     const corpus = await encodeIntoMatrix(set.corpus, set.corpus.length, encode(config.passage_max_len), { progress: false });
     const queryVectors = await encode(config.query_max_len)(set.queries.map((q) => q.query));
     const hits = searchTopK(corpus, queryVectors, Math.min(depthOf(cutoffs), set.corpus.length));
-    return retrievalMetrics(set.queries, hits, set.corpus.map((_, i) => String(i)), cutoffs).means;
+    return retrievalMetrics(
+      set.queries,
+      hits,
+      set.corpus.map((_, i) => String(i)),
+      cutoffs,
+    ).means;
   }
   throw new Error(`evaluate: a ${model.kind} cannot be evaluated on a ${set.kind} set`);
 }

@@ -1,6 +1,24 @@
 export {
-  CONFIG_KEYS, ConfigError, LOSSES, SCHEDULERS, TASK_LOSSES, TASKS, configHelp, everySteps, modelConfigHelp, loadTrainConfig, lossKnobs, parseOverrides,
-  type ConfigKey, type EmbedderLoss, type LoadConfigOptions, type LossName, type RerankerLoss, type SchedulerName, type Task, type TrainConfig,
+  CONFIG_KEYS,
+  ConfigError,
+  LOSSES,
+  SCHEDULERS,
+  TASK_LOSSES,
+  TASKS,
+  configHelp,
+  everySteps,
+  modelConfigHelp,
+  loadTrainConfig,
+  lossKnobs,
+  parseOverrides,
+  type ConfigKey,
+  type EmbedderLoss,
+  type LoadConfigOptions,
+  type LossName,
+  type RerankerLoss,
+  type SchedulerName,
+  type Task,
+  type TrainConfig,
 } from './config.ts';
 export { formatPlan, planTraining, type TrainPlan } from './plan.ts';
 export { preflight, type Preflight } from './preflight.ts';
@@ -10,8 +28,17 @@ export { MetricsLog, isEvalLine, readMetricsLog, type EvalLogLine, type MetricsL
 export { Progress, formatDuration, type ProgressOptions, type StepStats } from './progress.ts';
 export { EVAL_PLOT_METRICS, PLOT_FILES, evalPlotSeries, lineChartPng, writePlots, type Series } from './plots.ts';
 export {
-  OPTIMIZER_FILE, TRAINER_STATE_FILE, checkpointProblems, latestCheckpoint, listCheckpoints, readCheckpoint, removeStaleTemporaries,
-  rotateCheckpoints, saveCheckpoint, type CheckpointInfo, type TrainerState,
+  OPTIMIZER_FILE,
+  TRAINER_STATE_FILE,
+  checkpointProblems,
+  latestCheckpoint,
+  listCheckpoints,
+  readCheckpoint,
+  removeStaleTemporaries,
+  rotateCheckpoints,
+  saveCheckpoint,
+  type CheckpointInfo,
+  type TrainerState,
 } from './checkpoint.ts';
 
 import type { TrainConfig } from './config.ts';

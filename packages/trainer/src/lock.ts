@@ -39,7 +39,10 @@ export interface RunLock {
 
 /** A run folder held by a live run. */
 export class RunLockedError extends Error {
-  constructor(readonly path: string, readonly holder: LockHolder | null) {
+  constructor(
+    readonly path: string,
+    readonly holder: LockHolder | null,
+  ) {
     super(lockedMessage(path, holder));
     this.name = 'RunLockedError';
   }
@@ -73,10 +76,14 @@ function describeHolder(holder: LockHolder): string {
 
 function lockedMessage(path: string, holder: LockHolder | null): string {
   const dir = dirname(path);
-  if (holder === null) return `${dir} is in use by another kotune run that is starting (its lock ${path} is being written); try again in a moment`;
-  return `${dir} is in use by another kotune run (${describeHolder(holder)}). ` +
-    (holder.host === hostname() ? 'Wait for it to finish, stop it, or give another output_dir.'
-      : `Processes of ${holder.host} cannot be checked from ${hostname()}: if that run has ended, delete ${path}.`);
+  if (holder === null)
+    return `${dir} is in use by another kotune run that is starting (its lock ${path} is being written); try again in a moment`;
+  return (
+    `${dir} is in use by another kotune run (${describeHolder(holder)}). ` +
+    (holder.host === hostname()
+      ? 'Wait for it to finish, stop it, or give another output_dir.'
+      : `Processes of ${holder.host} cannot be checked from ${hostname()}: if that run has ended, delete ${path}.`)
+  );
 }
 
 function readText(path: string): string | null {
@@ -130,8 +137,13 @@ export function liveLockHolder(dir: string): LockHolder | null {
 export function acquireRunLock(dir: string, print: (line: string) => void): RunLock {
   const path = join(dir, LOCK_FILE);
   const mine: LockHolder = {
-    pid: process.pid, host: hostname(), started: new Date().toISOString(), command: commandLine(),
-    boot_id: bootId(), start_ticks: startTicks('self'), token: randomBytes(8).toString('hex'),
+    pid: process.pid,
+    host: hostname(),
+    started: new Date().toISOString(),
+    command: commandLine(),
+    boot_id: bootId(),
+    start_ticks: startTicks('self'),
+    token: randomBytes(8).toString('hex'),
   };
   for (let attempt = 0; attempt < 5; attempt++) {
     let fd: number;
@@ -145,7 +157,9 @@ export function acquireRunLock(dir: string, print: (line: string) => void): RunL
       const stale = holder === null ? Date.now() - mtimeOf(path) > UNWRITTEN_LOCK_MS : !holderAlive(holder);
       if (!stale) throw new RunLockedError(path, holder);
       if (takeOverStale(path, text)) {
-        print(`taking over the stale lock ${path}: ${holder ? `its run (${describeHolder(holder)}) is no longer running` : 'it was never completed'}`);
+        print(
+          `taking over the stale lock ${path}: ${holder ? `its run (${describeHolder(holder)}) is no longer running` : 'it was never completed'}`,
+        );
       }
       continue;
     }

@@ -18,7 +18,10 @@ import type { TrainConfig } from './config.ts';
 /** The largest forward of one micro-batch (see the file's comment). */
 export function largestForward(config: TrainConfig): ForwardShape {
   if (config.task === 'reranker') {
-    return { sequences: config.per_device_train_batch_size * config.train_group_size, length: config.query_max_len + config.passage_max_len };
+    return {
+      sequences: config.per_device_train_batch_size * config.train_group_size,
+      length: config.query_max_len + config.passage_max_len,
+    };
   }
   const length = Math.max(config.query_max_len, config.passage_max_len);
   if (config.mini_batch_size > 0) return { sequences: config.mini_batch_size, length };

@@ -15,7 +15,8 @@ export async function loadTrainModel(config: TrainConfig, checkpointDir: string 
   // A checkpoint is verified as a whole before a resume (`checkpointProblems`); a model folder is verified here.
   const verify = checkpointDir === null;
   // The saved config.json of a checkpoint already holds the dropout; giving it again changes nothing.
-  const dropout: ConfigOverrides = config.dropout === null ? {} : { hiddenDropoutProb: config.dropout, attentionProbsDropoutProb: config.dropout };
+  const dropout: ConfigOverrides =
+    config.dropout === null ? {} : { hiddenDropoutProb: config.dropout, attentionProbsDropoutProb: config.dropout };
   if (config.task === 'reranker') {
     return source !== null
       ? Reranker.load(source, { ...dropout, seed: config.seed, log, verify })
@@ -26,9 +27,10 @@ export async function loadTrainModel(config: TrainConfig, checkpointDir: string 
     ...(config.sentence_pooling_method !== null ? { pooling: config.sentence_pooling_method } : {}),
     normalize: config.normalize_embeddings,
   };
-  const embedder = source !== null
-    ? await Embedder.load(source, { ...settings, log, verify })
-    : Embedder.random(config.model_config!, config.tokenizer_name_or_path!, config.seed, settings);
+  const embedder =
+    source !== null
+      ? await Embedder.load(source, { ...settings, log, verify })
+      : Embedder.random(config.model_config!, config.tokenizer_name_or_path!, config.seed, settings);
   Object.assign(embedder.prompts, instructionPrompts(config, log));
   return embedder;
 }

@@ -16,8 +16,15 @@
 import { rerankerPairs, type Rng, type TrainBatch } from '@kotune/data';
 import { tf } from '@kotune/engine';
 import {
-  binaryCrossEntropyLoss, embedderDistillationLoss, gradCache, groupCrossEntropyLoss, infoNceLoss, miniBatches,
-  multipleNegativesRankingLoss, multipleNegativesSymmetricRankingLoss, rerankerDistillationLoss,
+  binaryCrossEntropyLoss,
+  embedderDistillationLoss,
+  gradCache,
+  groupCrossEntropyLoss,
+  infoNceLoss,
+  miniBatches,
+  multipleNegativesRankingLoss,
+  multipleNegativesSymmetricRankingLoss,
+  rerankerDistillationLoss,
 } from '@kotune/losses';
 import type { Embedder, Reranker } from '@kotune/xlm-roberta';
 import { lossKnobs, type EmbedderLoss, type RerankerLoss, type TrainConfig } from './config.ts';
@@ -54,7 +61,13 @@ function unknownLoss(loss: never): never {
   throw new Error(`unknown loss ${String(loss)}`);
 }
 
-export function microBatchGradients(config: TrainConfig, model: TrainModel, batch: TrainBatch, rng: Rng, params: Map<string, tf.Variable>): MicroBatchResult {
+export function microBatchGradients(
+  config: TrainConfig,
+  model: TrainModel,
+  batch: TrainBatch,
+  rng: Rng,
+  params: Map<string, tf.Variable>,
+): MicroBatchResult {
   switch (config.loss) {
     case 'group_ce':
     case 'bce':
@@ -74,47 +87,84 @@ function modelOfKind<K extends TrainModel['kind']>(model: TrainModel, kind: K): 
 }
 
 function rerankerGradients(
-  config: TrainConfig, loss: RerankerLoss, model: Reranker, batch: TrainBatch, rng: Rng, params: Map<string, tf.Variable>,
+  config: TrainConfig,
+  loss: RerankerLoss,
+  model: Reranker,
+  batch: TrainBatch,
+  rng: Rng,
+  params: Map<string, tf.Variable>,
 ): MicroBatchResult {
   const G = batch.groupSize;
-  const { inputIds, attentionMask } = model.tokenizer.encodeRerankerPairs(rerankerPairs(batch),
-    { queryMaxLen: config.query_max_len, passageMaxLen: config.passage_max_len, padding: 'longest' });
+  const { inputIds, attentionMask } = model.tokenizer.encodeRerankerPairs(rerankerPairs(batch), {
+    queryMaxLen: config.query_max_len,
+    passageMaxLen: config.passage_max_len,
+    padding: 'longest',
+  });
   const seed = rng.nextUint32();
   return lossAndGrads(params, () => {
-    const logits = model.forward(int2d(inputIds), int2d(attentionMask), { training: true, seed, gradientCheckpointing: config.gradient_checkpointing });
+    const logits = model.forward(int2d(inputIds), int2d(attentionMask), {
+      training: true,
+      seed,
+      gradientCheckpointing: config.gradient_checkpointing,
+    });
     if (config.knowledge_distillation) return rerankerDistillationLoss(logits, batch.teacherScores!, G);
     switch (loss) {
-      case 'group_ce': return groupCrossEntropyLoss(logits, G);
-      case 'bce': return binaryCrossEntropyLoss(logits, batch.passages.map((_, i) => (i % G === 0 ? 1 : 0)));
-      default: return unknownLoss(loss);
+      case 'group_ce':
+        return groupCrossEntropyLoss(logits, G);
+      case 'bce':
+        return binaryCrossEntropyLoss(
+          logits,
+          batch.passages.map((_, i) => (i % G === 0 ? 1 : 0)),
+        );
+      default:
+        return unknownLoss(loss);
     }
   });
 }
 
 function embedderGradients(
-  config: TrainConfig, loss: EmbedderLoss, model: Embedder, batch: TrainBatch, rng: Rng, params: Map<string, tf.Variable>,
+  config: TrainConfig,
+  loss: EmbedderLoss,
+  model: Embedder,
+  batch: TrainBatch,
+  rng: Rng,
+  params: Map<string, tf.Variable>,
 ): MicroBatchResult {
   const G = batch.groupSize;
   const B = batch.queries.length;
-  const passageColumns = loss === 'infonce'
-    ? [batch.passages]
-    : Array.from({ length: G }, (_, j) => Array.from({ length: B }, (_, i) => batch.passages[i * G + j]!));
-  const columns = [{ texts: batch.queries, maxLength: config.query_max_len },
-    ...passageColumns.map((texts) => ({ texts, maxLength: config.passage_max_len }))];
-  const chunk = (texts: string[], maxLength: number): Chunk =>
-    ({ ...model.tokenizer.encodeBatch(texts, { maxLength, padding: 'longest' }), seed: rng.nextUint32() });
-  const embed = (c: Chunk): tf.Tensor2D => model.forward(int2d(c.inputIds), int2d(c.attentionMask), { training: true, seed: c.seed, gradientCheckpointing: config.gradient_checkpointing });
+  const passageColumns =
+    loss === 'infonce'
+      ? [batch.passages]
+      : Array.from({ length: G }, (_, j) => Array.from({ length: B }, (_, i) => batch.passages[i * G + j]!));
+  const columns = [
+    { texts: batch.queries, maxLength: config.query_max_len },
+    ...passageColumns.map((texts) => ({ texts, maxLength: config.passage_max_len })),
+  ];
+  const chunk = (texts: string[], maxLength: number): Chunk => ({
+    ...model.tokenizer.encodeBatch(texts, { maxLength, padding: 'longest' }),
+    seed: rng.nextUint32(),
+  });
+  const embed = (c: Chunk): tf.Tensor2D =>
+    model.forward(int2d(c.inputIds), int2d(c.attentionMask), {
+      training: true,
+      seed: c.seed,
+      gradientCheckpointing: config.gradient_checkpointing,
+    });
 
   const { scale, temperature } = lossKnobs(config);
   const infoNce = { temperature, inBatchNegatives: config.use_inbatch_neg };
   const lossOf = ([queries, ...passages]: tf.Tensor2D[]): tf.Scalar => {
     switch (loss) {
-      case 'mnrl': return multipleNegativesRankingLoss(queries!, passages, { scale });
-      case 'mnrl_symmetric': return multipleNegativesSymmetricRankingLoss(queries!, passages, { scale });
-      case 'infonce': return config.knowledge_distillation
-        ? embedderDistillationLoss(queries!, passages[0]!, batch.teacherScores!, infoNce)
-        : infoNceLoss(queries!, passages[0]!, infoNce);
-      default: return unknownLoss(loss);
+      case 'mnrl':
+        return multipleNegativesRankingLoss(queries!, passages, { scale });
+      case 'mnrl_symmetric':
+        return multipleNegativesSymmetricRankingLoss(queries!, passages, { scale });
+      case 'infonce':
+        return config.knowledge_distillation
+          ? embedderDistillationLoss(queries!, passages[0]!, batch.teacherScores!, infoNce)
+          : infoNceLoss(queries!, passages[0]!, infoNce);
+      default:
+        return unknownLoss(loss);
     }
   };
   if (config.mini_batch_size > 0) {

@@ -19,10 +19,16 @@ export class Optimization {
   private readonly learningRateAt: (step: number) => number;
   private accumulator: GradientAccumulator | null = null;
 
-  constructor(private readonly config: TrainConfig, parameters: Map<string, tf.Variable>, plan: Pick<TrainPlan, 'warmupSteps' | 'totalSteps'>) {
+  constructor(
+    private readonly config: TrainConfig,
+    parameters: Map<string, tf.Variable>,
+    plan: Pick<TrainPlan, 'warmupSteps' | 'totalSteps'>,
+  ) {
     this.optimizer = new AdamW(parameters, { weightDecay: config.weight_decay });
-    this.learningRateAt = learningRateSchedule(config.lr_scheduler_type, config.learning_rate,
-      { warmupSteps: plan.warmupSteps, totalSteps: plan.totalSteps });
+    this.learningRateAt = learningRateSchedule(config.lr_scheduler_type, config.learning_rate, {
+      warmupSteps: plan.warmupSteps,
+      totalSteps: plan.totalSteps,
+    });
   }
 
   /** Optimizer steps taken (= scheduler steps). */
@@ -72,7 +78,10 @@ export class Optimization {
   }
 
   load(scalars: { step: number }, tensors: Map<string, LoadedTensor>, where: string): void {
-    this.optimizer.loadState({ step: scalars.step, moments: tensors as Map<string, { dtype: string; shape: number[]; data: ArrayLike<number> }> }, where);
+    this.optimizer.loadState(
+      { step: scalars.step, moments: tensors as Map<string, { dtype: string; shape: number[]; data: ArrayLike<number> }> },
+      where,
+    );
   }
 
   dispose(): void {

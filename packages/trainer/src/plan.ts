@@ -53,9 +53,14 @@ function warmupStepsOf(config: TrainConfig, totalSteps: number): number {
 
 /** Reads the training and evaluation files once (validating every line) and works out the schedule. */
 export async function planTraining(config: TrainConfig): Promise<TrainPlan> {
-  const { batches: batchesPerEpoch, lines: trainLines, badLines: badTrainLines } = await new TrainSampler(samplerOptions(config)).countEpoch(0);
+  const {
+    batches: batchesPerEpoch,
+    lines: trainLines,
+    badLines: badTrainLines,
+  } = await new TrainSampler(samplerOptions(config)).countEpoch(0);
   if (trainLines === 0) throw new Error(`no usable training lines in ${config.train_data.join(', ')}`);
-  if (batchesPerEpoch === 0) throw new Error(`the training data gives no full batch of ${config.per_device_train_batch_size} (dataloader_drop_last is on)`);
+  if (batchesPerEpoch === 0)
+    throw new Error(`the training data gives no full batch of ${config.per_device_train_batch_size} (dataloader_drop_last is on)`);
   // Read as the evaluations read it, so that a dry run rejects what training would (and accepts a reranker's
   // `candidates` lines, which are no training lines).
   const evalSet = await readEvalSet(config);
@@ -81,32 +86,56 @@ export async function planTraining(config: TrainConfig): Promise<TrainPlan> {
 
 function lossLine(config: TrainConfig): string {
   const { scale, temperature } = lossKnobs(config);
-  const knobs = config.loss.startsWith('mnrl') ? `scale ${scale}`
-    : config.loss === 'infonce' ? `temperature ${temperature}, in-batch negatives ${config.use_inbatch_neg ? 'on' : 'off'}` : '';
-  const extras = [knobs, config.knowledge_distillation ? 'knowledge distillation' : '',
-    config.mini_batch_size > 0 ? `GradCache mini-batch ${config.mini_batch_size}` : ''].filter(Boolean).join(', ');
+  const knobs = config.loss.startsWith('mnrl')
+    ? `scale ${scale}`
+    : config.loss === 'infonce'
+      ? `temperature ${temperature}, in-batch negatives ${config.use_inbatch_neg ? 'on' : 'off'}`
+      : '';
+  const extras = [
+    knobs,
+    config.knowledge_distillation ? 'knowledge distillation' : '',
+    config.mini_batch_size > 0 ? `GradCache mini-batch ${config.mini_batch_size}` : '',
+  ]
+    .filter(Boolean)
+    .join(', ');
   return `${config.loss}${extras ? ` (${extras})` : ''}`;
 }
 
 /** The plan as `--dry-run` prints it. */
 export function formatPlan(config: TrainConfig, plan: TrainPlan): string {
   const model = config.model_name_or_path ?? `fresh ${JSON.stringify(config.model_config)} with tokenizer ${config.tokenizer_name_or_path}`;
-  const lengths = config.task === 'reranker'
-    ? `query ${config.query_max_len}, passage ${config.passage_max_len} (pair ${config.query_max_len + config.passage_max_len}) tokens, eval pairs ${config.max_len}`
-    : `query ${config.query_max_len}, passage ${config.passage_max_len} tokens`;
+  const lengths =
+    config.task === 'reranker'
+      ? `query ${config.query_max_len}, passage ${config.passage_max_len} (pair ${config.query_max_len + config.passage_max_len}) tokens, eval pairs ${config.max_len}`
+      : `query ${config.query_max_len}, passage ${config.passage_max_len} tokens`;
   const rows: [string, string][] = [
     ['task', `${config.task}: ${model}`],
-    ['train data', `${plan.trainLines} lines in ${config.train_data.join(', ')}${plan.badTrainLines.count ? ` (${plan.badTrainLines.summary()})` : ''}`],
+    [
+      'train data',
+      `${plan.trainLines} lines in ${config.train_data.join(', ')}${plan.badTrainLines.count ? ` (${plan.badTrainLines.summary()})` : ''}`,
+    ],
     ['eval data', config.eval_data.length ? `${plan.evalQueries} queries in ${config.eval_data.join(', ')}` : 'none'],
     ['loss', lossLine(config)],
-    ['batch', `${config.per_device_train_batch_size} queries x ${config.train_group_size} passages, ` +
-      `accumulation ${config.gradient_accumulation_steps} -> effective batch ${plan.effectiveBatch} queries`],
+    [
+      'batch',
+      `${config.per_device_train_batch_size} queries x ${config.train_group_size} passages, ` +
+        `accumulation ${config.gradient_accumulation_steps} -> effective batch ${plan.effectiveBatch} queries`,
+    ],
     ['lengths', lengths],
-    ['steps', `${plan.totalSteps} (${plan.batchesPerEpoch} batches = ${plan.stepsPerEpoch} steps per epoch, ${+plan.epochs.toFixed(3)} epoch${plan.epochs === 1 ? '' : 's'})`],
-    ['schedule', `${config.lr_scheduler_type}, peak lr ${config.learning_rate}, warmup ${plan.warmupSteps} steps, ` +
-      `weight decay ${config.weight_decay}, clip ${config.max_grad_norm}`],
-    ['every', `log ${plan.logEvery}, save ${plan.saveEvery}${config.eval_data.length ? `, eval ${plan.evalEvery}` : ''} steps` +
-      `${config.save_total_limit !== null ? `, keep ${config.save_total_limit} checkpoints` : ''}`],
+    [
+      'steps',
+      `${plan.totalSteps} (${plan.batchesPerEpoch} batches = ${plan.stepsPerEpoch} steps per epoch, ${+plan.epochs.toFixed(3)} epoch${plan.epochs === 1 ? '' : 's'})`,
+    ],
+    [
+      'schedule',
+      `${config.lr_scheduler_type}, peak lr ${config.learning_rate}, warmup ${plan.warmupSteps} steps, ` +
+        `weight decay ${config.weight_decay}, clip ${config.max_grad_norm}`,
+    ],
+    [
+      'every',
+      `log ${plan.logEvery}, save ${plan.saveEvery}${config.eval_data.length ? `, eval ${plan.evalEvery}` : ''} steps` +
+        `${config.save_total_limit !== null ? `, keep ${config.save_total_limit} checkpoints` : ''}`,
+    ],
     ['output', config.output_dir],
   ];
   const width = Math.max(...rows.map(([k]) => k.length));

@@ -75,12 +75,14 @@ export function lineChartPng(title: string, yLabel: string, series: Series[], yR
 /** The eval chart's lines: `bestMetric` first (emphasised), then `EVAL_PLOT_METRICS`, each labelled with its last value. */
 export function evalPlotSeries(evals: readonly EvalLogLine[], bestMetric: string): Series[] {
   const names = [bestMetric, ...EVAL_PLOT_METRICS.filter((name) => name !== bestMetric)];
-  return names.map((name) => {
-    const points = evals.filter((l) => Number.isFinite(l.eval[name])).map((l) => ({ x: l.step, y: l.eval[name]! }));
-    const last = points.at(-1)?.y;
-    const label = `${name}${name === bestMetric ? ' (picks the best checkpoint)' : ''}${last === undefined ? '' : `: ${last.toFixed(4)}`}`;
-    return { label, points, emphasis: name === bestMetric };
-  }).filter((s) => s.points.length > 0);
+  return names
+    .map((name) => {
+      const points = evals.filter((l) => Number.isFinite(l.eval[name])).map((l) => ({ x: l.step, y: l.eval[name]! }));
+      const last = points.at(-1)?.y;
+      const label = `${name}${name === bestMetric ? ' (picks the best checkpoint)' : ''}${last === undefined ? '' : `: ${last.toFixed(4)}`}`;
+      return { label, points, emphasis: name === bestMetric };
+    })
+    .filter((s) => s.points.length > 0);
 }
 
 /** Draws the charts that `lines` have data for into `dir`; returns the paths written. */
@@ -94,13 +96,23 @@ export function writePlots(dir: string, lines: readonly MetricsLine[], { bestMet
     written.push(path);
   };
   if (train.length > 0) {
-    write(PLOT_FILES.loss, lineChartPng('training loss', 'loss', [{ label: 'loss', points: train.map((l) => ({ x: l.step, y: l.loss })) }]));
-    write(PLOT_FILES.learningRate, lineChartPng('learning rate', 'learning rate',
-      [{ label: 'learning_rate', points: train.map((l) => ({ x: l.step, y: l.learning_rate })) }]));
+    write(
+      PLOT_FILES.loss,
+      lineChartPng('training loss', 'loss', [{ label: 'loss', points: train.map((l) => ({ x: l.step, y: l.loss })) }]),
+    );
+    write(
+      PLOT_FILES.learningRate,
+      lineChartPng('learning rate', 'learning rate', [
+        { label: 'learning_rate', points: train.map((l) => ({ x: l.step, y: l.learning_rate })) },
+      ]),
+    );
   }
   if (evals.length > 0) {
     const series = evalPlotSeries(evals, bestMetric);
-    write(PLOT_FILES.eval, lineChartPng(`evaluation (${evals.length} evals; last values in the legend)`, 'mean over queries', series, { min: 0, max: 1 }));
+    write(
+      PLOT_FILES.eval,
+      lineChartPng(`evaluation (${evals.length} evals; last values in the legend)`, 'mean over queries', series, { min: 0, max: 1 }),
+    );
   }
   return written;
 }

@@ -34,7 +34,8 @@ export interface Preflight {
 
 /** The local folder `key`'s value names, or why there is none; `notes` hears of a repo id the run would download. */
 async function locate(key: string, name: string, notes: string[]): Promise<{ folder: string } | { problem: string } | null> {
-  if (existsSync(name)) return statSync(name).isDirectory() ? { folder: name } : { problem: `${key} ${name} is a file, not a model folder` };
+  if (existsSync(name))
+    return statSync(name).isDirectory() ? { folder: name } : { problem: `${key} ${name} is a file, not a model folder` };
   if (!isRepoId(name)) return { problem: `${key} ${name}: no such folder (and not a Hugging Face repo id, org/name)` };
   try {
     // Never a download here; with HF_HUB_OFFLINE set, the hub's message names it as the reason.
@@ -56,7 +57,9 @@ async function modelFolderProblems(config: TrainConfig, folder: string): Promise
   try {
     const model = loadConfig(folder);
     const tooLong = inputLengthProblem(config, model.maxPositionEmbeddings - model.padTokenId - 1);
-    return tooLong ? [`model_name_or_path ${folder}: its max_position_embeddings ${model.maxPositionEmbeddings} ${tooLong}; lower the lengths`] : [];
+    return tooLong
+      ? [`model_name_or_path ${folder}: its max_position_embeddings ${model.maxPositionEmbeddings} ${tooLong}; lower the lengths`]
+      : [];
   } catch (error) {
     return [(error as Error).message];
   }
@@ -76,7 +79,8 @@ async function modelProblems(config: TrainConfig, notes: string[]): Promise<stri
 
 function resumeProblems(config: TrainConfig): string[] {
   const wanted = config.resume_from_checkpoint;
-  if (wanted === true && checkpointFolders(config.output_dir).length === 0) return [`--resume: no checkpoint (checkpoint-<step>/) in ${config.output_dir}`];
+  if (wanted === true && checkpointFolders(config.output_dir).length === 0)
+    return [`--resume: no checkpoint (checkpoint-<step>/) in ${config.output_dir}`];
   if (typeof wanted === 'string' && !existsSync(join(wanted, TRAINER_STATE_FILE))) {
     return [`--resume ${wanted}: not a checkpoint folder (no ${TRAINER_STATE_FILE})`];
   }
@@ -97,7 +101,9 @@ async function dataProblems(config: TrainConfig): Promise<{ plan: TrainPlan | nu
   const problems = bad.examples.map((e) => e.message);
   if (bad.count > bad.examples.length) {
     const reasons = [...bad.byReason].map(([reason, n]) => `${n} ${reason}`).join(', ');
-    problems.push(`${bad.count - bad.examples.length} more bad lines in the training data (${bad.count} in all: ${reasons}); fix them, or set skip_bad_lines to skip them`);
+    problems.push(
+      `${bad.count - bad.examples.length} more bad lines in the training data (${bad.count} in all: ${reasons}); fix them, or set skip_bad_lines to skip them`,
+    );
   }
   return { plan: null, problems };
 }

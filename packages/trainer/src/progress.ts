@@ -69,15 +69,19 @@ export class Progress {
     const fraction = Math.min(1, step / this.total);
     const filled = Math.round(fraction * width);
     const arrow = filled >= width ? '='.repeat(width) : `${'='.repeat(filled)}>${' '.repeat(width - filled - 1)}`;
-    return `step ${step}/${this.total} [${arrow}] ${Math.floor(fraction * 100)}% loss ${stats.loss.toFixed(4)} ` +
-      `lr ${stats.learningRate.toExponential(2)} ${stats.samplesPerSecond.toFixed(1)} samples/s ETA ${formatDuration(this.eta(step))}`;
+    return (
+      `step ${step}/${this.total} [${arrow}] ${Math.floor(fraction * 100)}% loss ${stats.loss.toFixed(4)} ` +
+      `lr ${stats.learningRate.toExponential(2)} ${stats.samplesPerSecond.toFixed(1)} samples/s ETA ${formatDuration(this.eta(step))}`
+    );
   }
 
   /** The progress line off a TTY, with the time since this run started (exposed for tests; `update` prints it). */
   plain(step: number, stats: StepStats): string {
-    return `step ${step}/${this.total} ${Math.floor(Math.min(1, step / this.total) * 100)}% loss ${stats.loss.toFixed(4)} ` +
+    return (
+      `step ${step}/${this.total} ${Math.floor(Math.min(1, step / this.total) * 100)}% loss ${stats.loss.toFixed(4)} ` +
       `lr ${stats.learningRate.toExponential(2)} ${stats.samplesPerSecond.toFixed(1)} samples/s ` +
-      `elapsed ${formatDuration((this.now() - this.startedAt) / 1000)} ETA ${formatDuration(this.eta(step))}`;
+      `elapsed ${formatDuration((this.now() - this.startedAt) / 1000)} ETA ${formatDuration(this.eta(step))}`
+    );
   }
 
   /** Redraws the progress line on a TTY; elsewhere prints it once `plainIntervalSeconds` have passed since the last. */

@@ -44,7 +44,10 @@ export function runArtifacts(dir: string): { checkpoints: string[]; logs: string
 }
 
 function describeArtifacts({ checkpoints, logs, model }: ReturnType<typeof runArtifacts>): string {
-  const shown = checkpoints.length > 4 ? [...checkpoints.slice(0, 2), `... (${checkpoints.length} checkpoints)`, ...checkpoints.slice(-1)] : checkpoints;
+  const shown =
+    checkpoints.length > 4
+      ? [...checkpoints.slice(0, 2), `... (${checkpoints.length} checkpoints)`, ...checkpoints.slice(-1)]
+      : checkpoints;
   return [...shown, ...logs, ...(model.length > 0 ? ['an exported model'] : [])].join(', ');
 }
 
@@ -52,9 +55,11 @@ const resuming = (config: TrainConfig) => config.resume_from_checkpoint !== null
 
 function holdsRunMessage(dir: string, artifacts: ReturnType<typeof runArtifacts>): string | null {
   if (artifacts.checkpoints.length + artifacts.logs.length + artifacts.model.length === 0) return null;
-  return `output_dir ${dir} already holds a run (${describeArtifacts(artifacts)}). Pass --resume to continue it ` +
+  return (
+    `output_dir ${dir} already holds a run (${describeArtifacts(artifacts)}). Pass --resume to continue it ` +
     '(with --max_steps N beyond its last step to train a finished run further), or --overwrite_output_dir to delete it and start afresh, ' +
-    'or give another output_dir.';
+    'or give another output_dir.'
+  );
 }
 
 /**
@@ -66,7 +71,9 @@ function writableProblem(dir: string): string | null {
   let existing = dir;
   while (!existsSync(existing) && dirname(existing) !== existing) existing = dirname(existing);
   if (!statSync(existing).isDirectory()) {
-    return existing === dir ? `output_dir ${dir} is a file, not a folder` : `output_dir ${dir} cannot be created: ${existing} is a file, not a folder`;
+    return existing === dir
+      ? `output_dir ${dir} is a file, not a folder`
+      : `output_dir ${dir} cannot be created: ${existing} is a file, not a folder`;
   }
   const probe = join(existing, `.kotune-write-test-${process.pid}`);
   try {
@@ -74,7 +81,9 @@ function writableProblem(dir: string): string | null {
     unlinkSync(probe);
   } catch (error) {
     const reason = fileErrorReason(error) ?? (error as Error).message;
-    return existing === dir ? `output_dir ${dir} cannot be written: ${reason}` : `output_dir ${dir} cannot be created in ${existing}: ${reason}`;
+    return existing === dir
+      ? `output_dir ${dir} cannot be written: ${reason}`
+      : `output_dir ${dir} cannot be created in ${existing}: ${reason}`;
   }
   return null;
 }

@@ -9,7 +9,13 @@ import { join } from 'node:path';
 import { Rng, TrainSampler, type TrainBatch } from '@kotune/data';
 import { tf } from '@kotune/engine';
 import {
-  checkpointFolders, checkpointProblems, latestCheckpoint, readCheckpoint, rotateCheckpoints, saveCheckpoint, type TrainerState,
+  checkpointFolders,
+  checkpointProblems,
+  latestCheckpoint,
+  readCheckpoint,
+  rotateCheckpoints,
+  saveCheckpoint,
+  type TrainerState,
 } from './checkpoint.ts';
 import type { TrainConfig } from './config.ts';
 import { NonFiniteLossError } from './errors.ts';
@@ -45,10 +51,30 @@ export interface Run {
 /** The dropout generator's stream number (`Rng(seed, stream)`), so that its draws are not the sampler's. */
 const DROPOUT_STREAM = 0x64726f70;
 
-const SHARED_KEYS = ['task', 'loss', 'seed', 'learning_rate', 'per_device_train_batch_size', 'gradient_accumulation_steps',
-  'train_group_size', 'query_max_len', 'passage_max_len', 'weight_decay', 'max_grad_norm', 'lr_scheduler_type', 'temperature',
-  'scale', 'use_inbatch_neg', 'mini_batch_size', 'knowledge_distillation', 'dropout', 'shuffle', 'batch_sampler',
-  'query_instruction_for_retrieval', 'passage_instruction_for_retrieval'] as const satisfies readonly (keyof TrainConfig)[];
+const SHARED_KEYS = [
+  'task',
+  'loss',
+  'seed',
+  'learning_rate',
+  'per_device_train_batch_size',
+  'gradient_accumulation_steps',
+  'train_group_size',
+  'query_max_len',
+  'passage_max_len',
+  'weight_decay',
+  'max_grad_norm',
+  'lr_scheduler_type',
+  'temperature',
+  'scale',
+  'use_inbatch_neg',
+  'mini_batch_size',
+  'knowledge_distillation',
+  'dropout',
+  'shuffle',
+  'batch_sampler',
+  'query_instruction_for_retrieval',
+  'passage_instruction_for_retrieval',
+] as const satisfies readonly (keyof TrainConfig)[];
 
 /** Settings a resumed run must share with its checkpoint's run (saved in `trainer_state.json` as `run`). */
 export function runSignature(config: TrainConfig, plan: Pick<TrainPlan, 'totalSteps' | 'warmupSteps'>): Record<string, unknown> {
@@ -87,8 +113,10 @@ export async function resumeCheckpoint(config: TrainConfig, print: (line: string
     print(`warning: skipping ${path}: ${problems.join('; ')}`);
     damaged.push(path);
   }
-  throw new Error(`--resume: no intact checkpoint in ${config.output_dir} (${damaged.length} damaged, named above); ` +
-    'start afresh with --overwrite_output_dir');
+  throw new Error(
+    `--resume: no intact checkpoint in ${config.output_dir} (${damaged.length} damaged, named above); ` +
+      'start afresh with --overwrite_output_dir',
+  );
 }
 
 /**
@@ -105,23 +133,40 @@ export async function openRun(config: TrainConfig, plan: TrainPlan, print: (line
     const changed = Object.keys(signature).filter((k) => JSON.stringify(signature[k]) !== JSON.stringify(saved[k]));
     const refused = changed.filter((k) => !SCHEDULE_KEYS.includes(k));
     if (refused.length > 0) {
-      throw new Error(`cannot resume from ${resumeDir}: ${refused.map((k) => `${k} was ${JSON.stringify(saved[k])}, now ${JSON.stringify(signature[k])}`).join('; ')}`);
+      throw new Error(
+        `cannot resume from ${resumeDir}: ${refused.map((k) => `${k} was ${JSON.stringify(saved[k])}, now ${JSON.stringify(signature[k])}`).join('; ')}`,
+      );
     }
     if (step > plan.totalSteps) {
-      throw new Error(`cannot resume from ${resumeDir}: it is at step ${step}, past the ${plan.totalSteps} steps this run is set to; ` +
-        `give max_steps (or num_train_epochs) beyond ${step}`);
+      throw new Error(
+        `cannot resume from ${resumeDir}: it is at step ${step}, past the ${plan.totalSteps} steps this run is set to; ` +
+          `give max_steps (or num_train_epochs) beyond ${step}`,
+      );
     }
     if (changed.length > 0) {
-      print(`the run is now ${plan.totalSteps} steps (warmup ${plan.warmupSteps}) instead of ${saved.total_steps} (warmup ${saved.warmup_steps}): ` +
-        `the ${config.lr_scheduler_type} schedule of the steps after ${step} follows the new length`);
+      print(
+        `the run is now ${plan.totalSteps} steps (warmup ${plan.warmupSteps}) instead of ${saved.total_steps} (warmup ${saved.warmup_steps}): ` +
+          `the ${config.lr_scheduler_type} schedule of the steps after ${step} follows the new length`,
+      );
     }
   }
   const model = await loadTrainModel(config, resumeDir, print);
   const parameters = model.variables();
   const run: Run = {
-    config, plan, model, parameters, optimization: new Optimization(config, parameters, plan), sampler: new TrainSampler(samplerOptions(config)),
-    rng: new Rng(config.seed, DROPOUT_STREAM), globalStep: 0, bestMetric: null, bestCheckpoint: null, lastEval: null, saved: null,
-    metrics: new MetricsLog(join(config.output_dir, METRICS_FILE)), signature,
+    config,
+    plan,
+    model,
+    parameters,
+    optimization: new Optimization(config, parameters, plan),
+    sampler: new TrainSampler(samplerOptions(config)),
+    rng: new Rng(config.seed, DROPOUT_STREAM),
+    globalStep: 0,
+    bestMetric: null,
+    bestCheckpoint: null,
+    lastEval: null,
+    saved: null,
+    metrics: new MetricsLog(join(config.output_dir, METRICS_FILE)),
+    signature,
   };
   if (checkpoint) {
     const { state } = checkpoint;
@@ -164,8 +209,10 @@ export async function nextStepBatches(run: Run): Promise<TrainBatch[]> {
 /** What a stopped run's message ends with: where to continue from. */
 export function lastGoodState(outputDir: string): string {
   const last = latestCheckpoint(outputDir);
-  return (last ? `The last good state is ${last} (continue with --resume ${last}).` : 'No checkpoint was saved yet.') +
-    ' Lower learning_rate or check the data.';
+  return (
+    (last ? `The last good state is ${last} (continue with --resume ${last}).` : 'No checkpoint was saved yet.') +
+    ' Lower learning_rate or check the data.'
+  );
 }
 
 /** True when no parameter holds NaN or ±Infinity. */
@@ -180,14 +227,27 @@ function allFinite(parameters: Map<string, tf.Variable>): boolean {
 export async function saveRunCheckpoint(run: Run): Promise<void> {
   const { config, optimization } = run;
   if (!allFinite(run.parameters)) {
-    throw new NonFiniteLossError(`step ${run.globalStep}: the weights hold NaN or infinite values; not saved. ${lastGoodState(config.output_dir)}`);
+    throw new NonFiniteLossError(
+      `step ${run.globalStep}: the weights hold NaN or infinite values; not saved. ${lastGoodState(config.output_dir)}`,
+    );
   }
   const state: TrainerState = {
-    version: 1, global_step: run.globalStep, epoch: epochOf(run), scheduler_step: optimization.stepCount, rng: run.rng.state(),
-    sampler: run.sampler.state(), optimizer: optimization.scalarState(), best_metric: run.bestMetric,
-    best_model_checkpoint: run.bestCheckpoint, run: run.signature,
+    version: 1,
+    global_step: run.globalStep,
+    epoch: epochOf(run),
+    scheduler_step: optimization.stepCount,
+    rng: run.rng.state(),
+    sampler: run.sampler.state(),
+    optimizer: optimization.scalarState(),
+    best_metric: run.bestMetric,
+    best_model_checkpoint: run.bestCheckpoint,
+    run: run.signature,
   };
-  const path = await saveCheckpoint(config.output_dir, { state, optimizerTensors: optimization.tensorState(), saveModel: (dir) => run.model.save(dir) });
+  const path = await saveCheckpoint(config.output_dir, {
+    state,
+    optimizerTensors: optimization.tensorState(),
+    saveModel: (dir) => run.model.save(dir),
+  });
   run.saved = { step: run.globalStep, path };
   rotateCheckpoints(config.output_dir, config.save_total_limit, run.bestCheckpoint);
 }

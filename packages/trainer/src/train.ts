@@ -73,25 +73,30 @@ export async function train(config: TrainConfig, options: TrainOptions = {}): Pr
   const lock = claimRunFolder(config, print);
   let run: Run | null = null;
   let progress: Progress | null = null;
-  const stop = options.handleSignals === false ? null : new StopRequest({
-    onFirst: (signal) => {
-      const line = `${signal}: stopping after this step, which is saved first (${signal === 'SIGINT' ? 'Ctrl-C' : 'a signal'} again stops at once)`;
-      if (progress) progress.line(line);
-      else print(line);
-    },
-    onSecond: (signal) => {
-      progress?.finish();
-      const saved = run?.saved?.path;
-      print(`${signal} again: stopped at once; ${saved ? `the last checkpoint is ${saved}` : 'no checkpoint was saved'}`);
-      lock.release();
-      process.exit(StopRequest.exitCode(signal));
-    },
-  });
+  const stop =
+    options.handleSignals === false
+      ? null
+      : new StopRequest({
+          onFirst: (signal) => {
+            const line = `${signal}: stopping after this step, which is saved first (${signal === 'SIGINT' ? 'Ctrl-C' : 'a signal'} again stops at once)`;
+            if (progress) progress.line(line);
+            else print(line);
+          },
+          onSecond: (signal) => {
+            progress?.finish();
+            const saved = run?.saved?.path;
+            print(`${signal} again: stopped at once; ${saved ? `the last checkpoint is ${saved}` : 'no checkpoint was saved'}`);
+            lock.release();
+            process.exit(StopRequest.exitCode(signal));
+          },
+        });
   try {
     run = await openRun(config, plan, print);
     if (run.globalStep === plan.totalSteps) {
-      print(`${run.saved!.path} is the run's last step (${plan.totalSteps}): nothing to train. ` +
-        `To train further, resume with max_steps (or num_train_epochs) beyond it, e.g. --resume --max_steps ${2 * plan.totalSteps}`);
+      print(
+        `${run.saved!.path} is the run's last step (${plan.totalSteps}): nothing to train. ` +
+          `To train further, resume with max_steps (or num_train_epochs) beyond it, e.g. --resume --max_steps ${2 * plan.totalSteps}`,
+      );
     }
     progress = new Progress({ totalSteps: plan.totalSteps, startStep: run.globalStep, stream: options.progressStream });
     return await trainLoop(run, progress, stop, print, options);
@@ -102,7 +107,13 @@ export async function train(config: TrainConfig, options: TrainOptions = {}): Pr
   }
 }
 
-async function trainLoop(run: Run, progress: Progress, stop: StopRequest | null, print: (line: string) => void, options: TrainOptions): Promise<TrainResult> {
+async function trainLoop(
+  run: Run,
+  progress: Progress,
+  stop: StopRequest | null,
+  print: (line: string) => void,
+  options: TrainOptions,
+): Promise<TrainResult> {
   const { config, plan } = run;
   const log = new StepLog(run, progress);
   let lastLoss = NaN;
@@ -120,18 +131,25 @@ async function trainLoop(run: Run, progress: Progress, stop: StopRequest | null,
       const last = run.globalStep === plan.totalSteps;
       const due = (every: number) => run.globalStep % every === 0;
       if (due(plan.logEvery) || last) log.write();
-      const savedBest = plan.evalSet !== null && (due(plan.evalEvery) || last) && await evaluateAndKeepBest(run, plan.evalSet, progress);
+      const savedBest = plan.evalSet !== null && (due(plan.evalEvery) || last) && (await evaluateAndKeepBest(run, plan.evalSet, progress));
       if ((due(plan.saveEvery) || last) && !savedBest) await saveRunCheckpoint(run);
     }
     progress.finish();
     await run.model.save(config.output_dir);
     const best = run.bestCheckpoint && join(config.output_dir, run.bestCheckpoint);
-    print(`done: ${run.globalStep} steps; model saved to ${config.output_dir}` +
-      (best ? `; best ${config.metric_for_best_model} ${run.bestMetric!.toFixed(4)} at ${best}` : ''));
+    print(
+      `done: ${run.globalStep} steps; model saved to ${config.output_dir}` +
+        (best ? `; best ${config.metric_for_best_model} ${run.bestMetric!.toFixed(4)} at ${best}` : ''),
+    );
     modelReturned = options.keepModel === true;
     return {
-      outputDir: config.output_dir, globalStep: run.globalStep, lastLoss, lastEval: run.lastEval, bestMetric: run.bestMetric,
-      bestCheckpoint: best, ...(modelReturned ? { model: run.model } : {}),
+      outputDir: config.output_dir,
+      globalStep: run.globalStep,
+      lastLoss,
+      lastEval: run.lastEval,
+      bestMetric: run.bestMetric,
+      bestCheckpoint: best,
+      ...(modelReturned ? { model: run.model } : {}),
     };
   } finally {
     run.optimization.dispose();
@@ -161,7 +179,9 @@ async function optimizerStep(run: Run): Promise<StepResult> {
     loss += micro.loss / batches.length;
   }
   const stop = (why: string) =>
-    new NonFiniteLossError(`step ${run.globalStep + 1}: ${why}; training stopped before the update. ${lastGoodState(run.config.output_dir)}`);
+    new NonFiniteLossError(
+      `step ${run.globalStep + 1}: ${why}; training stopped before the update. ${lastGoodState(run.config.output_dir)}`,
+    );
   if (!Number.isFinite(loss)) throw stop(`the loss is ${loss}`);
   let update: { learningRate: number; gradNorm: number };
   try {

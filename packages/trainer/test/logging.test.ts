@@ -6,7 +6,16 @@ import { join } from 'node:path';
 import { evaluateRankings } from '@kotune/metrics';
 import { evalCutoffs } from '@kotune/eval';
 import {
-  EVAL_PLOT_METRICS, evalPlotSeries, MetricsLog, PLOT_FILES, Progress, formatDuration, readMetricsLog, writePlots, type EvalLogLine, type MetricsLine,
+  EVAL_PLOT_METRICS,
+  evalPlotSeries,
+  MetricsLog,
+  PLOT_FILES,
+  Progress,
+  formatDuration,
+  readMetricsLog,
+  writePlots,
+  type EvalLogLine,
+  type MetricsLine,
 } from '../src/index.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'kotune-logging-'));
@@ -23,12 +32,22 @@ test('metrics.jsonl: appended one object a line; truncateAfter drops what a resu
   assert.equal(readMetricsLog(path), log.all);
   assert.is(readFileSync(path, 'utf8').trim().split('\n').length, 5);
   log.truncateAfter(2);
-  assert.equal(readMetricsLog(path).map((l) => l.step), [1, 2]);
+  assert.equal(
+    readMetricsLog(path).map((l) => l.step),
+    [1, 2],
+  );
   appendFileSync(path, '{"step": 3, "epo'); // killed mid-write
   const reopened = new MetricsLog(path);
-  assert.equal(reopened.all.map((l) => l.step), [1, 2]);
+  assert.equal(
+    reopened.all.map((l) => l.step),
+    [1, 2],
+  );
   reopened.append(trainLine(3));
-  assert.equal(readMetricsLog(path).map((l) => l.step), [1, 2, 3], 'the next line starts clean');
+  assert.equal(
+    readMetricsLog(path).map((l) => l.step),
+    [1, 2, 3],
+    'the next line starts clean',
+  );
 });
 
 test('progress: plain lines off a TTY, a redrawn bar with ETA on one', () => {
@@ -63,7 +82,10 @@ function pngSize(path: string): [number, number] {
 
 test('plots: loss, learning-rate and eval PNGs, written atomically and redrawn', () => {
   const lines: MetricsLine[] = [1, 2, 3, 4].map(trainLine);
-  assert.equal(writePlots(dir, lines).map((p) => p.slice(dir.length + 1)), [PLOT_FILES.loss, PLOT_FILES.learningRate]);
+  assert.equal(
+    writePlots(dir, lines).map((p) => p.slice(dir.length + 1)),
+    [PLOT_FILES.loss, PLOT_FILES.learningRate],
+  );
   assert.not.ok(existsSync(join(dir, PLOT_FILES.eval)), 'no eval plot without eval lines');
   const before = readFileSync(join(dir, PLOT_FILES.loss));
   lines.push({ step: 2, eval: { 'mrr@10': 0.4, 'ndcg@10': 0.5 } }, { step: 4, eval: { 'mrr@10': 0.6, 'ndcg@10': 0.7 } }, trainLine(5));
@@ -71,7 +93,11 @@ test('plots: loss, learning-rate and eval PNGs, written atomically and redrawn',
   assert.is(written.length, 3);
   for (const path of written) assert.equal(pngSize(path), [900, 450]);
   assert.not.equal(readFileSync(join(dir, PLOT_FILES.loss)), before, 'the loss plot was redrawn with the new step');
-  assert.equal(readdirSync(dir).filter((f) => f.includes('.tmp')), [], 'no temporary files left');
+  assert.equal(
+    readdirSync(dir).filter((f) => f.includes('.tmp')),
+    [],
+    'no temporary files left',
+  );
 });
 
 test('progress off a TTY: a plain line with elapsed and ETA once the interval has passed, not at every step', () => {
@@ -98,15 +124,31 @@ test('the eval plot draws metric_for_best_model (emphasised) and MRR@10 / NDCG@1
   // Real eval lines: every metric kotune computes (25 of them), as a run logs them.
   const evals: EvalLogLine[] = [2, 4, 6].map((step) => ({
     step,
-    eval: evaluateRankings([{ ranked: ['a', 'b', 'c'], relevant: step > 2 ? ['a'] : ['c'] }, { ranked: ['x', 'y'], relevant: ['y'] }], evalCutoffs()).means,
+    eval: evaluateRankings(
+      [
+        { ranked: ['a', 'b', 'c'], relevant: step > 2 ? ['a'] : ['c'] },
+        { ranked: ['x', 'y'], relevant: ['y'] },
+      ],
+      evalCutoffs(),
+    ).means,
   }));
   assert.ok(Object.keys(evals[0]!.eval).length > 20);
   const series = evalPlotSeries(evals, 'accuracy@3');
-  assert.equal(series.map((s) => s.label.split(/[ :]/)[0]), ['accuracy@3', ...EVAL_PLOT_METRICS]);
-  assert.equal(series.map((s) => s.emphasis), [true, false, false, false, false]);
+  assert.equal(
+    series.map((s) => s.label.split(/[ :]/)[0]),
+    ['accuracy@3', ...EVAL_PLOT_METRICS],
+  );
+  assert.equal(
+    series.map((s) => s.emphasis),
+    [true, false, false, false, false],
+  );
   assert.is(series[0]!.label, 'accuracy@3 (picks the best checkpoint): 1.0000');
   assert.is(series.find((s) => s.label.startsWith('mrr@10'))!.label, `mrr@10: ${evals[2]!.eval['mrr@10']!.toFixed(4)}`);
-  assert.equal(evalPlotSeries(evals, 'mrr@10').map((s) => s.label.split(/[ :]/)[0]), [...EVAL_PLOT_METRICS], 'no metric twice');
+  assert.equal(
+    evalPlotSeries(evals, 'mrr@10').map((s) => s.label.split(/[ :]/)[0]),
+    [...EVAL_PLOT_METRICS],
+    'no metric twice',
+  );
   const [path] = writePlots(dir, evals, { bestMetric: 'accuracy@3' });
   assert.equal(pngSize(path!), [900, 450]);
 });

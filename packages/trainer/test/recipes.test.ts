@@ -40,7 +40,13 @@ for (const [name, model] of Object.entries(RECIPES)) {
     try {
       const { _comment, ...arch } = readJson(architecture(model));
       const config = loadTrainConfig(file, {
-        overrides: { model_config: { ...arch, ...REDUCED }, tokenizer_name_or_path: TOKENIZER, max_steps: 2, eval_data: [], output_dir: out },
+        overrides: {
+          model_config: { ...arch, ...REDUCED },
+          tokenizer_name_or_path: TOKENIZER,
+          max_steps: 2,
+          eval_data: [],
+          output_dir: out,
+        },
       });
       const lines: string[] = [];
       const result = await train(config, { print: (l) => lines.push(l), progressStream: devNull, handleSignals: false, keepModel: true });
@@ -48,11 +54,17 @@ for (const [name, model] of Object.entries(RECIPES)) {
       const file_ = readJson(file);
       const accumulation = (file_.gradient_accumulation_steps as number | undefined) ?? 1;
       const plan = lines.join('\n');
-      assert.ok(plan.includes(`\nbatch       ${file_.per_device_train_batch_size} queries x ${file_.train_group_size} passages, ` +
-        `accumulation ${accumulation} -> effective batch ${(file_.per_device_train_batch_size as number) * accumulation} queries\n`), plan);
+      assert.ok(
+        plan.includes(
+          `\nbatch       ${file_.per_device_train_batch_size} queries x ${file_.train_group_size} passages, ` +
+            `accumulation ${accumulation} -> effective batch ${(file_.per_device_train_batch_size as number) * accumulation} queries\n`,
+        ),
+        plan,
+      );
 
       const saved = readJson(join(out, 'config.json'));
-      for (const key of ['vocab_size', 'max_position_embeddings', 'layer_norm_eps', 'type_vocab_size']) assert.is(saved[key], arch[key], key);
+      for (const key of ['vocab_size', 'max_position_embeddings', 'layer_norm_eps', 'type_vocab_size'])
+        assert.is(saved[key], arch[key], key);
       const trained = result.model!;
       if (trained.kind === 'reranker') {
         const pairs = PASSAGES.map((p) => [QUERY, p] as [string, string]);
@@ -68,7 +80,9 @@ for (const [name, model] of Object.entries(RECIPES)) {
       trained.dispose();
 
       // At true size the run needs far more than wasm's 4 GB: the plan sends it to cpu.
-      const full = await trainingMemoryOf(loadTrainConfig(file, { overrides: { model_config: architecture(model), tokenizer_name_or_path: TOKENIZER } }));
+      const full = await trainingMemoryOf(
+        loadTrainConfig(file, { overrides: { model_config: architecture(model), tokenizer_name_or_path: TOKENIZER } }),
+      );
       assert.ok(full !== undefined && !fitsWasm(full) && full.parts.weights! > 2.2e9, JSON.stringify(full));
     } finally {
       rmSync(out, { recursive: true, force: true });

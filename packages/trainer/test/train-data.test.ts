@@ -14,8 +14,11 @@ const BAD_LINES: [string, string, RegExp][] = [
   ['empty query', '{"query": "  ", "pos": ["a"], "neg": ["b"]}', /query is empty/],
   ['empty pos', '{"query": "q", "pos": [], "neg": ["b"]}', /pos is empty/],
   ['non-string item', '{"query": "q", "pos": ["a"], "neg": ["b", 7]}', /neg\[1\] is a number, expected a string/],
-  ['wrong-length score list', '{"query": "q", "pos": ["a"], "neg": ["b", "c"], "pos_scores": [1], "neg_scores": [0.5]}',
-    /neg_scores has 1 items but neg has 2/],
+  [
+    'wrong-length score list',
+    '{"query": "q", "pos": ["a"], "neg": ["b", "c"], "pos_scores": [1], "neg_scores": [0.5]}',
+    /neg_scores has 1 items but neg has 2/,
+  ],
 ];
 
 /** train.jsonl: 8 good lines, a blank line (line 5, counted), then `bad` on line 7 of the file. */
@@ -32,7 +35,10 @@ for (const [what, line, message] of BAD_LINES) {
     const dir = toyDataDir('bad');
     const path = fileWith(dir, [line]);
     const config = loadTrainConfig(writeConfig(dir, 'run.json', tinyConfig('reranker')));
-    const error = await planTraining(config).then(() => null, (e: unknown) => e);
+    const error = await planTraining(config).then(
+      () => null,
+      (e: unknown) => e,
+    );
     assert.instance(error, DataError);
     assert.ok((error as Error).message.startsWith(`${path}:7: `), (error as Error).message);
     assert.match((error as Error).message, message);
@@ -42,14 +48,20 @@ for (const [what, line, message] of BAD_LINES) {
 test('skip_bad_lines counts every bad line by reason, and training runs on the good ones', async () => {
   await initBackend({ backend: 'wasm', log: null });
   const dir = toyDataDir('skip');
-  fileWith(dir, BAD_LINES.map(([, line]) => line));
+  fileWith(
+    dir,
+    BAD_LINES.map(([, line]) => line),
+  );
   const config = loadTrainConfig(writeConfig(dir, 'run.json', tinyConfig('reranker', { skip_bad_lines: true, max_steps: 2 })));
   const plan = await planTraining(config);
   assert.is(plan.trainLines, 8);
   assert.is(plan.badTrainLines.count, BAD_LINES.length);
   assert.match(plan.badTrainLines.summary(), `skipped ${BAD_LINES.length} bad lines`);
   const printed: string[] = [];
-  const result = await train(config, { print: (l) => printed.push(l), progressStream: { write: () => true } as unknown as NodeJS.WritableStream });
+  const result = await train(config, {
+    print: (l) => printed.push(l),
+    progressStream: { write: () => true } as unknown as NodeJS.WritableStream,
+  });
   assert.is(result.globalStep, 2);
   assert.match(printed.join('\n'), `8 lines in ${join(dir, 'train.jsonl')} (skipped 6 bad lines`);
 });

@@ -27,8 +27,17 @@ test('killed with SIGKILL after checkpoint-4, `kotune train --resume` (with grad
   const dir = toyDataDir('resume', 20);
   // Dropout on and two micro-batches a step across an epoch boundary (10 batches = 5 steps an epoch), so the
   // RNG, the sampler position, the optimizer moments and the schedule must all be restored for equality.
-  const raw = tinyConfig('reranker', { dropout: 0.1, per_device_train_batch_size: 2, gradient_accumulation_steps: 2, max_steps: 7,
-    save_steps: 2, warmup_steps: 2, weight_decay: 0.01, eval_data: 'eval.jsonl', eval_steps: 3 });
+  const raw = tinyConfig('reranker', {
+    dropout: 0.1,
+    per_device_train_batch_size: 2,
+    gradient_accumulation_steps: 2,
+    max_steps: 7,
+    save_steps: 2,
+    warmup_steps: 2,
+    weight_decay: 0.01,
+    eval_data: 'eval.jsonl',
+    eval_steps: 3,
+  });
   const whole = await train(loadTrainConfig(writeConfig(dir, 'whole.json', { ...raw, output_dir: 'whole' })), quiet);
 
   const config = writeConfig(dir, 'broken.json', { ...raw, output_dir: 'broken' });
@@ -43,7 +52,10 @@ test('killed with SIGKILL after checkpoint-4, `kotune train --resume` (with grad
   assert.is(resumed.status, 0, resumed.stderr);
   assert.match(resumed.stderr, `resumed from ${join(broken, 'checkpoint-4')} at step 4`);
   // The killed run could not release its lock: the resumed one takes it over, saying so.
-  assert.match(resumed.stderr, new RegExp(`taking over the stale lock ${join(broken, 'kotune.lock')}: its run \\(pid ${killed.pid} on .*\\) is no longer running`));
+  assert.match(
+    resumed.stderr,
+    new RegExp(`taking over the stale lock ${join(broken, 'kotune.lock')}: its run \\(pid ${killed.pid} on .*\\) is no longer running`),
+  );
 
   // Float32 equality, tolerance 0: the same loss, rate, grad norm and evals at every step, each logged once.
   assert.equal(logWithoutSpeed(broken), logWithoutSpeed(whole.outputDir));
@@ -53,16 +65,35 @@ test('killed with SIGKILL after checkpoint-4, `kotune train --resume` (with grad
   for (const [name, tensor] of a) assert.equal(b.get(name)!.data, tensor.data, name);
 
   // --resume DIR picks that checkpoint; a changed setting that would change the steps is refused.
-  const changed = node(['packages/cli/src/main.ts', 'train', '--config', config, '--resume', join(broken, 'checkpoint-4'), '--learning_rate', '2e-3']);
+  const changed = node([
+    'packages/cli/src/main.ts',
+    'train',
+    '--config',
+    config,
+    '--resume',
+    join(broken, 'checkpoint-4'),
+    '--learning_rate',
+    '2e-3',
+  ]);
   assert.is.not(changed.status, 0);
   assert.match(changed.stderr, /cannot resume from .*checkpoint-4: learning_rate was 0.001, now 0.002/);
 });
 
 test('a NaN loss stops training with a clear message and leaves the last checkpoint intact', async () => {
   const dir = toyDataDir('nan', 12);
-  const config = loadTrainConfig(writeConfig(dir, 'nan.json', tinyConfig('reranker', {
-    learning_rate: 1e30, max_grad_norm: 0, save_steps: 1, max_steps: 10, lr_scheduler_type: 'constant',
-  })));
+  const config = loadTrainConfig(
+    writeConfig(
+      dir,
+      'nan.json',
+      tinyConfig('reranker', {
+        learning_rate: 1e30,
+        max_grad_norm: 0,
+        save_steps: 1,
+        max_steps: 10,
+        lr_scheduler_type: 'constant',
+      }),
+    ),
+  );
   let error: unknown;
   try {
     await train(config, quiet);
@@ -73,7 +104,9 @@ test('a NaN loss stops training with a clear message and leaves the last checkpo
   const message = (error as Error).message;
   assert.match(message, /^step (\d+): the (loss is NaN|loss is -?Infinity|gradient norm is \S+|weights hold NaN)/);
   const failedStep = Number(/^step (\d+)/.exec(message)![1]);
-  const saved = readdirSync(config.output_dir).filter((e) => e.startsWith('checkpoint-')).sort();
+  const saved = readdirSync(config.output_dir)
+    .filter((e) => e.startsWith('checkpoint-'))
+    .sort();
   assert.ok(saved.length >= 1, 'at least the first step was saved');
   const last = join(config.output_dir, `checkpoint-${failedStep - 1}`);
   assert.match(message, `The last good state is ${last} (continue with --resume ${last})`);

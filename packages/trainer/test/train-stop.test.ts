@@ -28,7 +28,10 @@ interface Finished {
  */
 function kotuneSignalled(args: string[], atStep: number, signals: NodeJS.Signals[]): Promise<Finished> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'packages/cli/src/main.ts', 'train', ...args], { cwd: REPO, stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(process.execPath, ['--import', 'tsx', 'packages/cli/src/main.ts', 'train', ...args], {
+      cwd: REPO,
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
     let stderr = '';
     let sent = false;
     child.stderr.on('data', (data) => {
@@ -87,14 +90,18 @@ test('SIGINT: the step is finished and saved, the resume command printed, exit 1
 
 /** Runs support/stop-request.ts MODE, calling `onLine` with each line it prints. */
 function stopRequestProcess(mode: string, onLine: (line: string, child: ReturnType<typeof spawn>) => void = () => {}) {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'packages/trainer/test/support/stop-request.ts', mode], { cwd: REPO, stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', 'packages/trainer/test/support/stop-request.ts', mode], {
+    cwd: REPO,
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   let out = '';
   child.stdout!.on('data', (data) => {
     out += data;
     for (const line of String(data).trim().split('\n')) onLine(line, child);
   });
   return new Promise<{ status: number | null; signal: NodeJS.Signals | null; out: string }>((resolve) =>
-    child.on('close', (status, signal) => resolve({ status, signal, out })));
+    child.on('close', (status, signal) => resolve({ status, signal, out })),
+  );
 }
 
 test('a second signal stops at once, even while a step holds the thread (the default action is back)', async () => {
@@ -117,7 +124,7 @@ test('two signals that arrive together: the first asks for the graceful stop, th
   assert.is(ended.status, 143);
 });
 
-test('exit codes: 128 + the signal\'s number, as a shell reports a process the signal ended', () => {
+test("exit codes: 128 + the signal's number, as a shell reports a process the signal ended", () => {
   assert.is(StopRequest.exitCode('SIGINT'), 130);
   assert.is(StopRequest.exitCode('SIGTERM'), 143);
 });

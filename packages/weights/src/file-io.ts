@@ -6,7 +6,9 @@ export async function readExactly(fh: FileHandle, path: string, target: Uint8Arr
   while (done < target.byteLength) {
     const { bytesRead } = await fh.read(target, done, target.byteLength - done, position + done);
     if (bytesRead === 0) {
-      throw new Error(`${path}: file ends at byte ${position + done} while reading ${what} (${target.byteLength} bytes at offset ${position}); the file is truncated`);
+      throw new Error(
+        `${path}: file ends at byte ${position + done} while reading ${what} (${target.byteLength} bytes at offset ${position}); the file is truncated`,
+      );
     }
     done += bytesRead;
   }

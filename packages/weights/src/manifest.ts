@@ -46,12 +46,14 @@ export async function sha256File(path: string): Promise<string> {
 
 /** The regular files under `dir`, relative with `/`, skipping hidden entries (staging folders, locks) and the manifest. */
 function filesUnder(dir: string, prefix = ''): string[] {
-  return readdirSync(join(dir, prefix), { withFileTypes: true }).flatMap((entry) => {
-    if (entry.name.startsWith('.')) return [];
-    const relative = prefix ? `${prefix}/${entry.name}` : entry.name;
-    if (entry.isDirectory()) return filesUnder(dir, relative);
-    return entry.isFile() && relative !== MANIFEST_FILE ? [relative] : [];
-  }).sort();
+  return readdirSync(join(dir, prefix), { withFileTypes: true })
+    .flatMap((entry) => {
+      if (entry.name.startsWith('.')) return [];
+      const relative = prefix ? `${prefix}/${entry.name}` : entry.name;
+      if (entry.isDirectory()) return filesUnder(dir, relative);
+      return entry.isFile() && relative !== MANIFEST_FILE ? [relative] : [];
+    })
+    .sort();
 }
 
 /** The manifest of `dir`, or null when it has none; a manifest that cannot be read is an error naming it. */
@@ -131,7 +133,8 @@ export async function verifyManifest(dir: string, { sizesOnly = false } = {}): P
   }
   if (!sizesOnly) {
     for (const [file, entry] of whole) {
-      if (await sha256File(join(dir, file)) !== entry.sha256) problems.push(`${file} does not match its SHA-256 in ${MANIFEST_FILE} (corrupt or changed)`);
+      if ((await sha256File(join(dir, file))) !== entry.sha256)
+        problems.push(`${file} does not match its SHA-256 in ${MANIFEST_FILE} (corrupt or changed)`);
     }
   }
   return { present: true, problems };

@@ -11,7 +11,16 @@ import { readExactly } from './file-io.ts';
 export type Dtype = 'F64' | 'F32' | 'F16' | 'BF16' | 'I64' | 'I32' | 'I16' | 'I8' | 'U8' | 'BOOL';
 
 export const DTYPE_BYTES: Record<Dtype, number> = {
-  F64: 8, F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, BOOL: 1,
+  F64: 8,
+  F32: 4,
+  F16: 2,
+  BF16: 2,
+  I64: 8,
+  I32: 4,
+  I16: 2,
+  I8: 1,
+  U8: 1,
+  BOOL: 1,
 };
 
 export interface TensorEntry {
@@ -119,13 +128,21 @@ export function decodeTensorBytes(bytes: Uint8Array, dtype: Dtype): LoadedTensor
   const offset = aligned.byteOffset;
   const count = aligned.byteLength / DTYPE_BYTES[dtype];
   switch (dtype) {
-    case 'F32': return new Float32Array(buf, offset, count);
-    case 'F64': return new Float64Array(buf, offset, count);
-    case 'I32': return new Int32Array(buf, offset, count);
-    case 'I64': return new BigInt64Array(buf, offset, count);
-    case 'I16': return new Int16Array(buf, offset, count);
-    case 'I8': return new Int8Array(buf, offset, count);
-    case 'U8': case 'BOOL': return aligned;
+    case 'F32':
+      return new Float32Array(buf, offset, count);
+    case 'F64':
+      return new Float64Array(buf, offset, count);
+    case 'I32':
+      return new Int32Array(buf, offset, count);
+    case 'I64':
+      return new BigInt64Array(buf, offset, count);
+    case 'I16':
+      return new Int16Array(buf, offset, count);
+    case 'I8':
+      return new Int8Array(buf, offset, count);
+    case 'U8':
+    case 'BOOL':
+      return aligned;
     case 'BF16': {
       const src = new Uint16Array(buf, offset, count);
       const out = new Float32Array(count);
@@ -176,14 +193,19 @@ export interface TensorToWrite {
  * first) then name, header padded with spaces to a multiple of 8. Written to `<path>.tmp` and renamed,
  * so a crash never leaves a half-written file under the real name.
  */
-export async function writeSafetensors(path: string, tensors: Map<string, TensorToWrite> | Record<string, TensorToWrite>, metadata: Record<string, string> = { format: 'pt' }): Promise<void> {
+export async function writeSafetensors(
+  path: string,
+  tensors: Map<string, TensorToWrite> | Record<string, TensorToWrite>,
+  metadata: Record<string, string> = { format: 'pt' },
+): Promise<void> {
   const entries = [...(tensors instanceof Map ? tensors.entries() : Object.entries(tensors))];
   entries.sort(([na, a], [nb, b]) => DTYPE_BYTES[b.dtype] - DTYPE_BYTES[a.dtype] || (na < nb ? -1 : na > nb ? 1 : 0));
   const header: Record<string, unknown> = { __metadata__: metadata };
   let offset = 0;
   for (const [name, t] of entries) {
     const expected = t.shape.reduce((a, b) => a * b, 1) * DTYPE_BYTES[t.dtype];
-    if (t.data.byteLength !== expected) throw new Error(`tensor "${name}": ${t.data.byteLength} bytes for ${t.dtype}${JSON.stringify(t.shape)} (expected ${expected})`);
+    if (t.data.byteLength !== expected)
+      throw new Error(`tensor "${name}": ${t.data.byteLength} bytes for ${t.dtype}${JSON.stringify(t.shape)} (expected ${expected})`);
     header[name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + expected] };
     offset += expected;
   }
@@ -205,4 +227,3 @@ export async function writeSafetensors(path: string, tensors: Map<string, Tensor
   }
   await rename(tmp, path);
 }
-

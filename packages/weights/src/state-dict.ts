@@ -16,10 +16,16 @@ type ReadWeights = (path: string) => Promise<Map<string, LoadedTensor>>;
 const readSafetensorsTensors: ReadWeights = async (path) => (await readSafetensors(path)).tensors;
 
 /** The weight files transformers looks for, best first. */
-export const WEIGHT_FILES = ['model.safetensors', 'model.safetensors.index.json', 'pytorch_model.bin', 'pytorch_model.bin.index.json'] as const;
+export const WEIGHT_FILES = [
+  'model.safetensors',
+  'model.safetensors.index.json',
+  'pytorch_model.bin',
+  'pytorch_model.bin.index.json',
+] as const;
 
 export async function loadStateDict(folder: string): Promise<Map<string, LoadedTensor>> {
-  if (!existsSync(folder) || !statSync(folder).isDirectory()) throw new Error(`${folder}: not a folder (expected a Hugging Face model folder)`);
+  if (!existsSync(folder) || !statSync(folder).isDirectory())
+    throw new Error(`${folder}: not a folder (expected a Hugging Face model folder)`);
   const [single, shardedSafetensors, bin, shardedBin] = WEIGHT_FILES.map((f) => join(folder, f));
   if (existsSync(single!)) return readSafetensorsTensors(single!);
   if (existsSync(shardedSafetensors!)) return loadSharded(shardedSafetensors!, readSafetensorsTensors);
@@ -37,7 +43,8 @@ async function loadSharded(indexPath: string, readShard: ReadWeights): Promise<M
     throw new Error(`${indexPath}: not valid JSON (${(err as Error).message})`);
   }
   const weightMap = (index as { weight_map?: unknown } | null)?.weight_map;
-  if (!weightMap || typeof weightMap !== 'object' || Array.isArray(weightMap)) throw new Error(`${indexPath}: field "weight_map" is missing or not an object`);
+  if (!weightMap || typeof weightMap !== 'object' || Array.isArray(weightMap))
+    throw new Error(`${indexPath}: field "weight_map" is missing or not an object`);
   const shardOf = new Map<string, string>();
   for (const [name, shard] of Object.entries(weightMap)) {
     if (typeof shard !== 'string' || isAbsolute(shard) || normalize(shard).startsWith('..')) {

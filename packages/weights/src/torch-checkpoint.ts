@@ -20,31 +20,75 @@ import { readZipDirectory } from './zip.ts';
 import type { ZipMember } from './zip.ts';
 
 const STORAGE_DTYPES: Record<string, Dtype> = {
-  FloatStorage: 'F32', DoubleStorage: 'F64', HalfStorage: 'F16', BFloat16Storage: 'BF16', LongStorage: 'I64',
-  IntStorage: 'I32', ShortStorage: 'I16', CharStorage: 'I8', ByteStorage: 'U8', BoolStorage: 'BOOL',
+  FloatStorage: 'F32',
+  DoubleStorage: 'F64',
+  HalfStorage: 'F16',
+  BFloat16Storage: 'BF16',
+  LongStorage: 'I64',
+  IntStorage: 'I32',
+  ShortStorage: 'I16',
+  CharStorage: 'I8',
+  ByteStorage: 'U8',
+  BoolStorage: 'BOOL',
   // torch >= 2 pickles byte storages of dtypes without a typed storage class, with the dtype on the tensor.
   UntypedStorage: 'U8',
 };
 
 const TORCH_DTYPES: Record<string, Dtype> = {
-  float32: 'F32', float: 'F32', float64: 'F64', double: 'F64', float16: 'F16', half: 'F16', bfloat16: 'BF16',
-  int64: 'I64', long: 'I64', int32: 'I32', int: 'I32', int16: 'I16', short: 'I16', int8: 'I8', uint8: 'U8', bool: 'BOOL',
+  float32: 'F32',
+  float: 'F32',
+  float64: 'F64',
+  double: 'F64',
+  float16: 'F16',
+  half: 'F16',
+  bfloat16: 'BF16',
+  int64: 'I64',
+  long: 'I64',
+  int32: 'I32',
+  int: 'I32',
+  int16: 'I16',
+  short: 'I16',
+  int8: 'I8',
+  uint8: 'U8',
+  bool: 'BOOL',
 };
 
-class StorageType { constructor(readonly name: string, readonly dtype: Dtype) {} }
-class TorchDtype { constructor(readonly dtype: Dtype) {} }
+class StorageType {
+  constructor(
+    readonly name: string,
+    readonly dtype: Dtype,
+  ) {}
+}
+class TorchDtype {
+  constructor(readonly dtype: Dtype) {}
+}
 /** `dtype` is the one the storage was pickled with; `_rebuild_tensor_v2` tensors take theirs from it. */
-class Storage { constructor(readonly key: string, readonly dtype: Dtype, readonly member: ZipMember, readonly bytes: number) {} }
+class Storage {
+  constructor(
+    readonly key: string,
+    readonly dtype: Dtype,
+    readonly member: ZipMember,
+    readonly bytes: number,
+  ) {}
+}
 
 /** A tensor as the pickle describes it: a strided view into a storage, read later. */
 class TensorView {
   readonly [IGNORES_STATE] = true;
-  constructor(readonly storage: Storage, readonly dtype: Dtype, readonly offset: number, readonly shape: number[], readonly stride: number[]) {}
+  constructor(
+    readonly storage: Storage,
+    readonly dtype: Dtype,
+    readonly offset: number,
+    readonly shape: number[],
+    readonly stride: number[],
+  ) {}
 }
 
 function intList(value: unknown, what: string): number[] {
   if (!Array.isArray(value) || !value.every((v) => Number.isSafeInteger(v) && v >= 0)) {
-    throw new Error(`${what} must be a tuple of non-negative integers, got ${JSON.stringify(value, (_, v) => (typeof v === 'bigint' ? `${v}` : v))}`);
+    throw new Error(
+      `${what} must be a tuple of non-negative integers, got ${JSON.stringify(value, (_, v) => (typeof v === 'bigint' ? `${v}` : v))}`,
+    );
   }
   return value as number[];
 }
@@ -54,12 +98,15 @@ function rebuildTensor(storage: unknown, offset: unknown, size: unknown, stride:
   if (!Number.isSafeInteger(offset) || (offset as number) < 0) throw new Error(`_rebuild_tensor: bad storage offset ${String(offset)}`);
   const shape = intList(size, '_rebuild_tensor: size');
   const strides = intList(stride, '_rebuild_tensor: stride');
-  if (shape.length !== strides.length) throw new Error(`_rebuild_tensor: size ${JSON.stringify(shape)} and stride ${JSON.stringify(strides)} differ in rank`);
+  if (shape.length !== strides.length)
+    throw new Error(`_rebuild_tensor: size ${JSON.stringify(shape)} and stride ${JSON.stringify(strides)} differ in rank`);
   return new TensorView(storage, dtype ?? storage.dtype, offset as number, shape, strides);
 }
 
 function typeMarker(name: string) {
-  const marker = () => { throw new Error(`${name} cannot be called`); };
+  const marker = () => {
+    throw new Error(`${name} cannot be called`);
+  };
   Object.defineProperty(marker, 'name', { value: name });
   return marker;
 }
@@ -136,7 +183,9 @@ async function readView(fh: FileHandle, path: string, name: string, view: Tensor
   const last = view.shape.reduce((end, size, d) => end + (size - 1) * view.stride[d]!, view.offset);
   const spanBytes = (last + 1 - view.offset) * elementBytes;
   if ((last + 1) * elementBytes > view.storage.bytes) {
-    throw new Error(`${path}: tensor "${name}" (${view.dtype}${JSON.stringify(view.shape)}, offset ${view.offset}, stride ${JSON.stringify(view.stride)}) reads past the end of its ${view.storage.bytes}-byte storage "${view.storage.key}"`);
+    throw new Error(
+      `${path}: tensor "${name}" (${view.dtype}${JSON.stringify(view.shape)}, offset ${view.offset}, stride ${JSON.stringify(view.stride)}) reads past the end of its ${view.storage.bytes}-byte storage "${view.storage.key}"`,
+    );
   }
   const span = new Uint8Array(spanBytes);
   await readExactly(fh, path, span, view.storage.member.dataOffset + view.offset * elementBytes, `tensor "${name}"`);
@@ -149,7 +198,8 @@ async function rejectNonZip(fh: FileHandle, path: string): Promise<void> {
   const head = new Uint8Array(512);
   const { bytesRead } = await fh.read(head, 0, 512, 0);
   if (bytesRead >= 4 && head[0] === 0x50 && head[1] === 0x4b && head[2] === 0x03 && head[3] === 0x04) return;
-  const legacy = 'the legacy torch.save format (torch < 1.6), which is not supported: re-save it with torch >= 1.6 (`torch.save(torch.load(f), f)`) or convert it to safetensors';
+  const legacy =
+    'the legacy torch.save format (torch < 1.6), which is not supported: re-save it with torch >= 1.6 (`torch.save(torch.load(f), f)`) or convert it to safetensors';
   if (bytesRead >= 2 && head[0] === 0x80 && head[1] <= 5) throw new Error(`${path}: ${legacy}`);
   if (bytesRead >= 262 && new TextDecoder().decode(head.subarray(257, 262)) === 'ustar') throw new Error(`${path}: ${legacy}`);
   throw new Error(`${path}: not a torch.save zip archive (${bytesRead === 0 ? 'empty file' : 'no zip signature at the start'})`);
@@ -186,13 +236,15 @@ export async function readTorchCheckpoint(path: string): Promise<Map<string, Loa
       if (!member) throw new Error(`storage "${key}" has no member ${prefix}data/${key} in the archive (truncated or corrupt)`);
       if (!Number.isSafeInteger(numel)) throw new Error(`storage "${key}" has a bad element count ${String(numel)}`);
       const bytes = (numel as number) * DTYPE_BYTES[type.dtype];
-      if (member.size < bytes) throw new Error(`storage "${key}" (${type.name}, ${numel} elements) has only ${member.size} bytes (truncated)`);
+      if (member.size < bytes)
+        throw new Error(`storage "${key}" (${type.name}, ${numel} elements) has only ${member.size} bytes (truncated)`);
       const storage = new Storage(key, type.dtype, member, bytes);
       storages.set(key, storage);
       return storage;
     };
     const root = unpickle(pickle, { findClass, persistentLoad }, `${path} (${pickleName})`);
-    if (!(root instanceof Map)) throw new Error(`${path}: the pickle holds ${Array.isArray(root) ? 'a list' : typeof root}, not a state dict`);
+    if (!(root instanceof Map))
+      throw new Error(`${path}: the pickle holds ${Array.isArray(root) ? 'a list' : typeof root}, not a state dict`);
 
     const tensors = new Map<string, LoadedTensor>();
     // Tied weights (`state_dict()` detaches each name separately) are identical views of one storage.
@@ -200,7 +252,9 @@ export async function readTorchCheckpoint(path: string): Promise<Map<string, Loa
     for (const [name, value] of root) {
       if (typeof name !== 'string') throw new Error(`${path}: state dict key ${String(name)} is not a string`);
       if (!(value instanceof TensorView)) {
-        throw new Error(`${path}: state dict entry "${name}" is not a tensor (a full checkpoint rather than a state dict? save model.state_dict())`);
+        throw new Error(
+          `${path}: state dict entry "${name}" is not a tensor (a full checkpoint rather than a state dict? save model.state_dict())`,
+        );
       }
       const viewKey = JSON.stringify([value.storage.key, value.dtype, value.offset, value.shape, value.stride]);
       let tensor = read.get(viewKey);

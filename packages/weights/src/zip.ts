@@ -37,9 +37,13 @@ export async function readZipDirectory(fh: FileHandle, path: string): Promise<Ma
   const tailView = new DataView(tail.buffer);
   let eocd = -1;
   for (let i = tailLength - EOCD_SIZE; i >= 0; i--) {
-    if (tailView.getUint32(i, true) === EOCD_SIGNATURE) { eocd = i; break; }
+    if (tailView.getUint32(i, true) === EOCD_SIGNATURE) {
+      eocd = i;
+      break;
+    }
   }
-  if (eocd < 0) throw new Error(`${path}: no zip end-of-central-directory record (the file is truncated or is not a torch.save zip archive)`);
+  if (eocd < 0)
+    throw new Error(`${path}: no zip end-of-central-directory record (the file is truncated or is not a torch.save zip archive)`);
   let count = tailView.getUint16(eocd + 10, true);
   let directorySize = tailView.getUint32(eocd + 12, true);
   let directoryOffset = tailView.getUint32(eocd + 16, true);
@@ -57,7 +61,9 @@ export async function readZipDirectory(fh: FileHandle, path: string): Promise<Ma
     directoryOffset = u64(view, 48);
   }
   if (directoryOffset + directorySize > size) {
-    throw new Error(`${path}: zip central directory (${directorySize} bytes at ${directoryOffset}) lies past the end of the ${size}-byte file (truncated)`);
+    throw new Error(
+      `${path}: zip central directory (${directorySize} bytes at ${directoryOffset}) lies past the end of the ${size}-byte file (truncated)`,
+    );
   }
   const directory = new Uint8Array(directorySize);
   await readExactly(fh, path, directory, directoryOffset, 'the zip central directory');
@@ -78,14 +84,23 @@ export async function readZipDirectory(fh: FileHandle, path: string): Promise<Ma
     let localOffset = view.getUint32(p + 42, true);
     const name = decoder.decode(directory.subarray(p + 46, p + 46 + nameLength));
     // ZIP64 extended information: 64-bit values for exactly the fields saturated at 0xFFFFFFFF, in this order.
-    for (let e = p + 46 + nameLength; e + 4 <= p + 46 + nameLength + extraLength;) {
+    for (let e = p + 46 + nameLength; e + 4 <= p + 46 + nameLength + extraLength; ) {
       const id = view.getUint16(e, true);
       const length = view.getUint16(e + 2, true);
       if (id === 0x0001) {
         let f = e + 4;
-        if (uncompressedSize === 0xffffffff) { uncompressedSize = u64(view, f); f += 8; }
-        if (compressedSize === 0xffffffff) { compressedSize = u64(view, f); f += 8; }
-        if (localOffset === 0xffffffff) { localOffset = u64(view, f); f += 8; }
+        if (uncompressedSize === 0xffffffff) {
+          uncompressedSize = u64(view, f);
+          f += 8;
+        }
+        if (compressedSize === 0xffffffff) {
+          compressedSize = u64(view, f);
+          f += 8;
+        }
+        if (localOffset === 0xffffffff) {
+          localOffset = u64(view, f);
+          f += 8;
+        }
       }
       e += 4 + length;
     }
@@ -101,10 +116,13 @@ export async function readZipDirectory(fh: FileHandle, path: string): Promise<Ma
     const local = new Uint8Array(30);
     await readExactly(fh, path, local, member.dataOffset, `the zip local header of "${member.name}"`);
     const localView = new DataView(local.buffer);
-    if (localView.getUint32(0, true) !== LOCAL_SIGNATURE) throw new Error(`${path}: zip member "${member.name}" has no local header at ${member.dataOffset} (corrupt zip)`);
+    if (localView.getUint32(0, true) !== LOCAL_SIGNATURE)
+      throw new Error(`${path}: zip member "${member.name}" has no local header at ${member.dataOffset} (corrupt zip)`);
     member.dataOffset += 30 + localView.getUint16(26, true) + localView.getUint16(28, true);
     if (member.dataOffset + member.size > size) {
-      throw new Error(`${path}: zip member "${member.name}" ends at byte ${member.dataOffset + member.size} of a ${size}-byte file (truncated)`);
+      throw new Error(
+        `${path}: zip member "${member.name}" ends at byte ${member.dataOffset + member.size} of a ${size}-byte file (truncated)`,
+      );
     }
   }
   return members;

@@ -2,7 +2,18 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileSync, writeSync, closeSync } from 'node:fs';
+import {
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  truncateSync,
+  writeFileSync,
+  writeSync,
+  closeSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MANIFEST_FILE, readManifest, sha256File, updateManifest, verifyManifest, writeManifest } from '../src/index.ts';
@@ -19,7 +30,7 @@ function folder(): string {
   return dir;
 }
 
-test('checksums.json lists every file (subfolders with /, hidden entries left out) with its size and sha256sum\'s hash', async () => {
+test("checksums.json lists every file (subfolders with /, hidden entries left out) with its size and sha256sum's hash", async () => {
   const dir = folder();
   const manifest = await writeManifest(dir);
   assert.equal(Object.keys(manifest.files), ['1_Pooling/config.json', 'config.json', 'model.safetensors']);
@@ -31,11 +42,19 @@ test('checksums.json lists every file (subfolders with /, hidden entries left ou
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error; // no sha256sum on this machine: the hash is checked below
   }
-  const whole = (file: string) => createHash('sha256').update(readFileSync(join(dir, file))).digest('hex');
-  for (const file of ['config.json', 'model.safetensors']) assert.is(await sha256File(join(dir, file)), whole(file), `${file}: block-wise = whole-file hash`);
+  const whole = (file: string) =>
+    createHash('sha256')
+      .update(readFileSync(join(dir, file)))
+      .digest('hex');
+  for (const file of ['config.json', 'model.safetensors'])
+    assert.is(await sha256File(join(dir, file)), whole(file), `${file}: block-wise = whole-file hash`);
   assert.is(manifest.files['config.json']!.sha256, whole('config.json'));
   assert.equal(await verifyManifest(dir), { present: true, problems: [] });
-  assert.equal(await verifyManifest(mkdtempSync(join(tmpdir(), 'kotune-none-'))), { present: false, problems: [] }, 'no manifest: nothing checked');
+  assert.equal(
+    await verifyManifest(mkdtempSync(join(tmpdir(), 'kotune-none-'))),
+    { present: false, problems: [] },
+    'no manifest: nothing checked',
+  );
 });
 
 test('a corrupt, a truncated and a missing file are each named; sizes alone catch the last two', async () => {
@@ -52,10 +71,11 @@ test('a corrupt, a truncated and a missing file are each named; sizes alone catc
     'config.json has 10 bytes, checksums.json says 20 (truncated)',
     'model.safetensors does not match its SHA-256 in checksums.json (corrupt or changed)',
   ]);
-  assert.equal((await verifyManifest(dir, { sizesOnly: true })).problems, [
-    '1_Pooling/config.json is missing',
-    'config.json has 10 bytes, checksums.json says 20 (truncated)',
-  ], 'sizes only: the same-size corruption passes');
+  assert.equal(
+    (await verifyManifest(dir, { sizesOnly: true })).problems,
+    ['1_Pooling/config.json is missing', 'config.json has 10 bytes, checksums.json says 20 (truncated)'],
+    'sizes only: the same-size corruption passes',
+  );
 });
 
 test('writeManifest keeps the entries of files of the recorded size and hashes the new ones; a broken manifest is named', async () => {
@@ -66,11 +86,15 @@ test('writeManifest keeps the entries of files of the recorded size and hashes t
   assert.equal(second.files['model.safetensors'], first.files['model.safetensors']);
   assert.is(second.files['optimizer.safetensors']!.size, 7);
   writeFileSync(join(dir, MANIFEST_FILE), '{"version": 1,');
-  await verifyManifest(dir).then(() => assert.unreachable('should throw'),
-    (e: Error) => assert.match(e.message, `${join(dir, MANIFEST_FILE)}: not valid JSON (`));
+  await verifyManifest(dir).then(
+    () => assert.unreachable('should throw'),
+    (e: Error) => assert.match(e.message, `${join(dir, MANIFEST_FILE)}: not valid JSON (`),
+  );
   writeFileSync(join(dir, MANIFEST_FILE), '{"files": []}');
-  await verifyManifest(dir).then(() => assert.unreachable('should throw'),
-    (e: Error) => assert.match(e.message, /not a kotune checksum manifest \(version 1, sha256\); delete it to load the folder unverified$/));
+  await verifyManifest(dir).then(
+    () => assert.unreachable('should throw'),
+    (e: Error) => assert.match(e.message, /not a kotune checksum manifest \(version 1, sha256\); delete it to load the folder unverified$/),
+  );
   assert.ok(readFileSync(join(dir, 'config.json')).length > 0);
 });
 

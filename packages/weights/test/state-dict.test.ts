@@ -8,7 +8,10 @@ import type { LoadedTensor } from '../src/index.ts';
 
 const fixtures = new URL('./fixtures/', import.meta.url).pathname;
 /** Tensors as torch.load reads them back, written by fixtures/make-fixtures.py. */
-const expected = JSON.parse(await readFile(join(fixtures, 'expected.json'), 'utf8')) as Record<string, Record<string, { dtype: string; shape: number[]; values: (number | string)[] }>>;
+const expected = JSON.parse(await readFile(join(fixtures, 'expected.json'), 'utf8')) as Record<
+  string,
+  Record<string, { dtype: string; shape: number[]; values: (number | string)[] }>
+>;
 
 function expectedValue(v: number | string, dtype: string): number | bigint {
   if (dtype === 'I64') return BigInt(v);
@@ -29,7 +32,11 @@ function assertMatchesTorch(folder: string, tensors: Map<string, LoadedTensor>) 
     if (isFloat) assert.ok(t.data instanceof (w.dtype === 'F64' ? Float64Array : Float32Array), `${folder} ${name}: widened array type`);
     const got = Array.from(t.data as ArrayLike<number | bigint>);
     // Tolerance 0: half and bfloat16 widen exactly to float32, and F32/F64/int values are copied bit for bit.
-    assert.equal(got, w.values.map((v) => expectedValue(v, w.dtype)), `${folder} ${name}: values`);
+    assert.equal(
+      got,
+      w.values.map((v) => expectedValue(v, w.dtype)),
+      `${folder} ${name}: values`,
+    );
   }
 }
 
@@ -59,7 +66,8 @@ async function rejectsWith(promise: Promise<unknown>, ...parts: (string | RegExp
     await promise;
   } catch (err) {
     const message = (err as Error).message;
-    for (const part of parts) assert.ok(typeof part === 'string' ? message.includes(part) : part.test(message), `"${message}" should contain ${part}`);
+    for (const part of parts)
+      assert.ok(typeof part === 'string' ? message.includes(part) : part.test(message), `"${message}" should contain ${part}`);
     return;
   }
   assert.unreachable('expected an error');
@@ -88,7 +96,11 @@ test('a storage member shorter than its pickled element count is reported as tru
   const bytes = Buffer.from(await readFile(join(fixtures, 'mixed/pytorch_model.bin')));
   const name = Buffer.from('pytorch_model/data/0');
   let patched = false;
-  for (let p = bytes.indexOf(Buffer.from([0x50, 0x4b, 0x01, 0x02])); p >= 0; p = bytes.indexOf(Buffer.from([0x50, 0x4b, 0x01, 0x02]), p + 4)) {
+  for (
+    let p = bytes.indexOf(Buffer.from([0x50, 0x4b, 0x01, 0x02]));
+    p >= 0;
+    p = bytes.indexOf(Buffer.from([0x50, 0x4b, 0x01, 0x02]), p + 4)
+  ) {
     const nameLength = bytes.readUInt16LE(p + 28);
     if (bytes.subarray(p + 46, p + 46 + nameLength).equals(name)) {
       bytes.writeUInt32LE(40, p + 20);

@@ -12,7 +12,13 @@
  * forward alone (eval mode, no dropout). The PyTorch figure for the same step comes from the side-by-side bench.
  */
 import { tf, initBackend, backendFromArgv } from '@kotune/engine';
-import { configFromJson, classifierParameterSpecs, encoderParameterSpecs, initParameters, XLMRobertaForSequenceClassification } from '../src/index.ts';
+import {
+  configFromJson,
+  classifierParameterSpecs,
+  encoderParameterSpecs,
+  initParameters,
+  XLMRobertaForSequenceClassification,
+} from '../src/index.ts';
 
 function flag(name: string, fallback: number): number {
   const i = process.argv.indexOf(`--${name}`);
@@ -26,16 +32,28 @@ const inference = process.argv.includes('--inference');
 
 const info = await initBackend({ backend: backendFromArgv() ?? 'wasm', log: null });
 const config = configFromJson({
-  hidden_size: 384, num_hidden_layers: layers, num_attention_heads: 12, intermediate_size: 1536, vocab_size: 32000,
-  max_position_embeddings: 514, layer_norm_eps: 1e-12, type_vocab_size: 1,
+  hidden_size: 384,
+  num_hidden_layers: layers,
+  num_attention_heads: 12,
+  intermediate_size: 1536,
+  vocab_size: 32000,
+  max_position_embeddings: 514,
+  layer_norm_eps: 1e-12,
+  type_vocab_size: 1,
 });
 const params = new Map([
-  ...[...initParameters(encoderParameterSpecs(config, { addPoolingLayer: false }), config, 1)].map(([k, v]) => [`roberta.${k}`, v] as const),
+  ...[...initParameters(encoderParameterSpecs(config, { addPoolingLayer: false }), config, 1)].map(
+    ([k, v]) => [`roberta.${k}`, v] as const,
+  ),
   ...initParameters(classifierParameterSpecs(config), config, 2),
 ]);
 const model = new XLMRobertaForSequenceClassification(config, params);
 const variables = [...params.values()];
-const ids = tf.tensor2d(Array.from({ length: batch }, (_, b) => Array.from({ length: seq }, (_, s) => (s === 0 ? 0 : 4 + ((b * 7919 + s * 104729) % 31000)))), undefined, 'int32');
+const ids = tf.tensor2d(
+  Array.from({ length: batch }, (_, b) => Array.from({ length: seq }, (_, s) => (s === 0 ? 0 : 4 + ((b * 7919 + s * 104729) % 31000)))),
+  undefined,
+  'int32',
+);
 const mask = tf.onesLike(ids);
 
 let step = 0;
@@ -65,12 +83,18 @@ const ms = (performance.now() - start) / reps;
 const cpu = process.cpuUsage(cpuStart);
 const cpuMs = (cpu.user + cpu.system) / 1000 / reps;
 const tokens = batch * seq;
-const h = 384, ffn = 1536;
+const h = 384,
+  ffn = 1536;
 const flopsForward = layers * (2 * tokens * (4 * h * h + 2 * h * ffn) + 2 * 2 * batch * seq * seq * h);
 const flops = inference ? flopsForward : 3 * flopsForward;
 // The wasm heap only grows, so its size after the steps is the peak the step needed.
-const heap = info.name === 'wasm' ? `, wasm heap ${((tf.backend() as unknown as { wasm: { HEAPU8: Uint8Array } }).wasm.HEAPU8.byteLength / 2 ** 20).toFixed(0)} MiB` : '';
-console.log(`${info.description}; layers ${layers}, batch ${batch}, seq ${seq}, ${inference ? 'forward' : 'forward+backward'}: ${ms.toFixed(0)} ms/step (CPU ${cpuMs.toFixed(0)} ms), ${(ms / layers).toFixed(0)} ms/layer (incl. embeddings), ${(flops / ms / 1e6).toFixed(1)} GFLOP/s on the matmul FLOPs${heap}${inference ? '' : `, ${(afterForwardBytes / 2 ** 20).toFixed(0)} MiB of tensors after the forward`}`);
+const heap =
+  info.name === 'wasm'
+    ? `, wasm heap ${((tf.backend() as unknown as { wasm: { HEAPU8: Uint8Array } }).wasm.HEAPU8.byteLength / 2 ** 20).toFixed(0)} MiB`
+    : '';
+console.log(
+  `${info.description}; layers ${layers}, batch ${batch}, seq ${seq}, ${inference ? 'forward' : 'forward+backward'}: ${ms.toFixed(0)} ms/step (CPU ${cpuMs.toFixed(0)} ms), ${(ms / layers).toFixed(0)} ms/layer (incl. embeddings), ${(flops / ms / 1e6).toFixed(1)} GFLOP/s on the matmul FLOPs${heap}${inference ? '' : `, ${(afterForwardBytes / 2 ** 20).toFixed(0)} MiB of tensors after the forward`}`,
+);
 
 if (!process.argv.includes('--no-profile')) {
   const profile = await tf.profile(() => run());
@@ -95,6 +119,8 @@ if (!process.argv.includes('--no-profile')) {
   console.log(`kernel time ${total.toFixed(0)} ms in ${profile.kernels.length} kernels`);
   for (const [name, e] of [...byKernel].sort((a, b) => b[1].ms - a[1].ms)) {
     const rate = e.flops > 0 ? `  ${(e.flops / e.ms / 1e6).toFixed(1)} GFLOP/s` : '';
-    console.log(`${name.padEnd(28)} ${e.ms.toFixed(1).padStart(9)} ms ${String(e.calls).padStart(6)} calls ${(100 * e.ms / total).toFixed(1).padStart(5)}%${rate}`);
+    console.log(
+      `${name.padEnd(28)} ${e.ms.toFixed(1).padStart(9)} ms ${String(e.calls).padStart(6)} calls ${((100 * e.ms) / total).toFixed(1).padStart(5)}%${rate}`,
+    );
   }
 }

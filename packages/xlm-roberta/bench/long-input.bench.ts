@@ -38,11 +38,19 @@ async function child(task: 'score' | 'encode', folder: string): Promise<void> {
     return (model instanceof Reranker ? model.forward(inputIds, mask) : model.forward(inputIds, mask)).dataSync();
   });
   const seconds = (performance.now() - start) / 1000;
-  const heap = tf.getBackend() === 'kotune-wasm' ? mb((tf.backend() as unknown as { wasm: { HEAPU8: Uint8Array } }).wasm.HEAPU8.length) : null;
-  console.log(JSON.stringify({
-    task, backend: info.description, seconds, loaded_rss_mb: mb(loadedRss), peak_rss_mb: Math.round(process.resourceUsage().maxRSS / 1024),
-    wasm_heap_mb: heap, finite: Array.from(output).every(Number.isFinite),
-  }));
+  const heap =
+    tf.getBackend() === 'kotune-wasm' ? mb((tf.backend() as unknown as { wasm: { HEAPU8: Uint8Array } }).wasm.HEAPU8.length) : null;
+  console.log(
+    JSON.stringify({
+      task,
+      backend: info.description,
+      seconds,
+      loaded_rss_mb: mb(loadedRss),
+      peak_rss_mb: Math.round(process.resourceUsage().maxRSS / 1024),
+      wasm_heap_mb: heap,
+      finite: Array.from(output).every(Number.isFinite),
+    }),
+  );
 }
 
 async function main(): Promise<void> {
@@ -58,11 +66,21 @@ async function main(): Promise<void> {
     await embedder.save(folders.encode);
     embedder.dispose();
     for (const task of ['score', 'encode'] as const) {
-      const r = spawnSync(process.execPath, ['--import', 'tsx', SELF, '--child', task, folders[task], ...process.argv.slice(2)], { encoding: 'utf8' });
-      if (r.status !== 0) throw new Error(`${task} failed:\n${r.stderr.split('\n').filter((l) => l.length < 300).join('\n')}`);
+      const r = spawnSync(process.execPath, ['--import', 'tsx', SELF, '--child', task, folders[task], ...process.argv.slice(2)], {
+        encoding: 'utf8',
+      });
+      if (r.status !== 0)
+        throw new Error(
+          `${task} failed:\n${r.stderr
+            .split('\n')
+            .filter((l) => l.length < 300)
+            .join('\n')}`,
+        );
       const result = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as Record<string, unknown>;
-      console.log(`${task}, one input of ${TOKENS} tokens: ${(result.seconds as number).toFixed(1)} s, RSS ${result.loaded_rss_mb} MB after loading, ` +
-        `peak ${result.peak_rss_mb} MB, wasm heap ${result.wasm_heap_mb ?? '-'} MB, outputs finite: ${result.finite}`);
+      console.log(
+        `${task}, one input of ${TOKENS} tokens: ${(result.seconds as number).toFixed(1)} s, RSS ${result.loaded_rss_mb} MB after loading, ` +
+          `peak ${result.peak_rss_mb} MB, wasm heap ${result.wasm_heap_mb ?? '-'} MB, outputs finite: ${result.finite}`,
+      );
       results.push(result);
     }
   } finally {

@@ -12,7 +12,11 @@ import type { tf } from '@kotune/engine';
 import type { LoadedTensor, TensorToWrite } from '@kotune/weights';
 import type { XLMRobertaConfig } from './configuration-xlm-roberta.ts';
 import {
-  classifierParameterSpecs, encoderParameterSpecs, initParameters, parametersFromStateDict, type ParameterSpec,
+  classifierParameterSpecs,
+  encoderParameterSpecs,
+  initParameters,
+  parametersFromStateDict,
+  type ParameterSpec,
 } from './modeling-xlm-roberta.ts';
 
 export type Log = ((line: string) => void) | null;
@@ -40,15 +44,25 @@ function specNames(specs: ParameterSpec[]): Set<string> {
 function checkLeftovers(keys: string[], droppable: (key: string) => boolean, architecture: string, source: string, log: Log): void {
   const unexpected = keys.filter((key) => !droppable(key));
   if (unexpected.length > 0) {
-    const shown = unexpected.slice(0, 5).map((k) => `"${k}"`).join(', ') + (unexpected.length > 5 ? `, ... (${unexpected.length} in all)` : '');
+    const shown =
+      unexpected
+        .slice(0, 5)
+        .map((k) => `"${k}"`)
+        .join(', ') + (unexpected.length > 5 ? `, ... (${unexpected.length} in all)` : '');
     throw new Error(`${source}: unexpected tensor${unexpected.length > 1 ? 's' : ''} ${shown} for ${architecture}`);
   }
-  if (keys.length > 0) log?.(`${source}: ignoring ${keys.length} tensors not used by ${architecture} (${keys.slice(0, 3).join(', ')}${keys.length > 3 ? ', ...' : ''})`);
+  if (keys.length > 0)
+    log?.(
+      `${source}: ignoring ${keys.length} tensors not used by ${architecture} (${keys.slice(0, 3).join(', ')}${keys.length > 3 ? ', ...' : ''})`,
+    );
 }
 
 /** Variables of `XLMRobertaForSequenceClassification` under `roberta.*` / `classifier.*`. */
 export function sequenceClassificationParameters(
-  stateDict: Map<string, LoadedTensor>, config: XLMRobertaConfig, source: string, options: { seed: number; log: Log },
+  stateDict: Map<string, LoadedTensor>,
+  config: XLMRobertaConfig,
+  source: string,
+  options: { seed: number; log: Log },
 ): Map<string, tf.Variable> {
   const architecture = 'XLMRobertaForSequenceClassification';
   const encoderSpecs = encoderParameterSpecs(config, { addPoolingLayer: false });
@@ -59,7 +73,9 @@ export function sequenceClassificationParameters(
 
   const classifierKeys = other.filter((key) => key.startsWith('classifier.'));
   if (classifierKeys.length === 0) {
-    options.log?.(`${source}: no classifier in the checkpoint; ${classifierSpecs.map((s) => s.name).join(', ')} are newly initialised (seed ${options.seed})`);
+    options.log?.(
+      `${source}: no classifier in the checkpoint; ${classifierSpecs.map((s) => s.name).join(', ')} are newly initialised (seed ${options.seed})`,
+    );
     for (const [name, value] of initParameters(classifierSpecs, config, options.seed)) params.set(name, value);
   } else {
     try {
@@ -84,7 +100,12 @@ export function sequenceClassificationParameters(
 }
 
 /** Variables of `XLMRobertaModel` under bare names, with the pooler when the checkpoint has one. */
-export function encoderParameters(stateDict: Map<string, LoadedTensor>, config: XLMRobertaConfig, source: string, options: { log: Log }): Map<string, tf.Variable> {
+export function encoderParameters(
+  stateDict: Map<string, LoadedTensor>,
+  config: XLMRobertaConfig,
+  source: string,
+  options: { log: Log },
+): Map<string, tf.Variable> {
   const architecture = 'XLMRobertaModel';
   const { encoder, other } = splitKeys(stateDict);
   const specs = encoderParameterSpecs(config, { addPoolingLayer: encoder.has('pooler.dense.weight') || encoder.has('pooler.dense.bias') });

@@ -38,19 +38,38 @@ interface FieldSpec {
  * does. `XLMRobertaConfig`, `configFromJson`'s checks and the trainer's `model_config` checks come from it.
  */
 export const XLMR_CONFIG_FIELDS = {
-  vocabSize: { key: 'vocab_size', type: 'int', min: 1, default: 30522, help: 'token ids the embedding holds (a fresh model: the tokenizer\'s)' },
+  vocabSize: {
+    key: 'vocab_size',
+    type: 'int',
+    min: 1,
+    default: 30522,
+    help: "token ids the embedding holds (a fresh model: the tokenizer's)",
+  },
   hiddenSize: { key: 'hidden_size', type: 'int', min: 1, default: 768, help: 'width of every layer, a multiple of num_attention_heads' },
   numHiddenLayers: { key: 'num_hidden_layers', type: 'int', min: 1, default: 12, help: 'encoder layers' },
   numAttentionHeads: { key: 'num_attention_heads', type: 'int', min: 1, default: 12, help: 'attention heads per layer' },
   intermediateSize: { key: 'intermediate_size', type: 'int', min: 1, default: 3072, help: 'feed-forward width' },
-  hiddenAct: { key: 'hidden_act', type: 'string', default: 'gelu', help: 'feed-forward activation (transformers\' ACT2FN name)' },
+  hiddenAct: { key: 'hidden_act', type: 'string', default: 'gelu', help: "feed-forward activation (transformers' ACT2FN name)" },
   hiddenDropoutProb: { key: 'hidden_dropout_prob', type: 'probability', default: 0.1, help: 'dropout after embeddings and sublayers' },
-  attentionProbsDropoutProb: { key: 'attention_probs_dropout_prob', type: 'probability', default: 0.1, help: 'dropout on attention weights' },
+  attentionProbsDropoutProb: {
+    key: 'attention_probs_dropout_prob',
+    type: 'probability',
+    default: 0.1,
+    help: 'dropout on attention weights',
+  },
   classifierDropout: {
-    key: 'classifier_dropout', type: 'probability', nullable: true, default: null, help: 'dropout in the classification head (null = hidden_dropout_prob)',
+    key: 'classifier_dropout',
+    type: 'probability',
+    nullable: true,
+    default: null,
+    help: 'dropout in the classification head (null = hidden_dropout_prob)',
   },
   maxPositionEmbeddings: {
-    key: 'max_position_embeddings', type: 'int', min: 1, default: 512, help: 'rows of the position table; inputs hold up to this - pad_token_id - 1 tokens',
+    key: 'max_position_embeddings',
+    type: 'int',
+    min: 1,
+    default: 512,
+    help: 'rows of the position table; inputs hold up to this - pad_token_id - 1 tokens',
   },
   typeVocabSize: { key: 'type_vocab_size', type: 'int', min: 1, default: 2, help: 'token type rows (XLM-R uses row 0)' },
   initializerRange: { key: 'initializer_range', type: 'number', min: 0, default: 0.02, help: 'standard deviation of a fresh init' },
@@ -58,14 +77,28 @@ export const XLMR_CONFIG_FIELDS = {
   padTokenId: { key: 'pad_token_id', type: 'int', min: 0, default: 1, help: 'padding id, also where position ids start' },
   bosTokenId: { key: 'bos_token_id', type: 'int', min: 0, default: 0, help: 'id of <s>' },
   eosTokenId: { key: 'eos_token_id', type: 'int', min: 0, default: 2, help: 'id of </s>' },
-  positionEmbeddingType: { key: 'position_embedding_type', type: ['absolute'], default: 'absolute', help: 'position embeddings (only absolute is supported)' },
+  positionEmbeddingType: {
+    key: 'position_embedding_type',
+    type: ['absolute'],
+    default: 'absolute',
+    help: 'position embeddings (only absolute is supported)',
+  },
 } as const satisfies Record<string, FieldSpec>;
 
 /**
  * config.json keys a fresh model's config may hold besides `XLMR_CONFIG_FIELDS`: the labels (read by
  * `configFromJson`) and transformers' bookkeeping, kept as given. Any other key of a `model_config` is a mistake.
  */
-export const XLMR_CONFIG_EXTRA_KEYS = ['num_labels', 'id2label', 'label2id', 'architectures', 'model_type', 'torch_dtype', 'transformers_version', 'use_cache'] as const;
+export const XLMR_CONFIG_EXTRA_KEYS = [
+  'num_labels',
+  'id2label',
+  'label2id',
+  'architectures',
+  'model_type',
+  'torch_dtype',
+  'transformers_version',
+  'use_cache',
+] as const;
 
 type Fields = typeof XLMR_CONFIG_FIELDS;
 type FieldValue<S extends FieldSpec> =
@@ -98,7 +131,9 @@ function fieldProblem(spec: FieldSpec, value: unknown): string | null {
   const { key, type } = spec;
   if (value === null) return null; // only a nullable field's default is null
   if (typeof type !== 'string') {
-    return type.includes(value as string) ? null : `${key} ${describeValue(value)} is not supported (only ${type.map((t) => `"${t}"`).join(', ')})`;
+    return type.includes(value as string)
+      ? null
+      : `${key} ${describeValue(value)} is not supported (only ${type.map((t) => `"${t}"`).join(', ')})`;
   }
   if (type === 'string') return typeof value === 'string' ? null : `"${key}" must be a string, got ${describeValue(value)}`;
   if (typeof value !== 'number' || !Number.isFinite(value)) return `"${key}" must be a number, got ${describeValue(value)}`;
@@ -124,7 +159,8 @@ export function modelConfigFieldProblems(json: Record<string, unknown>): string[
 export function modelConfigProblems(json: Record<string, unknown>): string[] {
   const problems = modelConfigFieldProblems(json);
   if (problems.length > 0) return problems;
-  const field = <F extends keyof Fields>(name: F) => (json[XLMR_CONFIG_FIELDS[name].key] ?? XLMR_CONFIG_FIELDS[name].default) as XLMRobertaConfig[F];
+  const field = <F extends keyof Fields>(name: F) =>
+    (json[XLMR_CONFIG_FIELDS[name].key] ?? XLMR_CONFIG_FIELDS[name].default) as XLMRobertaConfig[F];
   if (field('hiddenSize') % field('numAttentionHeads') !== 0) {
     problems.push(`hidden_size ${field('hiddenSize')} is not a multiple of num_attention_heads ${field('numAttentionHeads')}`);
   }
@@ -143,8 +179,9 @@ export function configFromJson(json: Record<string, unknown>, source = 'config')
   if (json === null || typeof json !== 'object' || Array.isArray(json)) throw new Error(`${source}: expected a JSON object`);
   const problems = modelConfigProblems(json);
   if (problems.length > 0) throw new Error(`${source}: ${problems.join('; ')}`);
-  const fields = Object.fromEntries(Object.entries(XLMR_CONFIG_FIELDS).map(([field, spec]: [string, FieldSpec]) =>
-    [field, json[spec.key] ?? spec.default]));
+  const fields = Object.fromEntries(
+    Object.entries(XLMR_CONFIG_FIELDS).map(([field, spec]: [string, FieldSpec]) => [field, json[spec.key] ?? spec.default]),
+  );
   return { ...fields, id2label: parseLabels(json, source), json: { ...json } } as XLMRobertaConfig;
 }
 
@@ -163,7 +200,8 @@ function parseLabels(json: Record<string, unknown>, source: string): Record<stri
     return Object.fromEntries(expected.map((k) => [k, String(labels[k])]));
   }
   const count = json.num_labels ?? 1;
-  if (!Number.isInteger(count) || (count as number) < 1) throw new Error(`${source}: "num_labels" must be a positive integer, got ${JSON.stringify(count)}`);
+  if (!Number.isInteger(count) || (count as number) < 1)
+    throw new Error(`${source}: "num_labels" must be a positive integer, got ${JSON.stringify(count)}`);
   return Object.fromEntries(Array.from({ length: count as number }, (_, i) => [String(i), `LABEL_${i}`]));
 }
 
@@ -203,7 +241,10 @@ export function withOverrides(config: XLMRobertaConfig, overrides: ConfigOverrid
  * newline. Rerankers get `architectures` XLMRobertaForSequenceClassification and their labels; bare encoders
  * (embedders) get XLMRobertaModel and no labels.
  */
-export function configToJsonText(config: XLMRobertaConfig, architecture: 'XLMRobertaForSequenceClassification' | 'XLMRobertaModel'): string {
+export function configToJsonText(
+  config: XLMRobertaConfig,
+  architecture: 'XLMRobertaForSequenceClassification' | 'XLMRobertaModel',
+): string {
   const json: Record<string, unknown> = { ...config.json, architectures: [architecture], model_type: 'xlm-roberta' };
   for (const [field, { key }] of Object.entries(XLMR_CONFIG_FIELDS)) json[key] = config[field as keyof Fields];
   delete json.num_labels;

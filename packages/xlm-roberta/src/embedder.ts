@@ -13,7 +13,15 @@ import { writeModelFolder } from './folder.ts';
 import { encoderParameterSpecs, initParameters, XLMRobertaModel, type ForwardOptions } from './modeling-xlm-roberta.ts';
 import { pool, POOLING_MODES, type PoolingMode } from './pooling.ts';
 import {
-  checkTokenizer, configOverrides, DEFAULT_BATCH_SIZE, ensureBackendFor, freshConfig, resolveFolder, stderrLog, writeTokenizerFiles, type LoadOptions,
+  checkTokenizer,
+  configOverrides,
+  DEFAULT_BATCH_SIZE,
+  ensureBackendFor,
+  freshConfig,
+  resolveFolder,
+  stderrLog,
+  writeTokenizerFiles,
+  type LoadOptions,
 } from './pretrained.ts';
 import { readSentenceTransformerFolder, writeSentenceTransformerFiles } from './sentence-transformers.ts';
 import { mapSortedBatches } from './sorted-batches.ts';
@@ -60,7 +68,9 @@ export class Embedder implements TrainableModel {
   private readonly params: Map<string, tf.Variable>;
 
   private constructor(
-    config: XLMRobertaConfig, tokenizer: XLMRTokenizer, params: Map<string, tf.Variable>,
+    config: XLMRobertaConfig,
+    tokenizer: XLMRTokenizer,
+    params: Map<string, tf.Variable>,
     settings: EmbedderSettings & { doLowerCase?: boolean; stConfigJson?: Record<string, unknown> | null },
   ) {
     this.config = config;
@@ -70,16 +80,21 @@ export class Embedder implements TrainableModel {
     // The pooler is kept for the round trip but takes no part in the embedding, so it does not train.
     for (const [name, value] of params) if (name.startsWith('pooler.')) value.trainable = false;
     this.pooling = settings.pooling ?? 'cls';
-    if (!POOLING_MODES.includes(this.pooling)) throw new Error(`pooling must be one of ${POOLING_MODES.join(', ')}, got ${JSON.stringify(this.pooling)}`);
+    if (!POOLING_MODES.includes(this.pooling))
+      throw new Error(`pooling must be one of ${POOLING_MODES.join(', ')}, got ${JSON.stringify(this.pooling)}`);
     this.normalize = settings.normalize ?? true;
     this.maxSeqLength = settings.maxSeqLength ?? Math.min(this.model.maxSequenceLength, tokenizer.modelMaxLength);
     if (!Number.isInteger(this.maxSeqLength) || this.maxSeqLength < 2 || this.maxSeqLength > this.model.maxSequenceLength) {
-      throw new Error(`max_seq_length ${this.maxSeqLength} must be an integer in [2, ${this.model.maxSequenceLength}] (the model's positions)`);
+      throw new Error(
+        `max_seq_length ${this.maxSeqLength} must be an integer in [2, ${this.model.maxSequenceLength}] (the model's positions)`,
+      );
     }
     this.prompts = { ...settings.prompts };
     this.defaultPromptName = settings.defaultPromptName ?? null;
     if (this.defaultPromptName !== null && !(this.defaultPromptName in this.prompts)) {
-      throw new Error(`default prompt name ${JSON.stringify(this.defaultPromptName)} is not one of the prompts (${Object.keys(this.prompts).join(', ') || 'none'})`);
+      throw new Error(
+        `default prompt name ${JSON.stringify(this.defaultPromptName)} is not one of the prompts (${Object.keys(this.prompts).join(', ') || 'none'})`,
+      );
     }
     this.doLowerCase = settings.doLowerCase ?? false;
     this.stConfigJson = settings.stConfigJson ?? null;
@@ -99,17 +114,22 @@ export class Embedder implements TrainableModel {
     const modelFolder = join(folder, st?.transformerPath ?? '');
     const config = withOverrides(loadConfig(modelFolder), configOverrides(options));
     if (st?.poolingDimension != null && st.poolingDimension !== config.hiddenSize) {
-      throw new Error(`${folder}: the Pooling module's embedding dimension ${st.poolingDimension} is not the model's hidden_size ${config.hiddenSize}`);
+      throw new Error(
+        `${folder}: the Pooling module's embedding dimension ${st.poolingDimension} is not the model's hidden_size ${config.hiddenSize}`,
+      );
     }
     await ensureBackendFor(config, log);
     const tokenizer = XLMRTokenizer.fromFolder(modelFolder);
     checkTokenizer(tokenizer, config, modelFolder);
     const limit = config.maxPositionEmbeddings - config.padTokenId - 1;
     // An absent model_max_length (Hugging Face's "very large integer") means the positions' limit, silently.
-    let maxSeqLength = options.maxSeqLength ?? st?.maxSeqLength ?? (Number.isFinite(tokenizer.modelMaxLength) ? tokenizer.modelMaxLength : limit);
+    let maxSeqLength =
+      options.maxSeqLength ?? st?.maxSeqLength ?? (Number.isFinite(tokenizer.modelMaxLength) ? tokenizer.modelMaxLength : limit);
     if (options.maxSeqLength === undefined && maxSeqLength > limit) {
-      log?.(`${st?.maxSeqLengthSource ?? `${join(modelFolder, 'tokenizer_config.json')} "model_max_length"`} is ${maxSeqLength}, ` +
-        `but the model has positions for ${limit} tokens (max_position_embeddings ${config.maxPositionEmbeddings} − pad_token_id ${config.padTokenId} − 1); using ${limit}`);
+      log?.(
+        `${st?.maxSeqLengthSource ?? `${join(modelFolder, 'tokenizer_config.json')} "model_max_length"`} is ${maxSeqLength}, ` +
+          `but the model has positions for ${limit} tokens (max_position_embeddings ${config.maxPositionEmbeddings} − pad_token_id ${config.padTokenId} − 1); using ${limit}`,
+      );
       maxSeqLength = limit;
     }
     const params = encoderParameters(await loadStateDict(modelFolder), config, modelFolder, { log });
@@ -119,7 +139,8 @@ export class Embedder implements TrainableModel {
         normalize: options.normalize ?? st?.normalize,
         maxSeqLength,
         prompts: options.prompts ?? st?.prompts,
-        defaultPromptName: options.defaultPromptName !== undefined || options.prompts !== undefined ? options.defaultPromptName : st?.defaultPromptName,
+        defaultPromptName:
+          options.defaultPromptName !== undefined || options.prompts !== undefined ? options.defaultPromptName : st?.defaultPromptName,
         doLowerCase: st?.doLowerCase,
         stConfigJson: st?.configJson,
       });
@@ -130,7 +151,12 @@ export class Embedder implements TrainableModel {
   }
 
   /** A freshly initialised embedder (`XLMRobertaModel` with its pooler, which stays frozen), as `Reranker.random`. */
-  static random(config: Record<string, unknown> | XLMRobertaConfig, tokenizerDir: string, seed: number, settings: ConfigOverrides & EmbedderSettings = {}): Embedder {
+  static random(
+    config: Record<string, unknown> | XLMRobertaConfig,
+    tokenizerDir: string,
+    seed: number,
+    settings: ConfigOverrides & EmbedderSettings = {},
+  ): Embedder {
     const tokenizer = XLMRTokenizer.fromFolder(tokenizerDir);
     const full = freshConfig(config, tokenizer, configOverrides(settings));
     return new Embedder(full, tokenizer, initParameters(encoderParameterSpecs(full, { addPoolingLayer: true }), full, seed), settings);
@@ -158,7 +184,9 @@ export class Embedder implements TrainableModel {
     const inputs = this.doLowerCase ? texts.map((t) => t.toLowerCase()) : texts;
     const { inputIds } = this.tokenizer.encodeBatch(inputs, { maxLength, padding: false, prefix: this.promptFor(options) });
     const normalize = options.normalize ?? this.normalize;
-    return mapSortedBatches(inputIds, options.batchSize ?? DEFAULT_BATCH_SIZE, this.tokenizer.padId, (ids, mask) => this.forward(ids, mask, { normalize }));
+    return mapSortedBatches(inputIds, options.batchSize ?? DEFAULT_BATCH_SIZE, this.tokenizer.padId, (ids, mask) =>
+      this.forward(ids, mask, { normalize }),
+    );
   }
 
   /**
@@ -171,7 +199,14 @@ export class Embedder implements TrainableModel {
     const name = promptName ?? this.defaultPromptName;
     if (name === null) return '';
     const prompt = this.prompts[name] ?? (name === 'query' || name === 'document' ? '' : undefined);
-    if (prompt === undefined) throw new Error(`encode: no prompt named ${JSON.stringify(name)}; the embedder has ${Object.keys(this.prompts).map((p) => JSON.stringify(p)).join(', ') || 'none'}`);
+    if (prompt === undefined)
+      throw new Error(
+        `encode: no prompt named ${JSON.stringify(name)}; the embedder has ${
+          Object.keys(this.prompts)
+            .map((p) => JSON.stringify(p))
+            .join(', ') || 'none'
+        }`,
+      );
     return prompt;
   }
 
@@ -190,8 +225,14 @@ export class Embedder implements TrainableModel {
       await writeSafetensors(join(staging, 'model.safetensors'), tensorsToWrite(this.params), { format: 'pt' });
       writeTokenizerFiles(this.tokenizer, staging, this.model.maxSequenceLength);
       writeSentenceTransformerFiles(staging, {
-        pooling: this.pooling, normalize: this.normalize, maxSeqLength: this.maxSeqLength, doLowerCase: this.doLowerCase,
-        hiddenSize: this.config.hiddenSize, prompts: this.prompts, defaultPromptName: this.defaultPromptName, configJson: this.stConfigJson,
+        pooling: this.pooling,
+        normalize: this.normalize,
+        maxSeqLength: this.maxSeqLength,
+        doLowerCase: this.doLowerCase,
+        hiddenSize: this.config.hiddenSize,
+        prompts: this.prompts,
+        defaultPromptName: this.defaultPromptName,
+        configJson: this.stConfigJson,
       });
     });
   }

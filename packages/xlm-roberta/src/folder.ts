@@ -11,7 +11,11 @@ import { updateManifest, writeManifest } from '@kotune/weights';
 
 let saves = 0;
 
-export async function writeModelFolder(dir: string, write: (staging: string) => Promise<void> | void, { checksums = true } = {}): Promise<void> {
+export async function writeModelFolder(
+  dir: string,
+  write: (staging: string) => Promise<void> | void,
+  { checksums = true } = {},
+): Promise<void> {
   mkdirSync(dir, { recursive: true });
   const staging = join(dir, `.save-${process.pid}-${++saves}`);
   mkdirSync(staging);

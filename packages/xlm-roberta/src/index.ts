@@ -1,10 +1,24 @@
 export {
-  configFromJson, configToJsonText, loadConfig, modelConfigFieldProblems, modelConfigProblems, numLabels, withOverrides, XLMR_CONFIG_EXTRA_KEYS, XLMR_CONFIG_FIELDS,
+  configFromJson,
+  configToJsonText,
+  loadConfig,
+  modelConfigFieldProblems,
+  modelConfigProblems,
+  numLabels,
+  withOverrides,
+  XLMR_CONFIG_EXTRA_KEYS,
+  XLMR_CONFIG_FIELDS,
 } from './configuration-xlm-roberta.ts';
 export type { ConfigOverrides, XLMRobertaConfig, XLMRobertaConfigJson } from './configuration-xlm-roberta.ts';
 export {
-  ACT2FN, XLMRobertaModel, XLMRobertaForSequenceClassification, createPositionIdsFromInputIds, firstToken,
-  encoderParameterSpecs, classifierParameterSpecs, initParameters,
+  ACT2FN,
+  XLMRobertaModel,
+  XLMRobertaForSequenceClassification,
+  createPositionIdsFromInputIds,
+  firstToken,
+  encoderParameterSpecs,
+  classifierParameterSpecs,
+  initParameters,
 } from './modeling-xlm-roberta.ts';
 export type { ForwardOptions, ModelOutput, ParameterSpec } from './modeling-xlm-roberta.ts';
 export { sequenceClassificationParameters, encoderParameters } from './checkpoint.ts';

@@ -24,8 +24,20 @@
  * backward runs the layer's forward again (same dropout masks) and differentiates that.
  */
 import {
-  tf, dropout, dropoutMask, gelu, layerNorm, linear, matMul, mix32, nativeEmbeddingGrad, nativeEncoderLayer, nativeEncoderLayerTrain, scaledMaskedSoftmax,
-  type EncoderDropoutMasks, type EncoderLayerWeights,
+  tf,
+  dropout,
+  dropoutMask,
+  gelu,
+  layerNorm,
+  linear,
+  matMul,
+  mix32,
+  nativeEmbeddingGrad,
+  nativeEncoderLayer,
+  nativeEncoderLayerTrain,
+  scaledMaskedSoftmax,
+  type EncoderDropoutMasks,
+  type EncoderLayerWeights,
 } from '@kotune/engine';
 import type { LoadedTensor } from '@kotune/weights';
 import { numLabels, type XLMRobertaConfig } from './configuration-xlm-roberta.ts';
@@ -94,7 +106,8 @@ export class ForwardContext {
   constructor(options: ForwardOptions) {
     this.training = options.training ?? false;
     this.gradientCheckpointing = options.gradientCheckpointing ?? false;
-    if (this.training && !Number.isInteger(options.seed)) throw new Error('forward: training needs an integer `seed` for reproducible dropout');
+    if (this.training && !Number.isInteger(options.seed))
+      throw new Error('forward: training needs an integer `seed` for reproducible dropout');
     this.seed = (options.seed ?? 0) >>> 0;
   }
 
@@ -116,11 +129,20 @@ export class ForwardContext {
    * output), drawn from the stream as the op-by-op layer draws them: the native training layer's dropout.
    */
   encoderLayerDropout(attentionRate: number, hiddenRate: number): EncoderDropoutMasks {
-    const site = (rate: number) => (!this.training || rate === 0 ? { seed: 0, threshold: 0, scale: 1 } : dropoutMask(rate, this.nextSeed()));
+    const site = (rate: number) =>
+      !this.training || rate === 0 ? { seed: 0, threshold: 0, scale: 1 } : dropoutMask(rate, this.nextSeed());
     const attention = site(attentionRate);
     const attentionOutput = site(hiddenRate);
     const output = site(hiddenRate);
-    return { attention, hidden: { threshold: attentionOutput.threshold, scale: attentionOutput.scale, attentionOutputSeed: attentionOutput.seed, outputSeed: output.seed } };
+    return {
+      attention,
+      hidden: {
+        threshold: attentionOutput.threshold,
+        scale: attentionOutput.scale,
+        attentionOutputSeed: attentionOutput.seed,
+        outputSeed: output.seed,
+      },
+    };
   }
 
   private nextSeed(): number {
@@ -190,9 +212,12 @@ export function classifierParameterSpecs(config: XLMRobertaConfig): ParameterSpe
 export function initParameter(spec: ParameterSpec, config: XLMRobertaConfig, seed: number): tf.Tensor {
   return tf.tidy(() => {
     switch (spec.init) {
-      case 'zeros': return tf.zeros(spec.shape);
-      case 'ones': return tf.ones(spec.shape);
-      case 'normal': return tf.randomNormal(spec.shape, 0, config.initializerRange, 'float32', seed);
+      case 'zeros':
+        return tf.zeros(spec.shape);
+      case 'ones':
+        return tf.ones(spec.shape);
+      case 'normal':
+        return tf.randomNormal(spec.shape, 0, config.initializerRange, 'float32', seed);
       case 'normal-padding-row-zero': {
         const keep = tf.oneHot(config.padTokenId, spec.shape[0]!).reshape([-1, 1]).sub(1).neg();
         return tf.randomNormal(spec.shape, 0, config.initializerRange, 'float32', seed).mul(keep);
@@ -245,7 +270,10 @@ export function parametersFromStateDict(
 
 /** Looks parameters up by name under a module prefix, for the module constructors below. */
 class ParameterScope {
-  constructor(private readonly params: Map<string, tf.Variable>, private readonly prefix = '') {}
+  constructor(
+    private readonly params: Map<string, tf.Variable>,
+    private readonly prefix = '',
+  ) {}
 
   child(name: string): ParameterScope {
     return new ParameterScope(this.params, `${this.prefix}${name}.`);
@@ -285,7 +313,10 @@ class LayerNorm {
   private readonly weight: tf.Tensor1D;
   private readonly bias: tf.Tensor1D;
 
-  constructor(p: ParameterScope, private readonly eps: number) {
+  constructor(
+    p: ParameterScope,
+    private readonly eps: number,
+  ) {
     this.weight = p.get('weight');
     this.bias = p.get('bias');
   }
@@ -335,7 +366,10 @@ class XLMRobertaEmbeddings {
   private readonly tokenTypeEmbeddings: tf.Tensor2D;
   private readonly layerNorm: LayerNorm;
 
-  constructor(private readonly config: XLMRobertaConfig, p: ParameterScope) {
+  constructor(
+    private readonly config: XLMRobertaConfig,
+    p: ParameterScope,
+  ) {
     this.wordEmbeddings = p.get('word_embeddings.weight');
     this.positionEmbeddings = p.get('position_embeddings.weight');
     this.tokenTypeEmbeddings = p.get('token_type_embeddings.weight');
@@ -347,7 +381,10 @@ class XLMRobertaEmbeddings {
     // token_type_ids are all 0 (transformers' registered buffer): row 0, broadcast over every position.
     const tokenType = tf.slice(this.tokenTypeEmbeddings, [0, 0], [1, -1]);
     const pad = this.config.padTokenId;
-    const embeddings = tf.add(tf.add(embedding(this.wordEmbeddings, inputIds, pad), tokenType), embedding(this.positionEmbeddings, positionIds, pad));
+    const embeddings = tf.add(
+      tf.add(embedding(this.wordEmbeddings, inputIds, pad), tokenType),
+      embedding(this.positionEmbeddings, positionIds, pad),
+    );
     return ctx.dropout(this.layerNorm.forward(embeddings), this.config.hiddenDropoutProb) as tf.Tensor3D;
   }
 }
@@ -359,7 +396,10 @@ class XLMRobertaSelfAttention {
   private readonly numHeads: number;
   private readonly headSize: number;
 
-  constructor(private readonly config: XLMRobertaConfig, p: ParameterScope) {
+  constructor(
+    private readonly config: XLMRobertaConfig,
+    p: ParameterScope,
+  ) {
     this.query = new Linear(p.child('query'));
     this.key = new Linear(p.child('key'));
     this.value = new Linear(p.child('value'));
@@ -379,7 +419,10 @@ class XLMRobertaSelfAttention {
     const key = this.transposeForScores(this.key.forward(hidden));
     const value = this.transposeForScores(this.value.forward(hidden));
     // softmax(q kᵀ / √d_head + mask), as one op that keeps only the probabilities for the backward.
-    const probs = ctx.dropout(scaledMaskedSoftmax(matMul(query, key, false, true), Math.sqrt(this.headSize), extendedMask), this.config.attentionProbsDropoutProb);
+    const probs = ctx.dropout(
+      scaledMaskedSoftmax(matMul(query, key, false, true), Math.sqrt(this.headSize), extendedMask),
+      this.config.attentionProbsDropoutProb,
+    );
     const context = tf.transpose(matMul(probs, value), [0, 2, 1, 3]);
     return tf.reshape(context, [batch, seq, width]);
   }
@@ -390,7 +433,10 @@ class XLMRobertaResidualOutput {
   private readonly dense: Linear;
   private readonly layerNorm: LayerNorm;
 
-  constructor(private readonly config: XLMRobertaConfig, p: ParameterScope) {
+  constructor(
+    private readonly config: XLMRobertaConfig,
+    p: ParameterScope,
+  ) {
     this.dense = new Linear(p.child('dense'));
     this.layerNorm = new LayerNorm(p.child('LayerNorm'), config.layerNormEps);
   }
@@ -431,8 +477,14 @@ class XLMRobertaIntermediate {
 
 /** The layer's tensors in the order @kotune/engine's native encoder layer takes them. */
 const NATIVE_LAYER_TENSORS = [
-  'attention.self.query', 'attention.self.key', 'attention.self.value', 'attention.output.dense', 'attention.output.LayerNorm',
-  'intermediate.dense', 'output.dense', 'output.LayerNorm',
+  'attention.self.query',
+  'attention.self.key',
+  'attention.self.value',
+  'attention.output.dense',
+  'attention.output.LayerNorm',
+  'intermediate.dense',
+  'output.dense',
+  'output.LayerNorm',
 ].flatMap((module) => [`${module}.weight`, `${module}.bias`]);
 
 class XLMRobertaLayer {
@@ -443,7 +495,10 @@ class XLMRobertaLayer {
   /** For the native whole-layer forward: its tensors, or undefined where it computes something else (another activation). */
   private readonly nativeWeights?: EncoderLayerWeights;
 
-  constructor(private readonly config: XLMRobertaConfig, p: ParameterScope) {
+  constructor(
+    private readonly config: XLMRobertaConfig,
+    p: ParameterScope,
+  ) {
     this.attention = new XLMRobertaAttention(config, p.child('attention'));
     this.intermediate = new XLMRobertaIntermediate(config, p.child('intermediate'));
     this.output = new XLMRobertaResidualOutput(config, p.child('output'));
@@ -460,8 +515,15 @@ class XLMRobertaLayer {
     if (ctx.training && this.nativeWeights) {
       // The same layer in one native call each way; with checkpointing it keeps only its input and recomputes.
       const { attentionProbsDropoutProb, hiddenDropoutProb } = this.config;
-      const native = nativeEncoderLayerTrain(hidden, extendedMask, this.nativeWeights, this.config.numAttentionHeads, this.config.layerNormEps,
-        () => ctx.encoderLayerDropout(attentionProbsDropoutProb, hiddenDropoutProb), ctx.gradientCheckpointing);
+      const native = nativeEncoderLayerTrain(
+        hidden,
+        extendedMask,
+        this.nativeWeights,
+        this.config.numAttentionHeads,
+        this.config.layerNormEps,
+        () => ctx.encoderLayerDropout(attentionProbsDropoutProb, hiddenDropoutProb),
+        ctx.gradientCheckpointing,
+      );
       if (native) return native as tf.Tensor3D;
     }
     if (ctx.gradientCheckpointing && ctx.training) return this.checkpointed(hidden, extendedMask, ctx);
@@ -491,8 +553,12 @@ class XLMRobertaLayer {
       return {
         value: this.compute(args[0] as tf.Tensor3D, extendedMask, ctx),
         gradFunc: (dy: tf.Tensor, [savedHidden, savedMask]: tf.Tensor[]) =>
-          withOwnTape(() => tf.grads((h: tf.Tensor) => this.compute(h as tf.Tensor3D, savedMask as tf.Tensor4D, replay.replay()))(
-            [savedHidden!, ...this.parameters], dy)),
+          withOwnTape(() =>
+            tf.grads((h: tf.Tensor) => this.compute(h as tf.Tensor3D, savedMask as tf.Tensor4D, replay.replay()))(
+              [savedHidden!, ...this.parameters],
+              dy,
+            ),
+          ),
       };
     });
     return op(hidden, ...this.parameters) as tf.Tensor3D;
@@ -583,7 +649,9 @@ export class XLMRobertaModel {
   forward(inputIds: tf.Tensor2D, attentionMask: tf.Tensor2D, options: ForwardOptions & { outputHiddenStates?: boolean } = {}): ModelOutput {
     checkInputs(inputIds, attentionMask, this.maxSequenceLength);
     const ctx = new ForwardContext(options);
-    return tf.tidy(() => this.run(inputIds, attentionMask, ctx, options.outputHiddenStates ?? false) as unknown as tf.TensorContainer) as unknown as ModelOutput;
+    return tf.tidy(
+      () => this.run(inputIds, attentionMask, ctx, options.outputHiddenStates ?? false) as unknown as tf.TensorContainer,
+    ) as unknown as ModelOutput;
   }
 
   /** The forward pass within a caller's context (a head continues the same dropout seed stream). */
@@ -608,7 +676,9 @@ function checkInputs(inputIds: tf.Tensor, attentionMask: tf.Tensor, maxLength: n
     throw new Error(`forward: attentionMask [${attentionMask.shape}] does not match inputIds [${inputIds.shape}]`);
   }
   if (inputIds.shape[1]! > maxLength) {
-    throw new Error(`forward: sequences of ${inputIds.shape[1]} tokens exceed the model's ${maxLength} positions (max_position_embeddings − pad_token_id − 1)`);
+    throw new Error(
+      `forward: sequences of ${inputIds.shape[1]} tokens exceed the model's ${maxLength} positions (max_position_embeddings − pad_token_id − 1)`,
+    );
   }
 }
 

@@ -46,12 +46,20 @@ export function ensureBackendFor(config: XLMRobertaConfig, log: Log): Promise<Ba
 /** The local folder of `pathOrId`, its files checked against its `checksums.json` when it has one (`verify`). */
 export async function resolveFolder(pathOrId: string, options: LoadOptions): Promise<string> {
   const { revision, cacheDir, offline, hubUrl } = options;
-  const folder = await resolveModelPath(pathOrId, { revision, cacheDir, offline, hubUrl, log: options.log === undefined ? stderrLog : options.log });
+  const folder = await resolveModelPath(pathOrId, {
+    revision,
+    cacheDir,
+    offline,
+    hubUrl,
+    log: options.log === undefined ? stderrLog : options.log,
+  });
   if (options.verify !== false) {
     const { problems } = await verifyManifest(folder);
     if (problems.length > 0) {
-      throw new Error(`${folder}: ${problems.join('; ')}. ${MANIFEST_FILE} records the files as kotune saved them: ` +
-        `copy the folder again from where it came, or delete ${MANIFEST_FILE} to load it as it is`);
+      throw new Error(
+        `${folder}: ${problems.join('; ')}. ${MANIFEST_FILE} records the files as kotune saved them: ` +
+          `copy the folder again from where it came, or delete ${MANIFEST_FILE} to load it as it is`,
+      );
     }
   }
   return folder;
@@ -72,16 +80,23 @@ export function checkTokenizer(tokenizer: XLMRTokenizer, config: XLMRobertaConfi
  * e.g. `{"hidden_size": 384, "num_hidden_layers": 12}`), then `overrides`; `vocab_size` and the special ids
  * default to the tokenizer's.
  */
-export function freshConfig(json: Record<string, unknown> | XLMRobertaConfig, tokenizer: XLMRTokenizer, overrides: ConfigOverrides): XLMRobertaConfig {
+export function freshConfig(
+  json: Record<string, unknown> | XLMRobertaConfig,
+  tokenizer: XLMRTokenizer,
+  overrides: ConfigOverrides,
+): XLMRobertaConfig {
   const given = 'json' in json && typeof json.json === 'object' ? (json as XLMRobertaConfig).json : (json as Record<string, unknown>);
-  const config = configFromJson({
-    vocab_size: tokenizer.vocabSize,
-    pad_token_id: tokenizer.padId,
-    bos_token_id: tokenizer.bosId,
-    eos_token_id: tokenizer.eosId,
-    model_type: 'xlm-roberta',
-    ...given,
-  }, 'model config');
+  const config = configFromJson(
+    {
+      vocab_size: tokenizer.vocabSize,
+      pad_token_id: tokenizer.padId,
+      bos_token_id: tokenizer.bosId,
+      eos_token_id: tokenizer.eosId,
+      model_type: 'xlm-roberta',
+      ...given,
+    },
+    'model config',
+  );
   checkTokenizer(tokenizer, config, 'model config');
   return withOverrides(config, overrides);
 }
@@ -102,7 +117,7 @@ export function configOverrides(options: ConfigOverrides): ConfigOverrides {
 export function writeTokenizerFiles(tokenizer: XLMRTokenizer, dir: string, maxLength: number): void {
   tokenizer.copyFilesTo(dir);
   const path = join(dir, 'tokenizer_config.json');
-  const config = existsSync(path) ? JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown> : {};
+  const config = existsSync(path) ? (JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>) : {};
   const given = config.model_max_length;
   if (typeof given === 'number' && given <= maxLength) return;
   writeFileSync(path, pythonJsonText({ ...config, model_max_length: maxLength }));

@@ -8,13 +8,32 @@ import { tf } from '@kotune/engine';
 import { XLMRTokenizer } from '@kotune/tokenizer';
 import { loadStateDict, writeSafetensors } from '@kotune/weights';
 import { sequenceClassificationParameters, tensorsToWrite } from './checkpoint.ts';
-import { configToJsonText, loadConfig, numLabels, withOverrides, type ConfigOverrides, type XLMRobertaConfig } from './configuration-xlm-roberta.ts';
+import {
+  configToJsonText,
+  loadConfig,
+  numLabels,
+  withOverrides,
+  type ConfigOverrides,
+  type XLMRobertaConfig,
+} from './configuration-xlm-roberta.ts';
 import { writeModelFolder } from './folder.ts';
 import {
-  classifierParameterSpecs, encoderParameterSpecs, initParameters, XLMRobertaForSequenceClassification, type ForwardOptions,
+  classifierParameterSpecs,
+  encoderParameterSpecs,
+  initParameters,
+  XLMRobertaForSequenceClassification,
+  type ForwardOptions,
 } from './modeling-xlm-roberta.ts';
 import {
-  checkTokenizer, configOverrides, DEFAULT_BATCH_SIZE, ensureBackendFor, freshConfig, resolveFolder, stderrLog, writeTokenizerFiles, type LoadOptions,
+  checkTokenizer,
+  configOverrides,
+  DEFAULT_BATCH_SIZE,
+  ensureBackendFor,
+  freshConfig,
+  resolveFolder,
+  stderrLog,
+  writeTokenizerFiles,
+  type LoadOptions,
 } from './pretrained.ts';
 import { mapSortedBatches } from './sorted-batches.ts';
 import type { TrainableModel } from './trainable.ts';
@@ -63,7 +82,12 @@ export class Reranker implements TrainableModel {
    * A freshly initialised reranker (transformers' `_init_weights`) with the tokenizer of `tokenizerDir`:
    * `config` holds config.json keys (missing ones take transformers' defaults, the vocabulary the tokenizer's).
    */
-  static random(config: Record<string, unknown> | XLMRobertaConfig, tokenizerDir: string, seed: number, overrides: ConfigOverrides = {}): Reranker {
+  static random(
+    config: Record<string, unknown> | XLMRobertaConfig,
+    tokenizerDir: string,
+    seed: number,
+    overrides: ConfigOverrides = {},
+  ): Reranker {
     const tokenizer = XLMRTokenizer.fromFolder(tokenizerDir);
     const full = freshConfig(config, tokenizer, configOverrides(overrides));
     const specs = [
@@ -99,7 +123,9 @@ export class Reranker implements TrainableModel {
       throw new Error(`score: maxLength ${maxLength} must be an integer ≤ ${limit}, the longest input the model's position table allows`);
     }
     const { inputIds } = this.tokenizer.encodeRerankerPairs(pairs, { maxLength, padding: false });
-    const logits = await mapSortedBatches(inputIds, options.batchSize ?? DEFAULT_BATCH_SIZE, this.tokenizer.padId, (ids, mask) => this.forward(ids, mask));
+    const logits = await mapSortedBatches(inputIds, options.batchSize ?? DEFAULT_BATCH_SIZE, this.tokenizer.padId, (ids, mask) =>
+      this.forward(ids, mask),
+    );
     return logits.map(([logit]) => (options.normalize ? 1 / (1 + Math.exp(-logit!)) : logit!));
   }
 

@@ -58,13 +58,23 @@ const UNSUPPORTED_MODULES: Record<string, string> = {
   Dense: 'a Dense layer (a linear projection of the sentence embedding)',
   LayerNorm: 'a LayerNorm of the sentence embedding',
   Dropout: 'a Dropout module',
-  WeightedLayerPooling: 'pooling over several layers\' token embeddings',
-  WordEmbeddings: 'static word embeddings', WordWeights: 'word weights', BoW: 'a bag of words', CNN: 'a CNN', LSTM: 'an LSTM',
-  StaticEmbedding: 'static embeddings', CLIPModel: 'a CLIP model',
-  Asym: 'different modules for queries and documents', Router: 'different modules for queries and documents',
-  MLMTransformer: 'a sparse (SPLADE) encoder', SpladePooling: 'a sparse (SPLADE) encoder', SparseStaticEmbedding: 'a sparse encoder',
-  SparseAutoEncoder: 'a sparse encoder', MultiVectorMask: 'a multi-vector (ColBERT) encoder',
-  HierarchicalTokenPooling: 'a multi-vector (ColBERT) encoder', LambdaTokenPooling: 'a multi-vector (ColBERT) encoder',
+  WeightedLayerPooling: "pooling over several layers' token embeddings",
+  WordEmbeddings: 'static word embeddings',
+  WordWeights: 'word weights',
+  BoW: 'a bag of words',
+  CNN: 'a CNN',
+  LSTM: 'an LSTM',
+  StaticEmbedding: 'static embeddings',
+  CLIPModel: 'a CLIP model',
+  Asym: 'different modules for queries and documents',
+  Router: 'different modules for queries and documents',
+  MLMTransformer: 'a sparse (SPLADE) encoder',
+  SpladePooling: 'a sparse (SPLADE) encoder',
+  SparseStaticEmbedding: 'a sparse encoder',
+  SparseAutoEncoder: 'a sparse encoder',
+  MultiVectorMask: 'a multi-vector (ColBERT) encoder',
+  HierarchicalTokenPooling: 'a multi-vector (ColBERT) encoder',
+  LambdaTokenPooling: 'a multi-vector (ColBERT) encoder',
   LogitScore: 'a cross-encoder score head',
 };
 
@@ -79,7 +89,12 @@ const POOLING_FLAGS: Record<string, PoolingMode | null> = {
 };
 /** v6 `pooling_mode` names (the flags' modes: cls, max, mean, mean_sqrt_len_tokens, weightedmean, lasttoken). */
 const POOLING_NAMES: Record<string, PoolingMode | null> = {
-  cls: 'cls', mean: 'mean', max: null, mean_sqrt_len_tokens: null, weightedmean: null, lasttoken: null,
+  cls: 'cls',
+  mean: 'mean',
+  max: null,
+  mean_sqrt_len_tokens: null,
+  weightedmean: null,
+  lasttoken: null,
 };
 
 function readJson(path: string): Record<string, unknown> {
@@ -104,7 +119,8 @@ function moduleKind(type: string, folder: string): ModuleKind | null {
   const configPath = join(folder, 'config.json');
   const config = existsSync(configPath) ? readJson(configPath) : null;
   if (config && ('pooling_mode' in config || Object.keys(config).some((key) => key in POOLING_FLAGS))) return 'Pooling';
-  if (config && typeof config.model_type === 'string' && readdirSync(folder).some((name) => /\.(safetensors|bin)$/.test(name))) return 'Transformer';
+  if (config && typeof config.model_type === 'string' && readdirSync(folder).some((name) => /\.(safetensors|bin)$/.test(name)))
+    return 'Transformer';
   // A Normalize has no settings, like other parameter-free modules: it is only ever known by its name.
   return null;
 }
@@ -147,7 +163,8 @@ export function readSentenceTransformerFolder(dir: string): SentenceTransformerS
     if (kind === 'Pooling') pooling = readPooling(join(dir, path, 'config.json'));
     if (kind === 'Normalize') normalize = true;
   });
-  if (transformerPath === null || pooling === null) throw new Error(`${modulesPath}: needs a Transformer and a Pooling module; ${SUPPORTED}`);
+  if (transformerPath === null || pooling === null)
+    throw new Error(`${modulesPath}: needs a Transformer and a Pooling module; ${SUPPORTED}`);
 
   const transformer = readTransformerConfig(join(dir, transformerPath));
   const prompts = configJson?.prompts ?? {};
@@ -156,12 +173,20 @@ export function readSentenceTransformerFolder(dir: string): SentenceTransformerS
   }
   const defaultPromptName = configJson?.default_prompt_name ?? null;
   if (defaultPromptName !== null && (typeof defaultPromptName !== 'string' || !(defaultPromptName in prompts))) {
-    throw new Error(`${configPath}: "default_prompt_name" ${JSON.stringify(defaultPromptName)} is not one of the prompts (${Object.keys(prompts).join(', ') || 'none'})`);
+    throw new Error(
+      `${configPath}: "default_prompt_name" ${JSON.stringify(defaultPromptName)} is not one of the prompts (${Object.keys(prompts).join(', ') || 'none'})`,
+    );
   }
   const { mode, dimension } = pooling as { mode: PoolingMode; dimension: number | null };
   return {
-    transformerPath, pooling: mode, poolingDimension: dimension, normalize, ...transformer,
-    prompts: prompts as Record<string, string>, defaultPromptName: defaultPromptName as string | null, configJson,
+    transformerPath,
+    pooling: mode,
+    poolingDimension: dimension,
+    normalize,
+    ...transformer,
+    prompts: prompts as Record<string, string>,
+    defaultPromptName: defaultPromptName as string | null,
+    configJson,
   };
 }
 
@@ -176,14 +201,18 @@ function readTransformerConfig(folder: string): Pick<SentenceTransformerSettings
   const config = readJson(path);
   const task = config.transformer_task ?? 'feature-extraction';
   if (task !== 'feature-extraction') {
-    throw new Error(`${path}: "transformer_task" is ${JSON.stringify(task)}; an embedder's Transformer is "feature-extraction" (token embeddings)`);
+    throw new Error(
+      `${path}: "transformer_task" is ${JSON.stringify(task)}; an embedder's Transformer is "feature-extraction" (token embeddings)`,
+    );
   }
-  const output = isObject(config.modality_config) && isObject(config.modality_config.text) ? config.modality_config.text.method_output_name : undefined;
+  const output =
+    isObject(config.modality_config) && isObject(config.modality_config.text) ? config.modality_config.text.method_output_name : undefined;
   if (output !== undefined && output !== 'last_hidden_state') {
     throw new Error(`${path}: the text modality outputs ${JSON.stringify(output)}; supported: "last_hidden_state"`);
   }
   for (const key of ['query_length', 'document_length', 'query_expansion']) {
-    if (config[key] !== undefined && config[key] !== null) throw new Error(`${path}: "${key}" (a multi-vector encoder setting) is not supported`);
+    if (config[key] !== undefined && config[key] !== null)
+      throw new Error(`${path}: "${key}" (a multi-vector encoder setting) is not supported`);
   }
   // sentence-transformers' precedence: per-call processing kwargs, then the tokenizer kwargs, then max_seq_length.
   const processing = isObject(config.processing_kwargs) ? config.processing_kwargs : {};
@@ -198,7 +227,11 @@ function readTransformerConfig(folder: string): Pick<SentenceTransformerSettings
   if (value !== null && (!Number.isInteger(value) || (value as number) < 2)) {
     throw new Error(`${path}: "${key}" must be an integer ≥ 2, got ${JSON.stringify(value)}`);
   }
-  return { maxSeqLength: value as number | null, maxSeqLengthSource: key && `${path} "${key}"`, doLowerCase: config.do_lower_case === true };
+  return {
+    maxSeqLength: value as number | null,
+    maxSeqLengthSource: key && `${path} "${key}"`,
+    doLowerCase: config.do_lower_case === true,
+  };
 }
 
 function readPooling(path: string): { mode: PoolingMode; dimension: number | null } {
@@ -214,8 +247,10 @@ function readPooling(path: string): { mode: PoolingMode; dimension: number | nul
     computed = modes.map((flag) => POOLING_FLAGS[flag]!);
   }
   if (modes.length !== 1 || computed[0] === null) {
-    throw new Error(`${path}: pooling ${modes.join(' + ') || '(none)'} is not supported; supported: one of "cls", "mean" ` +
-      '(pooling_mode, or the flags pooling_mode_cls_token / pooling_mode_mean_tokens)');
+    throw new Error(
+      `${path}: pooling ${modes.join(' + ') || '(none)'} is not supported; supported: one of "cls", "mean" ` +
+        '(pooling_mode, or the flags pooling_mode_cls_token / pooling_mode_mean_tokens)',
+    );
   }
   const mode = computed[0]!;
   if (mode === 'mean' && config.include_prompt === false) {
@@ -242,8 +277,14 @@ function readPooling(path: string): { mode: PoolingMode; dimension: number | nul
 export function writeSentenceTransformerFiles(
   dir: string,
   settings: {
-    pooling: PoolingMode; normalize: boolean; maxSeqLength: number; doLowerCase: boolean; hiddenSize: number;
-    prompts: Record<string, string>; defaultPromptName: string | null; configJson: Record<string, unknown> | null;
+    pooling: PoolingMode;
+    normalize: boolean;
+    maxSeqLength: number;
+    doLowerCase: boolean;
+    hiddenSize: number;
+    prompts: Record<string, string>;
+    defaultPromptName: string | null;
+    configJson: Record<string, unknown> | null;
   },
 ): void {
   const type = (name: ModuleKind) => `sentence_transformers.models.${name}`;
@@ -253,21 +294,31 @@ export function writeSentenceTransformerFiles(
     ...(settings.normalize ? [{ idx: 2, name: '2', path: '2_Normalize', type: type('Normalize') }] : []),
   ];
   writeFileSync(join(dir, 'modules.json'), pythonJsonText(modules));
-  writeFileSync(join(dir, 'sentence_bert_config.json'), pythonJsonText({ max_seq_length: settings.maxSeqLength, do_lower_case: settings.doLowerCase }));
+  writeFileSync(
+    join(dir, 'sentence_bert_config.json'),
+    pythonJsonText({ max_seq_length: settings.maxSeqLength, do_lower_case: settings.doLowerCase }),
+  );
   // Key order as sentence-transformers writes it; keys of a loaded file are kept in their place.
   const stConfig: Record<string, unknown> = {
-    __version__: { sentence_transformers: '3.0.1' }, prompts: {}, default_prompt_name: null, similarity_fn_name: 'cosine', ...settings.configJson,
+    __version__: { sentence_transformers: '3.0.1' },
+    prompts: {},
+    default_prompt_name: null,
+    similarity_fn_name: 'cosine',
+    ...settings.configJson,
   };
   stConfig.prompts = settings.prompts;
   stConfig.default_prompt_name = settings.defaultPromptName;
   writeFileSync(join(dir, 'config_sentence_transformers.json'), pythonJsonText(stConfig));
   mkdirSync(join(dir, '1_Pooling'));
-  writeFileSync(join(dir, '1_Pooling', 'config.json'), pythonJsonText({
-    word_embedding_dimension: settings.hiddenSize,
-    pooling_mode_cls_token: settings.pooling === 'cls',
-    pooling_mode_mean_tokens: settings.pooling === 'mean',
-    pooling_mode_max_tokens: false,
-    pooling_mode_mean_sqrt_len_tokens: false,
-  }));
+  writeFileSync(
+    join(dir, '1_Pooling', 'config.json'),
+    pythonJsonText({
+      word_embedding_dimension: settings.hiddenSize,
+      pooling_mode_cls_token: settings.pooling === 'cls',
+      pooling_mode_mean_tokens: settings.pooling === 'mean',
+      pooling_mode_max_tokens: false,
+      pooling_mode_mean_sqrt_len_tokens: false,
+    }),
+  );
   if (settings.normalize) mkdirSync(join(dir, '2_Normalize'));
 }

@@ -25,7 +25,9 @@ export async function mapSortedBatches(
         ids.set(rows[row]!, b * width);
         mask.fill(1, b * width, b * width + rows[row]!.length);
       });
-      const output = tf.tidy(() => run(tf.tensor2d(ids, [batch.length, width], 'int32'), tf.tensor2d(mask, [batch.length, width], 'int32')));
+      const output = tf.tidy(() =>
+        run(tf.tensor2d(ids, [batch.length, width], 'int32'), tf.tensor2d(mask, [batch.length, width], 'int32')),
+      );
       const values = (await output.data()) as Float32Array;
       const perRow = values.length / batch.length;
       output.dispose();

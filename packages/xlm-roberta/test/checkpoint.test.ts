@@ -21,9 +21,13 @@ test.after(() => rmSync(work, { recursive: true, force: true }));
 
 /** Every file under `dir`, relative, sorted. */
 function listFiles(dir: string, prefix = ''): string[] {
-  return readdirSync(dir, { withFileTypes: true }).flatMap((entry) =>
-    entry.isDirectory() ? [`${prefix}${entry.name}/`, ...listFiles(join(dir, entry.name), `${prefix}${entry.name}/`)] : [`${prefix}${entry.name}`],
-  ).sort();
+  return readdirSync(dir, { withFileTypes: true })
+    .flatMap((entry) =>
+      entry.isDirectory()
+        ? [`${prefix}${entry.name}/`, ...listFiles(join(dir, entry.name), `${prefix}${entry.name}/`)]
+        : [`${prefix}${entry.name}`],
+    )
+    .sort();
 }
 
 test('reranker fixture re-exports byte-identically (weights, config, tokenizer files)', async () => {
@@ -50,7 +54,10 @@ test('embedder fixture re-exports byte-identically (sentence-transformers files 
   for (const file of listFiles(out).filter((f) => !f.endsWith('/') && f !== MANIFEST_FILE)) {
     assert.ok(readFileSync(join(out, file)).equals(readFileSync(join(EMBEDDER_DIR, file))), file);
   }
-  assert.not.ok(readdirSync(out).some((name) => name.startsWith('.save-')), 'no staging folder left behind');
+  assert.not.ok(
+    readdirSync(out).some((name) => name.startsWith('.save-')),
+    'no staging folder left behind',
+  );
 });
 
 async function rejects(action: () => Promise<unknown>, pattern: RegExp): Promise<void> {
@@ -77,10 +84,20 @@ async function folderWithWeights(name: string, from: string, edit: (tensors: Map
 test('a bare XLMRobertaModel checkpoint loads as a reranker with a fresh classifier, and the reverse', async () => {
   const warnings: string[] = [];
   const reranker = await Reranker.load(EMBEDDER_DIR, { log: (line) => warnings.push(line), seed: 7 });
-  assert.ok(warnings.some((w) => w.includes('classifier.out_proj.weight') && w.includes('newly initialised')), warnings.join('\n'));
-  assert.ok(warnings.some((w) => w.includes('pooler.dense')), 'the pooler is dropped with a warning');
-  assert.equal([...reranker.variables().keys()].filter((k) => !k.startsWith('roberta.')).sort(),
-    ['classifier.dense.bias', 'classifier.dense.weight', 'classifier.out_proj.bias', 'classifier.out_proj.weight']);
+  assert.ok(
+    warnings.some((w) => w.includes('classifier.out_proj.weight') && w.includes('newly initialised')),
+    warnings.join('\n'),
+  );
+  assert.ok(
+    warnings.some((w) => w.includes('pooler.dense')),
+    'the pooler is dropped with a warning',
+  );
+  assert.equal([...reranker.variables().keys()].filter((k) => !k.startsWith('roberta.')).sort(), [
+    'classifier.dense.bias',
+    'classifier.dense.weight',
+    'classifier.out_proj.bias',
+    'classifier.out_proj.weight',
+  ]);
   const fromEmbedder = reranker.variables().get('roberta.embeddings.word_embeddings.weight')!.dataSync();
   const stored = (await loadStateDict(EMBEDDER_DIR)).get('embeddings.word_embeddings.weight')!.data;
   assert.ok(fromEmbedder.every((v, i) => v === stored[i]));
@@ -94,12 +111,18 @@ test('a bare XLMRobertaModel checkpoint loads as a reranker with a fresh classif
 test('missing, mis-shaped and unexpected tensors are errors naming the key', async () => {
   const missing = await folderWithWeights('missing', RERANKER_DIR, (t) => t.delete('roberta.encoder.layer.1.output.dense.bias'));
   await rejects(() => Reranker.load(missing, { log: null }), /missing tensor "roberta\.encoder\.layer\.1\.output\.dense\.bias"/);
-  const shaped = await folderWithWeights('shaped', RERANKER_DIR, (t) => t.set('classifier.dense.bias', { dtype: 'F32', shape: [31], data: new Float32Array(31) }));
+  const shaped = await folderWithWeights('shaped', RERANKER_DIR, (t) =>
+    t.set('classifier.dense.bias', { dtype: 'F32', shape: [31], data: new Float32Array(31) }),
+  );
   await rejects(() => Reranker.load(shaped, { log: null }), /"classifier\.dense\.bias" has shape \[31\], the config needs \[32\]/);
-  const extra = await folderWithWeights('extra', RERANKER_DIR, (t) => t.set('roberta.encoder.layer.2.output.dense.bias', { dtype: 'F32', shape: [32], data: new Float32Array(32) }));
+  const extra = await folderWithWeights('extra', RERANKER_DIR, (t) =>
+    t.set('roberta.encoder.layer.2.output.dense.bias', { dtype: 'F32', shape: [32], data: new Float32Array(32) }),
+  );
   await rejects(() => Reranker.load(extra, { log: null }), /unexpected tensor "roberta\.encoder\.layer\.2\.output\.dense\.bias"/);
   await rejects(() => Embedder.load(extra, { log: null }), /unexpected tensor "roberta\.encoder\.layer\.2\.output\.dense\.bias"/);
-  const withBuffer = await folderWithWeights('buffer', EMBEDDER_DIR, (t) => t.set('embeddings.position_ids', { dtype: 'F32', shape: [1, 66], data: new Float32Array(66) }));
+  const withBuffer = await folderWithWeights('buffer', EMBEDDER_DIR, (t) =>
+    t.set('embeddings.position_ids', { dtype: 'F32', shape: [1, 66], data: new Float32Array(66) }),
+  );
   const embedder = await Embedder.load(withBuffer, { log: () => assert.unreachable('position_ids is a buffer: ignored silently') });
   embedder.dispose();
 });

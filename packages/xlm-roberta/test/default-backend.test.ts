@@ -20,12 +20,15 @@ const TFJS_BANNER = /looks like you are running TensorFlow\.js in Node\.js/;
 async function fresh(body: string): Promise<{ out: string; err: string }> {
   const dir = mkdtempSync(join(tmpdir(), 'kotune-default-backend-'));
   const script = join(dir, 'main.mts'); // an ES module wherever the folder is
-  writeFileSync(script, [
-    `import { Reranker, Embedder } from ${JSON.stringify(src('xlm-roberta'))};`,
-    `import { tf } from ${JSON.stringify(src('engine'))};`,
-    `const fixtures = ${JSON.stringify(fixtures)};`,
-    body,
-  ].join('\n'));
+  writeFileSync(
+    script,
+    [
+      `import { Reranker, Embedder } from ${JSON.stringify(src('xlm-roberta'))};`,
+      `import { tf } from ${JSON.stringify(src('engine'))};`,
+      `const fixtures = ${JSON.stringify(fixtures)};`,
+      body,
+    ].join('\n'),
+  );
   try {
     return await new Promise((resolve, reject) => {
       const { KOTUNE_BACKEND, ...env } = process.env; // the default, whatever the test run was given

@@ -18,7 +18,10 @@ const mask = () => tf.tensor2d(inputs.attention_mask, undefined, 'int32');
 /** Loss and gradients of a scalar of the model output, as `kotune train` takes them (`tf.variableGrads`). */
 function lossAndGrads(variables: Map<string, tf.Variable>, loss: () => tf.Scalar): { loss: number; grads: Map<string, Float32Array> } {
   const { value, grads } = tf.variableGrads(loss, [...variables.values()]);
-  const result = { loss: value.dataSync()[0]!, grads: new Map([...variables].map(([name, v]) => [name, grads[v.name]!.dataSync() as Float32Array])) };
+  const result = {
+    loss: value.dataSync()[0]!,
+    grads: new Map([...variables].map(([name, v]) => [name, grads[v.name]!.dataSync() as Float32Array])),
+  };
   tf.dispose([value, ...Object.values(grads)]);
   return result;
 }
@@ -39,18 +42,24 @@ for (const backend of ['wasm', 'cpu'] as const) {
     await initBackend({ backend, log: null });
     const reranker = await Reranker.load(RERANKER_DIR, { log: null, hiddenDropoutProb: 0.1, attentionProbsDropoutProb: 0.1 });
     const variables = reranker.variables();
-    const run = (gradientCheckpointing: boolean) => lossAndGrads(variables, () => {
-      const logits = reranker.forward(ids(), mask(), { training: true, seed: 1234, gradientCheckpointing });
-      return tf.mean(tf.square(tf.sub(logits, 0.5))) as tf.Scalar;
-    });
+    const run = (gradientCheckpointing: boolean) =>
+      lossAndGrads(variables, () => {
+        const logits = reranker.forward(ids(), mask(), { training: true, seed: 1234, gradientCheckpointing });
+        return tf.mean(tf.square(tf.sub(logits, 0.5))) as tf.Scalar;
+      });
     const plain = run(false);
     const before = tf.memory().numTensors;
     const checkpointed = run(true);
     assert.is(tf.memory().numTensors, before, 'the checkpointed backward leaves no tensor behind');
     assertSame(`${backend} reranker`, plain, checkpointed);
     // Another seed gives other masks, so the comparison above does see dropout.
-    const otherSeed = lossAndGrads(variables, () =>
-      tf.mean(tf.square(tf.sub(reranker.forward(ids(), mask(), { training: true, seed: 99, gradientCheckpointing: true }), 0.5))) as tf.Scalar);
+    const otherSeed = lossAndGrads(
+      variables,
+      () =>
+        tf.mean(
+          tf.square(tf.sub(reranker.forward(ids(), mask(), { training: true, seed: 99, gradientCheckpointing: true }), 0.5)),
+        ) as tf.Scalar,
+    );
     assert.ok(Math.abs(otherSeed.loss - plain.loss) > 1e-6 * Math.abs(plain.loss), 'dropout changes the loss');
     reranker.dispose();
   });
@@ -59,10 +68,11 @@ for (const backend of ['wasm', 'cpu'] as const) {
     await initBackend({ backend, log: null });
     const embedder = await Embedder.load(EMBEDDER_DIR, { log: null, hiddenDropoutProb: 0.1, attentionProbsDropoutProb: 0.1 });
     const variables = embedder.variables();
-    const run = (gradientCheckpointing: boolean) => lossAndGrads(variables, () => {
-      const embeddings = embedder.forward(ids(), mask(), { training: true, seed: 7, gradientCheckpointing });
-      return tf.sum(tf.mul(embeddings, tf.linspace(-1, 1, embeddings.size).reshape(embeddings.shape))) as tf.Scalar;
-    });
+    const run = (gradientCheckpointing: boolean) =>
+      lossAndGrads(variables, () => {
+        const embeddings = embedder.forward(ids(), mask(), { training: true, seed: 7, gradientCheckpointing });
+        return tf.sum(tf.mul(embeddings, tf.linspace(-1, 1, embeddings.size).reshape(embeddings.shape))) as tf.Scalar;
+      });
     assertSame(`${backend} embedder`, run(false), run(true));
     embedder.dispose();
   });

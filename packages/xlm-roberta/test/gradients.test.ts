@@ -41,7 +41,11 @@ for (const backend of ['wasm', 'cpu'] as const) {
         const width = variable.shape[1]!;
         const listed = new Set(rows);
         for (let row = 0; row < variable.shape[0]!; row++) {
-          if (!listed.has(row)) assert.ok(grad.subarray(row * width, (row + 1) * width).every((g) => g === 0), `word row ${row} must get no gradient`);
+          if (!listed.has(row))
+            assert.ok(
+              grad.subarray(row * width, (row + 1) * width).every((g) => g === 0),
+              `word row ${row} must get no gradient`,
+            );
         }
         actual = rows.flatMap((row) => Array.from(grad.subarray(row * width, (row + 1) * width)));
       }

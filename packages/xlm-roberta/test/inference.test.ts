@@ -30,16 +30,26 @@ test('score: FlagEmbedding inputs, logits in input order whatever the batch size
   const pairs: [string, string][] = tokenization('pairs_only_second').inputs;
   // With a query of ≤ 48 tokens (3/4 of 64), FlagEmbedding's cut is the only_second truncation of the reference.
   const { inputIds } = reranker.tokenizer.encodeRerankerPairs(pairs, { maxLength: 64, padding: false });
-  const same = pairs.map((_, i) => JSON.stringify(inputIds[i]) === JSON.stringify(unpadded(reference.input_ids[i], reference.attention_mask[i])));
+  const same = pairs.map(
+    (_, i) => JSON.stringify(inputIds[i]) === JSON.stringify(unpadded(reference.input_ids[i], reference.attention_mask[i])),
+  );
   assert.ok(same.filter(Boolean).length >= 6, `only ${same.filter(Boolean).length} pairs comparable`);
   for (const batchSize of [1, 3, 8]) {
     const scores = await reranker.score(pairs, { maxLength: 64, batchSize });
-    const error = maxRelativeError(scores.filter((_, i) => same[i]), reference.logits.filter((_: number, i: number) => same[i]));
+    const error = maxRelativeError(
+      scores.filter((_, i) => same[i]),
+      reference.logits.filter((_: number, i: number) => same[i]),
+    );
     assert.ok(report(`score() logits, batch size ${batchSize}`, error) <= 1e-5); // 1e-5 relative (README)
   }
   const probabilities = await reranker.score(pairs, { maxLength: 64, normalize: true });
   const sigmoid = reference.logits.map((x: number) => 1 / (1 + Math.exp(-x)));
-  assert.ok(maxRelativeError(probabilities.filter((_, i) => same[i]), sigmoid.filter((_: number, i: number) => same[i])) <= 1e-5); // 1e-5 relative
+  assert.ok(
+    maxRelativeError(
+      probabilities.filter((_, i) => same[i]),
+      sigmoid.filter((_: number, i: number) => same[i]),
+    ) <= 1e-5,
+  ); // 1e-5 relative
   assert.ok(probabilities.every((p) => p > 0 && p < 1));
   assert.equal(await reranker.score([]), []);
 });
@@ -62,7 +72,10 @@ test('encode: CLS + Normalize from the folder, input order, prefix', async () =>
   for (const batchSize of [2, 8]) {
     const embeddings = await embedder.encode(texts, { batchSize });
     assert.is(embeddings.length, texts.length);
-    const error = maxRelativeError(embeddings.flatMap((e) => Array.from(e)), expected.flat());
+    const error = maxRelativeError(
+      embeddings.flatMap((e) => Array.from(e)),
+      expected.flat(),
+    );
     assert.ok(report(`encode() cls_normalized, batch size ${batchSize}`, error) <= 1e-5); // 1e-5 relative (README)
   }
   const raw = await embedder.encode(texts.slice(0, 2), { normalize: false });

@@ -27,8 +27,14 @@ const test = encoderMissing === undefined ? uvuTest : uvuTest.skip;
 const LOSS_TOLERANCE = 1e-5;
 const GRADIENT_TOLERANCE = 1e-4;
 const CONFIG = {
-  hidden_size: 64, num_hidden_layers: 2, num_attention_heads: 4, intermediate_size: 128, max_position_embeddings: 700,
-  initializer_range: 0.15, hidden_dropout_prob: 0.1, attention_probs_dropout_prob: 0.1,
+  hidden_size: 64,
+  num_hidden_layers: 2,
+  num_attention_heads: 4,
+  intermediate_size: 128,
+  max_position_embeddings: 700,
+  initializer_range: 0.15,
+  hidden_dropout_prob: 0.1,
+  attention_probs_dropout_prob: 0.1,
 };
 
 function inputs(lengths: readonly number[]): { ids: tf.Tensor2D; mask: tf.Tensor2D } {
@@ -39,11 +45,17 @@ function inputs(lengths: readonly number[]): { ids: tf.Tensor2D; mask: tf.Tensor
   return { ids: tf.tensor2d(ids, undefined, 'int32'), mask: tf.tensor2d(mask, undefined, 'int32') };
 }
 
-interface Result { loss: number; grads: Map<string, Float32Array> }
+interface Result {
+  loss: number;
+  grads: Map<string, Float32Array>;
+}
 
 function lossAndGrads(variables: Map<string, tf.Variable>, loss: () => tf.Scalar): Result {
   const { value, grads } = tf.variableGrads(loss, [...variables.values()]);
-  const result = { loss: value.dataSync()[0]!, grads: new Map([...variables].map(([name, v]) => [name, grads[v.name]!.dataSync() as Float32Array])) };
+  const result = {
+    loss: value.dataSync()[0]!,
+    grads: new Map([...variables].map(([name, v]) => [name, grads[v.name]!.dataSync() as Float32Array])),
+  };
   tf.dispose([value, ...Object.values(grads)]);
   return result;
 }
@@ -77,7 +89,9 @@ function assertClose(label: string, actual: Result, expected: Result, lossTolera
   for (const [name, grad] of expected.grads) {
     // The key bias adds q·b_k to every score of a row, which softmax ignores: its true gradient is 0, and both paths
     // give rounding noise. It is held to the query bias's gradient scale instead.
-    const scale = name.endsWith('attention.self.key.bias') ? maxAbs(expected.grads.get(name.replace('key.bias', 'query.bias'))!) : maxAbs(grad);
+    const scale = name.endsWith('attention.self.key.bias')
+      ? maxAbs(expected.grads.get(name.replace('key.bias', 'query.bias'))!)
+      : maxAbs(grad);
     const error = maxAbsDifference(actual.grads.get(name)!, grad) / scale;
     if (error > worst) [worst, worstName] = [error, name];
     assert.ok(error <= gradientTolerance, `${label} ${name}: ${error}`);
@@ -86,13 +100,27 @@ function assertClose(label: string, actual: Result, expected: Result, lossTolera
   report(`${label} worst gradient (${worstName})`, worst);
 }
 
-const WEIGHT_NAMES = ['attention.self.query', 'attention.self.key', 'attention.self.value', 'attention.output.dense',
-  'attention.output.LayerNorm', 'intermediate.dense', 'output.dense', 'output.LayerNorm'].flatMap((m) => [`${m}.weight`, `${m}.bias`]);
-const NO_DROPOUT = { attention: { threshold: 0, scale: 1, seed: 0 }, hidden: { threshold: 0, scale: 1, attentionOutputSeed: 0, outputSeed: 0 } };
+const WEIGHT_NAMES = [
+  'attention.self.query',
+  'attention.self.key',
+  'attention.self.value',
+  'attention.output.dense',
+  'attention.output.LayerNorm',
+  'intermediate.dense',
+  'output.dense',
+  'output.LayerNorm',
+].flatMap((m) => [`${m}.weight`, `${m}.bias`]);
+const NO_DROPOUT = {
+  attention: { threshold: 0, scale: 1, seed: 0 },
+  hidden: { threshold: 0, scale: 1, attentionOutputSeed: 0, outputSeed: 0 },
+};
 
 const auto = loadNative('auto');
 const kernels = ['builtin', 'builtin-avx2', ...('kernels' in auto && auto.kernels.kernel === 'openblas' ? ['openblas'] : [])];
-const CASES = [['wasm', [600, 437, 20]], ['cpu', [100, 61, 7]]] as const;
+const CASES = [
+  ['wasm', [600, 437, 20]],
+  ['cpu', [100, 61, 7]],
+] as const;
 for (const [backend, lengths] of CASES) {
   test(`${backend}: native training layers give the op-by-op model's loss and gradients (dropout on, ${lengths[0]} tokens)`, async () => {
     const embedder = Embedder.random(CONFIG, FIXTURE, 7);
@@ -104,7 +132,12 @@ for (const [backend, lengths] of CASES) {
         await initBackend({ backend, native: kernel, log: null });
         // The native path is the one taken here.
         const weights = WEIGHT_NAMES.map((name) => embedder.variables().get(`encoder.layer.0.${name}`)!);
-        tf.tidy(() => assert.ok(nativeEncoderLayerTrain(tf.zeros([1, 8, 64]), tf.zeros([1, 1, 1, 8]), weights, 4, 1e-5, () => NO_DROPOUT, false), 'the native layer did not run'));
+        tf.tidy(() =>
+          assert.ok(
+            nativeEncoderLayerTrain(tf.zeros([1, 8, 64]), tf.zeros([1, 1, 1, 8]), weights, 4, 1e-5, () => NO_DROPOUT, false),
+            'the native layer did not run',
+          ),
+        );
         const before = tf.memory().numTensors;
         const [embedderNative, rerankerNative] = run(embedder, reranker, lengths);
         assert.is(tf.memory().numTensors, before, 'tensors leaked');

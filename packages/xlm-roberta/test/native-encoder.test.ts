@@ -19,7 +19,11 @@ const test = encoderMissing === undefined ? uvuTest : uvuTest.skip;
 
 const TOLERANCE = 1e-5;
 const CONFIG = {
-  hidden_size: 64, num_hidden_layers: 2, num_attention_heads: 4, intermediate_size: 128, max_position_embeddings: 700,
+  hidden_size: 64,
+  num_hidden_layers: 2,
+  num_attention_heads: 4,
+  intermediate_size: 128,
+  max_position_embeddings: 700,
   // Larger than transformers' 0.02, so that attention is far from uniform and a wrong mask or block shows.
   initializer_range: 0.15,
 };
@@ -34,7 +38,11 @@ function inputs(lengths: readonly number[]): { ids: number[][]; mask: number[][]
 }
 
 /** Every layer's output, the embedder's embeddings and the reranker's logits, on the backend as it is set up now. */
-function outputs(embedder: Embedder, reranker: Reranker, lengths: readonly number[]): { layers: Float32Array[]; embeddings: Float32Array; logits: Float32Array } {
+function outputs(
+  embedder: Embedder,
+  reranker: Reranker,
+  lengths: readonly number[],
+): { layers: Float32Array[]; embeddings: Float32Array; logits: Float32Array } {
   return tf.tidy(() => {
     const { ids, mask } = inputs(lengths);
     const inputIds = tf.tensor2d(ids, undefined, 'int32');
@@ -48,10 +56,21 @@ function outputs(embedder: Embedder, reranker: Reranker, lengths: readonly numbe
   });
 }
 
-const WEIGHT_NAMES = ['attention.self.query', 'attention.self.key', 'attention.self.value', 'attention.output.dense',
-  'attention.output.LayerNorm', 'intermediate.dense', 'output.dense', 'output.LayerNorm'].flatMap((m) => [`${m}.weight`, `${m}.bias`]);
+const WEIGHT_NAMES = [
+  'attention.self.query',
+  'attention.self.key',
+  'attention.self.value',
+  'attention.output.dense',
+  'attention.output.LayerNorm',
+  'intermediate.dense',
+  'output.dense',
+  'output.LayerNorm',
+].flatMap((m) => [`${m}.weight`, `${m}.bias`]);
 
-const CASES = [['wasm', ['builtin', 'builtin-avx2'], [600, 437, 20]], ['cpu', ['builtin'], [100, 61, 7]]] as const;
+const CASES = [
+  ['wasm', ['builtin', 'builtin-avx2'], [600, 437, 20]],
+  ['cpu', ['builtin'], [100, 61, 7]],
+] as const;
 for (const [backend, kernels, lengths] of CASES) {
   test(`${backend}: native encoder layers equal the op-by-op model (padded batch, ${lengths[0]} tokens)`, async () => {
     const embedder = Embedder.random(CONFIG, FIXTURE, 7);
@@ -63,7 +82,9 @@ for (const [backend, kernels, lengths] of CASES) {
         await initBackend({ backend, native: kernel, log: null });
         // The native path is the one taken here.
         const weights = WEIGHT_NAMES.map((name) => embedder.variables().get(`encoder.layer.0.${name}`)!);
-        tf.tidy(() => assert.ok(nativeEncoderLayer(tf.zeros([1, 8, 64]), tf.zeros([1, 1, 1, 8]), weights, 4, 1e-5), 'the native layer did not run'));
+        tf.tidy(() =>
+          assert.ok(nativeEncoderLayer(tf.zeros([1, 8, 64]), tf.zeros([1, 1, 1, 8]), weights, 4, 1e-5), 'the native layer did not run'),
+        );
         const tensorsBefore = tf.memory().numTensors;
         const native = outputs(embedder, reranker, lengths);
         assert.is(tf.memory().numTensors, tensorsBefore, 'tensors leaked');

@@ -60,7 +60,10 @@ export function registerParityTests(backend: 'cpu' | 'wasm'): void {
     const mean = await Embedder.load(EMBEDDER_DIR, { log: null, pooling: 'mean' });
     try {
       tf.tidy(() => {
-        for (const [normalize, key] of [[false, 'mean'], [true, 'mean_normalized']] as const) {
+        for (const [normalize, key] of [
+          [false, 'mean'],
+          [true, 'mean_normalized'],
+        ] as const) {
           const pooled = mean.forward(ids(c.input_ids), ids(c.attention_mask), { normalize }).dataSync();
           assert.ok(report(`${backend} embedder ${key}`, maxRelativeError(pooled, c[key].flat())) <= TOLERANCE); // 1e-5 relative (README)
         }
@@ -77,7 +80,10 @@ export function registerParityTests(backend: 'cpu' | 'wasm'): void {
       const expected = [c.embedding_output, ...c.layer_outputs];
       assert.is(hiddenStates!.length, expected.length);
       hiddenStates!.forEach((state, i) => {
-        const error = report(`${backend} ${i === 0 ? 'embedding_output' : `layer ${i - 1} output`}`, maxRelativeError(state.dataSync(), expected[i].flat()));
+        const error = report(
+          `${backend} ${i === 0 ? 'embedding_output' : `layer ${i - 1} output`}`,
+          maxRelativeError(state.dataSync(), expected[i].flat()),
+        );
         assert.ok(error <= TOLERANCE); // 1e-5 relative (README)
       });
     });
@@ -90,7 +96,12 @@ export function registerParityTests(backend: 'cpu' | 'wasm'): void {
         const input = c.embedder[variant];
         const { lastHiddenState } = embedder.model.forward(ids(input.input_ids), ids(input.attention_mask));
         const real = lastHiddenState.slice([0, 0, 0], [1, c.embedder.short.input_ids[0].length, -1]);
-        assert.ok(report(`${backend} last_hidden_state real positions (${variant})`, maxRelativeError(real.dataSync(), c.embedder.last_hidden_state_unpadded_positions.flat())) <= TOLERANCE); // 1e-5
+        assert.ok(
+          report(
+            `${backend} last_hidden_state real positions (${variant})`,
+            maxRelativeError(real.dataSync(), c.embedder.last_hidden_state_unpadded_positions.flat()),
+          ) <= TOLERANCE,
+        ); // 1e-5
         const cls = embedder.forward(ids(input.input_ids), ids(input.attention_mask), { normalize: true }).dataSync();
         assert.ok(maxRelativeError(cls, c.embedder.cls_normalized) <= TOLERANCE); // 1e-5 relative (README)
         const mean = l2Normalize(pool(lastHiddenState, ids(input.attention_mask), 'mean')).dataSync();

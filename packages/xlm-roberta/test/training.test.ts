@@ -7,7 +7,14 @@ import { tf, initBackend } from '@kotune/engine';
 import { configFromJson, Embedder, Reranker } from '../src/index.ts';
 import { cases, FIXTURE, RERANKER_DIR } from './fixture.ts';
 
-const SMALL = { hidden_size: 32, num_hidden_layers: 2, num_attention_heads: 4, intermediate_size: 64, max_position_embeddings: 66, layer_norm_eps: 1e-5 };
+const SMALL = {
+  hidden_size: 32,
+  num_hidden_layers: 2,
+  num_attention_heads: 4,
+  intermediate_size: 64,
+  max_position_embeddings: 66,
+  layer_norm_eps: 1e-5,
+};
 const batch = cases.reranker_forward.pairs_longest_first;
 const ids = () => tf.tensor2d(batch.input_ids, undefined, 'int32');
 const mask = () => tf.tensor2d(batch.attention_mask, undefined, 'int32');
@@ -31,12 +38,36 @@ test('random init: normal(0, initializer_range), zero padding rows, LayerNorm 1/
   const word = v.get('roberta.embeddings.word_embeddings.weight')!;
   assert.equal(word.shape, [32002, 32]);
   const words = word.dataSync() as Float32Array;
-  assert.ok(words.subarray(32, 64).every((x) => x === 0), 'row 1 (<pad>) is zero');
+  assert.ok(
+    words.subarray(32, 64).every((x) => x === 0),
+    'row 1 (<pad>) is zero',
+  );
   assert.ok(Math.abs(std(words) - 0.02) < 0.0005, `std ${std(words)}`); // 1M draws: std within 2.5% of 0.02
-  assert.ok(v.get('roberta.embeddings.position_embeddings.weight')!.dataSync().subarray(32, 64).every((x) => x === 0));
-  assert.ok(v.get('roberta.encoder.layer.1.output.LayerNorm.weight')!.dataSync().every((x) => x === 1));
-  assert.ok(v.get('roberta.encoder.layer.1.output.LayerNorm.bias')!.dataSync().every((x) => x === 0));
-  assert.ok(v.get('classifier.out_proj.bias')!.dataSync().every((x) => x === 0));
+  assert.ok(
+    v
+      .get('roberta.embeddings.position_embeddings.weight')!
+      .dataSync()
+      .subarray(32, 64)
+      .every((x) => x === 0),
+  );
+  assert.ok(
+    v
+      .get('roberta.encoder.layer.1.output.LayerNorm.weight')!
+      .dataSync()
+      .every((x) => x === 1),
+  );
+  assert.ok(
+    v
+      .get('roberta.encoder.layer.1.output.LayerNorm.bias')!
+      .dataSync()
+      .every((x) => x === 0),
+  );
+  assert.ok(
+    v
+      .get('classifier.out_proj.bias')!
+      .dataSync()
+      .every((x) => x === 0),
+  );
   const query = v.get('roberta.encoder.layer.0.attention.self.query.weight')!.dataSync() as Float32Array;
   const key = v.get('roberta.encoder.layer.0.attention.self.key.weight')!.dataSync() as Float32Array;
   assert.not.equal(Array.from(query), Array.from(key), 'each tensor draws its own values');

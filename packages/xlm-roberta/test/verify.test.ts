@@ -25,10 +25,13 @@ function damaged(name: string, damage: (dir: string) => void): string {
 }
 
 async function loadError(dir: string): Promise<string> {
-  return Reranker.load(dir, { log: null }).then((m) => {
-    m.dispose();
-    return assert.unreachable('should refuse to load') as never;
-  }, (e: Error) => e.message);
+  return Reranker.load(dir, { log: null }).then(
+    (m) => {
+      m.dispose();
+      return assert.unreachable('should refuse to load') as never;
+    },
+    (e: Error) => e.message,
+  );
 }
 
 const ADVICE = `${MANIFEST_FILE} records the files as kotune saved them: copy the folder again from where it came, or delete ${MANIFEST_FILE} to load it as it is`;
@@ -36,7 +39,12 @@ const ADVICE = `${MANIFEST_FILE} records the files as kotune saved them: copy th
 test('a save writes checksums.json listing every file; the folder loads', async () => {
   const dir = join(saved, 'reranker');
   assert.ok(readdirSync(dir).includes(MANIFEST_FILE));
-  assert.equal(Object.keys(readManifest(dir)!.files).sort(), readdirSync(dir).filter((f) => f !== MANIFEST_FILE).sort());
+  assert.equal(
+    Object.keys(readManifest(dir)!.files).sort(),
+    readdirSync(dir)
+      .filter((f) => f !== MANIFEST_FILE)
+      .sort(),
+  );
   (await Reranker.load(dir, { log: null })).dispose();
 });
 
@@ -46,7 +54,10 @@ test('1,000 overwritten bytes inside model.safetensors (same size) are found', a
     writeSync(fd, Buffer.alloc(1000, 0x41), 0, 1000, 20_000);
     closeSync(fd);
   });
-  assert.is(await loadError(dir), `${dir}: model.safetensors does not match its SHA-256 in ${MANIFEST_FILE} (corrupt or changed). ${ADVICE}`);
+  assert.is(
+    await loadError(dir),
+    `${dir}: model.safetensors does not match its SHA-256 in ${MANIFEST_FILE} (corrupt or changed). ${ADVICE}`,
+  );
   // verify: false skips the check (the weights load, damaged): what a user who deletes checksums.json gets too.
   (await Reranker.load(dir, { log: null, verify: false })).dispose();
 });
@@ -57,7 +68,10 @@ test('a truncated file is found by its size', async () => {
     size = statSync(join(d, 'model.safetensors')).size;
     truncateSync(join(d, 'model.safetensors'), size - 100);
   });
-  assert.is(await loadError(dir), `${dir}: model.safetensors has ${size - 100} bytes, ${MANIFEST_FILE} says ${size} (truncated). ${ADVICE}`);
+  assert.is(
+    await loadError(dir),
+    `${dir}: model.safetensors has ${size - 100} bytes, ${MANIFEST_FILE} says ${size} (truncated). ${ADVICE}`,
+  );
 });
 
 test('a missing file is named; without checksums.json the folder loads as it is', async () => {
@@ -67,15 +81,17 @@ test('a missing file is named; without checksums.json the folder loads as it is'
   (await Reranker.load(dir, { log: null })).dispose();
 });
 
-test('an embedder\'s checksums.json covers its module folders', async () => {
+test("an embedder's checksums.json covers its module folders", async () => {
   const embedder = await Embedder.load(EMBEDDER_DIR, { log: null });
   const dir = join(saved, 'embedder');
   await embedder.save(dir);
   embedder.dispose();
   assert.ok('1_Pooling/config.json' in readManifest(dir)!.files);
   rmSync(join(dir, '1_Pooling', 'config.json'));
-  await Embedder.load(dir, { log: null }).then(() => assert.unreachable('should refuse'),
-    (e: Error) => assert.is(e.message, `${dir}: 1_Pooling/config.json is missing. ${ADVICE}`));
+  await Embedder.load(dir, { log: null }).then(
+    () => assert.unreachable('should refuse'),
+    (e: Error) => assert.is(e.message, `${dir}: 1_Pooling/config.json is missing. ${ADVICE}`),
+  );
 });
 
 test.run();

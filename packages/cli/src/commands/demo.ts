@@ -14,7 +14,16 @@ import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { initBackend } from '@kotune/engine';
-import { evalCutoffs, readRerankQueries, rerankedMetrics, scoreCandidates, writeBarChart, type RerankQuery, type ScorePairs, type SystemResult } from '@kotune/eval';
+import {
+  evalCutoffs,
+  readRerankQueries,
+  rerankedMetrics,
+  scoreCandidates,
+  writeBarChart,
+  type RerankQuery,
+  type ScorePairs,
+  type SystemResult,
+} from '@kotune/eval';
 import { writeFileAtomic, type IrMetrics } from '@kotune/metrics';
 import { ConfigError, formatDuration, loadTrainConfig, PLOT_FILES, train, type TrainConfig } from '@kotune/trainer';
 import { Reranker } from '@kotune/xlm-roberta';
@@ -26,23 +35,32 @@ export const DEMO_CONFIG = fileURLToPath(new URL('../../../../examples/demo.json
 
 const SYNOPSIS = '[--output-dir DIR] [--max-steps N]';
 const FLAGS: Flags = {
-  'output-dir': { type: 'string', help: 'run folder (default checkpoints/demo, whose previous contents are deleted; another folder must be empty)' },
+  'output-dir': {
+    type: 'string',
+    help: 'run folder (default checkpoints/demo, whose previous contents are deleted; another folder must be empty)',
+  },
   'max-steps': { type: 'string', help: `optimizer steps (default the config's, ${relative(process.cwd(), DEMO_CONFIG)})` },
 };
 
 /** The table's columns: with one positive per query, Recall@k is also accuracy@k (the positive is in the top k). */
-const TABLE_METRICS = [['MRR', 'mrr'], ['NDCG', 'ndcg'], ['Recall', 'recall']] as const;
+const TABLE_METRICS = [
+  ['MRR', 'mrr'],
+  ['NDCG', 'ndcg'],
+  ['Recall', 'recall'],
+] as const;
 const TABLE_KS = [1, 3, 5, 10] as const;
 
 /** One markdown table, a row per system, columns MRR@k, NDCG@k, Recall@k for k = 1, 3, 5, 10. */
 export function beforeAfterTable(systems: readonly SystemResult[]): string {
   const columns = TABLE_METRICS.flatMap(([title, key]) => TABLE_KS.map((k) => ({ title: `${title}@${k}`, key: `${key}@${k}` })));
   const row = (cells: string[]) => `| ${cells.join(' | ')} |`;
-  return [
-    row(['model', ...columns.map((c) => c.title)]),
-    row(['---', ...columns.map(() => '---:')]),
-    ...systems.map((s) => row([s.name, ...columns.map((c) => s.metrics[c.key]?.toFixed(4) ?? '–')])),
-  ].join('\n') + '\n';
+  return (
+    [
+      row(['model', ...columns.map((c) => c.title)]),
+      row(['---', ...columns.map(() => '---:')]),
+      ...systems.map((s) => row([s.name, ...columns.map((c) => s.metrics[c.key]?.toFixed(4) ?? '–')])),
+    ].join('\n') + '\n'
+  );
 }
 
 /**
@@ -68,9 +86,11 @@ function describeModel(reranker: Reranker, config: TrainConfig): string {
   const total = sizes.reduce((n, s) => n + s.size, 0);
   const embedding = sizes.find((s) => s.name.endsWith('embeddings.word_embeddings.weight'))?.size ?? 0;
   const c = reranker.config;
-  return `model: XLM-RoBERTa reranker from a random init (seed ${config.seed}): ${c.numHiddenLayers} layer${c.numHiddenLayers === 1 ? '' : 's'}, hidden ${c.hiddenSize}, ` +
+  return (
+    `model: XLM-RoBERTa reranker from a random init (seed ${config.seed}): ${c.numHiddenLayers} layer${c.numHiddenLayers === 1 ? '' : 's'}, hidden ${c.hiddenSize}, ` +
     `${c.numAttentionHeads} heads, FFN ${c.intermediateSize}, ${(total / 1e6).toFixed(2)}M parameters ` +
-    `(${(embedding / 1e6).toFixed(2)}M in the ${c.vocabSize}-token embedding)`;
+    `(${(embedding / 1e6).toFixed(2)}M in the ${c.vocabSize}-token embedding)`
+  );
 }
 
 export async function run(argv: string[]): Promise<void> {
@@ -83,7 +103,9 @@ export async function run(argv: string[]): Promise<void> {
   if (v.backend !== undefined) overrides.backend = v.backend;
   if (!existsSync(DEMO_CONFIG)) {
     // The npm package ships the commands, not examples/ and the tokenizer's assets the demo trains on.
-    throw new CliError('demo: runs in a clone of the kotune repository (its examples/ and tokenizer assets are not in the npm package): npx -y pnpm@12 install && npx -y pnpm@12 demo');
+    throw new CliError(
+      'demo: runs in a clone of the kotune repository (its examples/ and tokenizer assets are not in the npm package): npx -y pnpm@12 install && npx -y pnpm@12 demo',
+    );
   }
   let config: TrainConfig;
   try {
@@ -122,7 +144,10 @@ export async function run(argv: string[]): Promise<void> {
   const table = beforeAfterTable(systems);
   const dir = config.output_dir;
   const summary = {
-    task: 'reranker', data: config.eval_data, queries: queries.length, steps: result.globalStep,
+    task: 'reranker',
+    data: config.eval_data,
+    queries: queries.length,
+    steps: result.globalStep,
     systems: Object.fromEntries(systems.map((s) => [s.name, s.metrics])),
   };
   writeFileAtomic(join(dir, 'eval.json'), `${JSON.stringify(summary, null, 2)}\n`);
@@ -132,17 +157,23 @@ export async function run(argv: string[]): Promise<void> {
   const shown = (path: string) => relative(process.cwd(), path) || '.';
   const files: [string, string][] = [
     ['config.json, model.safetensors, tokenizer files', 'the trained reranker (a Hugging Face folder)'],
-    ...(result.bestCheckpoint ? [[`${relative(dir, result.bestCheckpoint)}/`, `the best ${config.metric_for_best_model} checkpoint`] as [string, string]] : []),
+    ...(result.bestCheckpoint
+      ? [[`${relative(dir, result.bestCheckpoint)}/`, `the best ${config.metric_for_best_model} checkpoint`] as [string, string]]
+      : []),
     ['metrics.jsonl', 'the training and eval log'],
     [Object.values(PLOT_FILES).join(', '), 'its plots'],
     ['eval.md, eval.json, eval.png', 'the before/after table'],
   ];
   const width = Math.max(...files.map(([name]) => name.length));
-  console.log(`\nheld-out split: ${queries.length} queries of ${config.eval_data.map(shown).join(', ')}, ` +
-    `each ranking ${queries[0]?.candidates.length ?? 0} candidates\n`);
+  console.log(
+    `\nheld-out split: ${queries.length} queries of ${config.eval_data.map(shown).join(', ')}, ` +
+      `each ranking ${queries[0]?.candidates.length ?? 0} candidates\n`,
+  );
   console.log(table);
-  console.log(`MRR@10 ${before['mrr@10']!.toFixed(4)} -> ${after['mrr@10']!.toFixed(4)}; ` +
-    `the demo took ${formatDuration((performance.now() - started) / 1000)}\n`);
+  console.log(
+    `MRR@10 ${before['mrr@10']!.toFixed(4)} -> ${after['mrr@10']!.toFixed(4)}; ` +
+      `the demo took ${formatDuration((performance.now() - started) / 1000)}\n`,
+  );
   console.log(`in ${shown(dir)}/:\n${files.map(([name, what]) => `  ${name.padEnd(width)}  ${what}`).join('\n')}\n`);
   console.log(`score your own pairs: pnpm kotune score --model ${shown(dir)} --input pairs.jsonl   ({"query", "passage"} lines)`);
 }

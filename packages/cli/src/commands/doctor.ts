@@ -79,18 +79,26 @@ export async function run(argv: string[]): Promise<void> {
   // CPUs and memory: what the machine has, and what this process may use of it.
   const limits = cgroupLimits();
   const allowed = affinity();
-  say('cpu', `${cpus()[0]?.model.trim() ?? 'unknown'}: ${cpus().length} logical cores, ${availableParallelism()} available to this process` +
-    `${allowed ? ` (affinity ${allowed})` : ''}; container CPU quota: ${limits.cpus !== undefined ? `${limits.cpus} CPUs (cgroup ${limits.version})` : 'none'}`);
-  say('memory', `${gb(totalmem())} total, ${gb(freemem())} free; container limit: ${limits.memory !== undefined ? `${gb(limits.memory)} (cgroup ${limits.version})` : 'none'}; ` +
-    `V8 heap limit ${gb(getHeapStatistics().heap_size_limit)} (node --max-old-space-size); the wasm backend's memory is capped at 4 GB, the cpu backend's is not; ` +
-    'a run whose estimate (weights, gradients, AdamW moments, activations) wasm cannot hold goes to cpu, with a line saying so');
+  say(
+    'cpu',
+    `${cpus()[0]?.model.trim() ?? 'unknown'}: ${cpus().length} logical cores, ${availableParallelism()} available to this process` +
+      `${allowed ? ` (affinity ${allowed})` : ''}; container CPU quota: ${limits.cpus !== undefined ? `${limits.cpus} CPUs (cgroup ${limits.version})` : 'none'}`,
+  );
+  say(
+    'memory',
+    `${gb(totalmem())} total, ${gb(freemem())} free; container limit: ${limits.memory !== undefined ? `${gb(limits.memory)} (cgroup ${limits.version})` : 'none'}; ` +
+      `V8 heap limit ${gb(getHeapStatistics().heap_size_limit)} (node --max-old-space-size); the wasm backend's memory is capped at 4 GB, the cpu backend's is not; ` +
+      'a run whose estimate (weights, gradients, AdamW moments, activations) wasm cannot hold goes to cpu, with a line saying so',
+  );
 
   // The backend, as every command would pick it.
   const reasons: string[] = [];
   const forced = (parsed.values.backend as string | undefined) ?? process.env.KOTUNE_BACKEND;
   try {
     const info = await initBackend({ backend: parsed.values.backend as string | undefined, log: (line) => reasons.push(line) });
-    const why = forced ? `asked for (${parsed.values.backend ? '--backend' : 'KOTUNE_BACKEND'})` : `the default: the first of ${DEFAULT_BACKENDS.join(', ')} that loads`;
+    const why = forced
+      ? `asked for (${parsed.values.backend ? '--backend' : 'KOTUNE_BACKEND'})`
+      : `the default: the first of ${DEFAULT_BACKENDS.join(', ')} that loads`;
     say('backend', `${info.description.replace(/^backend: /, '')} — ${why}`);
     for (const reason of info.skipped) say('', reason);
   } catch (error) {
@@ -107,18 +115,25 @@ export async function run(argv: string[]): Promise<void> {
   }
   say('BLAS', describeBlas());
   const env = (name: string) => `${name}=${process.env[name] ?? '(unset)'}`;
-  say('threads', `${env('OMP_NUM_THREADS')} (built-in product), ${env('OPENBLAS_NUM_THREADS')} (OpenBLAS): unset means every available core; ` +
-    'the rest of the wasm backend runs on one thread');
+  say(
+    'threads',
+    `${env('OMP_NUM_THREADS')} (built-in product), ${env('OPENBLAS_NUM_THREADS')} (OpenBLAS): unset means every available core; ` +
+      'the rest of the wasm backend runs on one thread',
+  );
 
   // The GPU path: never a default, always the user's explicit choice.
   const installed = installedNativeBackends();
   const driver = readText('/proc/driver/nvidia/version')?.split('\n')[0];
-  say('GPU', installed['tensorflow-gpu']
-    ? `@tensorflow/tfjs-node-gpu ${installed['tensorflow-gpu']} is installed: --backend tensorflow-gpu uses it (untested by kotune)`
-    : `not set up. A GPU needs ${GPU_NEEDS}; then \`npm i @tensorflow/tfjs-node-gpu@${TFJS_VERSION}\` (its install downloads ` +
-      'libtensorflow) and --backend tensorflow-gpu. kotune does not test this path');
+  say(
+    'GPU',
+    installed['tensorflow-gpu']
+      ? `@tensorflow/tfjs-node-gpu ${installed['tensorflow-gpu']} is installed: --backend tensorflow-gpu uses it (untested by kotune)`
+      : `not set up. A GPU needs ${GPU_NEEDS}; then \`npm i @tensorflow/tfjs-node-gpu@${TFJS_VERSION}\` (its install downloads ` +
+          'libtensorflow) and --backend tensorflow-gpu. kotune does not test this path',
+  );
   say('', `here: NVIDIA driver ${driver ? `found (${driver.replace(/\s+/g, ' ')})` : 'not found'}; ${cudaLibraries()}`);
-  if (installed.tensorflow) say('', `@tensorflow/tfjs-node ${installed.tensorflow} is installed: --backend tensorflow uses it (untested by kotune)`);
+  if (installed.tensorflow)
+    say('', `@tensorflow/tfjs-node ${installed.tensorflow} is installed: --backend tensorflow uses it (untested by kotune)`);
 
   const width = Math.max(...lines.map(([label]) => label.length));
   for (const [label, text] of lines) console.log(`${label.padEnd(width)}  ${text}`);

@@ -17,7 +17,10 @@ const FLAGS: Flags = {
   model: { type: 'string', required: true, help: 'embedder folder (sentence-transformers or Hugging Face) or repo id' },
   input: { type: 'string', required: true, help: 'JSONL, one {"text": ...} per line' },
   prefix: { type: 'string', help: 'text put before every input, e.g. "query: " (default: the folder\'s default prompt, if any)' },
-  'prompt-name': { type: 'string', help: 'put the folder\'s prompt of this name before every input (config_sentence_transformers.json "prompts", e.g. query, document)' },
+  'prompt-name': {
+    type: 'string',
+    help: 'put the folder\'s prompt of this name before every input (config_sentence_transformers.json "prompts", e.g. query, document)',
+  },
   'max-length': { type: 'string', help: "tokens per text, special tokens included (default: the folder's max_seq_length)" },
   'batch-size': { type: 'string', default: '32', help: 'texts per forward pass' },
   output: { type: 'string', help: 'write the lines here (default: stdout)' },
@@ -36,10 +39,15 @@ export async function run(argv: string[]): Promise<void> {
   await initBackend({ backend: v.backend as string | undefined });
   const embedder = await Embedder.load(v.model as string);
   try {
-    await mapJsonlChunks(input, v.output as string | undefined, (value, line) => stringField(value, 'text', input, line), async (texts) => {
-      const embeddings = await embedder.encode(texts, { prefix, promptName, batchSize, maxLength });
-      return embeddings.map((embedding) => `{"embedding":[${Array.from(embedding, float32Text).join(',')}]}`);
-    });
+    await mapJsonlChunks(
+      input,
+      v.output as string | undefined,
+      (value, line) => stringField(value, 'text', input, line),
+      async (texts) => {
+        const embeddings = await embedder.encode(texts, { prefix, promptName, batchSize, maxLength });
+        return embeddings.map((embedding) => `{"embedding":[${Array.from(embedding, float32Text).join(',')}]}`);
+      },
+    );
   } finally {
     embedder.dispose();
   }

@@ -12,10 +12,29 @@
  */
 import { initBackend } from '@kotune/engine';
 import {
-  bm25Scores, CANDIDATE_ORDER_SEED, corpusTexts, defaultCacheDir, depthOf, EmbeddingCache, encodeCorpusCached, evalCutoffs, firstStageMetrics,
-  firstStageName, loadEncoder, loadScorer,
-  markdownTables, ProgressBar, readCorpusIds, readEvalQueries, readRerankQueries, rerankedMetrics, retrievalMetrics, scoreCandidates,
-  searchTopK, writeBarChart, type SystemResult,
+  bm25Scores,
+  CANDIDATE_ORDER_SEED,
+  corpusTexts,
+  defaultCacheDir,
+  depthOf,
+  EmbeddingCache,
+  encodeCorpusCached,
+  evalCutoffs,
+  firstStageMetrics,
+  firstStageName,
+  loadEncoder,
+  loadScorer,
+  markdownTables,
+  ProgressBar,
+  readCorpusIds,
+  readEvalQueries,
+  readRerankQueries,
+  rerankedMetrics,
+  retrievalMetrics,
+  scoreCandidates,
+  searchTopK,
+  writeBarChart,
+  type SystemResult,
 } from '@kotune/eval';
 import { writeFileAtomic } from '@kotune/metrics';
 import { mkdirSync } from 'node:fs';
@@ -33,7 +52,10 @@ const FLAGS: Flags = {
   'query-prefix': { type: 'string', help: 'embedder: text put before each query (e.g. "query: ")' },
   'passage-prefix': { type: 'string', help: 'embedder: text put before each passage (e.g. "passage: ")' },
   'batch-size': { type: 'string', help: 'pairs or texts per forward pass', default: '32' },
-  'max-length': { type: 'string', help: 'tokens per pair (reranker, specials included) or text (embedder; default the folder\'s max_seq_length)' },
+  'max-length': {
+    type: 'string',
+    help: "tokens per pair (reranker, specials included) or text (embedder; default the folder's max_seq_length)",
+  },
   seed: { type: 'string', default: String(CANDIDATE_ORDER_SEED), help: 'reranker: seed of the candidate order of {query, pos, neg} lines' },
   'output-dir': { type: 'string', help: 'write eval.json, eval.md and eval.png here' },
   title: { type: 'string', help: 'chart title' },
@@ -79,7 +101,11 @@ export async function run(argv: string[]): Promise<void> {
           const bm25 = rerankedMetrics(queries, bm25Scores(queries, scorer.tokenize), cutoffs).means;
           systems.push({ name: `BM25 (${model} tokenizer pieces)`, metrics: bm25 });
         }
-        const scores = await scoreCandidates(queries, scorer.score, { label: `scoring ${model}`, progress, chunkPairs: Math.max(batchSize, 256) });
+        const scores = await scoreCandidates(queries, scorer.score, {
+          label: `scoring ${model}`,
+          progress,
+          chunkPairs: Math.max(batchSize, 256),
+        });
         systems.push({ name: model, metrics: rerankedMetrics(queries, scores, cutoffs).means });
       } finally {
         scorer.dispose();
@@ -95,13 +121,23 @@ export async function run(argv: string[]): Promise<void> {
     const cache = v['no-cache'] ? null : new EmbeddingCache((v['cache-dir'] as string | undefined) ?? defaultCacheDir());
     const depth = Math.min(depthOf(cutoffs), corpusIds.length);
     for (const model of models) {
-      const options = { queryPrefix: v['query-prefix'] as string | undefined, passagePrefix: v['passage-prefix'] as string | undefined, maxLength };
+      const options = {
+        queryPrefix: v['query-prefix'] as string | undefined,
+        passagePrefix: v['passage-prefix'] as string | undefined,
+        maxLength,
+      };
       const encoder = await loadEncoder(model, { batchSize, ...options });
       try {
         const { matrix, cached } = await encodeCorpusCached({
-          file: corpusPath, rows: corpusIds.length, texts: () => corpusTexts(corpusPath), encode: encoder.encodePassages,
-          model: encoder.fingerprint, options: { passagePrefix: options.passagePrefix ?? '', maxLength: maxLength ?? null }, cache,
-          chunkSize: Math.max(batchSize, 256), progress,
+          file: corpusPath,
+          rows: corpusIds.length,
+          texts: () => corpusTexts(corpusPath),
+          encode: encoder.encodePassages,
+          model: encoder.fingerprint,
+          options: { passagePrefix: options.passagePrefix ?? '', maxLength: maxLength ?? null },
+          cache,
+          chunkSize: Math.max(batchSize, 256),
+          progress,
         });
         if (cached) console.error(`eval: ${model}: corpus embeddings from the cache (${corpusIds.length} × ${matrix.dim})`);
         const queryBar = new ProgressBar(`encoding queries ${model}`, queries.length, progress);
@@ -130,10 +166,17 @@ export async function run(argv: string[]): Promise<void> {
   if (v['output-dir']) {
     const dir = v['output-dir'] as string;
     mkdirSync(dir, { recursive: true });
-    const summary = { task: type, queries: queryCount, queries_skipped_no_relevant: skipped, systems: Object.fromEntries(systems.map((s) => [s.name, s.metrics])) };
+    const summary = {
+      task: type,
+      queries: queryCount,
+      queries_skipped_no_relevant: skipped,
+      systems: Object.fromEntries(systems.map((s) => [s.name, s.metrics])),
+    };
     writeFileAtomic(join(dir, 'eval.json'), `${JSON.stringify(summary, null, 2)}\n`);
     writeFileAtomic(join(dir, 'eval.md'), markdown);
-    writeBarChart(join(dir, 'eval.png'), systems, { title: (v.title as string | undefined) ?? `${type} evaluation (${queryCount} queries)` });
+    writeBarChart(join(dir, 'eval.png'), systems, {
+      title: (v.title as string | undefined) ?? `${type} evaluation (${queryCount} queries)`,
+    });
     console.log(`wrote ${join(dir, 'eval.json')}, eval.md, eval.png`);
   }
 }

@@ -23,9 +23,11 @@ export async function run(argv: string[]): Promise<void> {
   const v = parsed.values;
   if (v.format !== 'onnx') throw new CliError(`export: --format must be onnx, got '${String(v.format)}'`);
   const type = v.type as string | undefined;
-  if (type !== undefined && type !== 'reranker' && type !== 'embedder') throw new CliError(`export: --type must be reranker or embedder, got '${type}'`);
+  if (type !== undefined && type !== 'reranker' && type !== 'embedder')
+    throw new CliError(`export: --type must be reranker or embedder, got '${type}'`);
   const externalData = EXTERNAL_DATA[v['external-data'] as string];
-  if (externalData === undefined) throw new CliError(`export: --external-data must be auto, always or never, got '${String(v['external-data'])}'`);
+  if (externalData === undefined)
+    throw new CliError(`export: --external-data must be auto, always or never, got '${String(v['external-data'])}'`);
   await initBackend({ backend: v.backend as string | undefined });
   const result = await exportOnnx(v.model as string, { task: type as XLMRobertaTask | undefined, externalData });
   const files = [result.modelPath, ...result.dataPaths].join(', ');

@@ -36,7 +36,9 @@ export async function run(argv: string[]): Promise<void> {
   console.log(json);
   if (result.missingFromRun.length > 0) {
     const shown = result.missingFromRun.slice(0, 10).join(', ') + (result.missingFromRun.length > 10 ? ', ...' : '');
-    console.error(`kotune metrics: ${result.missingFromRun.length} of ${result.evaluated} qrels queries have no line in the run and score 0: ${shown}`);
+    console.error(
+      `kotune metrics: ${result.missingFromRun.length} of ${result.evaluated} qrels queries have no line in the run and score 0: ${shown}`,
+    );
   }
   if (values.output) writeFileAtomic(values.output as string, `${JSON.stringify(summary, null, 2)}\n`);
 }

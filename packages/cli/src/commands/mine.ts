@@ -8,15 +8,26 @@
 import { DataError, parseTrainExample, readJsonl, Rng } from '@kotune/data';
 import { initBackend } from '@kotune/engine';
 import {
-  Bm25Index, defaultCacheDir, EmbeddingCache, encodeCorpusCached, loadEncoder, parseSamplingRange, ProgressBar, sampleNegatives,
-  searchTopK, uniquePassages, whitespaceWords, type Hit,
+  Bm25Index,
+  defaultCacheDir,
+  EmbeddingCache,
+  encodeCorpusCached,
+  loadEncoder,
+  parseSamplingRange,
+  ProgressBar,
+  sampleNegatives,
+  searchTopK,
+  uniquePassages,
+  whitespaceWords,
+  type Hit,
 } from '@kotune/eval';
 import { writeFileAtomic } from '@kotune/metrics';
 import { XLMRTokenizer } from '@kotune/tokenizer';
 import { intFlag, parseCommandArgs, type Flags } from '../args.ts';
 import { CliError } from '../errors.ts';
 
-const SYNOPSIS = '--input FILE --output FILE [--embedder MODEL | --tokenizer DIR] [--candidate-pool FILE] [--range-for-sampling 10-210] [--negative-number 15]';
+const SYNOPSIS =
+  '--input FILE --output FILE [--embedder MODEL | --tokenizer DIR] [--candidate-pool FILE] [--range-for-sampling 10-210] [--negative-number 15]';
 const FLAGS: Flags = {
   input: { type: 'string', required: true, help: '{query, pos, neg} JSONL' },
   output: { type: 'string', required: true, help: 'where to write the lines with "neg" filled' },
@@ -28,7 +39,7 @@ const FLAGS: Flags = {
   tokenizer: { type: 'string', help: 'BM25: tokenizer folder whose pieces are the BM25 terms' },
   'bm25-terms': { type: 'string', default: 'pieces', help: 'BM25 terms: pieces (needs --tokenizer) | words (whitespace)' },
   'batch-size': { type: 'string', default: '32', help: 'embedder: texts per forward pass' },
-  'max-length': { type: 'string', help: 'embedder: tokens per text (default the folder\'s max_seq_length)' },
+  'max-length': { type: 'string', help: "embedder: tokens per text (default the folder's max_seq_length)" },
   seed: { type: 'string', default: '42', help: 'seed of the sampling and the padding' },
   'cache-dir': { type: 'string', help: `embedding cache folder (default ${defaultCacheDir()})` },
   'no-cache': { type: 'boolean', help: 'neither read nor write the embedding cache' },
@@ -83,7 +94,8 @@ export async function run(argv: string[]): Promise<void> {
   const terms = v['bm25-terms'] as string;
   if (!v.embedder) {
     if (terms !== 'pieces' && terms !== 'words') fail(`--bm25-terms must be pieces or words, got '${terms}'`);
-    if (terms === 'pieces' && !v.tokenizer) fail('BM25 over pieces needs --tokenizer DIR (or give --embedder MODEL, or --bm25-terms words)');
+    if (terms === 'pieces' && !v.tokenizer)
+      fail('BM25 over pieces needs --tokenizer DIR (or give --embedder MODEL, or --bm25-terms words)');
   }
   const progress = !v.quiet;
 
@@ -105,9 +117,15 @@ export async function run(argv: string[]): Promise<void> {
     try {
       const cache = v['no-cache'] ? null : new EmbeddingCache((v['cache-dir'] as string | undefined) ?? defaultCacheDir());
       const { matrix, cached } = await encodeCorpusCached({
-        file: poolFile, rows: pool.length, texts: () => pool, encode: encoder.encodePassages, model: encoder.fingerprint,
-        options: { pool: v['candidate-pool'] ? 'candidate-pool' : 'input pos+neg', maxLength: maxLength ?? null }, cache,
-        chunkSize: Math.max(batchSize, 256), progress,
+        file: poolFile,
+        rows: pool.length,
+        texts: () => pool,
+        encode: encoder.encodePassages,
+        model: encoder.fingerprint,
+        options: { pool: v['candidate-pool'] ? 'candidate-pool' : 'input pos+neg', maxLength: maxLength ?? null },
+        cache,
+        chunkSize: Math.max(batchSize, 256),
+        progress,
       });
       if (cached) console.error(`mine: pool embeddings from the cache (${pool.length} × ${matrix.dim})`);
       const queryBar = new ProgressBar('encoding queries', lines.length, progress);

@@ -42,11 +42,15 @@ export async function run(argv: string[]): Promise<void> {
   } finally {
     scorer.dispose();
   }
-  const out = raws.map((raw, i) => JSON.stringify({
-    ...raw,
-    pos_scores: scores[i].slice(0, groups[i].posCount),
-    neg_scores: scores[i].slice(groups[i].posCount),
-  }));
+  const out = raws.map((raw, i) =>
+    JSON.stringify({
+      ...raw,
+      pos_scores: scores[i].slice(0, groups[i].posCount),
+      neg_scores: scores[i].slice(groups[i].posCount),
+    }),
+  );
   writeFileAtomic(v.output as string, out.length > 0 ? `${out.join('\n')}\n` : '');
-  console.log(`scored ${groups.length} lines (${scores.reduce((n, s) => n + s.length, 0)} pairs) with ${v.reranker as string}${v.normalize ? ' (sigmoid)' : ' (raw logits)'} → ${v.output as string}`);
+  console.log(
+    `scored ${groups.length} lines (${scores.reduce((n, s) => n + s.length, 0)} pairs) with ${v.reranker as string}${v.normalize ? ' (sigmoid)' : ' (raw logits)'} → ${v.output as string}`,
+  );
 }

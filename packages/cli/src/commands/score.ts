@@ -34,12 +34,15 @@ export async function run(argv: string[]): Promise<void> {
   await initBackend({ backend: v.backend as string | undefined });
   const reranker = await Reranker.load(v.model as string);
   try {
-    await mapJsonlChunks(input, v.output as string | undefined, (value, line) => [
-      stringField(value, 'query', input, line), stringField(value, 'passage', input, line),
-    ] as [string, string], async (pairs) => {
-      const scores = await reranker.score(pairs, { normalize: Boolean(v.normalize), batchSize, maxLength });
-      return scores.map((score) => JSON.stringify({ score }));
-    });
+    await mapJsonlChunks(
+      input,
+      v.output as string | undefined,
+      (value, line) => [stringField(value, 'query', input, line), stringField(value, 'passage', input, line)] as [string, string],
+      async (pairs) => {
+        const scores = await reranker.score(pairs, { normalize: Boolean(v.normalize), batchSize, maxLength });
+        return scores.map((score) => JSON.stringify({ score }));
+      },
+    );
   } finally {
     reranker.dispose();
   }
@@ -47,10 +50,16 @@ export async function run(argv: string[]): Promise<void> {
 
 /** `value[field]` as a string, or a `path:line: ` error naming the field. */
 export function stringField(value: unknown, field: string, path: string, line: number): string {
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new DataError(path, line, `expected a JSON object with "${field}"`);
+  if (value === null || typeof value !== 'object' || Array.isArray(value))
+    throw new DataError(path, line, `expected a JSON object with "${field}"`);
   const text = (value as Record<string, unknown>)[field];
   if (typeof text !== 'string') {
-    throw new DataError(path, line, `field "${field}" ${text === undefined ? 'is missing' : `must be a string, got ${JSON.stringify(text)}`}`, { field });
+    throw new DataError(
+      path,
+      line,
+      `field "${field}" ${text === undefined ? 'is missing' : `must be a string, got ${JSON.stringify(text)}`}`,
+      { field },
+    );
   }
   return text;
 }

@@ -9,7 +9,12 @@ import { intFlag, parseCommandArgs, type Flags } from '../args.ts';
 
 const SYNOPSIS = '--model DIR [--model NAME=DIR ...] [--port P] [--host H] [--api-key K]';
 const FLAGS: Flags = {
-  model: { type: 'string', multiple: true, required: true, help: 'reranker or embedder folder (or repo id), as DIR or NAME=DIR; repeat for more' },
+  model: {
+    type: 'string',
+    multiple: true,
+    required: true,
+    help: 'reranker or embedder folder (or repo id), as DIR or NAME=DIR; repeat for more',
+  },
   port: { type: 'string', default: '3000', help: 'port to listen on' },
   host: { type: 'string', default: '127.0.0.1', help: 'interface to bind (0.0.0.0: every interface)' },
   'api-key': { type: 'string', help: 'require "Authorization: Bearer KEY" (default: KOTUNE_API_KEY; none: no check)' },
@@ -34,7 +39,8 @@ export async function run(argv: string[]): Promise<void> {
   if (!parsed) return;
   const v = parsed.values;
   const port = Number(v.port);
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new CliError(`serve: --port must be an integer in [0, 65535], got '${v.port}'`);
+  if (!Number.isInteger(port) || port < 0 || port > 65535)
+    throw new CliError(`serve: --port must be an integer in [0, 65535], got '${v.port}'`);
   const waitMs = Number(v['max-batch-wait-ms']);
   if (!(waitMs >= 0)) throw new CliError(`serve: --max-batch-wait-ms must be a number ≥ 0, got '${v['max-batch-wait-ms']}'`);
   const server = await createServer({
@@ -62,7 +68,11 @@ export async function run(argv: string[]): Promise<void> {
     if (code === 'EACCES') throw new CliError(`serve: not allowed to listen on port ${port} of ${v.host}`);
     throw error;
   }
-  const kinds = (kind: string) => server.models.filter((m) => m.kind === kind).map((m) => `${m.name} (${m.path})`).join(', ') || 'none';
+  const kinds = (kind: string) =>
+    server.models
+      .filter((m) => m.kind === kind)
+      .map((m) => `${m.name} (${m.path})`)
+      .join(', ') || 'none';
   console.log(`kotune serve: listening on ${url}; rerankers: ${kinds('reranker')}; embedders: ${kinds('embedder')}`);
 
   await new Promise<void>((resolve) => {

@@ -5,8 +5,18 @@
  * command-line values win over the file's.
  */
 import {
-  configHelp, ConfigError, formatPlan, loadTrainConfig, modelConfigHelp, parseOverrides, preflight, RunProblemsError, shellCommand, train,
-  trainingMemoryOf, TrainingStoppedError,
+  configHelp,
+  ConfigError,
+  formatPlan,
+  loadTrainConfig,
+  modelConfigHelp,
+  parseOverrides,
+  preflight,
+  RunProblemsError,
+  shellCommand,
+  train,
+  trainingMemoryOf,
+  TrainingStoppedError,
 } from '@kotune/trainer';
 import { fitsWasm, formatEstimate } from '@kotune/engine';
 import { commandUsage, type Flags } from '../args.ts';
@@ -15,7 +25,10 @@ import { CliError } from '../errors.ts';
 const SYNOPSIS = '--config FILE.json [--key value ...] [--dry-run] [--resume [DIR]] [--overwrite_output_dir]';
 const FLAGS: Flags = {
   config: { type: 'string', help: 'training config (JSON; keys starting with "_" are comments)' },
-  'dry-run': { type: 'boolean', help: 'check the config, the model, output_dir and the data, print the plan, load no model, write nothing' },
+  'dry-run': {
+    type: 'boolean',
+    help: 'check the config, the model, output_dir and the data, print the plan, load no model, write nothing',
+  },
   resume: { type: 'string', help: 'continue from the newest intact checkpoint in output_dir, or from checkpoint DIR' },
 };
 
@@ -39,8 +52,10 @@ function resumeCommand(argv: string[], checkpoint: string): string {
 }
 
 function usage(): string {
-  return `${commandUsage('train', SYNOPSIS, FLAGS)}\n\nconfig keys (also --key value on the command line) [default]:\n${configHelp()}\n\n` +
-    `model_config keys (a fresh model's config.json; vocab_size and the special ids default to the tokenizer's) [default]:\n${modelConfigHelp()}`;
+  return (
+    `${commandUsage('train', SYNOPSIS, FLAGS)}\n\nconfig keys (also --key value on the command line) [default]:\n${configHelp()}\n\n` +
+    `model_config keys (a fresh model's config.json; vocab_size and the special ids default to the tokenizer's) [default]:\n${modelConfigHelp()}`
+  );
 }
 
 export async function run(argv: string[]): Promise<void> {
@@ -74,7 +89,9 @@ export async function run(argv: string[]): Promise<void> {
   } catch (error) {
     if (error instanceof ConfigError) {
       const { problems } = error;
-      throw new CliError(problems.length === 1 ? `train: ${problems[0]}` : `train: ${problems.length} problems:\n  ${problems.join('\n  ')}`);
+      throw new CliError(
+        problems.length === 1 ? `train: ${problems[0]}` : `train: ${problems.length} problems:\n  ${problems.join('\n  ')}`,
+      );
     }
     throw error;
   }
@@ -83,7 +100,10 @@ export async function run(argv: string[]): Promise<void> {
     if (plan) console.log(formatPlan(config, plan));
     for (const note of notes) console.log(`note: ${note}`);
     const memory = await trainingMemoryOf(config);
-    if (memory) console.log(`memory: ${formatEstimate(memory)}: ${fitsWasm(memory) ? 'fits the wasm backend' : 'more than wasm\'s 4 GB holds, so it runs on cpu'}`);
+    if (memory)
+      console.log(
+        `memory: ${formatEstimate(memory)}: ${fitsWasm(memory) ? 'fits the wasm backend' : "more than wasm's 4 GB holds, so it runs on cpu"}`,
+      );
     if (problems.length > 0) throw new RunProblemsError(problems);
     console.log('dry run: the config, model, output_dir and data are valid; no model loaded, nothing written');
     return;

@@ -11,5 +11,8 @@ const queries = ['배고프다', '배고프다'];
 const passages = ['뭐라도 챙겨 드세요.', '좋은 꿈 꾸세요.'];
 const inputs = tokenizer(queries, { text_pair: passages, padding: true, truncation: true, max_length: 512 });
 const { logits } = await model(inputs); // [pairs, 1]
-const scores = logits.sigmoid().tolist().map(([score]) => score); // FlagReranker's normalize=True
+const scores = logits
+  .sigmoid()
+  .tolist()
+  .map(([score]) => score); // FlagReranker's normalize=True
 console.log(JSON.stringify(scores));

@@ -11,13 +11,15 @@ export const REPO = resolve(import.meta.dirname, '../../../..');
 
 /** `count` lines; line i has 1 positive and 4 negatives, with teacher scores. */
 export function toyLines(count: number): string[] {
-  return Array.from({ length: count }, (_, i) => JSON.stringify({
-    query: `질문 ${i}: 날씨 어때`,
-    pos: [`답 ${i}: 오늘은 맑아요`],
-    neg: Array.from({ length: 4 }, (_, j) => `다른 이야기 ${i}-${j}`),
-    pos_scores: [2],
-    neg_scores: [0.5, -0.5, -1, -1.5],
-  }));
+  return Array.from({ length: count }, (_, i) =>
+    JSON.stringify({
+      query: `질문 ${i}: 날씨 어때`,
+      pos: [`답 ${i}: 오늘은 맑아요`],
+      neg: Array.from({ length: 4 }, (_, j) => `다른 이야기 ${i}-${j}`),
+      pos_scores: [2],
+      neg_scores: [0.5, -0.5, -1, -1.5],
+    }),
+  );
 }
 
 /** A fresh folder with `train.jsonl` (`lines` lines) and `eval.jsonl` (the first 6). */
