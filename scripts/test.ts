@@ -92,7 +92,11 @@ const jobs: Job[] = [
         { check: 'typecheck (tsc --noEmit)', command: [bin('tsc'), '-p', 'tsconfig.json', '--noEmit'] },
         {
           check: 'lint (biome lint and format, package conventions)',
-          command: ['sh', '-c', `"${bin('biome')}" lint --error-on-warnings && "${bin('biome')}" format && "${bin('tsx')}" scripts/check-packages.ts`],
+          command: [
+            'sh',
+            '-c',
+            `"${bin('biome')}" lint --error-on-warnings && "${bin('biome')}" format && "${bin('tsx')}" scripts/check-packages.ts`,
+          ],
         },
         { file: join(root, 'test', 'install', 'pack-install.ts') },
       ]

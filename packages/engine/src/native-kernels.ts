@@ -508,15 +508,13 @@ export function nativeEncoderLayer(
   if (mask.size !== batch * seq || hidden % heads !== 0 || hidden / heads > 256 || x.size === 0) return undefined;
   const ffn = weights[10]!.shape[0]!;
   const packed = packedLayer(weights, hidden, ffn);
-  return tf
-    .engine()
-    .runKernel(ENCODER_LAYER, { x, mask }, {
-      packed,
-      heads,
-      ffn,
-      divisor: Math.sqrt(hidden / heads),
-      eps,
-    } as unknown as tf.NamedAttrMap) as tf.Tensor;
+  return tf.engine().runKernel(ENCODER_LAYER, { x, mask }, {
+    packed,
+    heads,
+    ffn,
+    divisor: Math.sqrt(hidden / heads),
+    eps,
+  } as unknown as tf.NamedAttrMap) as tf.Tensor;
 }
 
 /**
