@@ -16,6 +16,7 @@ import { totalmem } from 'node:os';
 import { fitsWasm, formatEstimate, gigabytes, type MemoryEstimate } from './memory-plan.ts';
 import { useNativeKernels } from './native-kernels.ts';
 import { checkTfjsInternals } from './tfjs-internals.ts';
+import { KOTUNE_CPU, startKotuneCpu } from './cpu-backend.ts';
 import { KOTUNE_WASM, startKotuneWasm } from './wasm-kernels.ts';
 
 export type BackendName = 'tensorflow-gpu' | 'tensorflow' | 'wasm' | 'cpu';
@@ -79,7 +80,7 @@ async function tryWasm(): Promise<string> {
 }
 
 async function tryCpu(): Promise<string> {
-  if (!(await tf.setBackend('cpu'))) throw new Error('the cpu backend did not initialise');
+  if (!(await startKotuneCpu())) throw new Error('the cpu backend did not initialise');
   await tf.ready();
   // The cpu backend prints a banner advising tfjs-node on its first write in Node; our start-up line already
   // says which backend runs and why (tfjs-backend-cpu 4.22 keeps the flag in `firstUse`).
@@ -188,7 +189,7 @@ export async function initBackend(options: InitOptions = {}): Promise<BackendInf
 
 /** The name tf.js knows the backend by (`tf.getBackend()`). */
 function backendRegistryName(name: BackendName): string {
-  return name === 'tensorflow-gpu' ? 'tensorflow' : name === 'wasm' ? KOTUNE_WASM : name;
+  return name === 'tensorflow-gpu' ? 'tensorflow' : name === 'wasm' ? KOTUNE_WASM : name === 'cpu' ? KOTUNE_CPU : name;
 }
 
 /** The backend `initBackend` chose, or undefined before the first call. */

@@ -16,6 +16,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { withGradient } from './custom-grad.ts';
 import { loadNative, type AdamWConstants, type EncoderDims, type EncoderDropoutMasks, type NativeKernels } from '@kotune/native';
+import { KOTUNE_CPU } from './cpu-backend.ts';
 import { KOTUNE_WASM } from './wasm-kernels.ts';
 
 const PRODUCT = 'KotuneNativeMatMul';
@@ -31,8 +32,8 @@ const ENCODER_LAYER = 'KotuneNativeEncoderLayer';
 const ENCODER_LAYER_TRAIN = 'KotuneNativeEncoderLayerTrain';
 const ENCODER_LAYER_BACKWARD = 'KotuneNativeEncoderLayerBackward';
 const EMBEDDING_GRAD = 'KotuneNativeEmbeddingGrad';
-/** The backends (registry names) the kernels run on: kotune's wasm and tfjs's cpu. */
-const BACKENDS = [KOTUNE_WASM, 'cpu'] as const;
+/** The backends (registry names) the kernels run on: kotune's wasm and cpu. */
+const BACKENDS = [KOTUNE_WASM, KOTUNE_CPU] as const;
 
 let native: NativeKernels | undefined;
 
@@ -323,7 +324,7 @@ const GRADIENTS: tf.GradConfig[] = [
 for (const config of GRADIENTS) if (!tf.getGradient(config.kernelName)) tf.registerGradient(config);
 
 /**
- * The cpu backend's Add, Mul and RealDiv on gradient-sized float32 tensors (the same shape, or one side a single
+ * kotune's cpu backend's Add, Mul and RealDiv (tfjs's `cpu` keeps its own: cpu-backend.ts) on gradient-sized float32 tensors (the same shape, or one side a single
  * value) go to one native pass: its own loops take 17-30 ns an element, and tf.js adds a parameter's gradients
  * wherever it is used twice (the word embeddings of an embedder's queries and passages: 192M floats for XLM-R base),
  * GradCache and accumulation add and divide whole gradients. One float32 operation an element either way, so the
@@ -332,33 +333,29 @@ for (const config of GRADIENTS) if (!tf.getGradient(config.kernelName)) tf.regis
 const NATIVE_ELEMENTWISE_MIN = 1 << 16;
 const ELEMENTWISE_OPS = [
   ['Add', 0],
-  ['Mul', 1],
+  ['Multiply', 1], // tf.mul's kernel
   ['RealDiv', 2],
 ] as const;
 for (const [kernelName, op] of ELEMENTWISE_OPS) {
   const own = tf.getKernel(kernelName, 'cpu');
-  if (!own || (own.kernelFunc as { kotuneNative?: boolean }).kotuneNative) continue;
-  const kernelFunc = Object.assign(
-    (args: KernelArgs) => {
-      const { a, b } = args.inputs as Record<'a' | 'b', tf.TensorInfo>;
-      const [aSize, bSize] = [tf.util.sizeFromShape(a.shape), tf.util.sizeFromShape(b.shape)];
-      if (native && a.dtype === 'float32' && b.dtype === 'float32' && Math.max(aSize, bSize) >= NATIVE_ELEMENTWISE_MIN) {
-        // x op s, or s op x where op commutes (IEEE add and multiply do, bit for bit).
-        const [x, s] = aSize >= bSize ? [a, b] : op !== 2 ? [b, a] : [undefined, undefined];
-        const sameShape = x && s && tf.util.arraysEqual(a.shape, b.shape);
-        if (x && s && (sameShape || (tf.util.sizeFromShape(s.shape) === 1 && s.shape.length <= x.shape.length))) {
-          const storage = storageOf(args.backend);
-          const out = storage.output(x.shape);
-          native.elementwise(op, storage.data(x), storage.data(s), out.data());
-          return out.info;
-        }
+  if (!own || tf.getKernel(kernelName, KOTUNE_CPU)) continue;
+  const kernelFunc = (args: KernelArgs) => {
+    const { a, b } = args.inputs as Record<'a' | 'b', tf.TensorInfo>;
+    const [aSize, bSize] = [tf.util.sizeFromShape(a.shape), tf.util.sizeFromShape(b.shape)];
+    if (native && a.dtype === 'float32' && b.dtype === 'float32' && Math.max(aSize, bSize) >= NATIVE_ELEMENTWISE_MIN) {
+      // x op s, or s op x where op commutes (IEEE add and multiply do, bit for bit).
+      const [x, s] = aSize >= bSize ? [a, b] : op !== 2 ? [b, a] : [undefined, undefined];
+      const sameShape = x && s && tf.util.arraysEqual(a.shape, b.shape);
+      if (x && s && (sameShape || (tf.util.sizeFromShape(s.shape) === 1 && s.shape.length <= x.shape.length))) {
+        const storage = storageOf(args.backend);
+        const out = storage.output(x.shape);
+        native.elementwise(op, storage.data(x), storage.data(s), out.data());
+        return out.info;
       }
-      return (own.kernelFunc as (args: KernelArgs) => tf.TensorInfo)(args);
-    },
-    { kotuneNative: true },
-  );
-  tf.unregisterKernel(kernelName, 'cpu');
-  tf.registerKernel({ ...own, kernelFunc: kernelFunc as unknown as tf.KernelFunc });
+    }
+    return (own.kernelFunc as (args: KernelArgs) => tf.TensorInfo)(args);
+  };
+  tf.registerKernel({ ...own, backendName: KOTUNE_CPU, kernelFunc: kernelFunc as unknown as tf.KernelFunc });
 }
 
 /**

@@ -1,5 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { KOTUNE_CPU } from '../src/cpu-backend.ts';
 import { initBackend, parseBackendName, tf } from '../src/index.ts';
 import { KOTUNE_WASM } from '../src/wasm-kernels.ts';
 import { addonMissing, nativeTest } from '../../native/test/support.ts';
@@ -26,10 +27,26 @@ test('by default wasm runs, with the native kernels where the addon is built; tf
 test('forcing a backend by name switches to it', async () => {
   const info = await initBackend({ backend: 'cpu', log: null });
   assert.is(info.name, 'cpu');
-  assert.is(tf.getBackend(), 'cpu');
+  assert.is(tf.getBackend(), KOTUNE_CPU);
   const back = await initBackend({ backend: 'wasm', log: null });
   assert.is(tf.getBackend(), KOTUNE_WASM);
   assert.is(back.name, 'wasm');
+});
+
+test("kotune's cpu replacements are kotune's only: a tfjs user who selects cpu runs tfjs's own Add on the same tensors", async () => {
+  await initBackend({ backend: 'cpu', log: null });
+  assert.is(tf.findBackend('cpu'), tf.findBackend(KOTUNE_CPU), 'one backend instance, two names');
+  for (const kernel of ['Add', 'Multiply', 'RealDiv']) {
+    assert.is.not(tf.getKernel(kernel, KOTUNE_CPU)!.kernelFunc, tf.getKernel(kernel, 'cpu')!.kernelFunc, kernel);
+  }
+  const x = tf.fill([1 << 16], 1.5); // made on kotune's backend (gradient-sized: the native pass), used by tfjs's own
+  const ours = x.add(x);
+  await tf.setBackend('cpu');
+  const theirs = x.add(x);
+  assert.equal(Array.from(theirs.dataSync()), Array.from(ours.dataSync()));
+  tf.dispose([x, ours, theirs]);
+  await initBackend({ backend: 'cpu', log: null });
+  assert.is(tf.getBackend(), KOTUNE_CPU);
 });
 
 test('forcing an unavailable native backend is a clear error, not a crash', async () => {

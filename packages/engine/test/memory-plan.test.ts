@@ -1,5 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { KOTUNE_CPU } from '../src/cpu-backend.ts';
 import {
   encoderParameterCount,
   ensureBackend,
@@ -88,7 +89,7 @@ test('by default a run wasm cannot hold goes to cpu with one line saying why; on
     memory: trainingMemory(XLMR_BASE, { forward: { sequences: 4, length: 128 } }),
   });
   assert.is(info.name, 'cpu');
-  assert.is(tf.getBackend(), 'cpu');
+  assert.is(tf.getBackend(), KOTUNE_CPU);
   assert.match(
     lines[0]!,
     /^backend: wasm skipped: training a 278M-parameter encoder .* needs about \d+\.\d GB \(.*\), more than wasm's 4 GB \(2³² bytes\) can hold; using the next one$/,

@@ -77,7 +77,7 @@ test('a backend the caller chose is kept, and its choice printed once by the cal
     await initBackend({ backend: 'cpu', log: null });
     await Reranker.load(fixtures + '/reranker');
     console.log(tf.getBackend());`);
-  assert.is(result.out, 'cpu\n');
+  assert.is(result.out, 'kotune-cpu\n'); // kotune's cpu backend (@kotune/engine's cpu-backend.ts)
   assert.not.match(result.err, /^backend: /m);
 });
 
