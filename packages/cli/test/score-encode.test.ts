@@ -5,7 +5,7 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, openSync, readFileSync, rmSync, truncateSync, writeFileSync, writeSync, closeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -152,6 +152,42 @@ test('an --output that cannot be written stops before any work, in words naming 
       () => assert.unreachable('expected an error'),
       (e: Error) => assert.is(e.message, message),
     );
+  }
+});
+
+test('a saved folder whose weights changed after saving (checksums.json) stops score and encode, saying which file and what to do', async () => {
+  const input = { score: file('pair.jsonl', ['{"query": "q", "passage": "p"}']), encode: file('text.jsonl', ['{"text": "t"}']) };
+  const reranker = await Reranker.load(join(FIXTURE, 'reranker'));
+  const embedder = await Embedder.load(join(FIXTURE, 'embedder'));
+  const folders = { score: join(work, 'saved-reranker'), encode: join(work, 'saved-embedder') };
+  await reranker.save(folders.score);
+  await embedder.save(folders.encode);
+  reranker.dispose();
+  embedder.dispose();
+  const advice =
+    'checksums.json records the files as kotune saved them: copy the folder again from where it came, or delete checksums.json to load it as it is';
+  // 1,000 bytes overwritten inside the reranker's weights; the embedder's cut to 1,000 bytes.
+  const fd = openSync(join(folders.score, 'model.safetensors'), 'r+');
+  writeSync(fd, Buffer.alloc(1000, 7), 0, 1000, 2000);
+  closeSync(fd);
+  truncateSync(join(folders.encode, 'model.safetensors'), 1000);
+  for (const [command, folder, pattern] of [
+    [
+      score,
+      folders.score,
+      `${folders.score}: model.safetensors does not match its SHA-256 in checksums.json (corrupt or changed). ${advice}`,
+    ],
+    [encode, folders.encode, `${folders.encode}: model.safetensors has 1000 bytes, checksums.json says `],
+  ] as const) {
+    const output = join(work, 'never.jsonl');
+    await command(['--model', folder, '--input', command === score ? input.score : input.encode, '--output', output]).then(
+      () => assert.unreachable('expected an error'),
+      (e: Error) => {
+        assert.ok(e.message.startsWith(pattern), e.message);
+        assert.not.match(e.message, /ENOENT|EEXIST|errno/);
+      },
+    );
+    assert.not.ok(existsSync(output));
   }
 });
 

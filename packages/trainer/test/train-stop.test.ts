@@ -88,6 +88,34 @@ test('SIGINT: the step is finished and saved, the resume command printed, exit 1
   for (const [name, tensor] of a) assert.equal(b.get(name)!.data, tensor.data, name);
 });
 
+test('SIGTERM (a service manager, docker stop): the same graceful stop, exit 143; a second signal stops at once, saying what is saved', async () => {
+  const dir = toyDataDir('term', 20);
+  const raw = tinyConfig('reranker', { per_device_train_batch_size: 2, max_steps: 12, save_steps: 100 });
+  const config = writeConfig(dir, 'term.json', { ...raw, output_dir: 'term' });
+  const stopped = await kotuneSignalled(['--config', config], 2, ['SIGTERM']);
+  assert.is(stopped.status, 143, stopped.stderr);
+  assert.match(stopped.stderr, 'SIGTERM: stopping after this step, which is saved first (a signal again stops at once)');
+  assert.match(stopped.stderr, /kotune: stopped by SIGTERM after step \d+ of 12; the run is saved in .*checkpoint-\d+\n/);
+  assert.match(stopped.stderr, `resume with: kotune train --config ${config} --resume `);
+
+  // Two signals at once: the second either reaches the listener (the line, the lock released, 128 + its number) or, once
+  // the first has given the default action back, ends the process; never a finished graceful stop.
+  const again = writeConfig(dir, 'again.json', { ...raw, output_dir: 'again' });
+  const twice = await kotuneSignalled(['--config', again], 2, ['SIGTERM', 'SIGINT']);
+  assert.not.match(twice.stderr, 'stopped by SIGTERM after step', twice.stderr);
+  // libuv may hand the two to the listener in either order: the one it sees second names the exit code.
+  if (twice.signal === null) {
+    const [, second] =
+      /(SIGINT|SIGTERM) again: stopped at once; (?:the last checkpoint is .*checkpoint-\d+|no checkpoint was saved)\n/.exec(twice.stderr) ??
+      [];
+    assert.ok(second, twice.stderr);
+    assert.is(twice.status, StopRequest.exitCode(second as NodeJS.Signals), twice.stderr);
+    assert.not.ok(existsSync(join(dir, 'again', LOCK_FILE)), 'the lock is released');
+  } else {
+    assert.ok(['SIGINT', 'SIGTERM'].includes(twice.signal), twice.stderr);
+  }
+});
+
 /** Runs support/stop-request.ts MODE, calling `onLine` with each line it prints. */
 function stopRequestProcess(mode: string, onLine: (line: string, child: ReturnType<typeof spawn>) => void = () => {}) {
   const child = spawn(process.execPath, ['--import', 'tsx', 'packages/trainer/test/support/stop-request.ts', mode], {
