@@ -7,7 +7,8 @@
  * to a naive loop (≈1.2 GFLOP/s), and autodiff's gradient of `tf.matMul` uses exactly those forms. So
  * `product` then makes the transposes explicit (memory copies) before a plain product, and batched
  * products go through `wasmBatchMatMul` (one XNNPACK call per batch entry). Both functions here are
- * `tf.customGrad`s whose backward is written with `product`. `bench/matmul.bench.ts` measures the gain.
+ * `tf.customGrad`s whose backward is written with `product`; the native product's gradient is in tf.js's
+ * registry (`native-kernels.ts`), so there a product is the kernel alone. `bench/matmul.bench.ts` measures the gain.
  * Values and gradients equal `tf.matMul`'s up to float32 summation order.
  */
 import * as tf from '@tensorflow/tfjs';
@@ -154,12 +155,15 @@ export function matMul(a: tf.Tensor, b: tf.Tensor, transposeA = false, transpose
       `matMul: inner shapes (${innerA}) and (${innerB}) of [${a.shape}] and [${b.shape}] with transposeA=${transposeA}, transposeB=${transposeB} do not match`,
     );
   }
-  if (a.rank <= 3) return matMulWithGrad[Number(transposeA) * 2 + Number(transposeB)]!(a, b);
+  const productWithGrad = nativeKernelsOn()
+    ? (a: tf.Tensor, b: tf.Tensor) => nativeProduct(a, b, transposeA, transposeB)
+    : matMulWithGrad[Number(transposeA) * 2 + Number(transposeB)]!;
+  if (a.rank <= 3) return productWithGrad(a, b);
   return tf.tidy(() => {
     const batchShape = a.shape.slice(0, -2);
     const a3 = a.reshape([-1, ...a.shape.slice(-2)]);
     const b3 = b.reshape([-1, ...b.shape.slice(-2)]);
-    const y = matMulWithGrad[Number(transposeA) * 2 + Number(transposeB)]!(a3, b3);
+    const y = productWithGrad(a3, b3);
     return y.reshape([...batchShape, ...y.shape.slice(-2)]);
   });
 }
@@ -188,9 +192,9 @@ function transposeLastTwo(x: tf.Tensor): tf.Tensor {
 }
 
 /**
- * One custom-gradient function per (transposeA, transposeB), indexed `2·transposeA + transposeB`.
- * With `A = op(a)`, `B = op(b)`, `y = A·B`: `dA = dy·Bᵀ`, `dB = Aᵀ·dy`, and `da`, `db` are those
- * (transposed back where the operand was), each written as one `product` with flags.
+ * Without the native product: one custom-gradient function per (transposeA, transposeB), indexed
+ * `2·transposeA + transposeB`. With `A = op(a)`, `B = op(b)`, `y = A·B`: `dA = dy·Bᵀ`, `dB = Aᵀ·dy`, and `da`,
+ * `db` are those (transposed back where the operand was), each written as one `product` with flags.
  */
 const matMulWithGrad = [
   // y = a·b; da = dy·bᵀ; db = aᵀ·dy
@@ -221,17 +225,17 @@ function detachedCopy(w: tf.Tensor): tf.Tensor {
 }
 
 /**
- * `x·wᵀ` for x `[M, in]`, w `[out, in]`: dx = dy·w, dw = dyᵀ·x. Without the native GEMM, dx multiplies
+ * `x·wᵀ` for x `[M, in]`, w `[out, in]`: dx = dy·w, dw = dyᵀ·x. The native GEMM packs nothing across calls
+ * and takes `wᵀ` as a flag: the product kernel alone, its gradient from the registry. Without it, dx multiplies
  * by a copy of the weight under a new id (`detachedCopy`), not by the weight's own data: XNNPACK keeps
  * a packed copy of a right operand until its data is disposed, which for a frozen weight would be the
  * whole run; the copy is disposed when the gradient computation ends, or with `withWeightCache`'s
- * when it ends. The native GEMM packs nothing across calls and takes `wᵀ` as a flag: no copies.
+ * when it ends.
  */
-const linearNoBias = withGradient(([x, w], save) => {
+const linearNoBias = (x: tf.Tensor, w: tf.Tensor): tf.Tensor =>
+  nativeKernelsOn() ? nativeProduct(x, w, false, true) : linearNoBiasOps(x, w);
+const linearNoBiasOps = withGradient(([x, w], save) => {
   save([x!, w!]);
-  if (nativeKernelsOn()) {
-    return { value: product(x!, w!, false, true), gradFunc: (dy, [x, w]) => [product(dy, w!), product(dy, x!, true, false)] };
-  }
   const cached = cachedWeight(w!);
   return {
     value: product(x!, cached?.transposed ?? transposeLastTwo(w!)),
@@ -242,7 +246,8 @@ const linearNoBias = withGradient(([x, w], save) => {
 /**
  * `x·wᵀ + bias`; as `linearNoBias`, and dbias = Σ_rows dy. Without the native GEMM it is summed along
  * the rows of the dyᵀ that dw needs anyway: wasm's Sum over axis 0 transposes internally in one slow
- * pass (49 ms against 2 ms for [2048, 1536]). With it, dbias is the product 1ᵀ·dy.
+ * pass (49 ms against 2 ms for [2048, 1536]). With it, dbias is the product 1ᵀ·dy: this composite keeps its
+ * own gradient because `tf.add`'s would be that slow Sum (the cpu backend's transposes in JavaScript too).
  */
 const linearWithBias = withGradient(([x, w, bias], save) => {
   save([x!, w!]);

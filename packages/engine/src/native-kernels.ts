@@ -291,6 +291,20 @@ for (const backendName of BACKENDS) {
  * Each backward is one native kernel, from values the forward saved (see `fused.ts` for the formulas).
  */
 const GRADIENTS: tf.GradConfig[] = [
+  {
+    // y = A·B with A = op(a), B = op(b): dA = dy·Bᵀ, dB = Aᵀ·dy, each one product with flags, transposed back
+    // where the operand was: da = dy·b (y = a·bᵀ), b·dyᵀ (y = aᵀ·b), bᵀ·dyᵀ (y = aᵀ·bᵀ); db likewise.
+    kernelName: PRODUCT,
+    inputsToSave: ['a', 'b'],
+    gradFunc: (dy, [a, b], attrs) => {
+      const { transposeA, transposeB } = attrs as { transposeA: boolean; transposeB: boolean };
+      const g = dy as tf.Tensor;
+      if (!transposeA && !transposeB) return { a: () => nativeProduct(g, b!, false, true), b: () => nativeProduct(a!, g, true, false) };
+      if (!transposeA) return { a: () => nativeProduct(g, b!, false, false), b: () => nativeProduct(g, a!, true, false) };
+      if (!transposeB) return { a: () => nativeProduct(b!, g, false, true), b: () => nativeProduct(a!, g, false, false) };
+      return { a: () => nativeProduct(b!, g, true, true), b: () => nativeProduct(g, a!, true, true) };
+    },
+  },
   { kernelName: GELU, inputsToSave: ['x'], gradFunc: (dy, [x]) => ({ x: () => nativeGeluGrad(x!, dy as tf.Tensor) }) },
   {
     // The mask is made again from the seed: nothing is saved.
@@ -375,8 +389,8 @@ export function nativeKernelsOn(): boolean {
 }
 
 /**
- * `op(a) · op(b)` on the native kernel for float32 operands of rank 2, or rank 3 with equal batch sizes;
- * no gradient of its own (`matmul.ts` wraps it). Only while `nativeKernelsOn()`.
+ * `op(a) · op(b)` on the native kernel for float32 operands of rank 2, or rank 3 with equal batch sizes, with its
+ * gradient (in the registry, above). Only while `nativeKernelsOn()`.
  */
 export function nativeProduct(a: tf.Tensor, b: tf.Tensor, transposeA: boolean, transposeB: boolean): tf.Tensor {
   return tf.engine().runKernel(PRODUCT, { a, b }, { transposeA, transposeB }) as tf.Tensor;
@@ -522,7 +536,9 @@ export function nativeEncoderLayer(
  * attention runs by blocks both ways, see @kotune/native's src/encoder_train.cc), or, with `recompute` (gradient
  * checkpointing), nothing but its input: the backward runs the forward again first. Gradients flow to `x` and to
  * the 16 weights. Undefined where it cannot run (native kernels off or unsupported, heads of more than 256
- * dimensions); the caller then runs the layer op by op.
+ * dimensions); the caller then runs the layer op by op. Its gradient is a `tf.customGrad`, not a registered one:
+ * for a kernel's unused output (the kept state) tf.js would make a zero gradient the size of all the layer's
+ * kept activations in every backward, and checkpointing saves other tensors than the plain step.
  */
 export function nativeEncoderLayerTrain(
   x: tf.Tensor,

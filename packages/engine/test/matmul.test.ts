@@ -97,6 +97,19 @@ for (const [backend, gemm] of (['wasm', 'cpu'] as const).flatMap((b) => GEMMS.ma
   );
 }
 
+nativeTest(
+  "native products: the gradient is tf.js's registry entry for the kernel: no customGrad wrapper, and only the gradients asked for are computed",
+  async () => {
+    await initBackend({ backend: 'wasm', native: 'builtin', log: null });
+    assert.ok(tf.getGradient('KotuneNativeMatMul'), 'registered');
+    const { kernels } = await tf.profile(() => tf.grad((a: tf.Tensor) => tf.sum(matMul(a, tf.ones([3, 2]))))(tf.ones([2, 3])));
+    const names = kernels.map((k) => k.name);
+    assert.not.ok(names.includes('forward'), `a customGrad wrapper ran: ${names.join(' ')}`);
+    // The forward product and d/da; d/db (a constant's) is never made.
+    assert.is(names.filter((n) => n === 'KotuneNativeMatMul').length, 2, names.join(' '));
+  },
+);
+
 test('wasm: linear and matMul reject shapes that do not multiply, and broadcast batches fall back to tf.matMul', async () => {
   await initBackend({ backend: 'wasm', log: null });
   tf.tidy(() => {
