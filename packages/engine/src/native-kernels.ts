@@ -65,7 +65,12 @@ function storageOf(backend: unknown): Storage {
   }
   const cpu = backend as CpuBackend;
   return {
-    data: (t) => cpu.readSync(t.dataId) as Float32Array,
+    // The cpu backend's Cast from int32 to float32 shares the int32 buffer and only retags it (no precision is
+    // lost, so tfjs copies nothing): such a float32 tensor's values are an Int32Array, read here as floats.
+    data: (t) => {
+      const values = cpu.readSync(t.dataId);
+      return values instanceof Float32Array ? values : Float32Array.from(values as ArrayLike<number>);
+    },
     output: (shape) => {
       const values = new Float32Array(tf.util.sizeFromShape(shape));
       return { info: cpu.makeTensorInfo(shape, 'float32', values), data: () => values };

@@ -41,13 +41,38 @@ async function sums(native: 'off' | 'builtin'): Promise<Float32Array[]> {
       tf.add(a, tf.tensor(values(4, 7), [1, 7])),
       tf.add(small, small),
       tf.div(a, 4),
+      // float32 tensors the cpu backend keeps as Int32Arrays (a Cast from int32 retags the int32 buffer): what
+      // tf.norm's gradient multiplies by (its exponent 2), and a cast mask the size of a gradient.
+      tf.mul(a, tf.cast(tf.scalar(2, 'int32'), 'float32')),
+      tf.mul(
+        tf.cast(
+          tf.tensor(
+            Int32Array.from({ length: N }, (_, i) => i % 3),
+            [N / 7, 7],
+            'int32',
+          ),
+          'float32',
+        ),
+        b,
+      ),
+      tf.add(
+        tf.cast(
+          tf.tensor(
+            Int32Array.from({ length: N }, (_, i) => i - 5000),
+            [N / 7, 7],
+            'int32',
+          ),
+          'float32',
+        ),
+        s,
+      ),
     ];
     return cases.map((t) => t.dataSync() as Float32Array);
   });
 }
 
 nativeTest(
-  "cpu: native Add, Mul and RealDiv give the backend kernels' bits (same shape, scalar either side, broadcast, small)",
+  "cpu: native Add, Mul and RealDiv give the backend kernels' bits (same shape, scalar either side, broadcast, small, int32 data cast to float32)",
   async () => {
     const reference = await sums('off');
     const native = await sums('builtin');
