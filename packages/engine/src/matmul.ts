@@ -14,6 +14,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { withGradient } from './custom-grad.ts';
 import { nativeKernelsOn, nativeProduct } from './native-kernels.ts';
+import { productGradients } from './product-gradients.ts';
 import { wasmBatchMatMul } from './wasm-batch-matmul.ts';
 import { KOTUNE_WASM } from './wasm-kernels.ts';
 
@@ -193,24 +194,22 @@ function transposeLastTwo(x: tf.Tensor): tf.Tensor {
 
 /**
  * Without the native product: one custom-gradient function per (transposeA, transposeB), indexed
- * `2·transposeA + transposeB`. With `A = op(a)`, `B = op(b)`, `y = A·B`: `dA = dy·Bᵀ`, `dB = Aᵀ·dy`, and `da`,
- * `db` are those (transposed back where the operand was), each written as one `product` with flags.
+ * `2·transposeA + transposeB`, its gradients (`productGradients`) written with `product`.
  */
 const matMulWithGrad = [
-  // y = a·b; da = dy·bᵀ; db = aᵀ·dy
-  [false, false, (dy: tf.Tensor, a: tf.Tensor, b: tf.Tensor) => [product(dy, b, false, true), product(a, dy, true, false)]],
-  // y = a·bᵀ; da = dy·b; db = dyᵀ·a
-  [false, true, (dy: tf.Tensor, a: tf.Tensor, b: tf.Tensor) => [product(dy, b), product(dy, a, true, false)]],
-  // y = aᵀ·b; da = b·dyᵀ; db = a·dy
-  [true, false, (dy: tf.Tensor, a: tf.Tensor, b: tf.Tensor) => [product(b, dy, false, true), product(a, dy)]],
-  // y = aᵀ·bᵀ; da = bᵀ·dyᵀ; db = dyᵀ·aᵀ
-  [true, true, (dy: tf.Tensor, a: tf.Tensor, b: tf.Tensor) => [product(b, dy, true, true), product(dy, a, true, true)]],
-].map(([transposeA, transposeB, grads]) =>
+  [false, false],
+  [false, true],
+  [true, false],
+  [true, true],
+].map(([transposeA, transposeB]) =>
   withGradient(([a, b], save) => {
     save([a!, b!]);
     return {
-      value: product(a!, b!, transposeA as boolean, transposeB as boolean),
-      gradFunc: (dy, [a, b]) => (grads as (dy: tf.Tensor, a: tf.Tensor, b: tf.Tensor) => tf.Tensor[])(dy, a!, b!),
+      value: product(a!, b!, transposeA!, transposeB!),
+      gradFunc: (dy, [a, b]) => {
+        const gradients = productGradients(dy, a!, b!, transposeA!, transposeB!, product);
+        return [gradients.a(), gradients.b()];
+      },
     };
   }),
 );

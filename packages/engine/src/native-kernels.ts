@@ -17,6 +17,7 @@ import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { withGradient } from './custom-grad.ts';
 import { loadNative, type AdamWConstants, type EncoderDims, type EncoderDropoutMasks, type NativeKernels } from '@kotune/native';
 import { KOTUNE_CPU } from './cpu-backend.ts';
+import { productGradients } from './product-gradients.ts';
 import { KOTUNE_WASM } from './wasm-kernels.ts';
 
 const PRODUCT = 'KotuneNativeMatMul';
@@ -66,7 +67,8 @@ function storageOf(backend: unknown): Storage {
   const cpu = backend as CpuBackend;
   return {
     // The cpu backend's Cast from int32 to float32 shares the int32 buffer and only retags it (no precision is
-    // lost, so tfjs copies nothing): such a float32 tensor's values are an Int32Array, read here as floats.
+    // lost, so tfjs copies nothing): such a float32 tensor's values are an Int32Array, read here as floats (a
+    // copy: the tensors kernels write in place, AdamW's moments, are made float32 by the optimizer).
     data: (t) => {
       const values = cpu.readSync(t.dataId);
       return values instanceof Float32Array ? values : Float32Array.from(values as ArrayLike<number>);
@@ -297,17 +299,11 @@ for (const backendName of BACKENDS) {
  */
 const GRADIENTS: tf.GradConfig[] = [
   {
-    // y = A·B with A = op(a), B = op(b): dA = dy·Bᵀ, dB = Aᵀ·dy, each one product with flags, transposed back
-    // where the operand was: da = dy·b (y = a·bᵀ), b·dyᵀ (y = aᵀ·b), bᵀ·dyᵀ (y = aᵀ·bᵀ); db likewise.
     kernelName: PRODUCT,
     inputsToSave: ['a', 'b'],
     gradFunc: (dy, [a, b], attrs) => {
       const { transposeA, transposeB } = attrs as { transposeA: boolean; transposeB: boolean };
-      const g = dy as tf.Tensor;
-      if (!transposeA && !transposeB) return { a: () => nativeProduct(g, b!, false, true), b: () => nativeProduct(a!, g, true, false) };
-      if (!transposeA) return { a: () => nativeProduct(g, b!, false, false), b: () => nativeProduct(g, a!, true, false) };
-      if (!transposeB) return { a: () => nativeProduct(b!, g, false, true), b: () => nativeProduct(a!, g, false, false) };
-      return { a: () => nativeProduct(b!, g, true, true), b: () => nativeProduct(g, a!, true, true) };
+      return productGradients(dy as tf.Tensor, a!, b!, transposeA, transposeB, nativeProduct);
     },
   },
   { kernelName: GELU, inputsToSave: ['x'], gradFunc: (dy, [x]) => ({ x: () => nativeGeluGrad(x!, dy as tf.Tensor) }) },

@@ -19,6 +19,18 @@ function values(seed: number, n: number): Float32Array {
   });
 }
 
+/** A float32 [N / 7, 7] tensor made by casting int32 values `f(i)`: the cpu backend keeps their Int32Array. */
+function castFromInt32(f: (i: number) => number): tf.Tensor {
+  return tf.cast(
+    tf.tensor(
+      Int32Array.from({ length: N }, (_, i) => f(i)),
+      [N / 7, 7],
+      'int32',
+    ),
+    'float32',
+  );
+}
+
 /** Each case's result, computed with the native kernels as `native` says. */
 async function sums(native: 'off' | 'builtin'): Promise<Float32Array[]> {
   await initBackend({ backend: 'cpu', native, log: null });
@@ -45,25 +57,11 @@ async function sums(native: 'off' | 'builtin'): Promise<Float32Array[]> {
       // tf.norm's gradient multiplies by (its exponent 2), and a cast mask the size of a gradient.
       tf.mul(a, tf.cast(tf.scalar(2, 'int32'), 'float32')),
       tf.mul(
-        tf.cast(
-          tf.tensor(
-            Int32Array.from({ length: N }, (_, i) => i % 3),
-            [N / 7, 7],
-            'int32',
-          ),
-          'float32',
-        ),
+        castFromInt32((i) => i % 3),
         b,
       ),
       tf.add(
-        tf.cast(
-          tf.tensor(
-            Int32Array.from({ length: N }, (_, i) => i - 5000),
-            [N / 7, 7],
-            'int32',
-          ),
-          'float32',
-        ),
+        castFromInt32((i) => i - 5000),
         s,
       ),
     ];
