@@ -14,7 +14,7 @@ import * as tf from '@tensorflow/tfjs';
 import { createRequire } from 'node:module';
 import { totalmem } from 'node:os';
 import { fitsWasm, formatEstimate, gigabytes, type MemoryEstimate } from './memory-plan.ts';
-import { useNativeKernels } from './native-kernels.ts';
+import { keepFreedMemory, useNativeKernels } from './native-kernels.ts';
 import { checkTfjsInternals } from './tfjs-internals.ts';
 import { KOTUNE_CPU, startKotuneCpu } from './cpu-backend.ts';
 import { KOTUNE_WASM, startKotuneWasm } from './wasm-kernels.ts';
@@ -175,6 +175,8 @@ export async function initBackend(options: InitOptions = {}): Promise<BackendInf
     if (name === 'wasm' || name === 'cpu') {
       checkTfjsInternals(name); // a tfjs without what kotune relies on stops here, whichever backend was asked for
       description += `; products: ${useNativeKernels(options.native)}`;
+      const kept = name === 'cpu' ? keepFreedMemory() : undefined;
+      if (kept) description += `; ${kept}`;
     }
     activeNative = options.native;
     activeForced = forced !== undefined;

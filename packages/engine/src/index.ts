@@ -23,6 +23,13 @@ export {
 export type { EncoderShape, ForwardShape, MemoryEstimate, TrainingWorkload } from './memory-plan.ts';
 export { l2Normalize } from './normalize.ts';
 export { dropout, dropoutMask, gelu, layerNorm, mix32, scaledMaskedSoftmax } from './fused.ts';
-export { nativeAdamW, nativeEmbeddingGrad, nativeEncoderLayer, nativeEncoderLayerTrain, nativeSquaredNorm } from './native-kernels.ts';
+export {
+  addInto,
+  nativeAdamW,
+  nativeEmbeddingGrad,
+  nativeEncoderLayer,
+  nativeEncoderLayerTrain,
+  nativeSquaredNorm,
+} from './native-kernels.ts';
 export type { EncoderLayerWeights } from './native-kernels.ts';
 export type { EncoderDropoutMasks } from '@kotune/native';

@@ -13,6 +13,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { withGradient } from './custom-grad.ts';
+import { dataVersion } from './data-version.ts';
 import { nativeKernelsOn, nativeProduct } from './native-kernels.ts';
 import { productGradients } from './product-gradients.ts';
 import { wasmBatchMatMul } from './wasm-batch-matmul.ts';
@@ -39,11 +40,12 @@ export function linear(x: tf.Tensor, weight: tf.Tensor2D, bias?: tf.Tensor1D): t
 }
 
 /**
- * A weight's copies for `linear` under `withWeightCache`, made from the data `dataId` names: `wᵀ` for
- * the forward, and the backward's detached copy of `w` (see `linearNoBias`) once a backward needs it.
+ * A weight's copies for `linear` under `withWeightCache`, made from the data `dataId` names at `version`: `wᵀ`
+ * for the forward, and the backward's detached copy of `w` (see `linearNoBias`) once a backward needs it.
  */
 interface CachedWeight {
   dataId: tf.DataId;
+  version: number;
   transposed: tf.Tensor;
   copy?: tf.Tensor;
 }
@@ -116,7 +118,7 @@ function fitsInCache(w: tf.Tensor): boolean {
 function cachedWeight(w: tf.Tensor): CachedWeight | undefined {
   if (!weightCache) return undefined;
   const entry = weightCache.entries.get(w);
-  if (entry?.dataId === w.dataId) return entry;
+  if (entry?.dataId === w.dataId && entry.version === dataVersion(w.dataId)) return entry;
   if (entry) {
     for (const t of [entry.transposed, entry.copy]) {
       if (t) weightCache.bytes -= t.size * 4;
@@ -125,7 +127,7 @@ function cachedWeight(w: tf.Tensor): CachedWeight | undefined {
     weightCache.entries.delete(w);
   }
   if (!fitsInCache(w)) return undefined;
-  const renewed = { dataId: w.dataId, transposed: keepInCache(transposeLastTwo(w)) };
+  const renewed = { dataId: w.dataId, version: dataVersion(w.dataId), transposed: keepInCache(transposeLastTwo(w)) };
   weightCache.entries.set(w, renewed);
   return renewed;
 }

@@ -3,10 +3,11 @@
  * more (the same shape, or one side a single value), and nn.Embedding's gradient (`nativeEmbeddingGrad`), against
  * the backend's own kernels and tf.scatterND (native kernels off). Both do one float32 operation an element in the
  * same order, so the bits must be equal (no tolerance). Also: under the size threshold, other dtypes and
- * broadcasting shapes keep the backend's kernel (equal results either way).
+ * broadcasting shapes keep the backend's kernel (equal results either way). And `addInto`, the running sums'
+ * addition in place, against tf.add.
  */
 import * as assert from 'uvu/assert';
-import { initBackend, nativeEmbeddingGrad, tf } from '../src/index.ts';
+import { addInto, initBackend, nativeEmbeddingGrad, tf } from '../src/index.ts';
 import { nativeTest } from '../../native/test/support.ts';
 
 const N = 7 * 14200; // over the threshold and several of the kernel's chunks, not a whole number of them
@@ -105,6 +106,37 @@ nativeTest("embedding gradient: tf.scatterND's sums (repeated ids, padding skipp
     assert.is(got.length, expected.length);
     for (let j = 0; j < expected.length; j++)
       if (!Object.is(got[j], expected[j])) assert.unreachable(`${backend} element ${j}: ${got[j]} vs ${expected[j]}`);
+  }
+});
+
+nativeTest("addInto: tf.add's bits, in place when the sum's data is its own, else a new tensor (a clone keeps its values)", async () => {
+  for (const backend of ['cpu', 'wasm'] as const) {
+    for (const native of ['off', 'builtin'] as const) {
+      await initBackend({ backend, native, log: null });
+      const before = tf.memory().numTensors;
+      const addend = tf.tensor(values(2, N), [N / 7, 7]);
+      const expected = tf.tidy(() => tf.add(tf.tensor(values(1, N), [N / 7, 7]), addend).dataSync() as Float32Array);
+      const sole = tf.tensor(values(1, N), [N / 7, 7]);
+      const soleId = sole.dataId;
+      const soleSum = addInto(sole, addend);
+      assert.is(soleSum === sole && soleSum.dataId === soleId, native === 'builtin', `${backend}, native ${native}: in place`);
+      const shared = tf.tensor(values(1, N), [N / 7, 7]);
+      const clone = shared.clone();
+      const sharedSum = addInto(shared, addend);
+      assert.ok(sharedSum !== shared && shared.isDisposed, `${backend}, native ${native}: a shared sum gets a new tensor`);
+      assert.equal(Array.from(clone.dataSync()), Array.from(values(1, N)), `${backend}, native ${native}: the clone is untouched`);
+      for (const [what, sum] of [
+        ['sole', soleSum],
+        ['shared', sharedSum],
+      ] as const) {
+        const got = sum.dataSync();
+        for (let j = 0; j < N; j++)
+          if (!Object.is(got[j], expected[j]))
+            assert.unreachable(`${backend}, native ${native}, ${what}: element ${j}: ${got[j]} vs ${expected[j]}`);
+      }
+      tf.dispose([addend, soleSum, sharedSum, clone]);
+      assert.is(tf.memory().numTensors, before, `${backend}, native ${native}: tensors leaked`);
+    }
   }
 });
 

@@ -13,7 +13,7 @@
  * dropout on, the chunk carries its dropout seed, as sentence-transformers' `RandContext` replays
  * the RNG state). The gradients then equal the plain loss's up to float32 summation order.
  */
-import { tf } from '@kotune/engine';
+import { addInto, tf } from '@kotune/engine';
 import { infoNceLoss, type InfoNceOptions } from './infonce.ts';
 import {
   multipleNegativesRankingLoss,
@@ -73,8 +73,8 @@ export function gradCache<Chunk>(
           const name = names.get(varName)!;
           const prev = grads.get(name);
           if (prev) {
-            grads.set(name, tf.add(prev, g));
-            tf.dispose([prev, g]);
+            grads.set(name, addInto(prev, g));
+            g.dispose();
           } else grads.set(name, g);
         }
       });

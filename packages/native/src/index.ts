@@ -88,6 +88,11 @@ export interface PassThroughKernels {
    * skipping ids equal to `padding` (−1: none).
    */
   embeddingGrad(ids: Int32Array, dy: Float32Array, out: Float32Array, width: number, padding: number): void;
+  /**
+   * Makes glibc's malloc serve blocks of every size from its heap and keep freed ones there for reuse, instead of
+   * mapping each large block afresh (see binding.cc); process-wide. False where the C library is not glibc.
+   */
+  keepFreedMemory(): boolean;
 }
 
 /** Sizes of an encoder layer call: `[batch, seq, hidden, heads, ffn]`. */
@@ -401,7 +406,19 @@ const ISA_NAMES = { avx512: 'AVX-512', avx2: 'AVX2', neon: 'NEON', portable: 'po
 function kernelsOf(b: Binding, kernel: GemmKernel): NativeKernels {
   const id = { builtin: 0, openblas: 1, blas: 1, 'builtin-avx2': 2 }[kernel];
   const blas = kernel === 'openblas' || kernel === 'blas';
-  const { sumOfSquares, gelu, geluGrad, dropout, layerNorm, layerNormGrad, softmax, softmaxGrad, elementwise, embeddingGrad } = b;
+  const {
+    sumOfSquares,
+    gelu,
+    geluGrad,
+    dropout,
+    layerNorm,
+    layerNormGrad,
+    softmax,
+    softmaxGrad,
+    elementwise,
+    embeddingGrad,
+    keepFreedMemory,
+  } = b;
   return {
     kernel,
     describe: () => {
@@ -437,6 +454,7 @@ function kernelsOf(b: Binding, kernel: GemmKernel): NativeKernels {
     softmaxGrad,
     elementwise,
     embeddingGrad,
+    keepFreedMemory,
     ...(b.encoderSupported
       ? {
           packEncoderLayer: (weights: Float32Array[], hidden: number, ffn: number) => b.packEncoderLayer(id, weights, hidden, ffn),

@@ -4,7 +4,7 @@
  * of size b produce the gradient of the mean loss over the k·b examples (for losses that average
  * over the batch and micro-batches of equal size).
  */
-import { tf } from '@kotune/engine';
+import { addInto, tf } from '@kotune/engine';
 
 export class GradientAccumulator {
   private sums = new Map<string, tf.Tensor>();
@@ -26,9 +26,15 @@ export class GradientAccumulator {
   add(grads: Map<string, tf.Tensor>): void {
     for (const [name, g] of grads) {
       const prev = this.sums.get(name);
-      const next = tf.tidy(() => (prev ? prev.add(g.div(this.steps)) : this.steps === 1 ? g.clone() : g.div(this.steps)));
-      prev?.dispose();
-      this.sums.set(name, next);
+      if (this.steps === 1 && !prev) {
+        this.sums.set(name, g.clone());
+        continue;
+      }
+      const part = tf.div(g, this.steps);
+      if (prev) {
+        this.sums.set(name, addInto(prev, part)); // in place where it can be (see addInto)
+        part.dispose();
+      } else this.sums.set(name, part);
     }
     this.count++;
   }

@@ -159,27 +159,39 @@ for (const [backend, native] of (['cpu', 'wasm'] as const).flatMap((b) => (['off
   );
 
   if (native === 'builtin') {
-    nativeTest(`${backend}: the native fused update gives the same bits as the tensor ops (decay, clipping scale, 5 steps)`, async () => {
-      const params = { off: makeParams(), builtin: makeParams() };
-      const opts = Object.fromEntries((['off', 'builtin'] as const).map((n) => [n, new AdamW(params[n], { weightDecay: 0.1 })]));
-      const steps = unit.steps as any[];
-      for (let i = 0; i < 5; i++) {
-        for (const n of ['off', 'builtin'] as const) {
-          await initBackend({ backend, native: n, log: null });
-          const grads = new Map(
-            Object.entries(steps[i % steps.length].grads as Record<string, Nested>).map(([k, g]) => [k, tf.tensor(g as number[])]),
-          );
-          opts[n]!.step(grads, 0.01 * (i + 1), i % 2 === 0 ? 1 : 0.37);
-          tf.dispose([...grads.values()]);
+    nativeTest(
+      `${backend}: the native fused update gives the same bits as the tensor ops (decay, clipping scale, 5 steps), in place or, for shared data, into a new tensor`,
+      async () => {
+        await initBackend({ backend, native: 'builtin', log: null });
+        // `shared`: every parameter's data also held by a clone, which must keep the initial values.
+        const params = { off: makeParams(), builtin: makeParams(), shared: makeParams() };
+        const clones = new Map([...params.shared].map(([name, p]) => [name, p.clone()]));
+        const initial = new Map([...clones].map(([name, c]) => [name, Array.from(c.dataSync())]));
+        const dataIds = new Map([...params.builtin].map(([name, p]) => [name, p.dataId]));
+        const opts = Object.fromEntries(Object.entries(params).map(([n, p]) => [n, new AdamW(p, { weightDecay: 0.1 })]));
+        const steps = unit.steps as any[];
+        for (let i = 0; i < 5; i++) {
+          for (const n of ['off', 'builtin', 'shared'] as const) {
+            await initBackend({ backend, native: n === 'off' ? 'off' : 'builtin', log: null });
+            const grads = new Map(
+              Object.entries(steps[i % steps.length].grads as Record<string, Nested>).map(([k, g]) => [k, tf.tensor(g as number[])]),
+            );
+            opts[n]!.step(grads, 0.01 * (i + 1), i % 2 === 0 ? 1 : 0.37);
+            tf.dispose([...grads.values()]);
+          }
+          for (const [name, p] of params.off) {
+            assert.equal(Array.from(params.builtin.get(name)!.dataSync()), Array.from(p.dataSync()), `step ${i + 1} ${name}`);
+            assert.equal(Array.from(params.shared.get(name)!.dataSync()), Array.from(p.dataSync()), `step ${i + 1} ${name} (shared)`);
+          }
         }
-        for (const [name, p] of params.off)
-          assert.equal(Array.from(params.builtin.get(name)!.dataSync()), Array.from(p.dataSync()), `step ${i + 1} ${name}`);
-      }
-      const [a, b] = [opts.off!.state(), opts.builtin!.state()];
-      for (const [key, m] of a.moments) assert.equal(Array.from(b.moments.get(key)!.data), Array.from(m.data), key);
-      for (const o of Object.values(opts)) o!.dispose();
-      tf.dispose([...params.off.values(), ...params.builtin.values()]);
-    });
+        for (const [name, p] of params.builtin) assert.ok(p.dataId === dataIds.get(name), `${name} was updated in place`);
+        for (const [name, c] of clones) assert.equal(Array.from(c.dataSync()), initial.get(name), `${name}'s clone is untouched`);
+        const [a, b] = [opts.off!.state(), opts.builtin!.state()];
+        for (const [key, m] of a.moments) assert.equal(Array.from(b.moments.get(key)!.data), Array.from(m.data), key);
+        for (const o of Object.values(opts)) o!.dispose();
+        tf.dispose([...Object.values(params).flatMap((p) => [...p.values()]), ...clones.values()]);
+      },
+    );
     continue;
   }
 

@@ -9,7 +9,7 @@
  */
 import { test as uvuTest } from 'uvu';
 import * as assert from 'uvu/assert';
-import { initBackend, nativeEncoderLayer, tf } from '@kotune/engine';
+import { initBackend, nativeAdamW, nativeEncoderLayer, tf } from '@kotune/engine';
 import { encoderMissing } from '../../native/test/support.ts';
 import { Embedder, Reranker } from '../src/index.ts';
 import { FIXTURE, maxRelativeError, report } from './fixture.ts';
@@ -94,6 +94,45 @@ for (const [backend, kernels, lengths] of CASES) {
         assert.ok(report(`${backend} ${kernel} embeddings`, maxRelativeError(native.embeddings, reference.embeddings)) <= TOLERANCE);
         assert.ok(report(`${backend} ${kernel} logits`, maxRelativeError(native.logits, reference.logits)) <= TOLERANCE);
       }
+    } finally {
+      embedder.dispose();
+      reranker.dispose();
+    }
+  });
+}
+
+/**
+ * AdamW on the native kernels rewrites a parameter's data in place, under the same data id: the layers packed from
+ * the old values must be packed again (an evaluation during training runs the updated model). Checked against the
+ * op-by-op model on the updated weights.
+ */
+for (const backend of ['wasm', 'cpu'] as const) {
+  test(`${backend}: after an optimizer step in place, the native layers run the new weights`, async () => {
+    const embedder = Embedder.random(CONFIG, FIXTURE, 9);
+    const reranker = Reranker.random(CONFIG, FIXTURE, 10);
+    const lengths = [40, 33, 7];
+    try {
+      await initBackend({ backend, native: 'builtin', log: null });
+      outputs(embedder, reranker, lengths); // packs every layer
+      for (const model of [embedder, reranker]) {
+        for (const [name, p] of model.variables()) {
+          if (!name.startsWith('encoder.layer.')) continue;
+          const dataId = p.dataId;
+          const [g, m, v] = [tf.randomNormal(p.shape, 0, 1, 'float32', 11), tf.zerosLike(p), tf.zerosLike(p)];
+          const constants = { beta1: 0.9, oneMinusBeta1: 0.1, beta2: 0.999, oneMinusBeta2: 0.001, decay: 1, eps: 1e-8, gradScale: 1 };
+          // First step: the update is stepSize·sign(g), up to eps; 0.05 moves every weight visibly.
+          assert.ok(nativeAdamW(p, g, m, v, { ...constants, biasCorrection2Sqrt: Math.sqrt(0.001), stepSize: 0.05 / 0.1 }));
+          assert.ok(p.dataId === dataId, `${name} was updated in place`);
+          tf.dispose([g, m, v]);
+        }
+      }
+      const updated = outputs(embedder, reranker, lengths);
+      await initBackend({ backend, native: 'off', log: null });
+      const reference = outputs(embedder, reranker, lengths);
+      updated.layers.forEach((layer, i) => {
+        assert.ok(report(`${backend} after the step: layer ${i} output`, maxRelativeError(layer, reference.layers[i]!)) <= TOLERANCE);
+      });
+      assert.ok(report(`${backend} after the step: logits`, maxRelativeError(updated.logits, reference.logits)) <= TOLERANCE);
     } finally {
       embedder.dispose();
       reranker.dispose();
