@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { KOTUNE_CPU } from '../src/cpu-backend.ts';
@@ -69,6 +70,42 @@ nativeTest('the native kernels are picked by name, says which runs, and a kernel
   } catch (err) {
     assert.match(String(err), /unknown KOTUNE_NATIVE "mkl": use one of auto, openblas, blas, builtin, builtin-avx2, off/);
   }
+});
+
+/**
+ * On the cpu backend with the native kernels, glibc's malloc keeps freed blocks for reuse (`keepFreedMemory`): a
+ * second 256 MB array after the first is freed takes its pages from the heap, where a fresh mapping faults in every
+ * 4 KB page again (65,536 faults). Each case runs in a process of its own (the setting is process-wide); a user's
+ * own MALLOC_* setting leaves the allocator alone.
+ */
+const glibc = (process.report.getReport() as { header?: { glibcVersionRuntime?: string } }).header?.glibcVersionRuntime;
+(glibc ? nativeTest : test.skip)('cpu: freed memory is kept for reuse, unless the user set malloc themselves (glibc)', () => {
+  const child = `
+    import { initBackend } from './packages/engine/src/index.ts';
+    const { description } = await initBackend({ backend: 'cpu', log: null });
+    const faultsOfNewArray = () => {
+      const before = process.resourceUsage().minorPageFault;
+      new Float32Array(1 << 26).fill(1);
+      return process.resourceUsage().minorPageFault - before;
+    };
+    faultsOfNewArray();
+    globalThis.gc();
+    console.log(JSON.stringify({ description, faults: faultsOfNewArray() }));`;
+  const run = (env: Record<string, string>) => {
+    const r = spawnSync(process.execPath, ['--expose-gc', '--import', 'tsx', '--input-type=module', '-e', child], {
+      cwd: new URL('../../../', import.meta.url),
+      encoding: 'utf8',
+      env: { ...process.env, KOTUNE_NATIVE: 'builtin', ...env },
+    });
+    assert.is(r.status, 0, r.stderr);
+    return JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { description: string; faults: number };
+  };
+  const kept = run({});
+  assert.match(kept.description, /; freed memory kept for reuse \(glibc malloc\)$/);
+  const own = run({ MALLOC_TRIM_THRESHOLD_: String(128 * 1024) });
+  assert.not.match(own.description, /freed memory/);
+  assert.ok(own.faults > 60000, `a fresh mapping faults in each page: ${own.faults} faults`);
+  assert.ok(kept.faults < own.faults / 10, `reused: ${kept.faults} faults against ${own.faults}`);
 });
 
 test('backend names and aliases', () => {
