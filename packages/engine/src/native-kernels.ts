@@ -355,6 +355,30 @@ for (const config of GRADIENTS) if (!tf.getGradient(config.kernelName)) tf.regis
  * same bits. Smaller tensors and any other case keep the backend's kernel.
  */
 const NATIVE_ELEMENTWISE_MIN = 1 << 16;
+
+/**
+ * `a op b` where b's shape, without its leading 1s, is the end of a's (a bias or an embedding row added to every
+ * position: [batch, seq, H] + [1, H]), as one loop that runs through b again for each of its copies in a: tfjs's
+ * broadcasting loop computes two indices an element (~80 ns; 0.24 s of an XLM-R forward over 4,096 tokens, on one
+ * thread). The same float32 operation an element, so the same bits; undefined where the shapes are another case.
+ */
+function trailingBroadcast(op: 0 | 1 | 2, a: tf.TensorInfo, b: tf.TensorInfo, backend: unknown): tf.TensorInfo | undefined {
+  const first = b.shape.findIndex((d) => d !== 1);
+  const inner = b.shape.slice(first);
+  if (first < 0 || b.shape.length > a.shape.length || !tf.util.arraysEqual(inner, a.shape.slice(a.shape.length - inner.length)))
+    return undefined;
+  const storage = storageOf(backend);
+  const [x, y] = [storage.data(a), storage.data(b)];
+  const out = storage.output(a.shape);
+  const result = out.data();
+  for (let start = 0; start < x.length; start += y.length) {
+    for (let j = 0; j < y.length; j++) {
+      const i = start + j;
+      result[i] = op === 0 ? x[i]! + y[j]! : op === 1 ? x[i]! * y[j]! : x[i]! / y[j]!;
+    }
+  }
+  return out.info;
+}
 const ELEMENTWISE_OPS = [
   ['Add', 0],
   ['Multiply', 1], // tf.mul's kernel
@@ -377,6 +401,8 @@ for (const [kernelName, op] of ELEMENTWISE_OPS) {
         return out.info;
       }
     }
+    const tiled = a.dtype === 'float32' && b.dtype === 'float32' && aSize > bSize ? trailingBroadcast(op, a, b, args.backend) : undefined;
+    if (tiled) return tiled;
     return (own.kernelFunc as (args: KernelArgs) => tf.TensorInfo)(args);
   };
   tf.registerKernel({ ...own, backendName: KOTUNE_CPU, kernelFunc: kernelFunc as unknown as tf.KernelFunc });
