@@ -4,52 +4,35 @@
  * for gradient-sized tensors: native-kernels.ts) apply only while kotune's backend is active. A tfjs user in the
  * same process who selects `cpu` runs tfjs's kernels, unchanged; the instance and its tensors are shared, so
  * tensors pass between the two names without a copy (as for `kotune-wasm`, wasm-kernels.ts). Its own replacement
- * here: GatherV2 along the first axis (the embedding lookups) as a copy of whole rows.
+ * here: GatherV2 along the first axis (the embedding lookups) as a copy of whole rows (gather-rows.ts).
  */
 import * as tf from '@tensorflow/tfjs';
+import { checkRowIds, copyRows, gathersRows } from './gather-rows.ts';
 
 /** The registry name of kotune's cpu backend (`tf.getBackend()` while it runs). */
 export const KOTUNE_CPU = 'kotune-cpu';
 /** Below tfjs's own backends (cpu 1, wasm and webgl 2): never the one tfjs picks for a program that picks none. */
 const KOTUNE_CPU_PRIORITY = -1;
 
-type KernelArgs = { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap };
+type KernelArgs = Parameters<tf.KernelFunc>[0];
 interface CpuData {
   readSync(dataId: tf.DataId): tf.backend_util.BackendValues;
   makeTensorInfo(shape: number[], dtype: tf.DataType, values: tf.backend_util.BackendValues): tf.TensorInfo;
 }
 
-/**
- * `tf.gather(x, indices)` along axis 0 with no batch dimensions (nn.Embedding's lookup: word and position
- * embeddings) as one copy of each gathered row: tfjs's cpu kernel computes an index per element (~100 ns each, 0.3 s
- * of the two lookups of an XLM-R forward over 4,096 tokens, on one thread while the layers run on all). The same
- * values; any other gather, or an index out of range (its error), goes to tfjs's kernel.
- */
-const GATHERED_DTYPES: readonly tf.DataType[] = ['float32', 'int32', 'bool'];
-
+/** GatherV2 of whole rows as row copies (gather-rows.ts); any other gather goes to tfjs's kernel. */
 function gatherRows(own: tf.KernelConfig) {
   return (args: KernelArgs): tf.TensorInfo => {
     const { x, indices } = args.inputs as Record<'x' | 'indices', tf.TensorInfo>;
-    const { axis, batchDims } = args.attrs as { axis: number; batchDims?: number };
-    const cpu = args.backend as CpuData;
-    if (
-      GATHERED_DTYPES.includes(x.dtype) &&
-      indices.dtype === 'int32' &&
-      !batchDims &&
-      x.shape.length >= 1 &&
-      tf.util.parseAxisParam(axis, x.shape)[0] === 0
-    ) {
-      const rows = x.shape[0]!;
-      const ids = cpu.readSync(indices.dataId) as Int32Array;
-      if (ids.every((id) => id >= 0 && id < rows)) {
-        const values = cpu.readSync(x.dataId) as Float32Array;
-        const width = tf.util.sizeFromShape(x.shape.slice(1));
-        const out = new (values.constructor as Float32ArrayConstructor)(ids.length * width);
-        ids.forEach((id, i) => out.set(values.subarray(id * width, (id + 1) * width), i * width));
-        return cpu.makeTensorInfo([...indices.shape, ...x.shape.slice(1)], x.dtype, out);
-      }
-    }
-    return (own.kernelFunc as (args: KernelArgs) => tf.TensorInfo)(args);
+    if (!gathersRows(x, args.attrs)) return own.kernelFunc(args) as tf.TensorInfo;
+    const cpu = args.backend as unknown as CpuData;
+    const ids = cpu.readSync(indices.dataId) as Int32Array;
+    checkRowIds(ids, x.shape[0]!);
+    const table = cpu.readSync(x.dataId) as Float32Array | Int32Array;
+    const rowSize = tf.util.sizeFromShape(x.shape.slice(1));
+    const out = x.dtype === 'int32' ? new Int32Array(ids.length * rowSize) : new Float32Array(ids.length * rowSize);
+    copyRows(table, ids, rowSize, out);
+    return cpu.makeTensorInfo([...indices.shape, ...x.shape.slice(1)], x.dtype, out);
   };
 }
 

@@ -13,12 +13,12 @@
  * same id. Nothing in the backend writes into an existing tensor's memory (Variable.assign swaps ids), and
  * XNNPACK's per-id caches stay valid because the data behind an id never changes.
  *
- * GatherV2 along axis 0 (an embedding lookup). The wasm kernel walks element by element (≈28 ms for 2048
- * rows of a [32000, 384] table); copying whole rows on the heap takes well under a millisecond. Any other
+ * GatherV2 along axis 0 (an embedding lookup): whole rows copied on the heap (gather-rows.ts). Any other
  * axis, batch dimension or dtype goes to the backend's own kernel.
  */
 import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
+import { checkRowIds, copyRows, gathersRows } from './gather-rows.ts';
 
 type KernelArgs = Parameters<tf.KernelFunc>[0];
 
@@ -39,29 +39,13 @@ function sharedIdentity(args: KernelArgs): tf.TensorInfo {
 
 function gatherRows(args: KernelArgs): tf.TensorInfo {
   const { x, indices } = args.inputs as { x: tf.TensorInfo; indices: tf.TensorInfo };
-  const { axis, batchDims } = args.attrs as { axis: number; batchDims: number };
   const backend = args.backend as unknown as BackendWasm;
-  if (
-    tf.util.parseAxisParam(axis, x.shape)[0] !== 0 ||
-    batchDims !== 0 ||
-    (x.dtype !== 'float32' && x.dtype !== 'int32') ||
-    x.shape.length === 0
-  ) {
-    return builtin('GatherV2')(args) as tf.TensorInfo;
-  }
-  const ids = backend.typedArrayFromHeap(indices);
-  const rows = x.shape[0]!;
-  for (const id of ids) if (!(id >= 0 && id < rows)) throw new Error(`GatherV2: the index value ${id} is not in [0, ${rows - 1}]`);
-  const rowSize = tf.util.sizeFromShape(x.shape.slice(1));
+  if (!gathersRows(x, args.attrs)) return builtin('GatherV2')(args) as tf.TensorInfo;
+  checkRowIds(backend.typedArrayFromHeap(indices), x.shape[0]!);
   const out = backend.makeOutput([...indices.shape, ...x.shape.slice(1)], x.dtype);
   // Views are taken after the allocation: growing the wasm memory detaches older ones.
-  const table = backend.typedArrayFromHeap(x);
-  const outValues = backend.typedArrayFromHeap(out);
-  const idValues = backend.typedArrayFromHeap(indices);
-  for (let i = 0; i < idValues.length; i++) {
-    const row = idValues[i]! * rowSize;
-    outValues.set(table.subarray(row, row + rowSize), i * rowSize);
-  }
+  const rowSize = tf.util.sizeFromShape(x.shape.slice(1));
+  copyRows(backend.typedArrayFromHeap(x), backend.typedArrayFromHeap(indices), rowSize, backend.typedArrayFromHeap(out));
   return out;
 }
 

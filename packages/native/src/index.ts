@@ -403,22 +403,28 @@ export function parseNativeChoice(value: string): NativeChoice {
 
 const ISA_NAMES = { avx512: 'AVX-512', avx2: 'AVX2', neon: 'NEON', portable: 'portable C++' } as const;
 
+/** The binding's kernels that `NativeKernels` offers as they are (dotRows is loaded on its own: `loadDotRows`). */
+const PASS_THROUGH = [
+  'sumOfSquares',
+  'gelu',
+  'geluGrad',
+  'dropout',
+  'layerNorm',
+  'layerNormGrad',
+  'softmax',
+  'softmaxGrad',
+  'elementwise',
+  'embeddingGrad',
+  'keepFreedMemory',
+] as const satisfies readonly (keyof PassThroughKernels)[];
+
+function passThrough(b: Binding): Pick<PassThroughKernels, (typeof PASS_THROUGH)[number]> {
+  return Object.fromEntries(PASS_THROUGH.map((name) => [name, b[name]])) as Pick<PassThroughKernels, (typeof PASS_THROUGH)[number]>;
+}
+
 function kernelsOf(b: Binding, kernel: GemmKernel): NativeKernels {
   const id = { builtin: 0, openblas: 1, blas: 1, 'builtin-avx2': 2 }[kernel];
   const blas = kernel === 'openblas' || kernel === 'blas';
-  const {
-    sumOfSquares,
-    gelu,
-    geluGrad,
-    dropout,
-    layerNorm,
-    layerNormGrad,
-    softmax,
-    softmaxGrad,
-    elementwise,
-    embeddingGrad,
-    keepFreedMemory,
-  } = b;
   return {
     kernel,
     describe: () => {
@@ -444,17 +450,7 @@ function kernelsOf(b: Binding, kernel: GemmKernel): NativeKernels {
         c.stepSize,
         c.gradScale,
       ]),
-    sumOfSquares,
-    gelu,
-    geluGrad,
-    dropout,
-    layerNorm,
-    layerNormGrad,
-    softmax,
-    softmaxGrad,
-    elementwise,
-    embeddingGrad,
-    keepFreedMemory,
+    ...passThrough(b),
     ...(b.encoderSupported
       ? {
           packEncoderLayer: (weights: Float32Array[], hidden: number, ffn: number) => b.packEncoderLayer(id, weights, hidden, ffn),

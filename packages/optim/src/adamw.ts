@@ -103,7 +103,7 @@ export class AdamW {
       const decay = this.weightDecay > 0 && lr > 0 && this.decays(name) ? 1 - lr * this.weightDecay : 1;
       // On wasm and cpu with the native kernels: the whole update in one pass, the same float32 operations
       // in the same order as the tensor ops below, so the same bits, written in place.
-      const fused = nativeAdamW(p, gradient, m.expAvg, m.expAvgSq, {
+      const updatedNatively = nativeAdamW(p, gradient, m.expAvg, m.expAvgSq, {
         beta1: this.beta1,
         oneMinusBeta1: 1 - this.beta1,
         beta2: this.beta2,
@@ -114,7 +114,7 @@ export class AdamW {
         stepSize,
         gradScale,
       });
-      if (fused) continue;
+      if (updatedNatively) continue;
       // The same ops as torch's `_single_tensor_adamw`, in its order, but each parameter-sized intermediate is
       // freed as soon as the next one exists and each result goes into its variable at once (whose old data is
       // then freed): at most four parameter-sized temporaries are alive (the scaled gradient included), where one tidy over the whole update
